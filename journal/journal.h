@@ -1,0 +1,85 @@
+// The coordinator's durable log. It holds the coordinator's epoch, the
+// participant registry and one COMMIT record per transaction in COMMITTING
+// state; nothing for transactions that abort (presumed abort) and nothing once
+// every branch acknowledged (END forgets the record), so it stays small.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace pact {
+
+struct CommitRecord {
+  std::string txn_id;
+  std::vector<std::string> branches;  // participants that voted COMMIT
+  int64_t decided_at_ms = 0;          // wall clock, for operators
+};
+
+struct ParticipantRecord {
+  std::string name;
+  std::string host;
+  int port = 0;
+  std::string backend;
+};
+
+struct JournalStats {
+  int64_t commit_records = 0;  // COMMIT records made durable
+  int64_t fsync_batches = 0;   // SQLite transactions that carried them (one fsync each)
+};
+
+class Journal {
+ public:
+  virtual ~Journal() = default;
+
+  // Raises the stored epoch by one and returns it once durable. Called at
+  // every start before serving, so ids and fences of an older run lose.
+  virtual Result<int64_t> RaiseEpoch() = 0;
+
+  // Returns once the record is durable on disk. Concurrent callers share one
+  // SQLite transaction and fsync (group commit). An error means the record is
+  // not durable and the decision must be ABORT.
+  virtual Status LogCommit(const CommitRecord& record) = 0;
+
+  // Forgets a transaction whose branches all acknowledged. Lazy: returns
+  // before it is durable; a crash may leave the record, whose commit is then
+  // re-driven harmlessly (commit is idempotent).
+  virtual void LogEnd(const std::string& txn_id) = 0;
+
+  // COMMIT records without END, oldest first.
+  virtual Result<std::vector<CommitRecord>> LoadUnfinished() = 0;
+
+  // Inserts or replaces a participant by name; durable on return.
+  virtual Status PutParticipant(const ParticipantRecord& participant) = 0;
+  virtual Result<std::vector<ParticipantRecord>> LoadParticipants() = 0;
+
+  virtual JournalStats Stats() = 0;
+};
+
+// Forwards every call to a target, so a test double overrides only what it
+// needs (e.g. LogCommit failing like a full disk).
+class JournalWrapper : public Journal {
+ public:
+  explicit JournalWrapper(Journal* target) : target_(target) {}
+  Result<int64_t> RaiseEpoch() override { return target_->RaiseEpoch(); }
+  Status LogCommit(const CommitRecord& r) override { return target_->LogCommit(r); }
+  void LogEnd(const std::string& txn_id) override { target_->LogEnd(txn_id); }
+  Result<std::vector<CommitRecord>> LoadUnfinished() override {
+    return target_->LoadUnfinished();
+  }
+  Status PutParticipant(const ParticipantRecord& p) override {
+    return target_->PutParticipant(p);
+  }
+  Result<std::vector<ParticipantRecord>> LoadParticipants() override {
+    return target_->LoadParticipants();
+  }
+  JournalStats Stats() override { return target_->Stats(); }
+
+ private:
+  Journal* target_;
+};
+
+}  // namespace pact

@@ -1,0 +1,1 @@
+#include "participant/backend.h"

@@ -1,0 +1,183 @@
+// Pact wire protocol. Two services: the Coordinator (applications, participant
+// adapters and pactctl call it) and the Participant (the coordinator, the
+// client library and pactctl call it). Any process that implements
+// Participant can be enlisted, in any language Thrift supports.
+
+namespace cpp pact.rpc
+
+// Kept in step with pact::StatusCode (common/status.h).
+enum ErrorCode {
+  NOT_FOUND = 1,            // unknown transaction, branch or participant
+  INVALID_ARGUMENT = 2,     // malformed request or SQL
+  FAILED_PRECONDITION = 3,  // wrong state for the call (e.g. execute after commit)
+  ABORTED = 4,              // the transaction was rolled back
+  TIMED_OUT = 5,            // a deadline passed
+  UNAVAILABLE = 6,          // a peer did not answer; the outcome is unknown
+  IO_ERROR = 7,             // local storage failed
+  FENCED = 8,               // the caller's coordinator epoch is superseded
+  CORRUPTION = 9,
+  BUSY = 10,                // the resource is held by another transaction
+  INTERNAL = 11,
+}
+
+exception PactError {
+  1: ErrorCode code,
+  2: string message,
+}
+
+// ---------------------------------------------------------------- SQL values
+
+enum ValueType { NULL_VALUE = 0, INTEGER = 1, REAL = 2, TEXT = 3, BLOB = 4 }
+
+struct Value {
+  1: ValueType type,
+  2: optional i64 integer_value,
+  3: optional double real_value,
+  4: optional string text_value,
+  5: optional binary blob_value,
+}
+
+struct ExecuteResult {
+  1: list<string> columns,
+  2: list<list<Value>> rows,
+  3: i64 affected_rows,
+}
+
+// ---------------------------------------------------------------- protocol
+
+// Who is calling a participant: a participant refuses any epoch lower than the
+// highest it has seen for that coordinator name, so a replaced coordinator can
+// never decide anything.
+struct Fence {
+  1: string coordinator,
+  2: i64 epoch,
+}
+
+enum Vote { COMMIT = 1, ABORT = 2, READ_ONLY = 3 }
+
+// The coordinator's view of a transaction.
+enum TxnState {
+  ACTIVE = 1,      // begun; branches may still be enlisted and executed
+  PREPARING = 2,   // commit requested; votes being collected
+  COMMITTING = 3,  // COMMIT decision durable; branches being told
+  COMMITTED = 4,   // every branch acknowledged the commit
+  ABORTING = 5,    // rolling back; branches being told
+  ABORTED = 6,     // rolled back everywhere it had reached
+}
+
+// What a coordinator answers a participant holding a prepared branch.
+enum Outcome { COMMITTED = 1, ABORTED = 2, ACTIVE = 3 }
+
+// ---------------------------------------------------------------- participant
+
+enum BranchState { ACTIVE = 1, PREPARED = 2 }
+
+struct BranchInfo {
+  1: string txn_id,
+  2: BranchState state,
+  3: i64 age_ms,              // since the branch began (ACTIVE) or prepared
+  4: optional i64 deadline_in_ms,  // ACTIVE only: rolled back by itself after this
+}
+
+struct ParticipantInfo {
+  1: string name,
+  2: string backend,          // "sqlite", ...
+}
+
+service Participant {
+  ParticipantInfo info(),
+
+  // Runs one statement inside the transaction's branch, creating the branch
+  // (and enlisting it with the owning coordinator) on first use.
+  ExecuteResult execute(1: string txn_id, 2: string sql, 3: list<Value> params)
+      throws (1: PactError error),
+
+  // Makes the branch durable and votes. COMMIT means it will commit whatever
+  // happens to this process until told otherwise.
+  Vote prepare(1: Fence fence, 2: string txn_id) throws (1: PactError error),
+
+  // Idempotent: committing a committed branch succeeds. With one_phase the
+  // branch was never prepared and the participant decides.
+  void commit(1: Fence fence, 2: string txn_id, 3: bool one_phase)
+      throws (1: PactError error),
+
+  // Idempotent: rolling back an unknown or rolled-back branch succeeds.
+  void rollback(1: Fence fence, 2: string txn_id) throws (1: PactError error),
+
+  // Prepared branches, for the fenced coordinator's recovery.
+  list<BranchInfo> recover(1: Fence fence) throws (1: PactError error),
+
+  // Every open branch (active and prepared), for operators.
+  list<BranchInfo> listBranches(),
+}
+
+// ---------------------------------------------------------------- coordinator
+
+struct BeginResult {
+  1: string txn_id,
+  2: i64 timeout_ms,
+}
+
+struct CommitResult {
+  1: TxnState state,          // COMMITTED or ABORTED
+  2: string reason,           // why it aborted, empty when committed
+}
+
+struct BranchStatus {
+  1: string participant,
+  2: optional Vote vote,
+  3: string state,            // "enlisted", "prepared", "committed", "commit pending", ...
+  4: i32 attempts,
+  5: string last_error,
+}
+
+struct TxnStatus {
+  1: string txn_id,
+  2: TxnState state,
+  3: list<BranchStatus> branches,
+  4: i64 age_ms,
+  5: i64 deadline_in_ms,      // negative once passed
+  6: string reason,
+}
+
+struct ParticipantEndpoint {
+  1: string name,
+  2: string host,
+  3: i32 port,
+  4: string backend,
+}
+
+struct CoordinatorInfo {
+  1: string name,
+  2: i64 epoch,
+  3: bool ready,              // recovery finished; new work accepted
+}
+
+service Coordinator {
+  CoordinatorInfo info(),
+
+  // timeout_ms <= 0 takes the coordinator's default transaction timeout.
+  BeginResult beginTxn(1: i64 timeout_ms) throws (1: PactError error),
+
+  // Adds a participant branch to an ACTIVE transaction; idempotent. Returns the
+  // milliseconds left before the transaction's deadline.
+  i64 enlist(1: string txn_id, 2: string participant) throws (1: PactError error),
+
+  // Runs two-phase commit. Idempotent: asking again returns the same outcome.
+  CommitResult commitTxn(1: string txn_id) throws (1: PactError error),
+
+  // Rolls back an ACTIVE transaction; idempotent for an aborted one.
+  void rollbackTxn(1: string txn_id) throws (1: PactError error),
+
+  TxnStatus status(1: string txn_id) throws (1: PactError error),
+
+  // A participant holding a prepared branch asks what became of it.
+  Outcome outcome(1: string txn_id) throws (1: PactError error),
+
+  void registerParticipant(1: ParticipantEndpoint participant) throws (1: PactError error),
+  list<ParticipantEndpoint> listParticipants(),
+
+  // Transactions the coordinator holds in memory (open and recently finished)
+  // plus unfinished journal decisions; only those in `states` unless empty.
+  list<TxnStatus> listTransactions(1: list<TxnState> states),
+}
