@@ -8,12 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "common/protocol.h"
 #include "common/sql_value.h"
 #include "common/status.h"
 
 namespace pact {
-
-enum class Vote { kCommit, kAbort, kReadOnly };
 
 // One branch: the open database transaction of one Pact transaction. The
 // caller serializes calls on one Branch; different Branches run concurrently.

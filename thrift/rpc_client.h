@@ -3,8 +3,10 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/transport/TBufferTransports.h>
@@ -86,6 +88,47 @@ class RpcConnection {
   RpcTimeouts timeouts_;
   RpcChannel channel_;
   std::unique_ptr<ClientT> client_;
+};
+
+// A thread-safe pool of connections to one endpoint: concurrent callers each
+// get their own connection, and connections are reused across calls.
+template <typename ClientT>
+class RpcPool {
+ public:
+  RpcPool(Endpoint endpoint, RpcTimeouts timeouts, size_t max_idle = 64)
+      : endpoint_(std::move(endpoint)), timeouts_(timeouts), max_idle_(max_idle) {}
+
+  const Endpoint& endpoint() const { return endpoint_; }
+
+  // Runs fn(client) on a pooled connection with the given call timeout
+  // (<= 0: the pool's default).
+  template <typename Fn>
+  Status Call(Fn&& fn, int call_timeout_ms = 0) {
+    std::unique_ptr<RpcConnection<ClientT>> conn = Take();
+    conn->SetCallTimeout(call_timeout_ms > 0 ? call_timeout_ms : timeouts_.call_ms);
+    Status st = conn->Call(std::forward<Fn>(fn));
+    Give(std::move(conn));
+    return st;
+  }
+
+ private:
+  std::unique_ptr<RpcConnection<ClientT>> Take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle_.empty()) return std::make_unique<RpcConnection<ClientT>>(endpoint_, timeouts_);
+    auto conn = std::move(idle_.back());
+    idle_.pop_back();
+    return conn;
+  }
+  void Give(std::unique_ptr<RpcConnection<ClientT>> conn) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle_.size() < max_idle_) idle_.push_back(std::move(conn));
+  }
+
+  const Endpoint endpoint_;
+  const RpcTimeouts timeouts_;
+  const size_t max_idle_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<RpcConnection<ClientT>>> idle_;  // guarded by mu_
 };
 
 }  // namespace pact

@@ -1,0 +1,121 @@
+#include "client/pact_client.h"
+
+#include "gen-cpp/Coordinator.h"
+#include "gen-cpp/Participant.h"
+#include "thrift/rpc_convert.h"
+
+namespace pact {
+
+Result<std::unique_ptr<Client>> Client::Connect(const std::string& coordinator,
+                                                ClientOptions options) {
+  ASSIGN_OR_RETURN(Endpoint endpoint, Endpoint::Parse(coordinator));
+  return std::unique_ptr<Client>(new Client(endpoint, options));
+}
+
+Client::Client(Endpoint coordinator, ClientOptions options)
+    : options_(options),
+      coordinator_(std::make_unique<CoordinatorPool>(std::move(coordinator), options.timeouts)) {}
+
+Client::~Client() = default;
+
+Result<std::unique_ptr<Transaction>> Client::Begin(int64_t timeout_ms) {
+  rpc::BeginResult begun;
+  RETURN_NOT_OK(coordinator_->Call([&](rpc::CoordinatorClient& c) { c.beginTxn(begun, timeout_ms); }));
+  return std::unique_ptr<Transaction>(new Transaction(this, begun.txn_id));
+}
+
+Result<TxnState> Client::GetState(const std::string& txn_id) {
+  rpc::TxnStatus status;
+  RETURN_NOT_OK(coordinator_->Call([&](rpc::CoordinatorClient& c) { c.status(status, txn_id); }));
+  return static_cast<TxnState>(static_cast<int>(status.state) - 1);
+}
+
+Result<std::shared_ptr<Client::ParticipantPool>> Client::PoolFor(const std::string& participant) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = participants_.find(participant);
+    if (it != participants_.end()) return it->second;
+  }
+  std::vector<rpc::ParticipantEndpoint> registered;
+  RETURN_NOT_OK(
+      coordinator_->Call([&](rpc::CoordinatorClient& c) { c.listParticipants(registered); }));
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string known;
+  for (const auto& p : registered) {
+    auto& pool = participants_[p.name];
+    if (!pool || pool->endpoint().host != p.host || pool->endpoint().port != p.port) {
+      pool = std::make_shared<ParticipantPool>(Endpoint{p.host, p.port}, options_.timeouts);
+    }
+    known += (known.empty() ? "" : ", ") + p.name;
+  }
+  auto it = participants_.find(participant);
+  if (it == participants_.end()) {
+    return Status::NotFound("unknown participant '" + participant +
+                            "'; registered: " + (known.empty() ? "none" : known));
+  }
+  return it->second;
+}
+
+Transaction::~Transaction() {
+  if (phase_ == Phase::kOpen) {
+    // Best effort: if this fails, the coordinator rolls back at the deadline.
+    (void)Rollback();
+  }
+}
+
+Status Transaction::RequireOpen() const {
+  switch (phase_) {
+    case Phase::kOpen: return Status::Ok();
+    case Phase::kCommitted:
+      return Status::FailedPrecondition("transaction " + id_ + " is already committed");
+    case Phase::kRolledBack:
+      return Status::FailedPrecondition("transaction " + id_ + " is already rolled back");
+    case Phase::kUnknown:
+      return Status::FailedPrecondition("transaction " + id_ +
+                                        " has an unknown outcome; ask GetState");
+  }
+  return Status::Internal("bad phase");
+}
+
+Result<QueryResult> Transaction::Execute(const std::string& participant, const std::string& sql,
+                                         const std::vector<SqlValue>& params) {
+  RETURN_NOT_OK(RequireOpen());
+  ASSIGN_OR_RETURN(auto pool, client_->PoolFor(participant));
+  rpc::ExecuteResult result;
+  const std::vector<rpc::Value> wire_params = ToRpcValues(params);
+  RETURN_NOT_OK(pool->Call(
+      [&](rpc::ParticipantClient& c) { c.execute(result, id_, sql, wire_params); }));
+  return FromRpcResult(result);
+}
+
+Status Transaction::Commit() {
+  RETURN_NOT_OK(RequireOpen());
+  rpc::CommitResult result;
+  Status st =
+      client_->coordinator_->Call([&](rpc::CoordinatorClient& c) { c.commitTxn(result, id_); });
+  if (st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kInternal) {
+    phase_ = Phase::kUnknown;
+    return Status::Unavailable("outcome of " + id_ + " unknown: " + st.message());
+  }
+  if (!st.ok()) {
+    // The coordinator's answer (deadline passed, unknown id, ...): nothing
+    // of this transaction committed.
+    phase_ = Phase::kRolledBack;
+    return st;
+  }
+  if (result.state == rpc::TxnState::COMMITTED) {
+    phase_ = Phase::kCommitted;
+    return Status::Ok();
+  }
+  phase_ = Phase::kRolledBack;
+  return Status::Aborted("transaction " + id_ + " rolled back: " + result.reason);
+}
+
+Status Transaction::Rollback() {
+  RETURN_NOT_OK(RequireOpen());
+  Status st = client_->coordinator_->Call([&](rpc::CoordinatorClient& c) { c.rollbackTxn(id_); });
+  if (st.ok()) phase_ = Phase::kRolledBack;
+  return st;
+}
+
+}  // namespace pact

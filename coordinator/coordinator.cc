@@ -1,0 +1,359 @@
+#include "coordinator/coordinator.h"
+
+#include <algorithm>
+
+#include <glog/logging.h>
+
+#include "common/crash_point.h"
+#include "common/txn_id.h"
+
+namespace pact {
+namespace {
+
+// The reason recorded for a transaction rolled back at its deadline; commit
+// reports it as TIMED_OUT rather than a plain abort.
+const char kDeadlineReason[] = "transaction timed out: its deadline passed before commit";
+
+std::string JoinNames(const std::map<std::string, ParticipantRecord>& registry) {
+  std::string out;
+  for (const auto& [name, record] : registry) out += (out.empty() ? "" : ", ") + name;
+  return out.empty() ? "none" : out;
+}
+
+}  // namespace
+
+Coordinator::Coordinator(CoordinatorOptions options, Journal* journal, Participants* participants)
+    : options_(std::move(options)), journal_(journal), participants_(participants) {
+  protocol_ = std::make_unique<TwoPhaseCommit>(
+      options_.protocol, journal_, participants_,
+      [this](const std::shared_ptr<Txn>& txn) { OnFinished(txn); });
+}
+
+Coordinator::~Coordinator() { Stop(); }
+
+Status Coordinator::Start() {
+  if (!IsValidName(options_.name)) {
+    return Status::InvalidArgument("coordinator name '" + options_.name +
+                                   "' must be 1-64 of [A-Za-z0-9_-]");
+  }
+  ASSIGN_OR_RETURN(int64_t epoch, journal_->RaiseEpoch());
+  epoch_ = epoch;
+  participants_->SetFence({options_.name, epoch});
+  ASSIGN_OR_RETURN(auto registered, journal_->LoadParticipants());
+  for (const auto& p : registered) {
+    registry_[p.name] = p;
+    participants_->SetEndpoint(p.name, p.host, p.port);
+  }
+  ASSIGN_OR_RETURN(auto unfinished, journal_->LoadUnfinished());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& record : unfinished) {
+      auto txn = std::make_shared<Txn>(record.txn_id, options_.default_txn_timeout_ms,
+                                       TxnState::kCommitting);
+      for (const auto& participant : record.branches) {
+        BranchProgress branch;
+        branch.participant = participant;
+        branch.vote = Vote::kCommit;
+        branch.state = BranchState::kCommitPending;
+        txn->branches.push_back(branch);
+      }
+      txns_[record.txn_id] = txn;
+    }
+  }
+  LOG(INFO) << "coordinator " << options_.name << " epoch " << epoch << ": "
+            << unfinished.size() << " unfinished commit decisions, " << registered.size()
+            << " registered participants";
+  Recover();
+  deadline_thread_ = std::thread([this] { DeadlineLoop(); });
+  ready_ = true;
+  return Status::Ok();
+}
+
+void Coordinator::Recover() {
+  std::vector<std::shared_ptr<Txn>> committing;
+  std::map<std::string, ParticipantRecord> registry;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, txn] : txns_) committing.push_back(txn);
+    registry = registry_;
+  }
+  for (const auto& txn : committing) protocol_->ResumeCommit(txn);
+
+  // Presumed abort: a prepared branch of ours without a COMMIT record was
+  // never decided, so it is rolled back.
+  for (const auto& [name, record] : registry) {
+    auto prepared = participants_->Recover(name);
+    if (!prepared.ok()) {
+      LOG(WARNING) << "recovery: participant " << name << " unreachable ("
+                   << prepared.status().ToString()
+                   << "); it will ask about its prepared branches itself";
+      continue;
+    }
+    for (const auto& branch : *prepared) {
+      auto id = TxnId::Parse(branch.txn_id);
+      if (!id.ok() || id->coordinator != options_.name) continue;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (txns_.count(branch.txn_id) > 0) continue;  // COMMITTING: re-driven above
+      }
+      Status st = participants_->Rollback(name, branch.txn_id);
+      LOG(WARNING) << "recovery: txn " << branch.txn_id << " ABORTED participants=" << name
+                   << " reason=\"prepared without a commit record (presumed abort)\""
+                   << (st.ok() ? "" : " rollback failed: " + st.ToString());
+    }
+  }
+}
+
+void Coordinator::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (deadline_thread_.joinable()) deadline_thread_.join();
+  protocol_->Stop();
+}
+
+Result<BeginInfo> Coordinator::Begin(int64_t timeout_ms) {
+  if (!ready_) return Status::Unavailable("coordinator is recovering; try again shortly");
+  if (timeout_ms <= 0) timeout_ms = options_.default_txn_timeout_ms;
+  if (timeout_ms > options_.max_txn_timeout_ms) {
+    return Status::InvalidArgument("timeout " + std::to_string(timeout_ms) +
+                                   " ms exceeds the maximum of " +
+                                   std::to_string(options_.max_txn_timeout_ms) + " ms");
+  }
+  TxnId id{options_.name, epoch_, next_seq_++};
+  auto txn = std::make_shared<Txn>(id.ToString(), timeout_ms, TxnState::kActive);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    txns_[txn->id] = txn;
+    deadlines_.emplace(txn->deadline, txn);
+  }
+  CrashPoint("after_begin");
+  return BeginInfo{txn->id, timeout_ms};
+}
+
+Result<std::shared_ptr<Txn>> Coordinator::Find(const std::string& txn_id) {
+  ASSIGN_OR_RETURN(TxnId id, TxnId::Parse(txn_id));
+  if (id.coordinator != options_.name) {
+    return Status::NotFound("transaction " + txn_id + " belongs to coordinator '" +
+                            id.coordinator + "', not to this one ('" + options_.name + "')");
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = txns_.find(txn_id);
+    if (it != txns_.end()) return it->second;
+  }
+  if (id.epoch > epoch_ || (id.epoch == epoch_ && id.seq >= next_seq_)) {
+    return Status::NotFound("unknown transaction " + txn_id + ": never begun");
+  }
+  if (id.epoch == epoch_) {
+    return Status::NotFound("transaction " + txn_id +
+                            " finished and is no longer remembered (only the last " +
+                            std::to_string(options_.finished_txns_kept) + " are)");
+  }
+  return Status::NotFound("transaction " + txn_id + " is from an earlier run (epoch " +
+                          std::to_string(id.epoch) +
+                          ") and has no commit record: it aborted, or committed everywhere "
+                          "and was forgotten");
+}
+
+Result<int64_t> Coordinator::Enlist(const std::string& txn_id, const std::string& participant) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (registry_.count(participant) == 0) {
+      return Status::NotFound("unknown participant '" + participant +
+                              "'; registered: " + JoinNames(registry_));
+    }
+  }
+  ASSIGN_OR_RETURN(auto txn, Find(txn_id));
+  std::lock_guard<std::mutex> lock(txn->mu);
+  if (txn->state != TxnState::kActive) {
+    return Status::FailedPrecondition("transaction " + txn_id + " is " +
+                                      TxnStateName(txn->state) +
+                                      "; it accepts no more work");
+  }
+  int64_t left = MillisUntil(txn->deadline);
+  if (left <= 0) return Status::TimedOut("transaction " + txn_id + " passed its deadline");
+  if (txn->FindBranch(participant) == nullptr) {
+    BranchProgress branch;
+    branch.participant = participant;
+    txn->branches.push_back(branch);
+  }
+  return left;
+}
+
+Result<CommitOutcome> Coordinator::Commit(const std::string& txn_id) {
+  ASSIGN_OR_RETURN(auto txn, Find(txn_id));
+  if (SteadyClock::now() >= txn->deadline &&
+      protocol_->Claim(*txn, TxnState::kAborting, kDeadlineReason)) {
+    protocol_->Abort(txn);
+  } else if (protocol_->Claim(*txn, TxnState::kPreparing)) {
+    return protocol_->Commit(txn);
+  }
+  // Decided, or being decided by another caller: report that decision.
+  std::unique_lock<std::mutex> lock(txn->mu);
+  int wait_ms = options_.protocol.prepare_timeout_ms * 2 + 1000;
+  if (!txn->changed.wait_for(lock, Millis(wait_ms),
+                             [&] { return txn->state != TxnState::kPreparing; })) {
+    return Status::Unavailable("transaction " + txn_id + " is still being decided; ask again");
+  }
+  switch (txn->state) {
+    case TxnState::kCommitting:
+    case TxnState::kCommitted:
+      return CommitOutcome{TxnState::kCommitted, ""};
+    case TxnState::kAborting:
+    case TxnState::kAborted:
+      if (txn->reason == kDeadlineReason) return Status::TimedOut(txn_id + ": " + txn->reason);
+      return CommitOutcome{TxnState::kAborted, txn->reason};
+    case TxnState::kActive:
+    case TxnState::kPreparing:
+      break;
+  }
+  return Status::Internal("transaction " + txn_id + " in unexpected state");
+}
+
+Status Coordinator::Rollback(const std::string& txn_id) {
+  ASSIGN_OR_RETURN(auto txn, Find(txn_id));
+  if (protocol_->Claim(*txn, TxnState::kAborting, "rolled back by the application")) {
+    protocol_->Abort(txn);
+    return Status::Ok();
+  }
+  std::unique_lock<std::mutex> lock(txn->mu);
+  int wait_ms = options_.protocol.prepare_timeout_ms * 2 + 1000;
+  txn->changed.wait_for(lock, Millis(wait_ms),
+                        [&] { return txn->state != TxnState::kPreparing; });
+  if (txn->state == TxnState::kAborting || txn->state == TxnState::kAborted) {
+    return Status::Ok();
+  }
+  return Status::FailedPrecondition("transaction " + txn_id + " is " +
+                                    TxnStateName(txn->state) + "; it can no longer roll back");
+}
+
+TxnSnapshot Coordinator::Snapshot(Txn& txn) {
+  std::lock_guard<std::mutex> lock(txn.mu);
+  TxnSnapshot s;
+  s.id = txn.id;
+  s.state = txn.state;
+  s.branches = txn.branches;
+  s.age_ms = -MillisUntil(txn.begun);
+  s.deadline_in_ms = MillisUntil(txn.deadline);
+  s.reason = txn.reason;
+  return s;
+}
+
+Result<TxnSnapshot> Coordinator::GetStatus(const std::string& txn_id) {
+  ASSIGN_OR_RETURN(auto txn, Find(txn_id));
+  return Snapshot(*txn);
+}
+
+Result<Outcome> Coordinator::Inquire(const std::string& txn_id) {
+  ASSIGN_OR_RETURN(TxnId id, TxnId::Parse(txn_id));
+  if (id.coordinator != options_.name) {
+    return Status::NotFound("transaction " + txn_id + " belongs to coordinator '" +
+                            id.coordinator + "'");
+  }
+  if (!ready_) return Status::Unavailable("coordinator is recovering; ask again shortly");
+  std::shared_ptr<Txn> txn;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = txns_.find(txn_id);
+    if (it != txns_.end()) txn = it->second;
+  }
+  // Presumed abort: every undecided-or-committing transaction is in the
+  // table (loaded from the journal at start), so absence means aborted.
+  if (!txn) return Outcome::kAborted;
+  std::lock_guard<std::mutex> lock(txn->mu);
+  switch (txn->state) {
+    case TxnState::kActive:
+    case TxnState::kPreparing:
+      return Outcome::kActive;
+    case TxnState::kCommitting:
+    case TxnState::kCommitted:
+      return Outcome::kCommitted;
+    case TxnState::kAborting:
+    case TxnState::kAborted:
+      break;
+  }
+  return Outcome::kAborted;
+}
+
+std::vector<TxnSnapshot> Coordinator::ListTransactions(const std::vector<TxnState>& states) {
+  std::vector<std::shared_ptr<Txn>> all;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, txn] : txns_) all.push_back(txn);
+  }
+  std::vector<TxnSnapshot> out;
+  for (const auto& txn : all) {
+    TxnSnapshot s = Snapshot(*txn);
+    if (states.empty() || std::find(states.begin(), states.end(), s.state) != states.end()) {
+      out.push_back(std::move(s));
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const TxnSnapshot& a, const TxnSnapshot& b) { return a.age_ms > b.age_ms; });
+  return out;
+}
+
+Status Coordinator::RegisterParticipant(const ParticipantRecord& participant) {
+  if (!IsValidName(participant.name)) {
+    return Status::InvalidArgument("participant name '" + participant.name +
+                                   "' must be 1-64 of [A-Za-z0-9_-]");
+  }
+  if (participant.host.empty() || participant.port <= 0 || participant.port > 65535) {
+    return Status::InvalidArgument("participant " + participant.name +
+                                   " needs a host and a port in 1-65535");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = registry_.find(participant.name);
+  bool unchanged = it != registry_.end() && it->second.host == participant.host &&
+                   it->second.port == participant.port &&
+                   it->second.backend == participant.backend;
+  if (unchanged) return Status::Ok();
+  // Durable before use: recovery after a crash must know every participant
+  // that may hold a branch.
+  RETURN_NOT_OK(journal_->PutParticipant(participant));
+  registry_[participant.name] = participant;
+  participants_->SetEndpoint(participant.name, participant.host, participant.port);
+  LOG(INFO) << "participant " << participant.name << " (" << participant.backend << ") at "
+            << participant.host << ":" << participant.port;
+  return Status::Ok();
+}
+
+std::vector<ParticipantRecord> Coordinator::ListParticipants() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ParticipantRecord> out;
+  for (const auto& [name, record] : registry_) out.push_back(record);
+  return out;
+}
+
+void Coordinator::OnFinished(const std::shared_ptr<Txn>& txn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  finished_.push_back(txn->id);
+  while (finished_.size() > options_.finished_txns_kept) {
+    txns_.erase(finished_.front());
+    finished_.pop_front();
+  }
+}
+
+void Coordinator::DeadlineLoop() {
+  std::unique_lock<std::mutex> stop_lock(stop_mu_);
+  while (!stop_cv_.wait_for(stop_lock, Millis(options_.deadline_check_interval_ms),
+                            [this] { return stopping_; })) {
+    std::vector<std::shared_ptr<Txn>> expired;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      TimePoint now = SteadyClock::now();
+      while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+        if (auto txn = deadlines_.begin()->second.lock()) expired.push_back(std::move(txn));
+        deadlines_.erase(deadlines_.begin());
+      }
+    }
+    for (const auto& txn : expired) {
+      if (protocol_->Claim(*txn, TxnState::kAborting, kDeadlineReason)) protocol_->Abort(txn);
+    }
+  }
+}
+
+}  // namespace pact

@@ -1,0 +1,101 @@
+// The coordinator's core: the transaction table, begin/enlist/commit/rollback,
+// status and outcome inquiries, deadlines, the participant registry and
+// recovery at start. Plain C++; the Thrift handler is a thin layer on top.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "coordinator/participants.h"
+#include "coordinator/transaction.h"
+#include "coordinator/two_phase_commit.h"
+#include "journal/journal.h"
+
+namespace pact {
+
+struct CoordinatorOptions {
+  std::string name = "pact";
+  int64_t default_txn_timeout_ms = 30000;
+  int64_t max_txn_timeout_ms = 3600000;
+  int deadline_check_interval_ms = 100;
+  size_t finished_txns_kept = 10000;  // finished transactions kept for status
+  ProtocolOptions protocol;
+};
+
+struct BeginInfo {
+  std::string txn_id;
+  int64_t timeout_ms = 0;
+};
+
+class Coordinator {
+ public:
+  Coordinator(CoordinatorOptions options, Journal* journal, Participants* participants);
+  ~Coordinator();
+
+  // Recovery, then ready: raises the epoch, re-drives unfinished COMMIT
+  // records, rolls back prepared branches this coordinator owns that have no
+  // record (presumed abort). Participants that cannot be reached now resolve
+  // their branches by asking later.
+  Status Start();
+  // Stops the background work; unfinished commits stay in the journal.
+  void Stop();
+
+  const std::string& name() const { return options_.name; }
+  int64_t epoch() const { return epoch_; }
+  bool ready() const { return ready_; }
+
+  Result<BeginInfo> Begin(int64_t timeout_ms);
+  // Returns the milliseconds left until the transaction's deadline.
+  Result<int64_t> Enlist(const std::string& txn_id, const std::string& participant);
+  // Idempotent: a repeated call returns the outcome of the first.
+  Result<CommitOutcome> Commit(const std::string& txn_id);
+  Status Rollback(const std::string& txn_id);
+  Result<TxnSnapshot> GetStatus(const std::string& txn_id);
+  // A participant holding a prepared branch asks what became of it.
+  Result<Outcome> Inquire(const std::string& txn_id);
+  // Open, recently finished and unfinished-from-the-journal transactions,
+  // only those in `states` unless it is empty.
+  std::vector<TxnSnapshot> ListTransactions(const std::vector<TxnState>& states);
+
+  Status RegisterParticipant(const ParticipantRecord& participant);
+  std::vector<ParticipantRecord> ListParticipants();
+
+ private:
+  // NotFound with an explanation when the id is unknown.
+  Result<std::shared_ptr<Txn>> Find(const std::string& txn_id);
+  void Recover();
+  void OnFinished(const std::shared_ptr<Txn>& txn);
+  void DeadlineLoop();
+  static TxnSnapshot Snapshot(Txn& txn);
+
+  const CoordinatorOptions options_;
+  Journal* const journal_;
+  Participants* const participants_;
+  std::unique_ptr<TwoPhaseCommit> protocol_;
+
+  std::atomic<int64_t> epoch_{0};
+  std::atomic<int64_t> next_seq_{1};
+  std::atomic<bool> ready_{false};
+
+  std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<Txn>> txns_;  // guarded by mu_
+  std::deque<std::string> finished_;                           // guarded by mu_; oldest first
+  std::map<std::string, ParticipantRecord> registry_;          // guarded by mu_
+  // Deadlines of begun transactions, soonest first; each is checked once.
+  std::multimap<TimePoint, std::weak_ptr<Txn>> deadlines_;  // guarded by mu_
+
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;  // guarded by stop_mu_
+  std::thread deadline_thread_;
+};
+
+}  // namespace pact

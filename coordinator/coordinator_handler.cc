@@ -1,0 +1,119 @@
+#include "coordinator/coordinator_handler.h"
+
+#include "thrift/rpc_convert.h"
+
+namespace pact {
+namespace {
+
+// Both enums list the states in the same order; the IDL counts from 1.
+rpc::TxnState::type ToRpc(TxnState state) {
+  return static_cast<rpc::TxnState::type>(static_cast<int>(state) + 1);
+}
+TxnState FromRpc(rpc::TxnState::type state) {
+  return static_cast<TxnState>(static_cast<int>(state) - 1);
+}
+
+rpc::Vote::type ToRpc(Vote vote) {
+  switch (vote) {
+    case Vote::kCommit: return rpc::Vote::COMMIT;
+    case Vote::kReadOnly: return rpc::Vote::READ_ONLY;
+    case Vote::kAbort: break;
+  }
+  return rpc::Vote::ABORT;
+}
+
+rpc::TxnStatus ToRpc(const TxnSnapshot& s) {
+  rpc::TxnStatus out;
+  out.txn_id = s.id;
+  out.state = ToRpc(s.state);
+  out.age_ms = s.age_ms;
+  out.deadline_in_ms = s.deadline_in_ms;
+  out.reason = s.reason;
+  for (const auto& b : s.branches) {
+    rpc::BranchStatus branch;
+    branch.participant = b.participant;
+    if (b.vote) branch.__set_vote(ToRpc(*b.vote));
+    branch.state = BranchStateName(b.state);
+    branch.attempts = b.attempts;
+    branch.last_error = b.last_error;
+    out.branches.push_back(std::move(branch));
+  }
+  return out;
+}
+
+template <typename T>
+T ValueOrThrow(Result<T> result) {
+  ThrowIfError(result.status());
+  return std::move(result).value();
+}
+
+}  // namespace
+
+void CoordinatorHandler::info(rpc::CoordinatorInfo& out) {
+  out.name = coordinator_->name();
+  out.epoch = coordinator_->epoch();
+  out.ready = coordinator_->ready();
+}
+
+void CoordinatorHandler::beginTxn(rpc::BeginResult& out, int64_t timeout_ms) {
+  BeginInfo begun = ValueOrThrow(coordinator_->Begin(timeout_ms));
+  out.txn_id = begun.txn_id;
+  out.timeout_ms = begun.timeout_ms;
+}
+
+int64_t CoordinatorHandler::enlist(const std::string& txn_id, const std::string& participant) {
+  return ValueOrThrow(coordinator_->Enlist(txn_id, participant));
+}
+
+void CoordinatorHandler::commitTxn(rpc::CommitResult& out, const std::string& txn_id) {
+  CommitOutcome outcome = ValueOrThrow(coordinator_->Commit(txn_id));
+  out.state = ToRpc(outcome.state);
+  out.reason = outcome.reason;
+}
+
+void CoordinatorHandler::rollbackTxn(const std::string& txn_id) {
+  ThrowIfError(coordinator_->Rollback(txn_id));
+}
+
+void CoordinatorHandler::status(rpc::TxnStatus& out, const std::string& txn_id) {
+  out = ToRpc(ValueOrThrow(coordinator_->GetStatus(txn_id)));
+}
+
+rpc::Outcome::type CoordinatorHandler::outcome(const std::string& txn_id) {
+  switch (ValueOrThrow(coordinator_->Inquire(txn_id))) {
+    case Outcome::kCommitted: return rpc::Outcome::COMMITTED;
+    case Outcome::kActive: return rpc::Outcome::ACTIVE;
+    case Outcome::kAborted: break;
+  }
+  return rpc::Outcome::ABORTED;
+}
+
+void CoordinatorHandler::registerParticipant(const rpc::ParticipantEndpoint& participant) {
+  ThrowIfError(coordinator_->RegisterParticipant(
+      {participant.name, participant.host, participant.port, participant.backend}));
+}
+
+void CoordinatorHandler::listParticipants(std::vector<rpc::ParticipantEndpoint>& out) {
+  for (const auto& p : coordinator_->ListParticipants()) {
+    rpc::ParticipantEndpoint endpoint;
+    endpoint.name = p.name;
+    endpoint.host = p.host;
+    endpoint.port = p.port;
+    endpoint.backend = p.backend;
+    out.push_back(std::move(endpoint));
+  }
+}
+
+void CoordinatorHandler::listTransactions(std::vector<rpc::TxnStatus>& out,
+                                          const std::vector<rpc::TxnState::type>& states) {
+  std::vector<TxnState> wanted;
+  for (auto s : states) {
+    if (s < rpc::TxnState::ACTIVE || s > rpc::TxnState::ABORTED) {
+      ThrowIfError(Status::InvalidArgument("unknown transaction state " + std::to_string(s)));
+    }
+    wanted.push_back(FromRpc(s));
+  }
+  for (const auto& s : coordinator_->ListTransactions(wanted)) out.push_back(ToRpc(s));
+}
+
+}  // namespace pact

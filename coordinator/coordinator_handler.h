@@ -1,0 +1,29 @@
+// The Coordinator Thrift service: convert, call the core, convert back.
+#pragma once
+
+#include "coordinator/coordinator.h"
+#include "gen-cpp/Coordinator.h"
+
+namespace pact {
+
+class CoordinatorHandler : public rpc::CoordinatorIf {
+ public:
+  explicit CoordinatorHandler(Coordinator* coordinator) : coordinator_(coordinator) {}
+
+  void info(rpc::CoordinatorInfo& out) override;
+  void beginTxn(rpc::BeginResult& out, int64_t timeout_ms) override;
+  int64_t enlist(const std::string& txn_id, const std::string& participant) override;
+  void commitTxn(rpc::CommitResult& out, const std::string& txn_id) override;
+  void rollbackTxn(const std::string& txn_id) override;
+  void status(rpc::TxnStatus& out, const std::string& txn_id) override;
+  rpc::Outcome::type outcome(const std::string& txn_id) override;
+  void registerParticipant(const rpc::ParticipantEndpoint& participant) override;
+  void listParticipants(std::vector<rpc::ParticipantEndpoint>& out) override;
+  void listTransactions(std::vector<rpc::TxnStatus>& out,
+                        const std::vector<rpc::TxnState::type>& states) override;
+
+ private:
+  Coordinator* coordinator_;
+};
+
+}  // namespace pact

@@ -1,0 +1,119 @@
+// pact-coordinator: runs two-phase commit for applications, keeps every
+// commit decision in a durable SQLite journal, and finishes in-doubt
+// transactions after a crash.
+#include <iostream>
+#include <memory>
+
+#include <glog/logging.h>
+
+#include "common/cli.h"
+#include "common/crash_point.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/coordinator_handler.h"
+#include "coordinator/thrift_participants.h"
+#include "journal/sqlite_journal.h"
+#include "thrift/rpc_server.h"
+
+namespace po = boost::program_options;
+
+int main(int argc, char** argv) {
+  pact::CoordinatorOptions options;
+  pact::ProtocolOptions& protocol = options.protocol;
+  pact::RpcTimeouts rpc_timeouts;
+  pact::SqliteJournalOptions journal_options;
+  std::string host, journal_path, crash_point;
+  int port = 0;
+  std::vector<std::string> static_participants;
+
+  po::options_description desc("Options");
+  desc.add_options()
+      ("name", po::value(&options.name)->default_value("pact"),
+       "coordinator name; prefixes every transaction id. Keep it stable: the journal "
+       "belongs to it")
+      ("host", po::value(&host)->default_value("127.0.0.1"), "address to listen on")
+      ("port", po::value(&port)->default_value(7700), "port to listen on")
+      ("journal", po::value(&journal_path)->default_value("pact-journal.db"),
+       "journal file (SQLite, WAL, synchronous=FULL)")
+      ("participant", po::value(&static_participants)->composing(),
+       "register a participant at start: name=host:port[,backend] (repeatable); "
+       "participants also register themselves")
+      ("txn_timeout_ms", po::value(&options.default_txn_timeout_ms)->default_value(30000),
+       "deadline of a transaction that asks for none; rolled back when passed")
+      ("max_txn_timeout_ms", po::value(&options.max_txn_timeout_ms)->default_value(3600000),
+       "largest deadline a client may ask for")
+      ("prepare_timeout_ms", po::value(&protocol.prepare_timeout_ms)->default_value(5000),
+       "how long a participant may take to vote; no vote counts as ABORT")
+      ("commit_retry_initial_ms",
+       po::value(&protocol.commit_retry_initial_ms)->default_value(100),
+       "first backoff before re-sending an unacknowledged commit")
+      ("commit_retry_max_ms", po::value(&protocol.commit_retry_max_ms)->default_value(10000),
+       "backoff cap for commit retries")
+      ("rpc_connect_timeout_ms", po::value(&rpc_timeouts.connect_ms)->default_value(2000),
+       "TCP connect timeout to participants")
+      ("rpc_timeout_ms", po::value(&rpc_timeouts.call_ms)->default_value(10000),
+       "timeout of commit, rollback and recover calls to participants")
+      ("finished_txns_kept", po::value(&options.finished_txns_kept)->default_value(10000),
+       "finished transactions remembered for status queries")
+      ("group_commit", po::value(&journal_options.group_commit)->default_value(true),
+       "share one journal fsync among concurrent decisions")
+      ("crash_point", po::value(&crash_point)->default_value(""),
+       "testing: name[:count] of a crash point to _exit at (also PACT_CRASH_POINT)");
+  pact::ParseCommandLine(argc, argv, desc, "Usage: pact-coordinator [options]");
+  pact::InitLogging(argv[0]);
+  pact::BlockStopSignals();
+
+  pact::Status armed =
+      crash_point.empty() ? pact::ArmCrashPointFromEnv() : pact::ArmCrashPoint(crash_point);
+  if (!armed.ok()) {
+    std::cerr << "pact-coordinator: " << armed.ToString() << "\n";
+    return 2;
+  }
+
+  journal_options.coordinator_name = options.name;
+  auto journal = pact::SqliteJournal::Open(journal_path, journal_options);
+  if (!journal.ok()) {
+    LOG(ERROR) << "cannot open journal " << journal_path << ": " << journal.status().ToString();
+    return 1;
+  }
+  pact::ThriftParticipants participants(rpc_timeouts);
+  pact::Coordinator coordinator(options, journal->get(), &participants);
+  pact::Status st = coordinator.Start();
+  if (!st.ok()) {
+    LOG(ERROR) << "coordinator cannot start: " << st.ToString();
+    return 1;
+  }
+  for (const std::string& spec : static_participants) {
+    // name=host:port[,backend]
+    size_t eq = spec.find('=');
+    std::string backend;
+    std::string address = eq == std::string::npos ? "" : spec.substr(eq + 1);
+    if (size_t comma = address.find(','); comma != std::string::npos) {
+      backend = address.substr(comma + 1);
+      address = address.substr(0, comma);
+    }
+    auto endpoint = pact::Endpoint::Parse(address);
+    st = endpoint.ok() ? coordinator.RegisterParticipant(
+                             {spec.substr(0, eq), endpoint->host, endpoint->port, backend})
+                       : endpoint.status();
+    if (!st.ok()) {
+      LOG(ERROR) << "bad --participant '" << spec << "': " << st.ToString();
+      return 2;
+    }
+  }
+
+  auto handler = std::make_shared<pact::CoordinatorHandler>(&coordinator);
+  pact::RpcServer server(std::make_shared<pact::rpc::CoordinatorProcessor>(handler), host, port);
+  st = server.Start();
+  if (!st.ok()) {
+    LOG(ERROR) << st.ToString();
+    return 1;
+  }
+  LOG(INFO) << "pact-coordinator " << options.name << " epoch " << coordinator.epoch()
+            << " serving on " << host << ":" << port << " journal " << journal_path;
+
+  int sig = pact::WaitForStopSignal();
+  LOG(INFO) << "signal " << sig << ": stopping";
+  server.Stop();
+  coordinator.Stop();
+  return 0;
+}

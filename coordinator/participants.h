@@ -1,0 +1,44 @@
+// How the coordinator reaches participants, by name. The Thrift
+// implementation lives in thrift_participants.h; tests use a scripted fake.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/protocol.h"
+#include "common/status.h"
+
+namespace pact {
+
+struct PreparedBranch {
+  std::string txn_id;
+  int64_t age_ms = 0;
+};
+
+class Participants {
+ public:
+  virtual ~Participants() = default;
+
+  // Set once the epoch is raised, before any other call.
+  virtual void SetFence(const Fence& fence) = 0;
+
+  // Adds or moves a participant's endpoint.
+  virtual void SetEndpoint(const std::string& participant, const std::string& host, int port) = 0;
+
+  // An error (including kUnavailable after timeout_ms) counts as an ABORT vote.
+  virtual Result<Vote> Prepare(const std::string& participant, const std::string& txn_id,
+                               int timeout_ms) = 0;
+
+  // kUnavailable: unknown whether it committed; retry. kNotFound: the
+  // participant holds no such branch.
+  virtual Status Commit(const std::string& participant, const std::string& txn_id,
+                        bool one_phase) = 0;
+
+  virtual Status Rollback(const std::string& participant, const std::string& txn_id) = 0;
+
+  // The participant's prepared branches (of every coordinator).
+  virtual Result<std::vector<PreparedBranch>> Recover(const std::string& participant) = 0;
+};
+
+}  // namespace pact

@@ -1,0 +1,75 @@
+// A transaction as the coordinator holds it in memory.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/protocol.h"
+
+namespace pact {
+
+// One participant's part in a transaction, as far as the coordinator knows.
+enum class BranchState {
+  kEnlisted,        // executing; not asked to prepare yet
+  kPrepared,        // voted COMMIT
+  kReadOnly,        // voted READ_ONLY; released, needs nothing more
+  kCommitPending,   // told to commit, not acknowledged yet: retried with backoff
+  kCommitted,       // acknowledged the commit
+  kRolledBack,      // acknowledged the rollback, or voted ABORT
+  kRollbackFailed,  // unreachable; it rolls back by itself (deadline or inquiry)
+};
+
+const char* BranchStateName(BranchState state);
+
+struct BranchProgress {
+  std::string participant;
+  std::optional<Vote> vote;
+  BranchState state = BranchState::kEnlisted;
+  int attempts = 0;        // commit or rollback messages sent
+  std::string last_error;  // of the latest failed message
+};
+
+struct Txn {
+  Txn(std::string txn_id, int64_t timeout, TxnState initial)
+      : id(std::move(txn_id)),
+        timeout_ms(timeout),
+        begun(SteadyClock::now()),
+        deadline(begun + Millis(timeout)),
+        state(initial) {}
+
+  const std::string id;
+  const int64_t timeout_ms;
+  const TimePoint begun;
+  const TimePoint deadline;
+
+  std::mutex mu;
+  std::condition_variable changed;  // notified on every state change
+  TxnState state;                        // guarded by mu
+  std::vector<BranchProgress> branches;  // guarded by mu
+  std::string reason;                    // guarded by mu; why it aborted
+
+  // REQUIRES: mu held.
+  BranchProgress* FindBranch(const std::string& participant) {
+    for (auto& b : branches) {
+      if (b.participant == participant) return &b;
+    }
+    return nullptr;
+  }
+};
+
+// A copy of a transaction's state, for status and listings.
+struct TxnSnapshot {
+  std::string id;
+  TxnState state = TxnState::kActive;
+  std::vector<BranchProgress> branches;
+  int64_t age_ms = 0;
+  int64_t deadline_in_ms = 0;
+  std::string reason;
+};
+
+}  // namespace pact

@@ -1,0 +1,95 @@
+// The commit protocol: presumed-abort two-phase commit with the read-only
+// and one-phase optimisations, and the background retries that carry a
+// COMMIT decision to every branch.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "coordinator/participants.h"
+#include "coordinator/transaction.h"
+#include "journal/journal.h"
+
+namespace pact {
+
+struct ProtocolOptions {
+  int prepare_timeout_ms = 5000;        // per prepare RPC; no answer = ABORT vote
+  int commit_retry_initial_ms = 100;    // first backoff after a failed commit message
+  int commit_retry_max_ms = 10000;      // backoff cap
+  int one_phase_attempts = 3;           // one-phase commits whose reply was lost are re-asked
+};
+
+struct CommitOutcome {
+  TxnState state = TxnState::kAborted;  // kCommitted or kAborted
+  std::string reason;                   // why it aborted
+};
+
+class TwoPhaseCommit {
+ public:
+  // `on_finished` is called once a transaction reaches COMMITTED or ABORTED.
+  TwoPhaseCommit(ProtocolOptions options, Journal* journal, Participants* participants,
+                 std::function<void(const std::shared_ptr<Txn>&)> on_finished);
+  ~TwoPhaseCommit();
+
+  // Moves an ACTIVE transaction to `to` (kPreparing or kAborting) if it is
+  // still ACTIVE; false if someone else moved it first. Memory only: under
+  // presumed abort neither state is journaled.
+  bool Claim(Txn& txn, TxnState to, const std::string& reason = "");
+
+  // REQUIRES: the caller claimed txn for kPreparing. Runs the protocol and
+  // returns once the outcome is decided (and, for COMMITTED, durable). Branches
+  // that did not acknowledge the commit are retried in the background.
+  // kUnavailable: a one-phase commit whose outcome could not be learned.
+  Result<CommitOutcome> Commit(const std::shared_ptr<Txn>& txn);
+
+  // REQUIRES: the caller claimed txn for kAborting (or Commit decided ABORT).
+  // Tells every branch that may hold work to roll back; ends ABORTED.
+  void Abort(const std::shared_ptr<Txn>& txn);
+
+  // Recovery: txn is COMMITTING from the journal; drive its pending branches.
+  void ResumeCommit(const std::shared_ptr<Txn>& txn);
+
+  // Retries the pending commits of txn now instead of at the next backoff.
+  void RetryNow(const std::string& txn_id);
+
+  // Stops the retry thread; pending commits stay in the journal.
+  void Stop();
+
+ private:
+  // The one place a transaction changes state: idempotent if already there;
+  // for kCommitting the COMMIT record is forced to the journal first (an
+  // error leaves the state unchanged); then memory; then the callers.
+  Status Transition(const std::shared_ptr<Txn>& txn, TxnState to, const std::string& reason = "");
+
+  Result<CommitOutcome> CommitOnePhase(const std::shared_ptr<Txn>& txn, const std::string& participant);
+  // Sends commit to every kPrepared/kCommitPending branch once, in parallel.
+  // Returns true when every branch has acknowledged.
+  bool SendCommits(const std::shared_ptr<Txn>& txn, bool first_round);
+  // END record and COMMITTED, once every branch acknowledged.
+  void Finish(const std::shared_ptr<Txn>& txn);
+  void Schedule(const std::shared_ptr<Txn>& txn, int delay_ms);
+  void RetryLoop();
+
+  const ProtocolOptions options_;
+  Journal* const journal_;
+  Participants* const participants_;
+  const std::function<void(const std::shared_ptr<Txn>&)> on_finished_;
+
+  struct Pending {
+    std::shared_ptr<Txn> txn;
+    TimePoint due;
+    int backoff_ms;
+  };
+  std::mutex retry_mu_;
+  std::condition_variable retry_cv_;
+  std::map<std::string, Pending> pending_;         // guarded by retry_mu_; by txn id
+  std::multimap<TimePoint, std::string> due_;      // guarded by retry_mu_; may hold stale entries
+  bool stopping_ = false;                   // guarded by retry_mu_
+  std::thread retry_thread_;
+};
+
+}  // namespace pact

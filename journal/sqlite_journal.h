@@ -1,0 +1,132 @@
+// SqliteJournal: the Journal on one SQLite file in WAL mode with
+// synchronous=FULL, so a committed SQLite transaction is on disk. COMMIT
+// records are written by one writer thread in batches (group commit): one
+// SQLite transaction, hence one fsync, carries every decision waiting at that
+// moment.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "journal/journal.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace pact {
+
+struct SqliteJournalOptions {
+  // Stored in the file when it is created; a journal written by another
+  // coordinator is refused, so no coordinator replays another's decisions.
+  std::string coordinator_name;
+  // false: one SQLite transaction (one fsync) per COMMIT record, for
+  // benchmarks that compare against group commit.
+  bool group_commit = true;
+  // Longest a lazy END waits for a decision batch to ride along with.
+  int end_flush_delay_ms = 50;
+
+  // Test seams; leave empty in production. Both run on the writer thread
+  // inside every batch's SQLite transaction, just before its COMMIT.
+  // Gets the number of COMMIT records in the batch (0 for an END-only flush);
+  // may block to hold the batch while later records queue up.
+  std::function<void(size_t commit_records)> before_batch_commit;
+  // A non-OK result fails the batch exactly like a SQLite error: it is rolled
+  // back and every caller in it gets this Status.
+  std::function<Status()> inject_batch_error;
+};
+
+class SqliteJournal : public Journal {
+ public:
+  // Opens or creates the journal at `path`. Fails with kCorruption when the
+  // file is not an intact Pact journal, and with kFailedPrecondition when it
+  // belongs to another coordinator or schema version, or SQLite refuses WAL.
+  static Result<std::unique_ptr<SqliteJournal>> Open(const std::string& path,
+                                                     const SqliteJournalOptions& options);
+
+  // Flushes queued ENDs, stops the writer and closes the file.
+  // REQUIRES: no call on this journal is in progress.
+  ~SqliteJournal() override;
+
+  SqliteJournal(const SqliteJournal&) = delete;
+  SqliteJournal& operator=(const SqliteJournal&) = delete;
+
+  Result<int64_t> RaiseEpoch() override;
+  // A record with decided_at_ms == 0 is stamped with the wall clock when
+  // written. Branch names must pass IsValidName (they are stored comma-joined).
+  Status LogCommit(const CommitRecord& record) override;
+  void LogEnd(const std::string& txn_id) override;
+  Result<std::vector<CommitRecord>> LoadUnfinished() override;
+  Status PutParticipant(const ParticipantRecord& participant) override;
+  Result<std::vector<ParticipantRecord>> LoadParticipants() override;
+  JournalStats Stats() override;
+
+  // Read back from the connection, for tests and tools: 2 means FULL.
+  Result<int64_t> ReadPragmaSynchronous();
+  Result<std::string> ReadPragmaJournalMode();
+
+  // COMMIT records queued and not yet taken by the writer. Test seam only.
+  size_t QueuedCommitsForTesting();
+
+ private:
+  struct PendingCommit;
+  struct CloseDb {
+    void operator()(sqlite3* db) const;
+  };
+  struct FinalizeStmt {
+    void operator()(sqlite3_stmt* stmt) const;
+  };
+  using Stmt = std::unique_ptr<sqlite3_stmt, FinalizeStmt>;
+
+  SqliteJournal(std::string path, SqliteJournalOptions options);
+
+  // Everything in these helpers REQUIRES db_mu_ held (or no writer yet).
+  Status Init();
+  Status SetDurabilityPragmas();
+  Status LoadOrCreateSchema();
+  Status Prepare(const char* sql, Stmt* stmt);
+  Status Exec(const char* sql, const char* what);
+  Status StepDone(sqlite3_stmt* stmt, const char* what);
+  Status Error(int rc, const std::string& what);
+  Result<int64_t> QueryInt(const char* sql);
+  Result<std::string> QueryText(const char* sql);
+  // Runs body between BEGIN IMMEDIATE and COMMIT; rolls back if either fails.
+  Status RunTransaction(const std::function<Status()>& body);
+  Status WriteBatch(const std::vector<PendingCommit*>& commits,
+                    const std::vector<std::string>& ends);
+
+  void WriterLoop();
+
+  const std::string path_;
+  const SqliteJournalOptions options_;
+
+  std::mutex db_mu_;  // serializes every use of db_ and its statements
+  std::unique_ptr<sqlite3, CloseDb> db_;
+  // Declared after db_ so they are finalized before it closes.
+  Stmt begin_, commit_, rollback_;
+  Stmt insert_commit_, delete_commit_, select_commits_;
+  Stmt raise_epoch_, read_epoch_;
+  Stmt put_participant_, select_participants_;
+
+  std::mutex mu_;                      // guards the queues, stop_ and stats_
+  std::condition_variable writer_cv_;  // work queued or stop_ set
+  std::condition_variable done_cv_;    // a batch finished
+  std::deque<PendingCommit*> commits_;
+  std::vector<std::string> ends_;
+  TimePoint ends_deadline_;  // when the oldest queued END must be flushed
+  bool stop_ = false;
+  JournalStats stats_;
+
+  std::thread writer_;
+};
+
+}  // namespace pact

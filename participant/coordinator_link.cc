@@ -1,0 +1,33 @@
+#include "participant/coordinator_link.h"
+
+namespace pact {
+
+Result<int64_t> ThriftCoordinatorLink::Enlist(const std::string& txn_id,
+                                              const std::string& participant) {
+  int64_t left_ms = 0;
+  RETURN_NOT_OK(pool_.Call(
+      [&](rpc::CoordinatorClient& c) { left_ms = c.enlist(txn_id, participant); }));
+  return left_ms;
+}
+
+Result<Outcome> ThriftCoordinatorLink::Inquire(const std::string& txn_id) {
+  rpc::Outcome::type outcome = rpc::Outcome::ACTIVE;
+  RETURN_NOT_OK(pool_.Call([&](rpc::CoordinatorClient& c) { outcome = c.outcome(txn_id); }));
+  switch (outcome) {
+    case rpc::Outcome::COMMITTED: return Outcome::kCommitted;
+    case rpc::Outcome::ABORTED: return Outcome::kAborted;
+    case rpc::Outcome::ACTIVE: break;
+  }
+  return Outcome::kActive;
+}
+
+Status ThriftCoordinatorLink::Register(const ParticipantAddress& self) {
+  rpc::ParticipantEndpoint endpoint;
+  endpoint.name = self.name;
+  endpoint.host = self.host;
+  endpoint.port = self.port;
+  endpoint.backend = self.backend;
+  return pool_.Call([&](rpc::CoordinatorClient& c) { c.registerParticipant(endpoint); });
+}
+
+}  // namespace pact

@@ -1,0 +1,45 @@
+// How a participant reaches the coordinator that owns a transaction:
+// enlisting branches, asking outcomes of prepared branches, registering.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/protocol.h"
+#include "common/status.h"
+#include "gen-cpp/Coordinator.h"
+#include "thrift/rpc_client.h"
+
+namespace pact {
+
+struct ParticipantAddress {
+  std::string name;
+  std::string host;
+  int port = 0;
+  std::string backend;
+};
+
+class CoordinatorLink {
+ public:
+  virtual ~CoordinatorLink() = default;
+  // Adds this participant's branch to the transaction; returns the
+  // milliseconds left before its deadline.
+  virtual Result<int64_t> Enlist(const std::string& txn_id, const std::string& participant) = 0;
+  virtual Result<Outcome> Inquire(const std::string& txn_id) = 0;
+  virtual Status Register(const ParticipantAddress& self) = 0;
+};
+
+class ThriftCoordinatorLink : public CoordinatorLink {
+ public:
+  ThriftCoordinatorLink(Endpoint coordinator, RpcTimeouts timeouts)
+      : pool_(std::move(coordinator), timeouts) {}
+
+  Result<int64_t> Enlist(const std::string& txn_id, const std::string& participant) override;
+  Result<Outcome> Inquire(const std::string& txn_id) override;
+  Status Register(const ParticipantAddress& self) override;
+
+ private:
+  RpcPool<rpc::CoordinatorClient> pool_;
+};
+
+}  // namespace pact

@@ -1,0 +1,58 @@
+#include "participant/participant_handler.h"
+
+#include "thrift/rpc_convert.h"
+
+namespace pact {
+namespace {
+
+Fence FromRpc(const rpc::Fence& fence) { return {fence.coordinator, fence.epoch}; }
+
+rpc::BranchInfo ToRpc(const BranchSnapshot& s) {
+  rpc::BranchInfo out;
+  out.txn_id = s.txn_id;
+  out.state = s.prepared ? rpc::BranchState::PREPARED : rpc::BranchState::ACTIVE;
+  out.age_ms = s.age_ms;
+  if (!s.prepared) out.__set_deadline_in_ms(s.deadline_in_ms);
+  return out;
+}
+
+}  // namespace
+
+void ParticipantHandler::info(rpc::ParticipantInfo& out) {
+  out.name = service_->name();
+  out.backend = service_->backend_name();
+}
+
+void ParticipantHandler::execute(rpc::ExecuteResult& out, const std::string& txn_id,
+                                 const std::string& sql, const std::vector<rpc::Value>& params) {
+  auto result = service_->Execute(txn_id, sql, FromRpcValues(params));
+  ThrowIfError(result.status());
+  out = ToRpcResult(*result);
+}
+
+rpc::Vote::type ParticipantHandler::prepare(const rpc::Fence& fence, const std::string& txn_id) {
+  auto vote = service_->Prepare(FromRpc(fence), txn_id);
+  ThrowIfError(vote.status());
+  return *vote == Vote::kReadOnly ? rpc::Vote::READ_ONLY : rpc::Vote::COMMIT;
+}
+
+void ParticipantHandler::commit(const rpc::Fence& fence, const std::string& txn_id,
+                                bool one_phase) {
+  ThrowIfError(service_->Commit(FromRpc(fence), txn_id, one_phase));
+}
+
+void ParticipantHandler::rollback(const rpc::Fence& fence, const std::string& txn_id) {
+  ThrowIfError(service_->Rollback(FromRpc(fence), txn_id));
+}
+
+void ParticipantHandler::recover(std::vector<rpc::BranchInfo>& out, const rpc::Fence& fence) {
+  auto prepared = service_->Recover(FromRpc(fence));
+  ThrowIfError(prepared.status());
+  for (const auto& b : *prepared) out.push_back(ToRpc(b));
+}
+
+void ParticipantHandler::listBranches(std::vector<rpc::BranchInfo>& out) {
+  for (const auto& b : service_->ListBranches()) out.push_back(ToRpc(b));
+}
+
+}  // namespace pact

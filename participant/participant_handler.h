@@ -1,0 +1,26 @@
+// The Participant Thrift service: convert, call the core, convert back.
+#pragma once
+
+#include "gen-cpp/Participant.h"
+#include "participant/participant_service.h"
+
+namespace pact {
+
+class ParticipantHandler : public rpc::ParticipantIf {
+ public:
+  explicit ParticipantHandler(ParticipantService* service) : service_(service) {}
+
+  void info(rpc::ParticipantInfo& out) override;
+  void execute(rpc::ExecuteResult& out, const std::string& txn_id, const std::string& sql,
+               const std::vector<rpc::Value>& params) override;
+  rpc::Vote::type prepare(const rpc::Fence& fence, const std::string& txn_id) override;
+  void commit(const rpc::Fence& fence, const std::string& txn_id, bool one_phase) override;
+  void rollback(const rpc::Fence& fence, const std::string& txn_id) override;
+  void recover(std::vector<rpc::BranchInfo>& out, const rpc::Fence& fence) override;
+  void listBranches(std::vector<rpc::BranchInfo>& out) override;
+
+ private:
+  ParticipantService* service_;
+};
+
+}  // namespace pact

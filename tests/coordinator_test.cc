@@ -1,0 +1,354 @@
+// The coordinator's protocol against scripted participants and a real
+// SQLite journal: every vote combination, timeouts, retries, the read-only
+// and one-phase paths, journal failure, deadlines and recovery.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "coordinator/coordinator.h"
+#include "journal/sqlite_journal.h"
+#include "tests/fake_participants.h"
+#include "tests/temp_dir.h"
+
+namespace pact {
+namespace {
+
+using namespace std::chrono_literals;
+
+// LogCommit fails like a full disk; everything else is the real journal.
+class FullDiskJournal : public JournalWrapper {
+ public:
+  using JournalWrapper::JournalWrapper;
+  Status LogCommit(const CommitRecord&) override {
+    return Status::IoError("database or disk is full");
+  }
+};
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SqliteJournalOptions journal_options;
+    journal_options.coordinator_name = "c1";
+    auto journal = SqliteJournal::Open(dir_.File("journal.db"), journal_options);
+    ASSERT_TRUE(journal.ok()) << journal.status().ToString();
+    journal_ = std::move(*journal);
+    options_.name = "c1";
+    options_.protocol.prepare_timeout_ms = 200;
+    options_.protocol.commit_retry_initial_ms = 10;
+    options_.protocol.commit_retry_max_ms = 40;
+    options_.deadline_check_interval_ms = 10;
+  }
+
+  void StartCoordinator(Journal* journal = nullptr) {
+    coordinator_ = std::make_unique<Coordinator>(options_, journal ? journal : journal_.get(),
+                                                 &participants_);
+    ASSERT_TRUE(coordinator_->Start().ok());
+    for (const char* p : {"a", "b", "c"}) {
+      ASSERT_TRUE(coordinator_->RegisterParticipant({p, "127.0.0.1", 1, "fake"}).ok());
+    }
+  }
+
+  // Begins a transaction with branches at `participants`.
+  std::string BeginWith(const std::vector<std::string>& participants, int64_t timeout_ms = 0) {
+    auto begun = coordinator_->Begin(timeout_ms);
+    EXPECT_TRUE(begun.ok()) << begun.status().ToString();
+    for (const auto& p : participants) {
+      auto left = coordinator_->Enlist(begun->txn_id, p);
+      EXPECT_TRUE(left.ok()) << left.status().ToString();
+    }
+    return begun->txn_id;
+  }
+
+  TxnState StateOf(const std::string& txn_id) {
+    auto status = coordinator_->GetStatus(txn_id);
+    EXPECT_TRUE(status.ok()) << status.status().ToString();
+    return status.ok() ? status->state : TxnState::kActive;
+  }
+
+  // Waits (bounded) until the transaction reaches `state`.
+  bool EventuallyInState(const std::string& txn_id, TxnState state) {
+    for (int i = 0; i < 300; ++i) {
+      if (StateOf(txn_id) == state) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<SqliteJournal> journal_;
+  CoordinatorOptions options_;
+  FakeParticipants participants_;
+  std::unique_ptr<Coordinator> coordinator_;
+};
+
+TEST_F(CoordinatorTest, AllCommitVotesCommitEveryBranchAfterOneJournalRecord) {
+  StartCoordinator();
+  std::string txn = BeginWith({"a", "b"});
+  auto outcome = coordinator_->Commit(txn);
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  EXPECT_EQ(outcome->state, TxnState::kCommitted);
+  EXPECT_EQ(participants_.Count("prepare", "a"), 1);
+  EXPECT_EQ(participants_.Count("prepare", "b"), 1);
+  EXPECT_EQ(participants_.Count("commit", "a"), 1);
+  EXPECT_EQ(participants_.Count("commit", "b"), 1);
+  EXPECT_EQ(participants_.Count("rollback", "a") + participants_.Count("rollback", "b"), 0);
+  EXPECT_EQ(journal_->Stats().commit_records, 1);
+  EXPECT_EQ(StateOf(txn), TxnState::kCommitted);
+}
+
+TEST_F(CoordinatorTest, DecisionIsDurableBeforeAnyCommitIsSent) {
+  StartCoordinator();
+  // A journal whose LogCommit records whether any commit message went out first.
+  struct OrderCheckingJournal : JournalWrapper {
+    OrderCheckingJournal(Journal* j, FakeParticipants* p) : JournalWrapper(j), fake(p) {}
+    Status LogCommit(const CommitRecord& r) override {
+      commits_before_log = fake->Count("commit", "a") + fake->Count("commit", "b");
+      return JournalWrapper::LogCommit(r);
+    }
+    FakeParticipants* fake;
+    int commits_before_log = -1;
+  } journal(journal_.get(), &participants_);
+  coordinator_.reset();
+  StartCoordinator(&journal);
+  auto outcome = coordinator_->Commit(BeginWith({"a", "b"}));
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->state, TxnState::kCommitted);
+  EXPECT_EQ(journal.commits_before_log, 0);
+  coordinator_.reset();
+}
+
+TEST_F(CoordinatorTest, AbortVoteAbortsAndRollsBackOnlyBranchesThatMayHoldWork) {
+  StartCoordinator();
+  participants_.SetVote("b", Status::Aborted("constraint failed"));
+  participants_.SetVote("c", Vote::kAbort);
+  std::string txn = BeginWith({"a", "b", "c"});
+  auto outcome = coordinator_->Commit(txn);
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->state, TxnState::kAborted);
+  EXPECT_NE(outcome->reason.find("voted ABORT"), std::string::npos) << outcome->reason;
+  EXPECT_EQ(participants_.Count("rollback", "a"), 1);  // prepared: must be told
+  EXPECT_EQ(participants_.Count("rollback", "b"), 0);  // voted ABORT: already released
+  EXPECT_EQ(participants_.Count("rollback", "c"), 0);
+  EXPECT_EQ(participants_.Count("commit", "a"), 0);
+  EXPECT_EQ(journal_->Stats().commit_records, 0);  // presumed abort: nothing logged
+  EXPECT_EQ(StateOf(txn), TxnState::kAborted);
+}
+
+TEST_F(CoordinatorTest, PrepareErrorCountsAsAbortAndTheBranchIsStillRolledBack) {
+  StartCoordinator();
+  participants_.SetVote("b", Status::Unavailable("connection reset"));
+  std::string txn = BeginWith({"a", "b"});
+  auto outcome = coordinator_->Commit(txn);
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->state, TxnState::kAborted);
+  EXPECT_NE(outcome->reason.find("did not vote"), std::string::npos) << outcome->reason;
+  // b may have prepared before the connection broke.
+  EXPECT_EQ(participants_.Count("rollback", "a"), 1);
+  EXPECT_EQ(participants_.Count("rollback", "b"), 1);
+}
+
+TEST_F(CoordinatorTest, PrepareTimeoutAbortsWithinTheDeadline) {
+  StartCoordinator();
+  participants_.SetPrepareDelay("b", 5000);
+  std::string txn = BeginWith({"a", "b"});
+  auto start = std::chrono::steady_clock::now();
+  auto outcome = coordinator_->Commit(txn);
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->state, TxnState::kAborted);
+  EXPECT_LT(took, 2s);  // bounded by prepare_timeout_ms (200 ms), not by b
+  EXPECT_EQ(participants_.Count("rollback", "b"), 1);
+}
+
+TEST_F(CoordinatorTest, AllReadOnlyVotesCommitWithoutJournalOrSecondPhase) {
+  StartCoordinator();
+  participants_.SetVote("a", Vote::kReadOnly);
+  participants_.SetVote("b", Vote::kReadOnly);
+  auto outcome = coordinator_->Commit(BeginWith({"a", "b"}));
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->state, TxnState::kCommitted);
+  EXPECT_EQ(journal_->Stats().commit_records, 0);
+  EXPECT_EQ(participants_.Count("commit", "a") + participants_.Count("commit", "b"), 0);
+}
+
+TEST_F(CoordinatorTest, ReadOnlyVoterIsLeftOutOfTheDecisionAndPhaseTwo) {
+  StartCoordinator();
+  participants_.SetVote("b", Vote::kReadOnly);
+  std::string txn = BeginWith({"a", "b"});
+  auto outcome = coordinator_->Commit(txn);
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->state, TxnState::kCommitted);
+  EXPECT_EQ(participants_.Count("commit", "a"), 1);
+  EXPECT_EQ(participants_.Count("commit", "b"), 0);
+  EXPECT_EQ(journal_->Stats().commit_records, 1);
+}
+
+TEST_F(CoordinatorTest, SingleBranchCommitsInOnePhaseWithoutPrepareOrJournal) {
+  StartCoordinator();
+  auto outcome = coordinator_->Commit(BeginWith({"a"}));
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->state, TxnState::kCommitted);
+  EXPECT_EQ(participants_.Count("prepare", "a"), 0);
+  EXPECT_EQ(participants_.Count("commit1pc", "a"), 1);
+  EXPECT_EQ(journal_->Stats().commit_records, 0);
+}
+
+TEST_F(CoordinatorTest, OnePhaseRefusalAbortsWithTheParticipantsReason) {
+  StartCoordinator();
+  participants_.FailCommits("a", 1, Status::Aborted("UNIQUE constraint failed"));
+  auto outcome = coordinator_->Commit(BeginWith({"a"}));
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->state, TxnState::kAborted);
+  EXPECT_NE(outcome->reason.find("UNIQUE"), std::string::npos);
+}
+
+TEST_F(CoordinatorTest, OnePhaseLostReplyIsAskedAgain) {
+  StartCoordinator();
+  participants_.FailCommits("a", 1, Status::Unavailable("connection reset"));
+  auto outcome = coordinator_->Commit(BeginWith({"a"}));
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->state, TxnState::kCommitted);
+  EXPECT_EQ(participants_.Count("commit1pc", "a"), 2);
+}
+
+TEST_F(CoordinatorTest, UnacknowledgedCommitIsRetriedUntilAcknowledged) {
+  StartCoordinator();
+  participants_.FailCommits("b", 4);
+  std::string txn = BeginWith({"a", "b"});
+  auto outcome = coordinator_->Commit(txn);
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->state, TxnState::kCommitted);  // the decision is durable
+  EXPECT_TRUE(EventuallyInState(txn, TxnState::kCommitted));
+  EXPECT_EQ(participants_.Count("commit", "a"), 1);
+  EXPECT_EQ(participants_.Count("commit", "b"), 5);
+  auto status = coordinator_->GetStatus(txn);
+  ASSERT_TRUE(status.ok());
+  for (const auto& b : status->branches) EXPECT_EQ(b.state, BranchState::kCommitted);
+  // END forgets the decision.
+  coordinator_.reset();
+  journal_.reset();
+  SqliteJournalOptions o;
+  o.coordinator_name = "c1";
+  auto reopened = SqliteJournal::Open(dir_.File("journal.db"), o);
+  ASSERT_TRUE(reopened.ok());
+  auto unfinished = (*reopened)->LoadUnfinished();
+  ASSERT_TRUE(unfinished.ok());
+  EXPECT_TRUE(unfinished->empty());
+}
+
+TEST_F(CoordinatorTest, PendingCommitIsShownAsCommittingWithTheLastError) {
+  StartCoordinator();
+  participants_.FailCommits("b", 1000000, Status::Unavailable("connection refused"));
+  std::string txn = BeginWith({"a", "b"});
+  ASSERT_TRUE(coordinator_->Commit(txn).ok());
+  auto status = coordinator_->GetStatus(txn);
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->state, TxnState::kCommitting);
+  for (const auto& b : status->branches) {
+    if (b.participant == "b") {
+      EXPECT_EQ(b.state, BranchState::kCommitPending);
+      EXPECT_NE(b.last_error.find("connection refused"), std::string::npos);
+    }
+  }
+  EXPECT_EQ(*coordinator_->Inquire(txn), Outcome::kCommitted);
+}
+
+TEST_F(CoordinatorTest, JournalWriteFailureTurnsTheDecisionIntoAbort) {
+  FullDiskJournal journal(journal_.get());
+  StartCoordinator(&journal);
+  std::string txn = BeginWith({"a", "b"});
+  auto outcome = coordinator_->Commit(txn);
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->state, TxnState::kAborted);
+  EXPECT_NE(outcome->reason.find("disk is full"), std::string::npos) << outcome->reason;
+  EXPECT_EQ(participants_.Count("commit", "a") + participants_.Count("commit", "b"), 0);
+  EXPECT_EQ(participants_.Count("rollback", "a"), 1);
+  EXPECT_EQ(participants_.Count("rollback", "b"), 1);
+  EXPECT_EQ(*coordinator_->Inquire(txn), Outcome::kAborted);
+  coordinator_.reset();
+}
+
+TEST_F(CoordinatorTest, RepeatedCommitReturnsTheSameOutcome) {
+  StartCoordinator();
+  std::string committed = BeginWith({"a", "b"});
+  ASSERT_EQ(coordinator_->Commit(committed)->state, TxnState::kCommitted);
+  EXPECT_EQ(coordinator_->Commit(committed)->state, TxnState::kCommitted);
+  EXPECT_EQ(participants_.Count("prepare", "a"), 1);
+
+  participants_.SetVote("b", Vote::kAbort);
+  std::string aborted = BeginWith({"a", "b"});
+  ASSERT_EQ(coordinator_->Commit(aborted)->state, TxnState::kAborted);
+  EXPECT_EQ(coordinator_->Commit(aborted)->state, TxnState::kAborted);
+}
+
+TEST_F(CoordinatorTest, TransactionPastItsDeadlineIsRolledBackAndCommitSaysTimedOut) {
+  StartCoordinator();
+  std::string txn = BeginWith({"a", "b"}, /*timeout_ms=*/50);
+  EXPECT_TRUE(EventuallyInState(txn, TxnState::kAborted));
+  EXPECT_EQ(participants_.Count("rollback", "a"), 1);
+  EXPECT_EQ(participants_.Count("rollback", "b"), 1);
+  auto outcome = coordinator_->Commit(txn);
+  EXPECT_EQ(outcome.status().code(), StatusCode::kTimedOut) << outcome.status().ToString();
+  EXPECT_EQ(participants_.Count("prepare", "a"), 0);
+}
+
+TEST_F(CoordinatorTest, BadRequestsGetClearErrors) {
+  StartCoordinator();
+  EXPECT_EQ(coordinator_->Commit("garbage").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(coordinator_->Commit("c1.1.999").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(coordinator_->Commit("other.1.1").status().code(), StatusCode::kNotFound);
+  std::string txn = BeginWith({});
+  auto unknown = coordinator_->Enlist(txn, "nobody");
+  EXPECT_EQ(unknown.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(unknown.status().message().find("registered: a, b, c"), std::string::npos);
+  ASSERT_TRUE(coordinator_->Commit(txn).ok());
+  EXPECT_EQ(coordinator_->Enlist(txn, "a").status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(coordinator_->Rollback(txn).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(coordinator_->Begin(options_.max_txn_timeout_ms + 1).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(CoordinatorTest, RestartRaisesTheEpochAndFencesWithIt) {
+  StartCoordinator();
+  int64_t first = coordinator_->epoch();
+  EXPECT_EQ(participants_.fence().epoch, first);
+  coordinator_.reset();
+  StartCoordinator();
+  EXPECT_EQ(coordinator_->epoch(), first + 1);
+  EXPECT_EQ(participants_.fence().epoch, first + 1);
+  EXPECT_EQ(participants_.fence().coordinator, "c1");
+}
+
+TEST_F(CoordinatorTest, RecoveryRedrivesRecordedCommitsAndRollsBackUnrecordedBranches) {
+  // A previous run decided COMMIT for c1.1.7 and crashed before telling anyone.
+  ASSERT_TRUE(journal_->RaiseEpoch().ok());
+  ASSERT_TRUE(journal_->LogCommit({"c1.1.7", {"a", "b"}, 0}).ok());
+  ASSERT_TRUE(journal_->PutParticipant({"a", "127.0.0.1", 1, "fake"}).ok());
+  ASSERT_TRUE(journal_->PutParticipant({"b", "127.0.0.1", 1, "fake"}).ok());
+  // a holds c1.1.7 (decided), c1.1.8 (ours, undecided) and another coordinator's.
+  participants_.SetPrepared("a", {"c1.1.7", "c1.1.8", "other.3.1"});
+  participants_.FailCommits("b", 2);
+  StartCoordinator();
+  EXPECT_TRUE(EventuallyInState("c1.1.7", TxnState::kCommitted));
+  EXPECT_EQ(participants_.Count("commit", "a"), 1);
+  EXPECT_EQ(participants_.Count("commit", "b"), 3);
+  int rollbacks_of_8 = 0, touched_other = 0;
+  for (const auto& c : participants_.calls()) {
+    rollbacks_of_8 += (c.verb == "rollback" && c.txn_id == "c1.1.8");
+    touched_other += (c.txn_id == "other.3.1");
+  }
+  EXPECT_EQ(rollbacks_of_8, 1);
+  EXPECT_EQ(touched_other, 0);
+  EXPECT_EQ(*coordinator_->Inquire("c1.1.8"), Outcome::kAborted);
+  EXPECT_EQ(*coordinator_->Inquire("c1.1.7"), Outcome::kCommitted);
+}
+
+TEST_F(CoordinatorTest, InquiryAnswersActiveWhileUndecided) {
+  StartCoordinator();
+  std::string txn = BeginWith({"a", "b"});
+  EXPECT_EQ(*coordinator_->Inquire(txn), Outcome::kActive);
+}
+
+}  // namespace
+}  // namespace pact
