@@ -23,7 +23,7 @@ struct QueryResult {
   int64_t affected_rows = 0;  // rows changed by INSERT/UPDATE/DELETE
 };
 
-// Renders a value for logs and tables: NULL, 42, 1.5, 'text', x'0a0b'.
+// Renders a value for logs and tables: NULL, 42, 1.5, text, x'0a0b'.
 std::string SqlValueToString(const SqlValue& value);
 
 }  // namespace pact

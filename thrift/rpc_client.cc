@@ -1,6 +1,12 @@
 #include "thrift/rpc_client.h"
 
+#include <poll.h>
+
 #include <cstdlib>
+#include <mutex>
+
+#include <glog/logging.h>
+#include <thrift/TOutput.h>
 
 namespace pact {
 
@@ -22,6 +28,12 @@ Result<Endpoint> Endpoint::Parse(const std::string& text) {
 }
 
 Status RpcChannel::Open(const Endpoint& endpoint, const RpcTimeouts& timeouts) {
+  // Thrift prints every failed connect to stderr; the failure reaches the
+  // caller as a Status already, so keep the library's copy for verbose logs.
+  static std::once_flag quiet_thrift;
+  std::call_once(quiet_thrift, [] {
+    apache::thrift::GlobalOutput.setOutputFunction([](const char* msg) { VLOG(1) << msg; });
+  });
   Close();
   socket = std::make_shared<TSocket>(endpoint.host, endpoint.port);
   socket->setConnTimeout(timeouts.connect_ms);
@@ -50,6 +62,12 @@ void RpcChannel::Close() {
   protocol.reset();
   transport.reset();
   socket.reset();
+}
+
+bool RpcChannel::LooksAlive() const {
+  // An idle connection has nothing to read; readable means EOF or a reset.
+  pollfd pfd{static_cast<int>(socket->getSocketFD()), POLLIN | POLLRDHUP, 0};
+  return poll(&pfd, 1, 0) == 0;
 }
 
 void RpcChannel::SetCallTimeout(int ms) {

@@ -41,6 +41,9 @@ struct RpcChannel {
   Status Open(const Endpoint& endpoint, const RpcTimeouts& timeouts);
   void Close();
   bool IsOpen() const { return transport && transport->isOpen(); }
+  // False when the peer closed an idle connection (e.g. it restarted), so a
+  // pooled connection is not used to send a call into the void.
+  bool LooksAlive() const;
   void SetCallTimeout(int ms);
 };
 
@@ -65,6 +68,7 @@ class RpcConnection {
   // stream may hold half a reply, and the next call reconnects.
   template <typename Fn>
   Status Call(Fn&& fn) {
+    if (channel_.IsOpen() && !channel_.LooksAlive()) channel_.Close();
     if (!channel_.IsOpen()) {
       Status st = channel_.Open(endpoint_, timeouts_);
       if (!st.ok()) return st.WithContext(endpoint_.ToString());

@@ -1,0 +1,134 @@
+// Bad input through the real processes: each gets a clear error, and nothing
+// is left prepared or locked afterwards.
+#include "gen-cpp/Coordinator.h"
+#include "gen-cpp/Participant.h"
+#include "tests/bank_fixture.h"
+#include "thrift/rpc_client.h"
+
+namespace pact {
+namespace {
+
+class BadInputTest : public BankTest {
+ protected:
+  // Whatever the test did, the banks are usable and untouched afterwards.
+  void ExpectNothingHeld() {
+    EXPECT_TRUE(cluster_.EventuallyNoOpenBranches());
+    auto client = Connect();
+    auto txn = PrepareTransfer(*client, 1);
+    ASSERT_TRUE(txn);
+    EXPECT_TRUE(txn->Commit().ok());
+  }
+
+  Status RawCommit(const std::string& txn_id, rpc::CommitResult* result) {
+    RpcConnection<rpc::CoordinatorClient> conn(
+        *Endpoint::Parse(cluster_.coordinator_address()), RpcTimeouts{});
+    return conn.Call([&](rpc::CoordinatorClient& c) { c.commitTxn(*result, txn_id); });
+  }
+
+  Status RawExecute(const std::string& participant, const std::string& txn_id,
+                    const std::string& sql) {
+    RpcConnection<rpc::ParticipantClient> conn(
+        Endpoint{"127.0.0.1", cluster_.participant_port(participant)}, RpcTimeouts{});
+    rpc::ExecuteResult result;
+    return conn.Call([&](rpc::ParticipantClient& c) { c.execute(result, txn_id, sql, {}); });
+  }
+};
+
+TEST_F(BadInputTest, UnknownAndMalformedTransactionIdsAreRejected) {
+  auto client = Connect();
+  rpc::CommitResult result;
+  EXPECT_EQ(RawCommit("c1.1.424242", &result).code(), StatusCode::kNotFound);
+  EXPECT_EQ(RawCommit("not-an-id", &result).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(client->GetState("someone-else.1.1").status().code(), StatusCode::kNotFound);
+  // A participant will not open a branch for a transaction nobody began.
+  Status st = RawExecute("bank_a", "c1.1.424242", "UPDATE accounts SET balance = 0");
+  EXPECT_EQ(st.code(), StatusCode::kNotFound) << st.ToString();
+  EXPECT_EQ(RawExecute("bank_a", "garbage", "SELECT 1").code(), StatusCode::kInvalidArgument);
+  ExpectNothingHeld();
+  EXPECT_EQ(Balance("bank_a", 2), 100);
+}
+
+TEST_F(BadInputTest, CommitTwiceIsRefusedByTheClientAndIdempotentOnTheWire) {
+  auto client = Connect();
+  auto txn = PrepareTransfer(*client, 10);
+  ASSERT_TRUE(txn);
+  ASSERT_TRUE(txn->Commit().ok());
+  Status again = txn->Commit();
+  EXPECT_EQ(again.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(again.message().find("already committed"), std::string::npos);
+  // A retry on the wire (say after a lost reply) gets the same outcome.
+  rpc::CommitResult result;
+  ASSERT_TRUE(RawCommit(txn->id(), &result).ok());
+  EXPECT_EQ(result.state, rpc::TxnState::COMMITTED);
+  EXPECT_EQ(Balance("bank_a", 1), 90);  // applied once
+  ExpectNothingHeld();
+}
+
+TEST_F(BadInputTest, ExecuteAfterCommitIsRefused) {
+  auto client = Connect();
+  auto txn = PrepareTransfer(*client, 10);
+  ASSERT_TRUE(txn);
+  ASSERT_TRUE(txn->Commit().ok());
+  EXPECT_EQ(txn->Execute("bank_a", "UPDATE accounts SET balance = 0").status().code(),
+            StatusCode::kFailedPrecondition);
+  Status st = RawExecute("bank_a", txn->id(), "UPDATE accounts SET balance = 0");
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+  EXPECT_NE(st.message().find("COMMITTED"), std::string::npos) << st.ToString();
+  EXPECT_EQ(Balance("bank_a", 2), 100);
+  ExpectNothingHeld();
+}
+
+TEST_F(BadInputTest, MalformedSqlIsAnErrorAndTheTransactionCanStillRollBack) {
+  auto client = Connect();
+  auto txn = client->Begin();
+  ASSERT_TRUE(txn.ok());
+  ASSERT_TRUE((*txn)->Execute("bank_a", "UPDATE accounts SET balance = 1 WHERE id = 3").ok());
+  auto bad = (*txn)->Execute("bank_a", "UPDATE acounts SET");
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument) << bad.status().ToString();
+  auto no_table = (*txn)->Execute("bank_b", "SELECT * FROM nowhere");
+  EXPECT_EQ(no_table.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(no_table.status().message().find("nowhere"), std::string::npos);
+  ASSERT_TRUE((*txn)->Rollback().ok());
+  EXPECT_EQ(Balance("bank_a", 3), 100);
+  ExpectNothingHeld();
+}
+
+TEST_F(BadInputTest, ConstraintViolationIsAnErrorOnExecute) {
+  auto client = Connect();
+  auto txn = client->Begin();
+  ASSERT_TRUE(txn.ok());
+  auto overdraft = (*txn)->Execute("bank_a", "UPDATE accounts SET balance = balance - 1000");
+  EXPECT_EQ(overdraft.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(overdraft.status().message().find("CHECK"), std::string::npos)
+      << overdraft.status().ToString();
+  txn->reset();  // dropped: rolls back
+  ExpectNothingHeld();
+  EXPECT_EQ(Total("bank_a"), 3 * kInitialBalance - 1);
+}
+
+TEST_F(BadInputTest, UnknownParticipantNameIsAClearError) {
+  auto client = Connect();
+  auto txn = client->Begin();
+  ASSERT_TRUE(txn.ok());
+  auto result = (*txn)->Execute("bank_z", "SELECT 1");
+  EXPECT_EQ(result.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(result.status().message().find("bank_a, bank_b"), std::string::npos)
+      << result.status().ToString();
+  EXPECT_TRUE((*txn)->Commit().ok());  // nothing enlisted: trivially committed
+  ExpectNothingHeld();
+}
+
+TEST_F(BadInputTest, TransactionControlStatementsAreRefused) {
+  auto client = Connect();
+  auto txn = client->Begin();
+  ASSERT_TRUE(txn.ok());
+  for (const char* sql : {"COMMIT", "ROLLBACK", "BEGIN", "SELECT 1; SELECT 2"}) {
+    EXPECT_EQ((*txn)->Execute("bank_a", sql).status().code(), StatusCode::kInvalidArgument)
+        << sql;
+  }
+  ASSERT_TRUE((*txn)->Rollback().ok());
+  ExpectNothingHeld();
+}
+
+}  // namespace
+}  // namespace pact

@@ -1,0 +1,249 @@
+#include "tests/process_harness.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "gen-cpp/Coordinator.h"
+#include "gen-cpp/Participant.h"
+#include "thrift/rpc_client.h"
+
+namespace pact {
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+Process::Process(std::vector<std::string> argv, std::map<std::string, std::string> env,
+                 std::string log_path)
+    : argv_(std::move(argv)), env_(std::move(env)), log_path_(std::move(log_path)) {}
+
+Process::~Process() {
+  if (running()) {
+    Signal(SIGKILL);
+    WaitForExit(5000);
+  }
+}
+
+Status Process::Start() {
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) return Status::Internal("fork failed");
+  if (pid == 0) {
+    // Die with the test binary, so no server outlives a crashed test.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(log, STDOUT_FILENO);
+    dup2(log, STDERR_FILENO);
+    for (const auto& [k, v] : env_) setenv(k.c_str(), v.c_str(), 1);
+    std::vector<char*> args;
+    for (auto& a : argv_) args.push_back(a.data());
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  pid_ = pid;
+  exit_code_ = -1;
+  return Status::Ok();
+}
+
+void Process::Signal(int sig) {
+  if (pid_ > 0) kill(pid_, sig);
+}
+
+int Process::WaitForExit(int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (pid_ > 0) {
+    int status = 0;
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      pid_ = -1;
+      break;
+    }
+    if (std::chrono::steady_clock::now() > deadline) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return exit_code_;
+}
+
+bool Process::running() { return pid_ > 0 && WaitForExit(0) == -1; }
+
+Cluster::Cluster(const TempDir& dir) : dir_(dir), coordinator_port_(FreePort()) {}
+
+Cluster::~Cluster() {
+  // Participants first, so none logs about a vanished coordinator.
+  participants_.clear();
+  coordinator_.reset();
+}
+
+std::string Cluster::coordinator_address() const {
+  return "127.0.0.1:" + std::to_string(coordinator_port_);
+}
+
+std::string Cluster::db_path(const std::string& participant) const {
+  return dir_.File(participant + ".db");
+}
+
+namespace {
+
+// Polls `ready` every 20 ms for up to timeout_ms.
+template <typename Fn>
+bool Eventually(Fn ready, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (ready()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+}  // namespace
+
+Status Cluster::StartCoordinator(std::map<std::string, std::string> env) {
+  std::vector<std::string> argv = {PACT_COORDINATOR_BIN, "--name=c1",
+                                   "--port=" + std::to_string(coordinator_port_),
+                                   "--journal=" + dir_.File("journal.db")};
+  argv.insert(argv.end(), coordinator_flags.begin(), coordinator_flags.end());
+  coordinator_ = std::make_unique<Process>(argv, env, dir_.File("coordinator.log"));
+  RETURN_NOT_OK(coordinator_->Start());
+  RpcConnection<rpc::CoordinatorClient> conn(Endpoint{"127.0.0.1", coordinator_port_},
+                                             RpcTimeouts{500, 2000});
+  bool ready = Eventually(
+      [&] {
+        rpc::CoordinatorInfo info;
+        return conn.Call([&](rpc::CoordinatorClient& c) { c.info(info); }).ok() && info.ready;
+      },
+      15000);
+  if (!ready) return Status::TimedOut("coordinator did not come up; see " + dir_.File("coordinator.log"));
+  return Status::Ok();
+}
+
+Status Cluster::StartParticipant(const std::string& name,
+                                 std::map<std::string, std::string> env) {
+  Participant& p = participants_[name];
+  if (p.port == 0) p.port = FreePort();
+  std::vector<std::string> argv = {PACT_PARTICIPANT_BIN,
+                                   "--name=" + name,
+                                   "--port=" + std::to_string(p.port),
+                                   "--coordinator=" + coordinator_address(),
+                                   "--backend=sqlite",
+                                   "--sqlite_path=" + db_path(name)};
+  argv.insert(argv.end(), participant_flags.begin(), participant_flags.end());
+  p.process = std::make_unique<Process>(argv, env, dir_.File(name + ".log"));
+  RETURN_NOT_OK(p.process->Start());
+  RpcConnection<rpc::ParticipantClient> participant(Endpoint{"127.0.0.1", p.port},
+                                                    RpcTimeouts{500, 2000});
+  RpcConnection<rpc::CoordinatorClient> coordinator(Endpoint{"127.0.0.1", coordinator_port_},
+                                                    RpcTimeouts{500, 2000});
+  bool ready = Eventually(
+      [&] {
+        rpc::ParticipantInfo info;
+        if (!participant.Call([&](rpc::ParticipantClient& c) { c.info(info); }).ok()) {
+          return false;
+        }
+        std::vector<rpc::ParticipantEndpoint> registered;
+        if (!coordinator.Call([&](rpc::CoordinatorClient& c) { c.listParticipants(registered); })
+                 .ok()) {
+          return false;
+        }
+        for (const auto& r : registered) {
+          if (r.name == name && r.port == p.port) return true;
+        }
+        return false;
+      },
+      15000);
+  if (!ready) return Status::TimedOut("participant " + name + " did not come up; see " + dir_.File(name + ".log"));
+  return Status::Ok();
+}
+
+Result<std::vector<std::string>> Cluster::OpenBranches(const std::string& name) {
+  RpcConnection<rpc::ParticipantClient> conn(Endpoint{"127.0.0.1", participants_.at(name).port},
+                                             RpcTimeouts{500, 2000});
+  std::vector<rpc::BranchInfo> branches;
+  RETURN_NOT_OK(conn.Call([&](rpc::ParticipantClient& c) { c.listBranches(branches); }));
+  std::vector<std::string> out;
+  for (const auto& b : branches) {
+    out.push_back(b.txn_id + (b.state == rpc::BranchState::PREPARED ? " PREPARED" : " ACTIVE"));
+  }
+  return out;
+}
+
+bool Cluster::EventuallyNoOpenBranches(int timeout_ms) {
+  return Eventually(
+      [&] {
+        for (auto& [name, p] : participants_) {
+          if (!p.process || !p.process->running()) continue;
+          auto open = OpenBranches(name);
+          if (!open.ok() || !open->empty()) return false;
+        }
+        return true;
+      },
+      timeout_ms);
+}
+
+Result<std::vector<std::vector<SqlValue>>> QueryFile(const std::string& db_path,
+                                                     const std::string& sql) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    std::string msg = sqlite3_errmsg(db);
+    sqlite3_close(db);
+    return Status::IoError("open " + db_path + ": " + msg);
+  }
+  sqlite3_busy_timeout(db, 2000);
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+    std::string msg = sqlite3_errmsg(db);
+    sqlite3_close(db);
+    return Status::InvalidArgument(sql + ": " + msg);
+  }
+  std::vector<std::vector<SqlValue>> rows;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    std::vector<SqlValue> row;
+    for (int i = 0; i < sqlite3_column_count(stmt); ++i) {
+      switch (sqlite3_column_type(stmt, i)) {
+        case SQLITE_INTEGER: row.emplace_back(int64_t{sqlite3_column_int64(stmt, i)}); break;
+        case SQLITE_FLOAT: row.emplace_back(sqlite3_column_double(stmt, i)); break;
+        case SQLITE_NULL: row.emplace_back(std::monostate{}); break;
+        default:
+          row.emplace_back(std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, i))));
+      }
+    }
+    rows.push_back(std::move(row));
+  }
+  std::string msg = sqlite3_errmsg(db);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  if (rc != SQLITE_DONE) return Status::Internal(sql + ": " + msg);
+  return rows;
+}
+
+Result<int64_t> QueryInt(const std::string& db_path, const std::string& sql) {
+  ASSIGN_OR_RETURN(auto rows, QueryFile(db_path, sql));
+  if (rows.size() != 1 || rows[0].size() != 1 || !std::holds_alternative<int64_t>(rows[0][0])) {
+    return Status::NotFound(sql + ": expected one integer");
+  }
+  return std::get<int64_t>(rows[0][0]);
+}
+
+}  // namespace pact

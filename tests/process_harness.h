@@ -1,0 +1,93 @@
+// Real processes for multi-process tests: the shipped pact-coordinator and
+// pact-participant binaries on loopback ports, with their files in a temp
+// directory, killed with the test (also when the test binary dies).
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/sql_value.h"
+#include "common/status.h"
+#include "tests/temp_dir.h"
+
+namespace pact {
+
+// Asks the kernel for a loopback port that is free right now.
+int FreePort();
+
+class Process {
+ public:
+  Process(std::vector<std::string> argv, std::map<std::string, std::string> env,
+          std::string log_path);
+  ~Process();  // SIGKILL if still running
+
+  Status Start();
+  void Signal(int sig);
+  // Waits for the process to end; returns its exit code, or 128+signal.
+  // -1 if it is still running after timeout_ms.
+  int WaitForExit(int timeout_ms);
+  bool running();
+  const std::string& log_path() const { return log_path_; }
+
+ private:
+  std::vector<std::string> argv_;
+  std::map<std::string, std::string> env_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+  int exit_code_ = -1;
+};
+
+// One coordinator and named SQLite participants, each with fixed ports and
+// files so a killed process can be restarted on the same state.
+class Cluster {
+ public:
+  explicit Cluster(const TempDir& dir);
+  ~Cluster();
+
+  // Options every start of the coordinator gets (besides name/port/journal).
+  std::vector<std::string> coordinator_flags = {
+      "--prepare_timeout_ms=2000", "--commit_retry_initial_ms=50",
+      "--commit_retry_max_ms=200"};
+  std::vector<std::string> participant_flags = {"--inquiry_interval_ms=200"};
+
+  // Starts (or restarts) the coordinator and waits until it serves.
+  // `env` e.g. {{"PACT_CRASH_POINT", "after_decision_logged"}}.
+  Status StartCoordinator(std::map<std::string, std::string> env = {});
+  // Starts (or restarts) a participant and waits until it is registered.
+  Status StartParticipant(const std::string& name, std::map<std::string, std::string> env = {});
+
+  Process& coordinator() { return *coordinator_; }
+  Process& participant(const std::string& name) { return *participants_.at(name).process; }
+  std::string coordinator_address() const;
+  std::string db_path(const std::string& participant) const;
+  int participant_port(const std::string& name) const { return participants_.at(name).port; }
+
+  // Branches (ACTIVE or PREPARED) the participant holds, from its listBranches.
+  Result<std::vector<std::string>> OpenBranches(const std::string& participant);
+  // Waits until every running participant holds no branch; false on timeout.
+  bool EventuallyNoOpenBranches(int timeout_ms = 10000);
+
+ private:
+  struct Participant {
+    int port = 0;
+    std::unique_ptr<Process> process;
+  };
+  const TempDir& dir_;
+  int coordinator_port_;
+  std::unique_ptr<Process> coordinator_;
+  std::map<std::string, Participant> participants_;
+  int starts_ = 0;
+};
+
+// Runs a query on a participant's SQLite file directly (a second, read-only
+// connection, like any other reader of the database).
+Result<std::vector<std::vector<SqlValue>>> QueryFile(const std::string& db_path,
+                                                     const std::string& sql);
+// One integer from a query on the file, e.g. a balance.
+Result<int64_t> QueryInt(const std::string& db_path, const std::string& sql);
+
+}  // namespace pact
