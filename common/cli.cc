@@ -7,14 +7,19 @@
 
 #include <glog/logging.h>
 
+#include "common/crash_point.h"
+
 namespace po = boost::program_options;
 
 namespace pact {
 
 po::variables_map ParseCommandLine(int argc, char** argv, po::options_description& desc,
                                    const std::string& usage) {
+  std::string crash_point;
   desc.add_options()("help,h", "print this help and exit")(
-      "config", po::value<std::string>(), "INI file with any of these options (name = value)");
+      "config", po::value<std::string>(), "INI file with any of these options (name = value)")(
+      "crash_point", po::value(&crash_point)->default_value(""),
+      "testing: name[:count] of a crash point to _exit at (also PACT_CRASH_POINT)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -34,6 +39,11 @@ po::variables_map ParseCommandLine(int argc, char** argv, po::options_descriptio
     po::notify(vm);
   } catch (const po::error& e) {
     std::cerr << argv[0] << ": " << e.what() << " (see --help)\n";
+    std::exit(2);
+  }
+  Status armed = crash_point.empty() ? ArmCrashPointFromEnv() : ArmCrashPoint(crash_point);
+  if (!armed.ok()) {
+    std::cerr << argv[0] << ": " << armed.ToString() << "\n";
     std::exit(2);
   }
   return vm;

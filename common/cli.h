@@ -9,8 +9,9 @@
 namespace pact {
 
 // Parses argv plus, when --config names one, an INI file (the command line
-// wins). Adds --help and --config to `desc`. Prints help and exits 0 on
-// --help; prints the error and exits 2 on a bad option.
+// wins). Adds --help, --config and --crash_point to `desc` and arms the crash
+// point (or PACT_CRASH_POINT). Prints help and exits 0 on --help; prints the
+// error and exits 2 on a bad option.
 boost::program_options::variables_map ParseCommandLine(
     int argc, char** argv, boost::program_options::options_description& desc,
     const std::string& usage);

@@ -7,7 +7,6 @@
 #include <glog/logging.h>
 
 #include "common/cli.h"
-#include "common/crash_point.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/coordinator_handler.h"
 #include "coordinator/thrift_participants.h"
@@ -21,7 +20,7 @@ int main(int argc, char** argv) {
   pact::ProtocolOptions& protocol = options.protocol;
   pact::RpcTimeouts rpc_timeouts;
   pact::SqliteJournalOptions journal_options;
-  std::string host, journal_path, crash_point;
+  std::string host, journal_path;
   int port = 0;
   std::vector<std::string> static_participants;
 
@@ -55,19 +54,11 @@ int main(int argc, char** argv) {
       ("finished_txns_kept", po::value(&options.finished_txns_kept)->default_value(10000),
        "finished transactions remembered for status queries")
       ("group_commit", po::value(&journal_options.group_commit)->default_value(true),
-       "share one journal fsync among concurrent decisions")
-      ("crash_point", po::value(&crash_point)->default_value(""),
-       "testing: name[:count] of a crash point to _exit at (also PACT_CRASH_POINT)");
+       "share one journal fsync among concurrent decisions");
   pact::ParseCommandLine(argc, argv, desc, "Usage: pact-coordinator [options]");
   pact::InitLogging(argv[0]);
   pact::BlockStopSignals();
 
-  pact::Status armed =
-      crash_point.empty() ? pact::ArmCrashPointFromEnv() : pact::ArmCrashPoint(crash_point);
-  if (!armed.ok()) {
-    std::cerr << "pact-coordinator: " << armed.ToString() << "\n";
-    return 2;
-  }
 
   journal_options.coordinator_name = options.name;
   auto journal = pact::SqliteJournal::Open(journal_path, journal_options);

@@ -5,7 +5,6 @@
 #include <glog/logging.h>
 
 #include "common/cli.h"
-#include "common/crash_point.h"
 #include "participant/coordinator_link.h"
 #include "participant/fence_store.h"
 #include "participant/participant_handler.h"
@@ -34,7 +33,7 @@ pact::Result<std::unique_ptr<pact::Backend>> OpenBackend(const std::string& kind
 
 int main(int argc, char** argv) {
   pact::ParticipantOptions options;
-  std::string listen_host, coordinator_address, backend_kind, fence_path, crash_point;
+  std::string listen_host, coordinator_address, backend_kind, fence_path;
   pact::RpcTimeouts rpc_timeouts;
 
   po::options_description desc("Options");
@@ -58,20 +57,12 @@ int main(int argc, char** argv) {
       ("inquiry_interval_ms", po::value(&options.inquiry_interval_ms)->default_value(1000),
        "how long a prepared branch waits for the decision before asking the coordinator")
       ("rpc_timeout_ms", po::value(&rpc_timeouts.call_ms)->default_value(10000),
-       "timeout of calls to the coordinator")
-      ("crash_point", po::value(&crash_point)->default_value(""),
-       "testing: name[:count] of a crash point to _exit at (also PACT_CRASH_POINT)");
+       "timeout of calls to the coordinator");
   po::variables_map vm =
       pact::ParseCommandLine(argc, argv, desc, "Usage: pact-participant --name N --port P [options]");
   pact::InitLogging(argv[0]);
   pact::BlockStopSignals();
 
-  pact::Status armed =
-      crash_point.empty() ? pact::ArmCrashPointFromEnv() : pact::ArmCrashPoint(crash_point);
-  if (!armed.ok()) {
-    std::cerr << "pact-participant: " << armed.ToString() << "\n";
-    return 2;
-  }
   if (options.self.host.empty()) options.self.host = listen_host;
   auto coordinator_endpoint = pact::Endpoint::Parse(coordinator_address);
   if (!coordinator_endpoint.ok()) {
