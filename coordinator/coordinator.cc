@@ -129,6 +129,7 @@ Result<BeginInfo> Coordinator::Begin(int64_t timeout_ms) {
     txns_[txn->id] = txn;
     deadlines_.emplace(txn->deadline, txn);
   }
+  begun_++;
   CrashPoint("after_begin");
   return BeginInfo{txn->id, timeout_ms};
 }
@@ -328,7 +329,26 @@ std::vector<ParticipantRecord> Coordinator::ListParticipants() {
   return out;
 }
 
+std::map<std::string, int64_t> Coordinator::Stats() {
+  JournalStats journal = journal_->Stats();
+  return {{"txns_begun", begun_},
+          {"txns_committed", committed_},
+          {"txns_aborted", aborted_},
+          {"txns_timed_out", timed_out_},
+          {"journal_commit_records", journal.commit_records},
+          {"journal_fsync_batches", journal.fsync_batches}};
+}
+
 void Coordinator::OnFinished(const std::shared_ptr<Txn>& txn) {
+  {
+    std::lock_guard<std::mutex> lock(txn->mu);
+    if (txn->state == TxnState::kCommitted) {
+      committed_++;
+    } else {
+      aborted_++;
+      if (txn->reason == kDeadlineReason) timed_out_++;
+    }
+  }
   std::lock_guard<std::mutex> lock(mu_);
   finished_.push_back(txn->id);
   while (finished_.size() > options_.finished_txns_kept) {

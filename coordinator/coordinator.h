@@ -65,6 +65,9 @@ class Coordinator {
   // only those in `states` unless it is empty.
   std::vector<TxnSnapshot> ListTransactions(const std::vector<TxnState>& states);
 
+  // Counters since start, by name (see the IDL's stats()).
+  std::map<std::string, int64_t> Stats();
+
   Status RegisterParticipant(const ParticipantRecord& participant);
   std::vector<ParticipantRecord> ListParticipants();
 
@@ -84,6 +87,10 @@ class Coordinator {
   std::atomic<int64_t> epoch_{0};
   std::atomic<int64_t> next_seq_{1};
   std::atomic<bool> ready_{false};
+  std::atomic<int64_t> begun_{0};
+  std::atomic<int64_t> committed_{0};
+  std::atomic<int64_t> aborted_{0};
+  std::atomic<int64_t> timed_out_{0};
 
   std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Txn>> txns_;  // guarded by mu_

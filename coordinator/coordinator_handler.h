@@ -21,6 +21,7 @@ class CoordinatorHandler : public rpc::CoordinatorIf {
   void listParticipants(std::vector<rpc::ParticipantEndpoint>& out) override;
   void listTransactions(std::vector<rpc::TxnStatus>& out,
                         const std::vector<rpc::TxnState::type>& states) override;
+  void stats(std::map<std::string, int64_t>& out) override { out = coordinator_->Stats(); }
 
  private:
   Coordinator* coordinator_;

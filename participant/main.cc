@@ -7,6 +7,7 @@
 #include "common/cli.h"
 #include "participant/coordinator_link.h"
 #include "participant/fence_store.h"
+#include "participant/null_backend.h"
 #include "participant/participant_handler.h"
 #include "participant/participant_service.h"
 #include "participant/sqlite_backend.h"
@@ -26,14 +27,15 @@ pact::Result<std::unique_ptr<pact::Backend>> OpenBackend(const std::string& kind
     ASSIGN_OR_RETURN(auto backend, pact::SqliteBackend::Open(options));
     return std::unique_ptr<pact::Backend>(std::move(backend));
   }
-  return pact::Status::InvalidArgument("unknown --backend '" + kind + "' (known: sqlite)");
+  if (kind == "null") return std::unique_ptr<pact::Backend>(new pact::NullBackend());
+  return pact::Status::InvalidArgument("unknown --backend '" + kind + "' (known: sqlite, null)");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   pact::ParticipantOptions options;
-  std::string listen_host, coordinator_address, backend_kind, fence_path;
+  std::string listen_host, coordinator_address, backend_kind, state_dir;
   pact::RpcTimeouts rpc_timeouts;
 
   po::options_description desc("Options");
@@ -46,14 +48,15 @@ int main(int argc, char** argv) {
        "address the coordinator uses to reach us (default: --host)")
       ("coordinator", po::value(&coordinator_address)->default_value("127.0.0.1:7700"),
        "coordinator host:port")
-      ("backend", po::value(&backend_kind)->default_value("sqlite"), "database kind: sqlite")
+      ("backend", po::value(&backend_kind)->default_value("sqlite"),
+       "database kind: sqlite, or null (stores nothing; for benchmarks only)")
       ("sqlite_path", po::value<std::string>()->default_value(""),
        "sqlite backend: the database file this adapter owns")
       ("sqlite_busy_timeout_ms", po::value<int>()->default_value(5000),
        "sqlite backend: how long a branch waits for the write lock")
-      ("fence_store", po::value(&fence_path)->default_value(""),
-       "file keeping the highest coordinator epoch seen (default: <name>-fences.db beside "
-       "the database)")
+      ("state_dir", po::value(&state_dir)->default_value("."),
+       "directory for the adapter's own durable state (<name>-fences.db: the highest "
+       "coordinator epoch seen)")
       ("inquiry_interval_ms", po::value(&options.inquiry_interval_ms)->default_value(1000),
        "how long a prepared branch waits for the decision before asking the coordinator")
       ("rpc_timeout_ms", po::value(&rpc_timeouts.call_ms)->default_value(10000),
@@ -77,12 +80,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   options.self.backend = (*backend)->Name();
-  if (fence_path.empty()) {
-    std::string db = vm["sqlite_path"].as<std::string>();
-    std::string dir = db.find('/') == std::string::npos ? "." : db.substr(0, db.rfind('/'));
-    fence_path = dir + "/" + options.self.name + "-fences.db";
-  }
-  auto fences = pact::FenceStore::Open(fence_path);
+  auto fences = pact::FenceStore::Open(state_dir + "/" + options.self.name + "-fences.db");
   if (!fences.ok()) {
     LOG(ERROR) << fences.status().ToString();
     return 1;

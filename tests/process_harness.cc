@@ -142,12 +142,15 @@ Status Cluster::StartParticipant(const std::string& name,
                                  std::map<std::string, std::string> env) {
   Participant& p = participants_[name];
   if (p.port == 0) p.port = FreePort();
-  std::vector<std::string> argv = {PACT_PARTICIPANT_BIN,
-                                   "--name=" + name,
+  std::vector<std::string> argv = {PACT_PARTICIPANT_BIN, "--name=" + name,
                                    "--port=" + std::to_string(p.port),
                                    "--coordinator=" + coordinator_address(),
-                                   "--backend=sqlite",
-                                   "--sqlite_path=" + db_path(name)};
+                                   "--state_dir=" + dir_.path()};
+  if (p.backend_flags.empty()) {
+    argv.insert(argv.end(), {"--backend=sqlite", "--sqlite_path=" + db_path(name)});
+  } else {
+    argv.insert(argv.end(), p.backend_flags.begin(), p.backend_flags.end());
+  }
   argv.insert(argv.end(), participant_flags.begin(), participant_flags.end());
   p.process = std::make_unique<Process>(argv, env, dir_.File(name + ".log"));
   RETURN_NOT_OK(p.process->Start());

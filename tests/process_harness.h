@@ -58,7 +58,13 @@ class Cluster {
   // `env` e.g. {{"PACT_CRASH_POINT", "after_decision_logged"}}.
   Status StartCoordinator(std::map<std::string, std::string> env = {});
   // Starts (or restarts) a participant and waits until it is registered.
+  // Its backend is SQLite on db_path(name) unless SetBackend said otherwise.
   Status StartParticipant(const std::string& name, std::map<std::string, std::string> env = {});
+  // The backend options a participant starts with from now on, e.g.
+  // {"--backend=postgresql", "--pg_conninfo=..."}.
+  void SetBackend(const std::string& name, std::vector<std::string> flags) {
+    participants_[name].backend_flags = std::move(flags);
+  }
 
   Process& coordinator() { return *coordinator_; }
   Process& participant(const std::string& name) { return *participants_.at(name).process; }
@@ -74,6 +80,7 @@ class Cluster {
  private:
   struct Participant {
     int port = 0;
+    std::vector<std::string> backend_flags;  // empty: SQLite
     std::unique_ptr<Process> process;
   };
   const TempDir& dir_;

@@ -180,4 +180,8 @@ service Coordinator {
   // Transactions the coordinator holds in memory (open and recently finished)
   // plus unfinished journal decisions; only those in `states` unless empty.
   list<TxnStatus> listTransactions(1: list<TxnState> states),
+
+  // Counters since start: transactions begun/committed/aborted/timed out,
+  // journal commit records and fsync batches.
+  map<string, i64> stats(),
 }
