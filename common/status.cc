@@ -16,6 +16,7 @@ const char* StatusCodeName(StatusCode code) {
     case StatusCode::kCorruption: return "CORRUPTION";
     case StatusCode::kBusy: return "BUSY";
     case StatusCode::kInternal: return "INTERNAL";
+    case StatusCode::kHeuristicMixed: return "HEURISTIC_MIXED";
   }
   return "UNKNOWN_CODE";
 }

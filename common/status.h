@@ -24,6 +24,7 @@ enum class StatusCode {
   kCorruption = 9,          // persisted data is not what Pact wrote
   kBusy = 10,               // a resource is held by another transaction
   kInternal = 11,
+  kHeuristicMixed = 12,     // an operator decided a branch the other way
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -47,6 +48,9 @@ class [[nodiscard]] Status {
   static Status Corruption(std::string m) { return {StatusCode::kCorruption, std::move(m)}; }
   static Status Busy(std::string m) { return {StatusCode::kBusy, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+  static Status HeuristicMixed(std::string m) {
+    return {StatusCode::kHeuristicMixed, std::move(m)};
+  }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

@@ -22,11 +22,37 @@ std::string JoinNames(const std::map<std::string, ParticipantRecord>& registry) 
 
 }  // namespace
 
-Coordinator::Coordinator(CoordinatorOptions options, Journal* journal, Participants* participants)
+Coordinator::Coordinator(CoordinatorOptions options, Journal* journal, Participants* participants,
+                         CoordinatorMetrics* metrics)
     : options_(std::move(options)), journal_(journal), participants_(participants) {
+  if (metrics == nullptr) {
+    own_metrics_ = std::make_unique<CoordinatorMetrics>();
+    metrics = own_metrics_.get();
+  }
+  metrics_ = metrics;
   protocol_ = std::make_unique<TwoPhaseCommit>(
       options_.protocol, journal_, participants_,
-      [this](const std::shared_ptr<Txn>& txn) { OnFinished(txn); });
+      [this](const std::shared_ptr<Txn>& txn) { OnFinished(txn); },
+      metrics_->heuristic_mixes);
+  metrics_->registry.AddCallbackGauge(
+      "pact_txns_open", "Transactions begun and not yet committed or aborted.", [this] {
+        return static_cast<int64_t>(ListTransactions({TxnState::kActive, TxnState::kPreparing,
+                                                      TxnState::kCommitting,
+                                                      TxnState::kAborting})
+                                        .size());
+      });
+  metrics_->registry.AddCallbackGauge(
+      "pact_in_doubt_branches",
+      "Branches told to commit that have not acknowledged yet (retried with backoff).", [this] {
+        int64_t n = 0;
+        for (const auto& t : ListTransactions({TxnState::kCommitting})) {
+          for (const auto& b : t.branches) n += b.state == BranchState::kCommitPending;
+        }
+        return n;
+      });
+  metrics_->registry.AddCallbackGauge(
+      "pact_pending_commit_retries", "Transactions whose commit is waiting for a retry.",
+      [this] { return static_cast<int64_t>(protocol_->PendingRetries()); });
 }
 
 Coordinator::~Coordinator() { Stop(); }
@@ -116,6 +142,7 @@ void Coordinator::Stop() {
 
 Result<BeginInfo> Coordinator::Begin(int64_t timeout_ms) {
   if (!ready_) return Status::Unavailable("coordinator is recovering; try again shortly");
+  if (draining_) return Status::Unavailable("coordinator is shutting down");
   if (timeout_ms <= 0) timeout_ms = options_.default_txn_timeout_ms;
   if (timeout_ms > options_.max_txn_timeout_ms) {
     return Status::InvalidArgument("timeout " + std::to_string(timeout_ms) +
@@ -129,7 +156,7 @@ Result<BeginInfo> Coordinator::Begin(int64_t timeout_ms) {
     txns_[txn->id] = txn;
     deadlines_.emplace(txn->deadline, txn);
   }
-  begun_++;
+  metrics_->txns_begun->Add();
   CrashPoint("after_begin");
   return BeginInfo{txn->id, timeout_ms};
 }
@@ -185,6 +212,18 @@ Result<int64_t> Coordinator::Enlist(const std::string& txn_id, const std::string
 }
 
 Result<CommitOutcome> Coordinator::Commit(const std::string& txn_id) {
+  TimePoint start = SteadyClock::now();
+  Result<CommitOutcome> outcome = Decide(txn_id);
+  double seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  metrics_->commit_latency_seconds->Observe(seconds);
+  int64_t micros = static_cast<int64_t>(seconds * 1e6);
+  int64_t seen = max_commit_latency_us_.load();
+  while (micros > seen && !max_commit_latency_us_.compare_exchange_weak(seen, micros)) {
+  }
+  return outcome;
+}
+
+Result<CommitOutcome> Coordinator::Decide(const std::string& txn_id) {
   ASSIGN_OR_RETURN(auto txn, Find(txn_id));
   if (SteadyClock::now() >= txn->deadline &&
       protocol_->Claim(*txn, TxnState::kAborting, kDeadlineReason)) {
@@ -322,6 +361,102 @@ Status Coordinator::RegisterParticipant(const ParticipantRecord& participant) {
   return Status::Ok();
 }
 
+Status Coordinator::RemoveParticipant(const std::string& name, bool force) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (registry_.count(name) == 0) {
+      return Status::NotFound("unknown participant '" + name + "'; registered: " +
+                              JoinNames(registry_));
+    }
+  }
+  for (const TxnSnapshot& t : ListTransactions({TxnState::kActive, TxnState::kPreparing,
+                                                TxnState::kCommitting, TxnState::kAborting})) {
+    for (const auto& b : t.branches) {
+      if (b.participant == name) {
+        return Status::FailedPrecondition("participant " + name + " has a branch in " + t.id +
+                                          " (" + TxnStateName(t.state) +
+                                          "); finish or resolve it before removing " + name);
+      }
+    }
+  }
+  if (!force) {
+    auto held = participants_->ListBranches(name);
+    if (!held.ok()) {
+      return Status::FailedPrecondition("cannot ask " + name + " whether it holds branches (" +
+                                        held.status().ToString() +
+                                        "); start it, or remove with force");
+    }
+    if (!held->empty()) {
+      return Status::FailedPrecondition("participant " + name + " still holds " +
+                                        std::to_string(held->size()) + " branch(es), e.g. " +
+                                        held->front().txn_id + "; resolve them first");
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  RETURN_NOT_OK(journal_->DeleteParticipant(name));
+  registry_.erase(name);
+  LOG(INFO) << "participant " << name << " removed";
+  return Status::Ok();
+}
+
+Status Coordinator::RetryCommit(const std::string& txn_id) {
+  ASSIGN_OR_RETURN(auto txn, Find(txn_id));
+  {
+    std::lock_guard<std::mutex> lock(txn->mu);
+    if (txn->state != TxnState::kCommitting) {
+      return Status::FailedPrecondition("transaction " + txn_id + " is " +
+                                        TxnStateName(txn->state) +
+                                        "; only COMMITTING transactions have commits to retry");
+    }
+  }
+  protocol_->RetryNow(txn_id);
+  return Status::Ok();
+}
+
+Status Coordinator::ReportHeuristic(HeuristicRecord heuristic) {
+  ASSIGN_OR_RETURN(Outcome outcome, Inquire(heuristic.txn_id));
+  if (outcome == Outcome::kActive) {
+    return Status::FailedPrecondition("transaction " + heuristic.txn_id +
+                                      " is not decided yet");
+  }
+  bool committed = outcome == Outcome::kCommitted;
+  if (committed == heuristic.committed) return Status::Ok();  // they agree: no mix
+  heuristic.decision = committed ? "COMMIT" : "ABORT";
+  heuristic.at_ms = WallMillis();
+  metrics_->heuristic_mixes->Add();
+  LOG(ERROR) << "txn " << heuristic.txn_id << " HEURISTIC MIX participant="
+             << heuristic.participant << " decided=" << heuristic.decision
+             << " operator " << (heuristic.committed ? "committed" : "rolled back");
+  return journal_->PutHeuristic(heuristic);
+}
+
+Status Coordinator::ForgetHeuristic(const std::string& txn_id) {
+  RETURN_NOT_OK(journal_->ForgetHeuristics(txn_id));
+  LOG(INFO) << "txn " << txn_id << ": heuristic records forgotten by an operator";
+  return Status::Ok();
+}
+
+size_t Coordinator::Drain(int grace_ms) {
+  draining_ = true;
+  for (const TxnSnapshot& t : ListTransactions({TxnState::kActive})) {
+    auto txn = Find(t.id);
+    if (txn.ok() && protocol_->Claim(**txn, TxnState::kAborting, "coordinator shutting down")) {
+      protocol_->Abort(*txn);
+    }
+  }
+  const std::vector<TxnState> open = {TxnState::kActive, TxnState::kPreparing,
+                                      TxnState::kCommitting, TxnState::kAborting};
+  TimePoint deadline = SteadyClock::now() + Millis(grace_ms);
+  size_t left = ListTransactions(open).size();
+  while (left > 0 && SteadyClock::now() < deadline) {
+    std::this_thread::sleep_for(Millis(20));
+    left = ListTransactions(open).size();
+  }
+  LOG_IF(WARNING, left > 0) << left << " transactions still open at shutdown; "
+                            << "their decisions are in the journal";
+  return left;
+}
+
 std::vector<ParticipantRecord> Coordinator::ListParticipants() {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<ParticipantRecord> out;
@@ -331,22 +466,31 @@ std::vector<ParticipantRecord> Coordinator::ListParticipants() {
 
 std::map<std::string, int64_t> Coordinator::Stats() {
   JournalStats journal = journal_->Stats();
-  return {{"txns_begun", begun_},
-          {"txns_committed", committed_},
-          {"txns_aborted", aborted_},
-          {"txns_timed_out", timed_out_},
+  HistogramSnapshot latency = metrics_->commit_latency_seconds->Snapshot();
+  auto micros = [&](double q) { return static_cast<int64_t>(latency.Percentile(q) * 1e6); };
+  return {{"txns_begun", metrics_->txns_begun->value()},
+          {"txns_committed", metrics_->txns_committed->value()},
+          {"txns_aborted", metrics_->txns_aborted->value()},
+          {"txns_timed_out", metrics_->txns_timed_out->value()},
+          {"heuristic_mixes", metrics_->heuristic_mixes->value()},
+          {"pending_commit_retries", static_cast<int64_t>(protocol_->PendingRetries())},
           {"journal_commit_records", journal.commit_records},
-          {"journal_fsync_batches", journal.fsync_batches}};
+          {"journal_fsync_batches", journal.fsync_batches},
+          {"commit_latency_p50_us", micros(0.50)},
+          {"commit_latency_p95_us", micros(0.95)},
+          {"commit_latency_p99_us", micros(0.99)},
+          {"commit_latency_max_us", max_commit_latency_us_.load()},
+          {"commit_latency_count", static_cast<int64_t>(latency.count)}};
 }
 
 void Coordinator::OnFinished(const std::shared_ptr<Txn>& txn) {
   {
     std::lock_guard<std::mutex> lock(txn->mu);
     if (txn->state == TxnState::kCommitted) {
-      committed_++;
+      metrics_->txns_committed->Add();
     } else {
-      aborted_++;
-      if (txn->reason == kDeadlineReason) timed_out_++;
+      metrics_->txns_aborted->Add();
+      if (txn->reason == kDeadlineReason) metrics_->txns_timed_out->Add();
     }
   }
   std::lock_guard<std::mutex> lock(mu_);

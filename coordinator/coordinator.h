@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "coordinator/coordinator_metrics.h"
 #include "coordinator/participants.h"
 #include "coordinator/transaction.h"
 #include "coordinator/two_phase_commit.h"
@@ -37,7 +38,9 @@ struct BeginInfo {
 
 class Coordinator {
  public:
-  Coordinator(CoordinatorOptions options, Journal* journal, Participants* participants);
+  // `metrics` may be null: the coordinator then keeps its own.
+  Coordinator(CoordinatorOptions options, Journal* journal, Participants* participants,
+              CoordinatorMetrics* metrics = nullptr);
   ~Coordinator();
 
   // Recovery, then ready: raises the epoch, re-drives unfinished COMMIT
@@ -45,6 +48,11 @@ class Coordinator {
   // record (presumed abort). Participants that cannot be reached now resolve
   // their branches by asking later.
   Status Start();
+  // A clean stop, before Stop: refuses new transactions, rolls back the
+  // ACTIVE ones, and waits up to grace_ms for transactions being decided to
+  // be decided and for commits to reach every branch, so that a clean stop
+  // leaves nothing in doubt. Returns how many transactions are still open.
+  size_t Drain(int grace_ms);
   // Stops the background work; unfinished commits stay in the journal.
   void Stop();
 
@@ -67,11 +75,24 @@ class Coordinator {
 
   // Counters since start, by name (see the IDL's stats()).
   std::map<std::string, int64_t> Stats();
+  const MetricsRegistry& metrics() const { return metrics_->registry; }
 
   Status RegisterParticipant(const ParticipantRecord& participant);
   std::vector<ParticipantRecord> ListParticipants();
+  Status RemoveParticipant(const std::string& name, bool force);
+
+  // Re-sends the pending commits of a COMMITTING transaction now.
+  Status RetryCommit(const std::string& txn_id);
+
+  // A participant reports an operator's heuristic decision; journaled when
+  // it disagrees with this coordinator's decision.
+  Status ReportHeuristic(HeuristicRecord heuristic);
+  Result<std::vector<HeuristicRecord>> ListHeuristics() { return journal_->LoadHeuristics(); }
+  Status ForgetHeuristic(const std::string& txn_id);
 
  private:
+  // Commit without the measuring.
+  Result<CommitOutcome> Decide(const std::string& txn_id);
   // NotFound with an explanation when the id is unknown.
   Result<std::shared_ptr<Txn>> Find(const std::string& txn_id);
   void Recover();
@@ -87,10 +108,10 @@ class Coordinator {
   std::atomic<int64_t> epoch_{0};
   std::atomic<int64_t> next_seq_{1};
   std::atomic<bool> ready_{false};
-  std::atomic<int64_t> begun_{0};
-  std::atomic<int64_t> committed_{0};
-  std::atomic<int64_t> aborted_{0};
-  std::atomic<int64_t> timed_out_{0};
+  std::atomic<bool> draining_{false};
+  std::unique_ptr<CoordinatorMetrics> own_metrics_;  // when none was given
+  CoordinatorMetrics* metrics_;
+  std::atomic<int64_t> max_commit_latency_us_{0};
 
   std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Txn>> txns_;  // guarded by mu_

@@ -116,4 +116,33 @@ void CoordinatorHandler::listTransactions(std::vector<rpc::TxnStatus>& out,
   for (const auto& s : coordinator_->ListTransactions(wanted)) out.push_back(ToRpc(s));
 }
 
+void CoordinatorHandler::retryCommit(const std::string& txn_id) {
+  ThrowIfError(coordinator_->RetryCommit(txn_id));
+}
+
+void CoordinatorHandler::removeParticipant(const std::string& name, bool force) {
+  ThrowIfError(coordinator_->RemoveParticipant(name, force));
+}
+
+void CoordinatorHandler::reportHeuristic(const rpc::HeuristicInfo& h) {
+  ThrowIfError(coordinator_->ReportHeuristic(
+      {h.txn_id, h.participant, h.committed, h.decision, h.at_ms}));
+}
+
+void CoordinatorHandler::listHeuristics(std::vector<rpc::HeuristicInfo>& out) {
+  for (const auto& h : ValueOrThrow(coordinator_->ListHeuristics())) {
+    rpc::HeuristicInfo info;
+    info.txn_id = h.txn_id;
+    info.participant = h.participant;
+    info.committed = h.committed;
+    info.decision = h.decision;
+    info.at_ms = h.at_ms;
+    out.push_back(std::move(info));
+  }
+}
+
+void CoordinatorHandler::forgetHeuristic(const std::string& txn_id) {
+  ThrowIfError(coordinator_->ForgetHeuristic(txn_id));
+}
+
 }  // namespace pact

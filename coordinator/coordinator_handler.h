@@ -22,6 +22,11 @@ class CoordinatorHandler : public rpc::CoordinatorIf {
   void listTransactions(std::vector<rpc::TxnStatus>& out,
                         const std::vector<rpc::TxnState::type>& states) override;
   void stats(std::map<std::string, int64_t>& out) override { out = coordinator_->Stats(); }
+  void retryCommit(const std::string& txn_id) override;
+  void removeParticipant(const std::string& name, bool force) override;
+  void reportHeuristic(const rpc::HeuristicInfo& heuristic) override;
+  void listHeuristics(std::vector<rpc::HeuristicInfo>& out) override;
+  void forgetHeuristic(const std::string& txn_id) override;
 
  private:
   Coordinator* coordinator_;

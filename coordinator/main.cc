@@ -7,6 +7,7 @@
 #include <glog/logging.h>
 
 #include "common/cli.h"
+#include "common/metrics_http.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/coordinator_handler.h"
 #include "coordinator/thrift_participants.h"
@@ -21,7 +22,7 @@ int main(int argc, char** argv) {
   pact::RpcTimeouts rpc_timeouts;
   pact::SqliteJournalOptions journal_options;
   std::string host, journal_path;
-  int port = 0;
+  int port = 0, metrics_port = -1, shutdown_grace_ms = 0;
   std::vector<std::string> static_participants;
 
   po::options_description desc("Options");
@@ -54,20 +55,31 @@ int main(int argc, char** argv) {
       ("finished_txns_kept", po::value(&options.finished_txns_kept)->default_value(10000),
        "finished transactions remembered for status queries")
       ("group_commit", po::value(&journal_options.group_commit)->default_value(true),
-       "share one journal fsync among concurrent decisions");
+       "share one journal fsync among concurrent decisions")
+      ("metrics_port", po::value(&metrics_port)->default_value(-1),
+       "serve Prometheus metrics on http://<host>:<port>/metrics (-1: off, 0: any free port)")
+      ("shutdown_grace_ms", po::value(&shutdown_grace_ms)->default_value(10000),
+       "on SIGTERM, how long to wait for transactions being decided and commits being "
+       "delivered before exiting");
   pact::ParseCommandLine(argc, argv, desc, "Usage: pact-coordinator [options]");
   pact::InitLogging(argv[0]);
   pact::BlockStopSignals();
 
 
+  pact::CoordinatorMetrics metrics;
   journal_options.coordinator_name = options.name;
+  journal_options.on_batch_durable = [&metrics](size_t records) {
+    metrics.journal_fsyncs->Add();
+    metrics.journal_commit_records->Add(static_cast<int64_t>(records));
+    metrics.journal_batch_size->Observe(static_cast<double>(records));
+  };
   auto journal = pact::SqliteJournal::Open(journal_path, journal_options);
   if (!journal.ok()) {
     LOG(ERROR) << "cannot open journal " << journal_path << ": " << journal.status().ToString();
     return 1;
   }
   pact::ThriftParticipants participants(rpc_timeouts);
-  pact::Coordinator coordinator(options, journal->get(), &participants);
+  pact::Coordinator coordinator(options, journal->get(), &participants, &metrics);
   pact::Status st = coordinator.Start();
   if (!st.ok()) {
     LOG(ERROR) << "coordinator cannot start: " << st.ToString();
@@ -99,12 +111,26 @@ int main(int argc, char** argv) {
     LOG(ERROR) << st.ToString();
     return 1;
   }
+  std::unique_ptr<pact::MetricsHttpServer> metrics_server;
+  if (metrics_port >= 0) {
+    metrics_server = std::make_unique<pact::MetricsHttpServer>(&metrics.registry, host, metrics_port);
+    st = metrics_server->Start();
+    if (!st.ok()) {
+      LOG(ERROR) << st.ToString();
+      return 1;
+    }
+    LOG(INFO) << "metrics on http://" << host << ":" << metrics_server->port() << "/metrics";
+  }
   LOG(INFO) << "pact-coordinator " << options.name << " epoch " << coordinator.epoch()
             << " serving on " << host << ":" << port << " journal " << journal_path;
 
   int sig = pact::WaitForStopSignal();
+  // A clean stop: no new transactions, decide the ones in flight and deliver
+  // their commits while still answering participants, then close.
   LOG(INFO) << "signal " << sig << ": stopping";
+  size_t open = coordinator.Drain(shutdown_grace_ms);
   server.Stop();
   coordinator.Stop();
+  LOG(INFO) << "stopped" << (open > 0 ? " with transactions left to recovery" : " cleanly");
   return 0;
 }

@@ -39,6 +39,9 @@ class Participants {
 
   // The participant's prepared branches (of every coordinator).
   virtual Result<std::vector<PreparedBranch>> Recover(const std::string& participant) = 0;
+
+  // Every branch the participant holds, active or prepared (no fence: read-only).
+  virtual Result<std::vector<PreparedBranch>> ListBranches(const std::string& participant) = 0;
 };
 
 }  // namespace pact

@@ -59,4 +59,14 @@ Result<std::vector<PreparedBranch>> ThriftParticipants::Recover(const std::strin
   return out;
 }
 
+Result<std::vector<PreparedBranch>> ThriftParticipants::ListBranches(
+    const std::string& participant) {
+  ASSIGN_OR_RETURN(auto pool, PoolFor(participant));
+  std::vector<rpc::BranchInfo> branches;
+  RETURN_NOT_OK(pool->Call([&](rpc::ParticipantClient& c) { c.listBranches(branches); }));
+  std::vector<PreparedBranch> out;
+  for (const auto& b : branches) out.push_back({b.txn_id, b.age_ms});
+  return out;
+}
+
 }  // namespace pact

@@ -25,6 +25,7 @@ class ThriftParticipants : public Participants {
                 bool one_phase) override;
   Status Rollback(const std::string& participant, const std::string& txn_id) override;
   Result<std::vector<PreparedBranch>> Recover(const std::string& participant) override;
+  Result<std::vector<PreparedBranch>> ListBranches(const std::string& participant) override;
 
  private:
   using Pool = RpcPool<rpc::ParticipantClient>;

@@ -22,6 +22,7 @@ enum class BranchState {
   kCommitted,       // acknowledged the commit
   kRolledBack,      // acknowledged the rollback, or voted ABORT
   kRollbackFailed,  // unreachable; it rolls back by itself (deadline or inquiry)
+  kHeuristicMixed,  // an operator decided it the other way; journaled for operators
 };
 
 const char* BranchStateName(BranchState state);

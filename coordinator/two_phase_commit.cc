@@ -54,17 +54,20 @@ const char* BranchStateName(BranchState state) {
     case BranchState::kCommitted: return "committed";
     case BranchState::kRolledBack: return "rolled back";
     case BranchState::kRollbackFailed: return "rollback unacknowledged";
+    case BranchState::kHeuristicMixed: return "HEURISTIC MIX";
   }
   return "?";
 }
 
 TwoPhaseCommit::TwoPhaseCommit(ProtocolOptions options, Journal* journal,
                                Participants* participants,
-                               std::function<void(const std::shared_ptr<Txn>&)> on_finished)
+                               std::function<void(const std::shared_ptr<Txn>&)> on_finished,
+                               Counter* heuristic_mixes)
     : options_(options),
       journal_(journal),
       participants_(participants),
       on_finished_(std::move(on_finished)),
+      heuristic_mixes_(heuristic_mixes),
       retry_thread_([this] { RetryLoop(); }) {}
 
 TwoPhaseCommit::~TwoPhaseCommit() { Stop(); }
@@ -276,6 +279,8 @@ void TwoPhaseCommit::Abort(const std::shared_ptr<Txn>& txn) {
       branch->attempts++;
       if (results[i].ok()) {
         branch->state = BranchState::kRolledBack;
+      } else if (results[i].code() == StatusCode::kHeuristicMixed) {
+        RecordHeuristicMix(*txn, branch, "ABORT", results[i]);
       } else {
         // Presumed abort makes this safe: a prepared branch asks us and hears
         // ABORTED; an unprepared one rolls back at its deadline.
@@ -314,6 +319,8 @@ bool TwoPhaseCommit::SendCommits(const std::shared_ptr<Txn>& txn, bool first_rou
     const Status& st = results[i];
     if (st.ok()) {
       branch->state = BranchState::kCommitted;
+    } else if (st.code() == StatusCode::kHeuristicMixed) {
+      RecordHeuristicMix(*txn, branch, "COMMIT", st);
     } else if (st.code() == StatusCode::kNotFound) {
       // XA's NOTA: the participant holds no such branch any more. After a
       // COMMIT decision that means it already committed (and forgot it).
@@ -332,11 +339,29 @@ bool TwoPhaseCommit::SendCommits(const std::shared_ptr<Txn>& txn, bool first_rou
   return all_done;
 }
 
+void TwoPhaseCommit::RecordHeuristicMix(Txn& txn, BranchProgress* branch, const char* decision,
+                                        const Status& answer) {
+  branch->state = BranchState::kHeuristicMixed;
+  branch->last_error = answer.ToString();
+  heuristic_mixes_->Add();
+  HeuristicRecord record{txn.id, branch->participant,
+                         /*committed=*/std::string(decision) == "ABORT", decision, WallMillis()};
+  Status st = journal_->PutHeuristic(record);
+  LOG(ERROR) << "txn " << txn.id << " HEURISTIC MIX participant=" << branch->participant
+             << " decided=" << decision << " answer=\"" << answer.message() << "\""
+             << (st.ok() ? "" : " (not journaled: " + st.ToString() + ")");
+}
+
 void TwoPhaseCommit::Finish(const std::shared_ptr<Txn>& txn) {
   CrashPoint("before_end_logged");
   journal_->LogEnd(txn->id);
   Status st = Transition(txn, TxnState::kCommitted);
   LOG_IF(ERROR, !st.ok()) << st.ToString();
+}
+
+size_t TwoPhaseCommit::PendingRetries() {
+  std::lock_guard<std::mutex> lock(retry_mu_);
+  return pending_.size();
 }
 
 void TwoPhaseCommit::ResumeCommit(const std::shared_ptr<Txn>& txn) { Schedule(txn, 0); }

@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "common/metrics.h"
 #include "coordinator/participants.h"
 #include "coordinator/transaction.h"
 #include "journal/journal.h"
@@ -32,7 +33,8 @@ class TwoPhaseCommit {
  public:
   // `on_finished` is called once a transaction reaches COMMITTED or ABORTED.
   TwoPhaseCommit(ProtocolOptions options, Journal* journal, Participants* participants,
-                 std::function<void(const std::shared_ptr<Txn>&)> on_finished);
+                 std::function<void(const std::shared_ptr<Txn>&)> on_finished,
+                 Counter* heuristic_mixes);
   ~TwoPhaseCommit();
 
   // Moves an ACTIVE transaction to `to` (kPreparing or kAborting) if it is
@@ -59,6 +61,9 @@ class TwoPhaseCommit {
   // Stops the retry thread; pending commits stay in the journal.
   void Stop();
 
+  // Transactions whose commits wait for their next retry.
+  size_t PendingRetries();
+
  private:
   // The one place a transaction changes state: idempotent if already there;
   // for kCommitting the COMMIT record is forced to the journal first (an
@@ -69,6 +74,10 @@ class TwoPhaseCommit {
   // Sends commit to every kPrepared/kCommitPending branch once, in parallel.
   // Returns true when every branch has acknowledged.
   bool SendCommits(const std::shared_ptr<Txn>& txn, bool first_round);
+  // REQUIRES: txn->mu held. A participant answered that an operator decided
+  // its branch against `decision`: journal it for operators, stop telling it.
+  void RecordHeuristicMix(Txn& txn, BranchProgress* branch, const char* decision,
+                          const Status& answer);
   // END record and COMMITTED, once every branch acknowledged.
   void Finish(const std::shared_ptr<Txn>& txn);
   void Schedule(const std::shared_ptr<Txn>& txn, int delay_ms);
@@ -78,6 +87,7 @@ class TwoPhaseCommit {
   Journal* const journal_;
   Participants* const participants_;
   const std::function<void(const std::shared_ptr<Txn>&)> on_finished_;
+  Counter* const heuristic_mixes_;
 
   struct Pending {
     std::shared_ptr<Txn> txn;

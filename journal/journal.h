@@ -26,6 +26,16 @@ struct ParticipantRecord {
   std::string backend;
 };
 
+// An operator decided a branch at a participant one way, and the
+// coordinator decided the other: kept until an operator forgets it.
+struct HeuristicRecord {
+  std::string txn_id;
+  std::string participant;
+  bool committed = false;  // what the operator did at the participant
+  std::string decision;    // the coordinator's decision: "COMMIT" or "ABORT"
+  int64_t at_ms = 0;       // wall clock
+};
+
 struct JournalStats {
   int64_t commit_records = 0;  // COMMIT records made durable
   int64_t fsync_batches = 0;   // SQLite transactions that carried them (one fsync each)
@@ -55,6 +65,14 @@ class Journal {
   // Inserts or replaces a participant by name; durable on return.
   virtual Status PutParticipant(const ParticipantRecord& participant) = 0;
   virtual Result<std::vector<ParticipantRecord>> LoadParticipants() = 0;
+  // Durable on return.
+  virtual Status DeleteParticipant(const std::string& name) = 0;
+
+  // Inserts or replaces by (txn_id, participant); durable on return.
+  virtual Status PutHeuristic(const HeuristicRecord& heuristic) = 0;
+  virtual Result<std::vector<HeuristicRecord>> LoadHeuristics() = 0;
+  // kNotFound when the transaction has none.
+  virtual Status ForgetHeuristics(const std::string& txn_id) = 0;
 
   virtual JournalStats Stats() = 0;
 };
@@ -75,6 +93,16 @@ class JournalWrapper : public Journal {
   }
   Result<std::vector<ParticipantRecord>> LoadParticipants() override {
     return target_->LoadParticipants();
+  }
+  Status DeleteParticipant(const std::string& name) override {
+    return target_->DeleteParticipant(name);
+  }
+  Status PutHeuristic(const HeuristicRecord& h) override { return target_->PutHeuristic(h); }
+  Result<std::vector<HeuristicRecord>> LoadHeuristics() override {
+    return target_->LoadHeuristics();
+  }
+  Status ForgetHeuristics(const std::string& txn_id) override {
+    return target_->ForgetHeuristics(txn_id);
   }
   JournalStats Stats() override { return target_->Stats(); }
 

@@ -37,6 +37,13 @@ constexpr const char* kCreateTables = R"sql(
     txn_id TEXT PRIMARY KEY,
     branches TEXT NOT NULL,
     decided_at_ms INTEGER NOT NULL) WITHOUT ROWID;
+  CREATE TABLE heuristics (
+    txn_id TEXT NOT NULL,
+    participant TEXT NOT NULL,
+    committed INTEGER NOT NULL,
+    decision TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (txn_id, participant)) WITHOUT ROWID;
 )sql";
 
 std::string JoinBranches(const std::vector<std::string>& branches) {
@@ -221,7 +228,7 @@ Status SqliteJournal::LoadOrCreateSchema() {
       return StepDone(insert.get(), "write meta");
     });
   }
-  for (const char* table : {"meta", "participants", "commit_records"}) {
+  for (const char* table : {"meta", "participants", "commit_records", "heuristics"}) {
     if (names.count(table) == 0) {
       return Status::Corruption(std::string("table '") + table +
                                 "' is missing; this is not a Pact journal");
@@ -381,6 +388,7 @@ void SqliteJournal::WriterLoop() {
       if (!batch.empty()) {
         stats_.commit_records += static_cast<int64_t>(batch.size());
         stats_.fsync_batches += 1;
+        if (options_.on_batch_durable) options_.on_batch_durable(batch.size());
       }
     } else {
       LOG(ERROR) << "journal " << path_ << ": batch of " << batch.size() << " COMMIT and "
@@ -475,6 +483,62 @@ Result<std::vector<ParticipantRecord>> SqliteJournal::LoadParticipants() {
   }
   if (rc != SQLITE_DONE) return Error(rc, "load participants");
   return participants;
+}
+
+Status SqliteJournal::DeleteParticipant(const std::string& name) {
+  std::lock_guard<std::mutex> db_lock(db_mu_);
+  Stmt stmt;
+  RETURN_NOT_OK(Prepare("DELETE FROM participants WHERE name = ?1", &stmt));
+  BindText(stmt.get(), 1, name);
+  return StepDone(stmt.get(), "delete participant");
+}
+
+Status SqliteJournal::PutHeuristic(const HeuristicRecord& h) {
+  std::lock_guard<std::mutex> db_lock(db_mu_);
+  Stmt stmt;
+  RETURN_NOT_OK(Prepare("INSERT OR REPLACE INTO heuristics "
+                        "(txn_id, participant, committed, decision, at_ms) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5)",
+                        &stmt));
+  BindText(stmt.get(), 1, h.txn_id);
+  BindText(stmt.get(), 2, h.participant);
+  sqlite3_bind_int(stmt.get(), 3, h.committed ? 1 : 0);
+  BindText(stmt.get(), 4, h.decision);
+  sqlite3_bind_int64(stmt.get(), 5, h.at_ms);
+  return StepDone(stmt.get(), "put heuristic");
+}
+
+Result<std::vector<HeuristicRecord>> SqliteJournal::LoadHeuristics() {
+  std::lock_guard<std::mutex> db_lock(db_mu_);
+  Stmt stmt;
+  RETURN_NOT_OK(Prepare("SELECT txn_id, participant, committed, decision, at_ms "
+                        "FROM heuristics ORDER BY at_ms, txn_id",
+                        &stmt));
+  std::vector<HeuristicRecord> out;
+  int rc;
+  while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+    HeuristicRecord h;
+    h.txn_id = ColumnText(stmt.get(), 0);
+    h.participant = ColumnText(stmt.get(), 1);
+    h.committed = sqlite3_column_int(stmt.get(), 2) != 0;
+    h.decision = ColumnText(stmt.get(), 3);
+    h.at_ms = sqlite3_column_int64(stmt.get(), 4);
+    out.push_back(std::move(h));
+  }
+  if (rc != SQLITE_DONE) return Error(rc, "load heuristics");
+  return out;
+}
+
+Status SqliteJournal::ForgetHeuristics(const std::string& txn_id) {
+  std::lock_guard<std::mutex> db_lock(db_mu_);
+  Stmt stmt;
+  RETURN_NOT_OK(Prepare("DELETE FROM heuristics WHERE txn_id = ?1", &stmt));
+  BindText(stmt.get(), 1, txn_id);
+  RETURN_NOT_OK(StepDone(stmt.get(), "forget heuristics"));
+  if (sqlite3_changes(db_.get()) == 0) {
+    return Status::NotFound("no heuristic record for transaction " + txn_id);
+  }
+  return Status::Ok();
 }
 
 JournalStats SqliteJournal::Stats() {

@@ -34,6 +34,9 @@ struct SqliteJournalOptions {
   bool group_commit = true;
   // Longest a lazy END waits for a decision batch to ride along with.
   int end_flush_delay_ms = 50;
+  // Called on the writer thread after each batch of COMMIT records is durable,
+  // with how many it carried (for metrics). Must be quick.
+  std::function<void(size_t commit_records)> on_batch_durable;
 
   // Test seams; leave empty in production. Both run on the writer thread
   // inside every batch's SQLite transaction, just before its COMMIT.
@@ -68,6 +71,10 @@ class SqliteJournal : public Journal {
   Result<std::vector<CommitRecord>> LoadUnfinished() override;
   Status PutParticipant(const ParticipantRecord& participant) override;
   Result<std::vector<ParticipantRecord>> LoadParticipants() override;
+  Status DeleteParticipant(const std::string& name) override;
+  Status PutHeuristic(const HeuristicRecord& heuristic) override;
+  Result<std::vector<HeuristicRecord>> LoadHeuristics() override;
+  Status ForgetHeuristics(const std::string& txn_id) override;
   JournalStats Stats() override;
 
   // Read back from the connection, for tests and tools: 2 means FULL.

@@ -30,4 +30,14 @@ Status ThriftCoordinatorLink::Register(const ParticipantAddress& self) {
   return pool_.Call([&](rpc::CoordinatorClient& c) { c.registerParticipant(endpoint); });
 }
 
+Status ThriftCoordinatorLink::ReportHeuristic(const std::string& participant,
+                                             const HeuristicDecision& heuristic) {
+  rpc::HeuristicInfo info;
+  info.txn_id = heuristic.txn_id;
+  info.participant = participant;
+  info.committed = heuristic.committed;
+  info.at_ms = heuristic.at_ms;
+  return pool_.Call([&](rpc::CoordinatorClient& c) { c.reportHeuristic(info); });
+}
+
 }  // namespace pact

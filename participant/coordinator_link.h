@@ -8,6 +8,7 @@
 #include "common/protocol.h"
 #include "common/status.h"
 #include "gen-cpp/Coordinator.h"
+#include "participant/state_store.h"
 #include "thrift/rpc_client.h"
 
 namespace pact {
@@ -27,6 +28,9 @@ class CoordinatorLink {
   virtual Result<int64_t> Enlist(const std::string& txn_id, const std::string& participant) = 0;
   virtual Result<Outcome> Inquire(const std::string& txn_id) = 0;
   virtual Status Register(const ParticipantAddress& self) = 0;
+  // Tells the coordinator an operator's decision here disagrees with its own.
+  virtual Status ReportHeuristic(const std::string& participant,
+                                 const HeuristicDecision& heuristic) = 0;
 };
 
 class ThriftCoordinatorLink : public CoordinatorLink {
@@ -37,6 +41,8 @@ class ThriftCoordinatorLink : public CoordinatorLink {
   Result<int64_t> Enlist(const std::string& txn_id, const std::string& participant) override;
   Result<Outcome> Inquire(const std::string& txn_id) override;
   Status Register(const ParticipantAddress& self) override;
+  Status ReportHeuristic(const std::string& participant,
+                         const HeuristicDecision& heuristic) override;
 
  private:
   RpcPool<rpc::CoordinatorClient> pool_;

@@ -5,11 +5,14 @@
 #include <glog/logging.h>
 
 #include "common/cli.h"
+#include "common/metrics_http.h"
 #include "participant/coordinator_link.h"
-#include "participant/fence_store.h"
+#include "participant/mariadb_backend.h"
 #include "participant/null_backend.h"
 #include "participant/participant_handler.h"
 #include "participant/participant_service.h"
+#include "participant/postgres_backend.h"
+#include "participant/state_store.h"
 #include "participant/sqlite_backend.h"
 #include "thrift/rpc_server.h"
 
@@ -17,7 +20,9 @@ namespace po = boost::program_options;
 
 namespace {
 
+// The one switch from --backend to a Backend.
 pact::Result<std::unique_ptr<pact::Backend>> OpenBackend(const std::string& kind,
+                                                         const std::string& participant,
                                                          const po::variables_map& vm) {
   if (kind == "sqlite") {
     pact::SqliteBackendOptions options;
@@ -27,8 +32,31 @@ pact::Result<std::unique_ptr<pact::Backend>> OpenBackend(const std::string& kind
     ASSIGN_OR_RETURN(auto backend, pact::SqliteBackend::Open(options));
     return std::unique_ptr<pact::Backend>(std::move(backend));
   }
+  if (kind == "postgresql") {
+    pact::PostgresBackendOptions options;
+    options.conninfo = vm["pg_conninfo"].as<std::string>();
+    options.participant_name = participant;
+    if (options.conninfo.empty()) return pact::Status::InvalidArgument("--pg_conninfo is required");
+    ASSIGN_OR_RETURN(auto backend, pact::PostgresBackend::Open(options));
+    return std::unique_ptr<pact::Backend>(std::move(backend));
+  }
+  if (kind == "mariadb") {
+    pact::MariaDbBackendOptions options;
+    options.host = vm["mariadb_host"].as<std::string>();
+    options.port = vm["mariadb_port"].as<int>();
+    options.user = vm["mariadb_user"].as<std::string>();
+    options.password = vm["mariadb_password"].as<std::string>();
+    options.database = vm["mariadb_database"].as<std::string>();
+    options.participant_name = participant;
+    if (options.database.empty()) {
+      return pact::Status::InvalidArgument("--mariadb_database is required");
+    }
+    ASSIGN_OR_RETURN(auto backend, pact::MariaDbBackend::Open(options));
+    return std::unique_ptr<pact::Backend>(std::move(backend));
+  }
   if (kind == "null") return std::unique_ptr<pact::Backend>(new pact::NullBackend());
-  return pact::Status::InvalidArgument("unknown --backend '" + kind + "' (known: sqlite, null)");
+  return pact::Status::InvalidArgument("unknown --backend '" + kind +
+                                       "' (known: sqlite, postgresql, mariadb, null)");
 }
 
 }  // namespace
@@ -36,6 +64,7 @@ pact::Result<std::unique_ptr<pact::Backend>> OpenBackend(const std::string& kind
 int main(int argc, char** argv) {
   pact::ParticipantOptions options;
   std::string listen_host, coordinator_address, backend_kind, state_dir;
+  int metrics_port = -1;
   pact::RpcTimeouts rpc_timeouts;
 
   po::options_description desc("Options");
@@ -49,18 +78,32 @@ int main(int argc, char** argv) {
       ("coordinator", po::value(&coordinator_address)->default_value("127.0.0.1:7700"),
        "coordinator host:port")
       ("backend", po::value(&backend_kind)->default_value("sqlite"),
-       "database kind: sqlite, or null (stores nothing; for benchmarks only)")
+       "database kind: sqlite, postgresql, mariadb, or null (stores nothing; for "
+       "benchmarks only)")
       ("sqlite_path", po::value<std::string>()->default_value(""),
-       "sqlite backend: the database file this adapter owns")
+       "sqlite: the database file this adapter owns")
       ("sqlite_busy_timeout_ms", po::value<int>()->default_value(5000),
-       "sqlite backend: how long a branch waits for the write lock")
+       "sqlite: how long a branch waits for the write lock")
+      ("pg_conninfo", po::value<std::string>()->default_value(""),
+       "postgresql: libpq connection string, e.g. 'host=db1 port=5432 dbname=bank "
+       "user=pact'; the server needs max_prepared_transactions > 0")
+      ("mariadb_host", po::value<std::string>()->default_value("127.0.0.1"), "mariadb: host")
+      ("mariadb_port", po::value<int>()->default_value(3306), "mariadb: port")
+      ("mariadb_user", po::value<std::string>()->default_value("root"), "mariadb: user")
+      ("mariadb_password", po::value<std::string>()->default_value(""), "mariadb: password")
+      ("mariadb_database", po::value<std::string>()->default_value(""),
+       "mariadb: database (InnoDB tables)")
       ("state_dir", po::value(&state_dir)->default_value("."),
-       "directory for the adapter's own durable state (<name>-fences.db: the highest "
-       "coordinator epoch seen)")
+       "directory for the adapter's own durable state (<name>-state.db: the highest "
+       "coordinator epoch seen, heuristic decisions)")
       ("inquiry_interval_ms", po::value(&options.inquiry_interval_ms)->default_value(1000),
        "how long a prepared branch waits for the decision before asking the coordinator")
+      ("rpc_connect_timeout_ms", po::value(&rpc_timeouts.connect_ms)->default_value(2000),
+       "TCP connect timeout to the coordinator")
       ("rpc_timeout_ms", po::value(&rpc_timeouts.call_ms)->default_value(10000),
-       "timeout of calls to the coordinator");
+       "timeout of calls to the coordinator")
+      ("metrics_port", po::value(&metrics_port)->default_value(-1),
+       "serve Prometheus metrics on http://<host>:<port>/metrics (-1: off, 0: any free port)");
   po::variables_map vm =
       pact::ParseCommandLine(argc, argv, desc, "Usage: pact-participant --name N --port P [options]");
   pact::InitLogging(argv[0]);
@@ -73,20 +116,20 @@ int main(int argc, char** argv) {
               << "\n";
     return 2;
   }
-  auto backend = OpenBackend(backend_kind, vm);
+  auto backend = OpenBackend(backend_kind, options.self.name, vm);
   if (!backend.ok()) {
     LOG(ERROR) << "cannot open the " << backend_kind
                << " backend: " << backend.status().ToString();
     return 1;
   }
   options.self.backend = (*backend)->Name();
-  auto fences = pact::FenceStore::Open(state_dir + "/" + options.self.name + "-fences.db");
-  if (!fences.ok()) {
-    LOG(ERROR) << fences.status().ToString();
+  auto state = pact::StateStore::Open(state_dir + "/" + options.self.name + "-state.db");
+  if (!state.ok()) {
+    LOG(ERROR) << state.status().ToString();
     return 1;
   }
   pact::ThriftCoordinatorLink coordinator(*coordinator_endpoint, rpc_timeouts);
-  pact::ParticipantService service(options, backend->get(), fences->get(), &coordinator);
+  pact::ParticipantService service(options, backend->get(), state->get(), &coordinator);
   pact::Status st = service.Start();
   if (!st.ok()) {
     LOG(ERROR) << "participant cannot start: " << st.ToString();
@@ -99,6 +142,18 @@ int main(int argc, char** argv) {
   if (!st.ok()) {
     LOG(ERROR) << st.ToString();
     return 1;
+  }
+  std::unique_ptr<pact::MetricsHttpServer> metrics_server;
+  if (metrics_port >= 0) {
+    metrics_server = std::make_unique<pact::MetricsHttpServer>(&service.metrics(), listen_host,
+                                                               metrics_port);
+    st = metrics_server->Start();
+    if (!st.ok()) {
+      LOG(ERROR) << st.ToString();
+      return 1;
+    }
+    LOG(INFO) << "metrics on http://" << listen_host << ":" << metrics_server->port()
+              << "/metrics";
   }
   LOG(INFO) << "pact-participant " << options.self.name << " (" << options.self.backend
             << ") serving on " << listen_host << ":" << options.self.port << ", coordinator "

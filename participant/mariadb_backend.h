@@ -1,18 +1,26 @@
 // The MariaDB backend, on XA transactions (MariaDB 10.5 or later). A branch
 // is an XA transaction whose xid is (gtrid = txn id, bqual = participant
 // name, formatID = kFormatId); it holds one pooled connection from Begin
-// until it is prepared or ends. Since 10.5 a prepared XA transaction is
-// detached from its session: it survives a disconnect and a server crash, so
-// a prepared branch keeps only its xid and any connection can decide it.
+// until it is decided. MariaDB keeps a prepared XA transaction bound to the
+// session that prepared it (other sessions get "unknown XID" meanwhile) until
+// that session decides it or ends; from 10.5 on it then survives, detached,
+// the end of the session and a server crash. So a prepared branch commits on
+// its own connection, and after losing it on any other one.
 //
 // A one-phase commit inserts a marker row in the same transaction, so a
 // commit whose reply was lost can be told from a rollback; a 2PC commit
-// cannot add one (a prepared transaction is frozen) and relies on XA's NOTA
-// ("unknown xid" after a commit attempt means it was done).
+// cannot add one (a prepared transaction is frozen) and relies on XA's NOTA:
+// "unknown XID" after a commit attempt, with XA RECOVER no longer listing the
+// xid, means an earlier attempt did it.
+//
+// Prepare always votes kCommit: MariaDB gives no cheap sign of a read-only
+// branch (it "prepares" one, then answers its commit with XA_RBROLLBACK,
+// which is taken as done).
 //
 // Statements run as server-side prepared statements with `?` placeholders,
-// one statement per Execute. Tables must be InnoDB (or another XA-capable
-// engine): changes to others are neither held prepared nor rolled back.
+// one statement per Execute; the session is reset when a branch ends.
+// Tables must be InnoDB (or another XA-capable engine): changes to others are
+// neither held prepared nor rolled back.
 //
 // Prepared XA transactions are server-wide, not per database: participants
 // sharing a server must have different names.

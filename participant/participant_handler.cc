@@ -55,4 +55,19 @@ void ParticipantHandler::listBranches(std::vector<rpc::BranchInfo>& out) {
   for (const auto& b : service_->ListBranches()) out.push_back(ToRpc(b));
 }
 
+void ParticipantHandler::resolve(const std::string& txn_id, bool commit) {
+  ThrowIfError(service_->Resolve(txn_id, commit));
+}
+
+void ParticipantHandler::listHeuristics(std::vector<rpc::HeuristicInfo>& out) {
+  for (const auto& h : service_->ListHeuristics()) {
+    rpc::HeuristicInfo info;
+    info.txn_id = h.txn_id;
+    info.participant = service_->name();
+    info.committed = h.committed;
+    info.at_ms = h.at_ms;
+    out.push_back(std::move(info));
+  }
+}
+
 }  // namespace pact

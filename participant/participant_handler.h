@@ -18,6 +18,8 @@ class ParticipantHandler : public rpc::ParticipantIf {
   void rollback(const rpc::Fence& fence, const std::string& txn_id) override;
   void recover(std::vector<rpc::BranchInfo>& out, const rpc::Fence& fence) override;
   void listBranches(std::vector<rpc::BranchInfo>& out) override;
+  void resolve(const std::string& txn_id, bool commit) override;
+  void listHeuristics(std::vector<rpc::HeuristicInfo>& out) override;
 
  private:
   ParticipantService* service_;

@@ -16,11 +16,44 @@ Status NoSuchBranch(const std::string& txn_id) {
 }  // namespace
 
 ParticipantService::ParticipantService(ParticipantOptions options, Backend* backend,
-                                       FenceStore* fences, CoordinatorLink* coordinator)
+                                       StateStore* state, CoordinatorLink* coordinator)
     : options_(std::move(options)),
       backend_(backend),
-      fences_(fences),
-      coordinator_(coordinator) {}
+      state_(state),
+      coordinator_(coordinator) {
+  RegisterMetrics();
+}
+
+void ParticipantService::RegisterMetrics() {
+  MetricsRegistry& r = metrics_.registry;
+  metrics_.votes_commit = r.AddCounter("pact_participant_votes_commit_total",
+                                       "Prepares answered COMMIT (durable as prepared).");
+  metrics_.votes_abort = r.AddCounter("pact_participant_votes_abort_total",
+                                      "Prepares answered ABORT or failed.");
+  metrics_.votes_read_only =
+      r.AddCounter("pact_participant_votes_read_only_total", "Prepares answered READ_ONLY.");
+  metrics_.commits = r.AddCounter("pact_participant_commits_total",
+                                  "Branches committed (one or two phases).");
+  metrics_.rollbacks = r.AddCounter("pact_participant_rollbacks_total", "Branches rolled back.");
+  metrics_.deadline_rollbacks =
+      r.AddCounter("pact_participant_deadline_rollbacks_total",
+                   "Unprepared branches rolled back here because their deadline passed.");
+  metrics_.heuristic_decisions = r.AddCounter("pact_participant_heuristic_decisions_total",
+                                              "Branches decided by an operator.");
+  auto count = [this](bool prepared) {
+    int64_t n = 0;
+    for (const auto& b : ListBranches()) n += b.prepared == prepared;
+    return n;
+  };
+  r.AddCallbackGauge("pact_participant_active_branches", "Branches executing, not prepared.",
+                     [count] { return count(false); });
+  r.AddCallbackGauge("pact_participant_prepared_branches",
+                     "Branches prepared and waiting for the decision (in doubt).",
+                     [count] { return count(true); });
+  r.AddCallbackGauge("pact_participant_unreconciled_heuristics",
+                     "Heuristic decisions not yet reconciled with their coordinator.",
+                     [this] { return static_cast<int64_t>(state_->Heuristics().size()); });
+}
 
 ParticipantService::~ParticipantService() { Stop(); }
 
@@ -45,10 +78,24 @@ Status ParticipantService::Start() {
 void ParticipantService::Stop() {
   {
     std::lock_guard<std::mutex> lock(stop_mu_);
+    if (stopping_) return;
     stopping_ = true;
   }
   stop_cv_.notify_all();
   if (housekeeping_.joinable()) housekeeping_.join();
+  std::vector<std::pair<std::string, std::shared_ptr<Entry>>> entries;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries.assign(branches_.begin(), branches_.end());
+  }
+  for (const auto& [txn_id, entry] : entries) {
+    std::lock_guard<std::mutex> lock(entry->mu);
+    if (entry->phase != Phase::kActive) continue;
+    Status st = entry->branch->Rollback();
+    LOG(INFO) << "stopping: rolled back the unprepared branch of " << txn_id
+              << (st.ok() ? "" : ": " + st.ToString());
+    Forget(txn_id, entry.get());
+  }
 }
 
 bool ParticipantService::registered() const {
@@ -122,7 +169,7 @@ Result<QueryResult> ParticipantService::Execute(const std::string& txn_id,
 }
 
 Result<Vote> ParticipantService::Prepare(const Fence& fence, const std::string& txn_id) {
-  RETURN_NOT_OK(fences_->Admit(fence.coordinator, fence.epoch));
+  RETURN_NOT_OK(state_->Admit(fence.coordinator, fence.epoch));
   auto entry = Lookup(txn_id);
   if (!entry) return NoSuchBranch(txn_id);
   std::lock_guard<std::mutex> lock(entry->mu);
@@ -132,6 +179,7 @@ Result<Vote> ParticipantService::Prepare(const Fence& fence, const std::string& 
   auto vote = entry->branch->Prepare(&reason);
   if (!vote.ok()) {
     // Not durable as prepared: release it, the coordinator takes this as ABORT.
+    metrics_.votes_abort->Add();
     Status rolled_back = entry->branch->Rollback();
     LOG_IF(WARNING, !rolled_back.ok()) << rolled_back.ToString();
     Forget(txn_id, entry.get());
@@ -139,23 +187,38 @@ Result<Vote> ParticipantService::Prepare(const Fence& fence, const std::string& 
   }
   switch (*vote) {
     case Vote::kCommit:
+      metrics_.votes_commit->Add();
       entry->phase = Phase::kPrepared;
       entry->since = SteadyClock::now();
       entry->next_inquiry = entry->since + Millis(options_.inquiry_interval_ms);
       CrashPoint("after_prepare_durable");
       return Vote::kCommit;
     case Vote::kReadOnly:
+      metrics_.votes_read_only->Add();
       Forget(txn_id, entry.get());
       return Vote::kReadOnly;
     case Vote::kAbort:
       break;
   }
+  metrics_.votes_abort->Add();
   Forget(txn_id, entry.get());
   LOG(WARNING) << "txn " << txn_id << ": voted ABORT: " << reason;
   return Status::Aborted(reason);
 }
 
+Status ParticipantService::CompareWithHeuristic(const HeuristicDecision& heuristic,
+                                                bool committed) {
+  if (heuristic.committed == committed) return Status::Ok();
+  return Status::HeuristicMixed(
+      "the branch of " + heuristic.txn_id + " here was heuristically " +
+      (heuristic.committed ? "committed" : "rolled back") +
+      " by an operator, but the coordinator decided " + (committed ? "COMMIT" : "ABORT"));
+}
+
 Status ParticipantService::CommitForgotten(const std::string& txn_id, bool one_phase) {
+  if (auto heuristic = state_->FindHeuristic(txn_id)) {
+    return CompareWithHeuristic(*heuristic, /*committed=*/true);
+  }
   ASSIGN_OR_RETURN(bool committed, backend_->IsCommitted(txn_id));
   if (committed) return Status::Ok();  // a repeated commit
   if (one_phase) {
@@ -166,7 +229,7 @@ Status ParticipantService::CommitForgotten(const std::string& txn_id, bool one_p
 }
 
 Status ParticipantService::Commit(const Fence& fence, const std::string& txn_id, bool one_phase) {
-  RETURN_NOT_OK(fences_->Admit(fence.coordinator, fence.epoch));
+  RETURN_NOT_OK(state_->Admit(fence.coordinator, fence.epoch));
   auto entry = Lookup(txn_id);
   if (!entry) return CommitForgotten(txn_id, one_phase);
   std::lock_guard<std::mutex> lock(entry->mu);
@@ -178,7 +241,16 @@ Status ParticipantService::Commit(const Fence& fence, const std::string& txn_id,
     }
     Status st = entry->branch->CommitOnePhase();
     Forget(txn_id, entry.get());
-    if (!st.ok()) return Status::Aborted("one-phase commit failed and rolled back: " + st.message());
+    if (st.code() == StatusCode::kUnavailable) {
+      // The database did not answer the COMMIT: it may have committed. A
+      // repeated commit asks the backend (IsCommitted) what happened.
+      return st;
+    }
+    if (!st.ok()) {
+      metrics_.rollbacks->Add();
+      return Status::Aborted("one-phase commit failed and rolled back: " + st.message());
+    }
+    metrics_.commits->Add();
     CrashPoint("after_commit_applied");
     return Status::Ok();
   }
@@ -186,27 +258,44 @@ Status ParticipantService::Commit(const Fence& fence, const std::string& txn_id,
     return Status::FailedPrecondition("the branch of " + txn_id +
                                       " is not prepared; commit needs a COMMIT vote first");
   }
+  if (auto heuristic = state_->FindHeuristic(txn_id)) {
+    // An operator decided while we crashed before applying it: that stands.
+    RETURN_NOT_OK(ApplyHeuristic(txn_id, entry.get(), heuristic->committed));
+    return CompareWithHeuristic(*heuristic, /*committed=*/true);
+  }
   CrashPoint("before_commit_applied");
   RETURN_NOT_OK(entry->branch->CommitPrepared());  // on error it stays prepared
   CrashPoint("after_commit_applied");
+  metrics_.commits->Add();
   Forget(txn_id, entry.get());
   return Status::Ok();
 }
 
 Status ParticipantService::Rollback(const Fence& fence, const std::string& txn_id) {
-  RETURN_NOT_OK(fences_->Admit(fence.coordinator, fence.epoch));
+  RETURN_NOT_OK(state_->Admit(fence.coordinator, fence.epoch));
   auto entry = Lookup(txn_id);
-  if (!entry) return Status::Ok();  // nothing held: already rolled back
+  auto heuristic = state_->FindHeuristic(txn_id);
+  if (!entry || entry->phase == Phase::kDone) {
+    // Nothing held: already rolled back, unless an operator committed it.
+    return heuristic ? CompareWithHeuristic(*heuristic, /*committed=*/false) : Status::Ok();
+  }
   std::lock_guard<std::mutex> lock(entry->mu);
-  if (entry->phase == Phase::kDone) return Status::Ok();
+  if (entry->phase == Phase::kDone) {
+    return heuristic ? CompareWithHeuristic(*heuristic, /*committed=*/false) : Status::Ok();
+  }
+  if (heuristic && entry->phase == Phase::kPrepared) {
+    RETURN_NOT_OK(ApplyHeuristic(txn_id, entry.get(), heuristic->committed));
+    return CompareWithHeuristic(*heuristic, /*committed=*/false);
+  }
   RETURN_NOT_OK(entry->branch->Rollback());  // on error a prepared branch stays prepared
   CrashPoint("after_rollback_applied");
+  metrics_.rollbacks->Add();
   Forget(txn_id, entry.get());
   return Status::Ok();
 }
 
 Result<std::vector<BranchSnapshot>> ParticipantService::Recover(const Fence& fence) {
-  RETURN_NOT_OK(fences_->Admit(fence.coordinator, fence.epoch));
+  RETURN_NOT_OK(state_->Admit(fence.coordinator, fence.epoch));
   std::vector<BranchSnapshot> prepared;
   for (auto& b : ListBranches()) {
     if (b.prepared) prepared.push_back(std::move(b));
@@ -237,12 +326,67 @@ std::vector<BranchSnapshot> ParticipantService::ListBranches() {
   return out;
 }
 
+Status ParticipantService::Resolve(const std::string& txn_id, bool commit) {
+  auto entry = Lookup(txn_id);
+  if (!entry) return Status::NotFound("no prepared branch of transaction " + txn_id + " here");
+  std::lock_guard<std::mutex> lock(entry->mu);
+  if (entry->phase != Phase::kPrepared) {
+    return Status::FailedPrecondition("the branch of " + txn_id +
+                                      " here is not prepared; only in-doubt branches can be "
+                                      "resolved by hand");
+  }
+  // Recorded before applied: after a crash in between, restart finds the
+  // record and applies it again; the reverse order could lose the fact.
+  RETURN_NOT_OK(state_->RecordHeuristic({txn_id, commit, WallMillis()}));
+  metrics_.heuristic_decisions->Add();
+  return ApplyHeuristic(txn_id, entry.get(), commit);
+}
+
+Status ParticipantService::ApplyHeuristic(const std::string& txn_id, Entry* entry, bool commit) {
+  RETURN_NOT_OK(commit ? entry->branch->CommitPrepared() : entry->branch->Rollback());
+  LOG(WARNING) << "txn " << txn_id << " HEURISTIC " << (commit ? "COMMIT" : "ROLLBACK")
+               << " participant=" << name() << " by an operator";
+  Forget(txn_id, entry);
+  return Status::Ok();
+}
+
+void ParticipantService::ReconcileHeuristics() {
+  for (const HeuristicDecision& h : state_->Heuristics()) {
+    auto entry = Lookup(h.txn_id);
+    if (entry) {
+      // Recorded but not applied (a crash in between): apply it first.
+      std::lock_guard<std::mutex> lock(entry->mu);
+      if (entry->phase == Phase::kPrepared) {
+        Status st = ApplyHeuristic(h.txn_id, entry.get(), h.committed);
+        LOG_IF(WARNING, !st.ok()) << st.ToString();
+        continue;
+      }
+    }
+    auto outcome = coordinator_->Inquire(h.txn_id);
+    if (!outcome.ok() || *outcome == Outcome::kActive) continue;  // ask again later
+    bool committed = *outcome == Outcome::kCommitted;
+    if (committed != h.committed) {
+      LOG(ERROR) << "txn " << h.txn_id << " HEURISTIC MIX participant=" << name()
+                 << " coordinator decided " << (committed ? "COMMIT" : "ABORT")
+                 << ", operator " << (h.committed ? "committed" : "rolled back");
+      Status reported = coordinator_->ReportHeuristic(name(), h);
+      if (!reported.ok()) {
+        LOG(WARNING) << "cannot report the heuristic mix yet: " << reported.ToString();
+        continue;
+      }
+    }
+    Status st = state_->ForgetHeuristic(h.txn_id);
+    LOG_IF(WARNING, !st.ok()) << st.ToString();
+  }
+}
+
 void ParticipantService::RollBackExpired(const std::string& txn_id,
                                          const std::shared_ptr<Entry>& entry) {
   std::lock_guard<std::mutex> lock(entry->mu);
   if (entry->phase != Phase::kActive || entry->deadline > SteadyClock::now()) return;
   // The client vanished or is too slow: release the locks it held.
   Status st = entry->branch->Rollback();
+  metrics_.deadline_rollbacks->Add();
   LOG(WARNING) << "txn " << txn_id << ": rolled back the branch here, its deadline passed"
                << (st.ok() ? "" : " (rollback error: " + st.ToString() + ")");
   Forget(txn_id, entry.get());
@@ -267,6 +411,7 @@ void ParticipantService::ResolveByInquiry(const std::string& txn_id,
                  << " after inquiry failed, will retry: " << st.ToString();
     return;
   }
+  (commit ? metrics_.commits : metrics_.rollbacks)->Add();
   LOG(INFO) << "txn " << txn_id << ": coordinator says " << OutcomeName(*outcome) << "; "
             << (commit ? "committed" : "rolled back") << " the prepared branch here";
   Forget(txn_id, entry.get());
@@ -300,6 +445,10 @@ void ParticipantService::HousekeepingLoop() {
       }
       if (phase == Phase::kActive && deadline <= now) RollBackExpired(txn_id, entry);
       if (phase == Phase::kPrepared && next_inquiry <= now) ResolveByInquiry(txn_id, entry);
+    }
+    if (next_reconcile_ <= now) {
+      ReconcileHeuristics();
+      next_reconcile_ = now + Millis(options_.inquiry_interval_ms);
     }
     stop_lock.lock();
   } while (!stop_cv_.wait_for(stop_lock, Millis(options_.housekeeping_interval_ms),

@@ -14,10 +14,11 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "common/protocol.h"
 #include "participant/backend.h"
 #include "participant/coordinator_link.h"
-#include "participant/fence_store.h"
+#include "participant/state_store.h"
 
 namespace pact {
 
@@ -36,7 +37,7 @@ struct BranchSnapshot {
 
 class ParticipantService {
  public:
-  ParticipantService(ParticipantOptions options, Backend* backend, FenceStore* fences,
+  ParticipantService(ParticipantOptions options, Backend* backend, StateStore* state,
                      CoordinatorLink* coordinator);
   ~ParticipantService();
 
@@ -44,6 +45,8 @@ class ParticipantService {
   // stay prepared and ask their coordinator) and starts the housekeeping
   // thread, which also registers this participant with the coordinator.
   Status Start();
+  // Stops housekeeping and rolls back the branches that are not prepared, so
+  // a clean stop leaves no locks behind; prepared ones stay durable.
   void Stop();
 
   const std::string& name() const { return options_.self.name; }
@@ -58,6 +61,13 @@ class ParticipantService {
   Status Rollback(const Fence& fence, const std::string& txn_id);
   Result<std::vector<BranchSnapshot>> Recover(const Fence& fence);
   std::vector<BranchSnapshot> ListBranches();
+
+  // An operator's heuristic decision for a prepared branch: recorded durably,
+  // then applied. Reconciled with the coordinator's decision later.
+  Status Resolve(const std::string& txn_id, bool commit);
+  std::vector<HeuristicDecision> ListHeuristics() { return state_->Heuristics(); }
+
+  const MetricsRegistry& metrics() const { return metrics_.registry; }
 
  private:
   enum class Phase { kActive, kPrepared, kDone };
@@ -77,19 +87,42 @@ class ParticipantService {
   Status Open(const std::string& txn_id, Entry* entry);
   // Answers commit for a branch not held in memory.
   Status CommitForgotten(const std::string& txn_id, bool one_phase);
+  // The coordinator decided `committed` for a branch an operator decided
+  // heuristically: OK when they agree, kHeuristicMixed when not.
+  Status CompareWithHeuristic(const HeuristicDecision& heuristic, bool committed);
+  // REQUIRES: entry->mu held and the branch prepared. Applies a recorded
+  // heuristic decision.
+  Status ApplyHeuristic(const std::string& txn_id, Entry* entry, bool commit);
+  // Asks the coordinator about each heuristic decision; forgets those that
+  // agree with it and reports those that do not.
+  void ReconcileHeuristics();
   // Local decisions, no fence: the deadline passed, or the coordinator answered.
   void RollBackExpired(const std::string& txn_id, const std::shared_ptr<Entry>& entry);
   void ResolveByInquiry(const std::string& txn_id, const std::shared_ptr<Entry>& entry);
   void HousekeepingLoop();
 
+  struct Metrics {
+    MetricsRegistry registry;
+    Counter* votes_commit;
+    Counter* votes_abort;
+    Counter* votes_read_only;
+    Counter* commits;
+    Counter* rollbacks;
+    Counter* deadline_rollbacks;
+    Counter* heuristic_decisions;
+  };
+  void RegisterMetrics();
+
   const ParticipantOptions options_;
+  Metrics metrics_;
   Backend* const backend_;
-  FenceStore* const fences_;
+  StateStore* const state_;
   CoordinatorLink* const coordinator_;
 
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Entry>> branches_;  // guarded by mu_
   bool registered_ = false;                                  // guarded by mu_
+  TimePoint next_reconcile_;  // housekeeping thread only
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

@@ -6,9 +6,13 @@
 // failures for a bounded time; failing to reach the server never counts as
 // done. RecoverPrepared reads pg_prepared_xacts for this participant's gids.
 //
-// Statements take ?1 / ? placeholders like every backend (translated to $1),
-// or PostgreSQL's own $1. After any statement error PostgreSQL has aborted
-// the transaction, so the branch can then only roll back (Prepare votes kAbort).
+// Statements take ?1 / ? placeholders like every backend (translated to $1
+// outside literals and comments), or PostgreSQL's own $1; so with parameters,
+// jsonb's ? operators need the $1 form. Parameters go untyped, like quoted
+// literals, and PostgreSQL infers their types from the context (where there is
+// none, cast: SELECT ?1::bigint + ?2). numeric results come back as double.
+// After any statement error PostgreSQL has aborted the transaction, so the
+// branch can then only roll back (Prepare votes kAbort).
 //
 // Needs PostgreSQL 13 or later and max_prepared_transactions > 0.
 #pragma once

@@ -103,6 +103,13 @@ class FakeParticipants : public Participants {
     return script_[p].rollback_error;
   }
 
+  Result<std::vector<PreparedBranch>> ListBranches(const std::string& p) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<PreparedBranch> out;
+    for (const auto& id : script_[p].prepared) out.push_back({id, 1000});
+    return out;
+  }
+
   Result<std::vector<PreparedBranch>> Recover(const std::string& p) override {
     std::lock_guard<std::mutex> lock(mu_);
     calls_.push_back({"recover", p, ""});

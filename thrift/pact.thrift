@@ -18,6 +18,7 @@ enum ErrorCode {
   CORRUPTION = 9,
   BUSY = 10,                // the resource is held by another transaction
   INTERNAL = 11,
+  HEURISTIC_MIXED = 12,     // an operator decided the branch the other way
 }
 
 exception PactError {
@@ -79,6 +80,14 @@ struct BranchInfo {
   4: optional i64 deadline_in_ms,  // ACTIVE only: rolled back by itself after this
 }
 
+struct HeuristicInfo {
+  1: string txn_id,
+  2: string participant,
+  3: bool committed,          // what the operator did at the participant
+  4: string decision,         // the coordinator's decision: "COMMIT", "ABORT" or "" (unknown yet)
+  5: i64 at_ms,               // wall clock of the heuristic decision (or of the report)
+}
+
 struct ParticipantInfo {
   1: string name,
   2: string backend,          // "sqlite", ...
@@ -109,6 +118,14 @@ service Participant {
 
   // Every open branch (active and prepared), for operators.
   list<BranchInfo> listBranches(),
+
+  // Heuristic decision by an operator whose coordinator is lost: commits or
+  // rolls back a prepared branch here and records that it did. If the
+  // coordinator later decides the other way, the mix is reported to it.
+  void resolve(1: string txn_id, 2: bool commit) throws (1: PactError error),
+
+  // Heuristic decisions not yet reconciled with their coordinator.
+  list<HeuristicInfo> listHeuristics(),
 }
 
 // ---------------------------------------------------------------- coordinator
@@ -182,6 +199,22 @@ service Coordinator {
   list<TxnStatus> listTransactions(1: list<TxnState> states),
 
   // Counters since start: transactions begun/committed/aborted/timed out,
-  // journal commit records and fsync batches.
+  // journal commit records and fsync batches, commit latency percentiles.
   map<string, i64> stats(),
+
+  // Retries the pending commits of a COMMITTING transaction now.
+  void retryCommit(1: string txn_id) throws (1: PactError error),
+
+  // Refused while the participant may still hold branches: while this
+  // coordinator has unfinished transactions with it, or (unless force) while
+  // it holds branches or cannot be asked.
+  void removeParticipant(1: string name, 2: bool force) throws (1: PactError error),
+
+  // A participant tells that an operator decided a branch heuristically in a
+  // way that disagrees with the coordinator's decision. Journaled.
+  void reportHeuristic(1: HeuristicInfo heuristic) throws (1: PactError error),
+
+  // Heuristic mixes the journal holds, until an operator forgets them.
+  list<HeuristicInfo> listHeuristics() throws (1: PactError error),
+  void forgetHeuristic(1: string txn_id) throws (1: PactError error),
 }

@@ -1,0 +1,54 @@
+// The adapter's own durable state, apart from the database it fronts:
+// - the highest epoch seen per coordinator name, so that a replaced
+//   coordinator stays fenced off even after this process restarts;
+// - heuristic decisions operators made here, until they are reconciled with
+//   the coordinator's decision.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+struct sqlite3;
+
+namespace pact {
+
+struct HeuristicDecision {
+  std::string txn_id;
+  bool committed = false;  // what the operator did
+  int64_t at_ms = 0;       // wall clock
+};
+
+class StateStore {
+ public:
+  static Result<std::unique_ptr<StateStore>> Open(const std::string& path);
+  ~StateStore();
+
+  // OK when `epoch` is at least the highest seen for `coordinator`; a higher
+  // one is made durable first. kFenced when it is lower.
+  Status Admit(const std::string& coordinator, int64_t epoch);
+
+  // Durable on return.
+  Status RecordHeuristic(const HeuristicDecision& decision);
+  std::optional<HeuristicDecision> FindHeuristic(const std::string& txn_id);
+  std::vector<HeuristicDecision> Heuristics();
+  Status ForgetHeuristic(const std::string& txn_id);
+
+ private:
+  explicit StateStore(sqlite3* db) : db_(db) {}
+  // REQUIRES: mu_ held. Runs one statement with text/integer parameters.
+  Status Run(const char* sql, const std::string& text, int64_t a = 0, int64_t b = 0);
+
+  std::mutex mu_;
+  sqlite3* db_;                                            // guarded by mu_
+  std::map<std::string, int64_t> highest_;                 // guarded by mu_
+  std::map<std::string, HeuristicDecision> heuristics_;    // guarded by mu_
+};
+
+}  // namespace pact
