@@ -55,17 +55,6 @@ std::string JoinBranches(const std::vector<std::string>& branches) {
   return joined;
 }
 
-std::vector<std::string> SplitBranches(const std::string& joined) {
-  std::vector<std::string> branches;
-  size_t start = 0;
-  while (start < joined.size()) {
-    size_t comma = joined.find(',', start);
-    if (comma == std::string::npos) comma = joined.size();
-    branches.push_back(joined.substr(start, comma - start));
-    start = comma + 1;
-  }
-  return branches;
-}
 
 std::string ColumnText(sqlite3_stmt* stmt, int column) {
   const unsigned char* text = sqlite3_column_text(stmt, column);
@@ -93,6 +82,18 @@ class ResetOnExit {
 };
 
 }  // namespace
+
+std::vector<std::string> SplitBranches(const std::string& joined) {
+  std::vector<std::string> branches;
+  size_t start = 0;
+  while (start < joined.size()) {
+    size_t comma = joined.find(',', start);
+    if (comma == std::string::npos) comma = joined.size();
+    branches.push_back(joined.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return branches;
+}
 
 void SqliteJournal::CloseDb::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
 void SqliteJournal::FinalizeStmt::operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }

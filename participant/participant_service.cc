@@ -66,7 +66,9 @@ Status ParticipantService::Start() {
       entry->branch = std::move(r.branch);
       entry->phase = Phase::kPrepared;
       entry->since = SteadyClock::now() - Millis(WallMillis() - r.prepared_at_ms);
-      entry->next_inquiry = SteadyClock::now();  // ask at once
+      // Ask after one interval: a coordinator that is re-driving its commits
+      // at its own restart usually delivers the decision first.
+      entry->next_inquiry = SteadyClock::now() + Millis(options_.inquiry_interval_ms);
       LOG(INFO) << "restored prepared branch of " << r.txn_id << "; asking its coordinator";
       branches_[r.txn_id] = std::move(entry);
     }

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <deque>
+#include <fstream>
 #include <thread>
 
 #include "gen-cpp/Coordinator.h"
@@ -117,6 +119,19 @@ bool Eventually(Fn ready, int timeout_ms) {
   return false;
 }
 
+// The last lines of a log, for failure messages.
+std::string Tail(const std::string& path) {
+  std::ifstream in(path);
+  std::string line, out;
+  std::deque<std::string> last;
+  while (std::getline(in, line)) {
+    last.push_back(line);
+    if (last.size() > 15) last.pop_front();
+  }
+  for (const auto& l : last) out += l + "\n";
+  return out;
+}
+
 }  // namespace
 
 Status Cluster::StartCoordinator(std::map<std::string, std::string> env) {
@@ -130,11 +145,15 @@ Status Cluster::StartCoordinator(std::map<std::string, std::string> env) {
                                              RpcTimeouts{500, 2000});
   bool ready = Eventually(
       [&] {
+        if (!coordinator_->running()) return true;  // exited: reported below
         rpc::CoordinatorInfo info;
         return conn.Call([&](rpc::CoordinatorClient& c) { c.info(info); }).ok() && info.ready;
       },
       15000);
-  if (!ready) return Status::TimedOut("coordinator did not come up; see " + dir_.File("coordinator.log"));
+  if (!ready || !coordinator_->running()) {
+    return Status::TimedOut("coordinator did not come up; its log ends:\n" +
+                            Tail(dir_.File("coordinator.log")));
+  }
   return Status::Ok();
 }
 
@@ -160,6 +179,7 @@ Status Cluster::StartParticipant(const std::string& name,
                                                     RpcTimeouts{500, 2000});
   bool ready = Eventually(
       [&] {
+        if (!p.process->running()) return true;  // exited: reported below
         rpc::ParticipantInfo info;
         if (!participant.Call([&](rpc::ParticipantClient& c) { c.info(info); }).ok()) {
           return false;
@@ -175,7 +195,10 @@ Status Cluster::StartParticipant(const std::string& name,
         return false;
       },
       15000);
-  if (!ready) return Status::TimedOut("participant " + name + " did not come up; see " + dir_.File(name + ".log"));
+  if (!ready || !p.process->running()) {
+    return Status::TimedOut("participant " + name + " did not come up; its log ends:\n" +
+                            Tail(dir_.File(name + ".log")));
+  }
   return Status::Ok();
 }
 

@@ -68,7 +68,7 @@ class BenchCluster {
   Result<std::map<std::string, int64_t>> CoordinatorStats();
   // How many transactions the coordinator holds in the given states.
   Result<int64_t> CountTransactions(const std::vector<TxnState>& states);
-  // Branches (active or prepared) every participant still holds.
+  // Branches (active or prepared) the running participants still hold.
   Result<int64_t> CountOpenBranches();
   // Waits until nothing is in flight anywhere: no open, deciding or
   // committing transaction at the coordinator, no branch at a participant.

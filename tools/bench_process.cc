@@ -80,6 +80,10 @@ bool ChildProcess::Reap(bool block) {
 
 bool ChildProcess::Running() { return !Reap(/*block=*/false); }
 
+void ChildProcess::Terminate() {
+  if (Running()) kill(pid_, SIGTERM);
+}
+
 int ChildProcess::Stop(int grace_ms) {
   if (!Running()) return exit_code_;
   kill(pid_, SIGTERM);

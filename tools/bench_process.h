@@ -29,6 +29,8 @@ class ChildProcess {
   // REQUIRES: called from the thread that outlives the child (the kernel's
   // parent-death signal follows the thread that forked, not the process).
   Status Start();
+  // Sends SIGTERM and returns at once, so several processes stop together.
+  void Terminate();
   // SIGTERM, then SIGKILL after grace_ms. Returns the exit code, 128+signal
   // when killed, or -1 if it was not running.
   int Stop(int grace_ms = kDefaultGraceMs);

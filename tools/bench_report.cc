@@ -95,6 +95,10 @@ std::string Format(const char* fmt, double v) {
   return buf;
 }
 
+std::string Count(int64_t n, const std::string& noun) {
+  return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+}
+
 std::string Mib(int64_t bytes) { return Format("%.1f MiB", bytes / 1048576.0); }
 std::string Kib(int64_t bytes) { return Format("%.0f KiB", bytes / 1024.0); }
 std::string Ms(int64_t micros) { return Format("%.2f", micros / 1000.0); }
@@ -148,10 +152,9 @@ void LoadJson(const LoadReport& r, std::ostream& out) {
 }
 
 void LoadText(const LoadReport& r, std::ostream& out) {
-  out << "pact-bench: " << (r.mode == "raw" ? "raw PostgreSQL 2PC (no Pact)" : "Pact") << ", "
-      << r.backend_label << "\n";
-  out << "  " << r.clients << " clients, " << r.participants << " participants, "
-      << r.statements << " statement(s) per branch, " << r.accounts
+  out << "pact-bench: " << r.backend_label << "\n";
+  out << "  " << Count(r.clients, "client") << ", " << Count(r.participants, "participant")
+      << ", " << Count(r.statements, "statement") << " per branch, " << r.accounts
       << " accounts per participant; warm-up " << Format("%.1f", r.warmup_s) << " s, measured "
       << Format("%.2f", r.measured_seconds) << " s" << (r.interrupted ? " (interrupted)" : "")
       << "\n";

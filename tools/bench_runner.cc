@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -48,8 +49,11 @@ void RecordOutcome(const TxnResult& result, bool measured, int64_t micros, Clien
     return;
   }
   f.failures_by_code[StatusCodeName(result.status.code())]++;
-  if (f.failure_examples.size() < kFailureExamples) {
-    f.failure_examples.push_back(result.status.ToString());
+  std::string message = result.status.ToString();
+  if (f.failure_examples.size() < kFailureExamples &&
+      std::find(f.failure_examples.begin(), f.failure_examples.end(), message) ==
+          f.failure_examples.end()) {
+    f.failure_examples.push_back(std::move(message));
   }
 }
 
@@ -201,7 +205,11 @@ Result<LoadResult> RunLoad(const LoadOptions& options, const DriverFactory& make
     result.latency.Merge(f->latency);
     for (const auto& [code, n] : f->failures_by_code) result.failures_by_code[code] += n;
     for (const auto& e : f->failure_examples) {
-      if (result.failure_examples.size() < kFailureExamples) result.failure_examples.push_back(e);
+      auto& examples = result.failure_examples;
+      if (examples.size() < kFailureExamples &&
+          std::find(examples.begin(), examples.end(), e) == examples.end()) {
+        examples.push_back(e);
+      }
     }
   }
   return result;

@@ -268,12 +268,12 @@ LoadReport MakeReport(const BenchOptions& o, const std::string& mode) {
   r.mode = mode;
   r.backend = o.backend;
   if (mode == "raw") {
-    r.backend_label = "postgresql driven directly: BEGIN, UPDATE, PREPARE TRANSACTION on each "
-                      "database, then COMMIT PREPARED on each";
+    r.backend_label = "raw PostgreSQL 2PC, no Pact in the path (each client: BEGIN, UPDATE, "
+                      "PREPARE TRANSACTION on each database, then COMMIT PREPARED on each)";
   } else if (o.backend == "null") {
-    r.backend_label = "backend null (no storage: measures Pact's own cost)";
+    r.backend_label = "Pact, backend null (no storage: measures Pact's own cost)";
   } else {
-    r.backend_label = "backend " + o.backend;
+    r.backend_label = "Pact, backend " + o.backend;
   }
   r.clients = o.clients;
   r.participants = o.participants;
