@@ -423,6 +423,32 @@ Status Coordinator::ReportHeuristic(HeuristicRecord heuristic) {
   if (committed == heuristic.committed) return Status::Ok();  // they agree: no mix
   heuristic.decision = committed ? "COMMIT" : "ABORT";
   heuristic.at_ms = WallMillis();
+  {
+    // Show it on the transaction too, and stop telling that branch.
+    std::shared_ptr<Txn> txn;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = txns_.find(heuristic.txn_id);
+      if (it != txns_.end()) txn = it->second;
+    }
+    if (txn) {
+      std::lock_guard<std::mutex> lock(txn->mu);
+      if (BranchProgress* branch = txn->FindBranch(heuristic.participant)) {
+        branch->state = BranchState::kHeuristicMixed;
+        branch->last_error = "reported by the participant: an operator " +
+                             std::string(heuristic.committed ? "committed" : "rolled back") +
+                             " this branch";
+      }
+    }
+  }
+  // The participant reports until acknowledged, and the commit path may have
+  // journaled the same mix already: count and log it once.
+  ASSIGN_OR_RETURN(auto known, journal_->LoadHeuristics());
+  for (const auto& h : known) {
+    if (h.txn_id == heuristic.txn_id && h.participant == heuristic.participant) {
+      return Status::Ok();
+    }
+  }
   metrics_->heuristic_mixes->Add();
   LOG(ERROR) << "txn " << heuristic.txn_id << " HEURISTIC MIX participant="
              << heuristic.participant << " decided=" << heuristic.decision
@@ -431,6 +457,15 @@ Status Coordinator::ReportHeuristic(HeuristicRecord heuristic) {
 }
 
 Status Coordinator::ForgetHeuristic(const std::string& txn_id) {
+  ASSIGN_OR_RETURN(auto known, journal_->LoadHeuristics());
+  for (const auto& h : known) {
+    if (h.txn_id != txn_id) continue;
+    // So that the participant does not report it again. Best effort: one
+    // that is down reports it again later, and it shows up again.
+    Status st = participants_->ForgetHeuristic(h.participant, txn_id);
+    LOG_IF(WARNING, !st.ok()) << "txn " << txn_id << ": " << h.participant
+                              << " did not forget its heuristic record: " << st.ToString();
+  }
   RETURN_NOT_OK(journal_->ForgetHeuristics(txn_id));
   LOG(INFO) << "txn " << txn_id << ": heuristic records forgotten by an operator";
   return Status::Ok();

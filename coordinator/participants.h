@@ -40,6 +40,9 @@ class Participants {
   // The participant's prepared branches (of every coordinator).
   virtual Result<std::vector<PreparedBranch>> Recover(const std::string& participant) = 0;
 
+  // Tells the participant an operator dealt with its heuristic decision.
+  virtual Status ForgetHeuristic(const std::string& participant, const std::string& txn_id) = 0;
+
   // Every branch the participant holds, active or prepared (no fence: read-only).
   virtual Result<std::vector<PreparedBranch>> ListBranches(const std::string& participant) = 0;
 };

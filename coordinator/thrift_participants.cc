@@ -69,4 +69,10 @@ Result<std::vector<PreparedBranch>> ThriftParticipants::ListBranches(
   return out;
 }
 
+Status ThriftParticipants::ForgetHeuristic(const std::string& participant,
+                                           const std::string& txn_id) {
+  ASSIGN_OR_RETURN(auto pool, PoolFor(participant));
+  return pool->Call([&](rpc::ParticipantClient& c) { c.forgetHeuristic(txn_id); });
+}
+
 }  // namespace pact

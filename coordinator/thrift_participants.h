@@ -26,6 +26,7 @@ class ThriftParticipants : public Participants {
   Status Rollback(const std::string& participant, const std::string& txn_id) override;
   Result<std::vector<PreparedBranch>> Recover(const std::string& participant) override;
   Result<std::vector<PreparedBranch>> ListBranches(const std::string& participant) override;
+  Status ForgetHeuristic(const std::string& participant, const std::string& txn_id) override;
 
  private:
   using Pool = RpcPool<rpc::ParticipantClient>;

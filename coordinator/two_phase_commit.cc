@@ -316,6 +316,7 @@ bool TwoPhaseCommit::SendCommits(const std::shared_ptr<Txn>& txn, bool first_rou
   for (size_t i = 0; i < to_tell.size(); ++i) {
     BranchProgress* branch = txn->FindBranch(to_tell[i]);
     branch->attempts++;
+    if (branch->state == BranchState::kHeuristicMixed) continue;  // reported meanwhile
     const Status& st = results[i];
     if (st.ok()) {
       branch->state = BranchState::kCommitted;
@@ -341,6 +342,7 @@ bool TwoPhaseCommit::SendCommits(const std::shared_ptr<Txn>& txn, bool first_rou
 
 void TwoPhaseCommit::RecordHeuristicMix(Txn& txn, BranchProgress* branch, const char* decision,
                                         const Status& answer) {
+  if (branch->state == BranchState::kHeuristicMixed) return;  // reported by the participant
   branch->state = BranchState::kHeuristicMixed;
   branch->last_error = answer.ToString();
   heuristic_mixes_->Add();

@@ -70,4 +70,8 @@ void ParticipantHandler::listHeuristics(std::vector<rpc::HeuristicInfo>& out) {
   }
 }
 
+void ParticipantHandler::forgetHeuristic(const std::string& txn_id) {
+  ThrowIfError(service_->ForgetHeuristic(txn_id));
+}
+
 }  // namespace pact

@@ -20,6 +20,7 @@ class ParticipantHandler : public rpc::ParticipantIf {
   void listBranches(std::vector<rpc::BranchInfo>& out) override;
   void resolve(const std::string& txn_id, bool commit) override;
   void listHeuristics(std::vector<rpc::HeuristicInfo>& out) override;
+  void forgetHeuristic(const std::string& txn_id) override;
 
  private:
   ParticipantService* service_;

@@ -66,6 +66,7 @@ class ParticipantService {
   // then applied. Reconciled with the coordinator's decision later.
   Status Resolve(const std::string& txn_id, bool commit);
   std::vector<HeuristicDecision> ListHeuristics() { return state_->Heuristics(); }
+  Status ForgetHeuristic(const std::string& txn_id) { return state_->ForgetHeuristic(txn_id); }
 
   const MetricsRegistry& metrics() const { return metrics_.registry; }
 

@@ -103,6 +103,12 @@ class FakeParticipants : public Participants {
     return script_[p].rollback_error;
   }
 
+  Status ForgetHeuristic(const std::string& p, const std::string& txn_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    calls_.push_back({"forget", p, txn_id});
+    return Status::Ok();
+  }
+
   Result<std::vector<PreparedBranch>> ListBranches(const std::string& p) override {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<PreparedBranch> out;

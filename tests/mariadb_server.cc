@@ -105,7 +105,11 @@ Result<std::unique_ptr<MariaDbServer>> MariaDbServer::Start(const std::string& d
   const std::string install_log = dir + "/install.log";
   const std::string install_db =
       FirstExisting({"/usr/bin/mariadb-install-db", "/usr/bin/mysql_install_db"});
+  // A private tmpdir: servers started at once by parallel tests would
+  // otherwise collide on temporary table files in /tmp.
+  mkdir((dir + "/tmp").c_str(), 0700);
   ASSIGN_OR_RETURN(pid_t pid, Spawn({install_db, "--no-defaults", "--datadir=" + dir + "/data",
+                                     "--tmpdir=" + dir + "/tmp",
                                      "--auth-root-authentication-method=normal", "--skip-test-db",
                                      "--user=root"},
                                     install_log));
@@ -122,6 +126,7 @@ Status MariaDbServer::Launch() {
   const std::string mariadbd = FirstExisting({"/usr/sbin/mariadbd", "/usr/sbin/mysqld"});
   ASSIGN_OR_RETURN(pid_,
                    Spawn({mariadbd, "--no-defaults", "--datadir=" + dir_ + "/data",
+                          "--tmpdir=" + dir_ + "/tmp",
                           "--port=" + std::to_string(port_), "--bind-address=127.0.0.1",
                           "--socket=" + dir_ + "/mysqld.sock", "--pid-file=" + dir_ + "/mysqld.pid",
                           "--user=root", "--log-error=" + error_log_, "--skip-log-bin",

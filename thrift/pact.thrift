@@ -126,6 +126,9 @@ service Participant {
 
   // Heuristic decisions not yet reconciled with their coordinator.
   list<HeuristicInfo> listHeuristics(),
+
+  // An operator dealt with the heuristic decision: stop reporting it.
+  void forgetHeuristic(1: string txn_id),
 }
 
 // ---------------------------------------------------------------- coordinator
@@ -216,5 +219,6 @@ service Coordinator {
 
   // Heuristic mixes the journal holds, until an operator forgets them.
   list<HeuristicInfo> listHeuristics() throws (1: PactError error),
+  // Forgets them here and at the participants involved (best effort).
   void forgetHeuristic(1: string txn_id) throws (1: PactError error),
 }

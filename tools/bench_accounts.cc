@@ -71,12 +71,12 @@ Status CreatePostgresAccounts(const std::string& conninfo, int64_t rows) {
   // A prepared transaction left by an earlier run would hold its locks
   // forever: fail clearly instead of hanging on DROP TABLE.
   RETURN_NOT_OK(conn->Exec("SET lock_timeout = '5s'"));
-  RETURN_NOT_OK(conn->Exec(
-      "DROP TABLE IF EXISTS accounts;"
-      "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);"
-      "INSERT INTO accounts SELECT g, " +
-      std::to_string(kInitialBalance) + " FROM generate_series(1, " + std::to_string(rows) +
-      ") g"));
+  RETURN_NOT_OK(
+      conn->Exec("DROP TABLE IF EXISTS accounts;"
+                 "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);"
+                 "INSERT INTO accounts SELECT g, " +
+                 std::to_string(kInitialBalance) + " FROM generate_series(1, " +
+                 std::to_string(rows) + ") g"));
   // Outside the implicit transaction of the statements above, as VACUUM must be.
   return conn->Exec("VACUUM ANALYZE accounts");
 }

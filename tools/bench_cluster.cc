@@ -85,13 +85,12 @@ Status BenchCluster::Died(const ChildProcess& process) const {
 }
 
 Status BenchCluster::StartCoordinator() {
-  std::vector<std::string> argv = {options_.coordinator_bin,
-                                   "--name=" + options_.coordinator_name,
+  std::vector<std::string> argv = {options_.coordinator_bin, "--name=" + options_.coordinator_name,
                                    "--port=" + std::to_string(coordinator_port_),
                                    "--journal=" + journal_path()};
   argv.insert(argv.end(), options_.coordinator_flags.begin(), options_.coordinator_flags.end());
-  coordinator_ = std::make_unique<ChildProcess>("coordinator", argv,
-                                                options_.dir + "/coordinator.log");
+  coordinator_ =
+      std::make_unique<ChildProcess>("coordinator", argv, options_.dir + "/coordinator.log");
   return coordinator_->Start();
 }
 
@@ -104,7 +103,9 @@ std::vector<std::string> BenchCluster::ParticipantArgv(int index) const {
                                    "--state_dir=" + options_.dir,
                                    "--backend=" + options_.backend};
   if (options_.backend == "sqlite") argv.push_back("--sqlite_path=" + sqlite_path(index));
-  if (options_.backend == "postgresql") argv.push_back("--pg_conninfo=" + options_.pg_conninfo[index]);
+  if (options_.backend == "postgresql") {
+    argv.push_back("--pg_conninfo=" + options_.pg_conninfo[index]);
+  }
   argv.insert(argv.end(), options_.participant_flags.begin(), options_.participant_flags.end());
   return argv;
 }
@@ -112,8 +113,8 @@ std::vector<std::string> BenchCluster::ParticipantArgv(int index) const {
 Status BenchCluster::StartParticipants() {
   for (int i = 0; i < options_.participants; ++i) {
     std::string name = "p" + std::to_string(i + 1);
-    participants_.push_back(
-        std::make_unique<ChildProcess>(name, ParticipantArgv(i), options_.dir + "/" + name + ".log"));
+    participants_.push_back(std::make_unique<ChildProcess>(name, ParticipantArgv(i),
+                                                           options_.dir + "/" + name + ".log"));
     RETURN_NOT_OK(participants_.back()->Start());
   }
   return Status::Ok();
@@ -125,8 +126,8 @@ Status BenchCluster::WaitCoordinatorReady(int timeout_ms) {
         rpc::CoordinatorInfo info;
         return admin_->Call([&](rpc::CoordinatorClient& c) { c.info(info); }).ok() && info.ready;
       },
-      [&] { return coordinator_->Running() ? Status::Ok() : Died(*coordinator_); }, timeout_ms,
-      20, "the coordinator did not come up (log: " + coordinator_->log_path() + ")");
+      [&] { return coordinator_->Running() ? Status::Ok() : Died(*coordinator_); }, timeout_ms, 20,
+      "the coordinator did not come up (log: " + coordinator_->log_path() + ")");
 }
 
 Status BenchCluster::WaitParticipantsRegistered(int timeout_ms) {
@@ -144,8 +145,9 @@ Status BenchCluster::WaitParticipantsRegistered(int timeout_ms) {
     }
     return true;
   };
-  return PollUntil(all_registered, [&] { return AnyParticipantDied(); }, timeout_ms, 20,
-                   "the participants did not all register (logs in " + options_.dir + ")");
+  return PollUntil(
+      all_registered, [&] { return AnyParticipantDied(); }, timeout_ms, 20,
+      "the participants did not all register (logs in " + options_.dir + ")");
 }
 
 Status BenchCluster::WaitParticipantsServing(int timeout_ms) {
@@ -157,8 +159,9 @@ Status BenchCluster::WaitParticipantsServing(int timeout_ms) {
     }
     return true;
   };
-  return PollUntil(all_serving, [&] { return AnyParticipantDied(); }, timeout_ms, 20,
-                   "the participants did not come up (logs in " + options_.dir + ")");
+  return PollUntil(
+      all_serving, [&] { return AnyParticipantDied(); }, timeout_ms, 20,
+      "the participants did not come up (logs in " + options_.dir + ")");
 }
 
 Status BenchCluster::AnyParticipantDied() const {
@@ -190,7 +193,9 @@ Result<std::map<std::string, int64_t>> BenchCluster::CoordinatorStats() {
 Result<int64_t> BenchCluster::CountTransactions(const std::vector<TxnState>& states) {
   std::vector<rpc::TxnState::type> wire;
   // The IDL numbers the states from 1 in the same order as pact::TxnState.
-  for (TxnState s : states) wire.push_back(static_cast<rpc::TxnState::type>(static_cast<int>(s) + 1));
+  for (TxnState s : states) {
+    wire.push_back(static_cast<rpc::TxnState::type>(static_cast<int>(s) + 1));
+  }
   std::vector<rpc::TxnStatus> txns;
   RETURN_NOT_OK(admin_->Call([&](rpc::CoordinatorClient& c) { c.listTransactions(txns, wire); }));
   return static_cast<int64_t>(txns.size());

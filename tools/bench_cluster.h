@@ -23,8 +23,8 @@ class CoordinatorClient;
 struct BenchClusterOptions {
   std::string coordinator_bin;  // pact-coordinator
   std::string participant_bin;  // pact-participant
-  std::string dir;      // journal, databases, fence stores and logs
-  std::string backend;  // null | sqlite | postgresql
+  std::string dir;              // journal, databases, fence stores and logs
+  std::string backend;          // null | sqlite | postgresql
   int participants = 2;
   std::vector<std::string> pg_conninfo;  // postgresql: one per participant
   std::vector<std::string> coordinator_flags;

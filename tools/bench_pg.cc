@@ -19,6 +19,8 @@ Status ResultStatus(PGresult* result, const std::string& what) {
   return Status::Internal(message);
 }
 
+void IgnoreNotice(void*, const char*) {}
+
 }  // namespace
 
 Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& conninfo) {
@@ -30,7 +32,7 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& c
     return Status::Unavailable("cannot connect to PostgreSQL (" + conninfo + "): " + message);
   }
   // Notices (e.g. "table does not exist, skipping") are noise for a bench.
-  PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(conn, IgnoreNotice, nullptr);
   return std::unique_ptr<PgConnection>(new PgConnection(conn));
 }
 

@@ -153,8 +153,8 @@ void LoadJson(const LoadReport& r, std::ostream& out) {
 
 void LoadText(const LoadReport& r, std::ostream& out) {
   out << "pact-bench: " << r.backend_label << "\n";
-  out << "  " << Count(r.clients, "client") << ", " << Count(r.participants, "participant")
-      << ", " << Count(r.statements, "statement") << " per branch, " << r.accounts
+  out << "  " << Count(r.clients, "client") << ", " << Count(r.participants, "participant") << ", "
+      << Count(r.statements, "statement") << " per branch, " << r.accounts
       << " accounts per participant; warm-up " << Format("%.1f", r.warmup_s) << " s, measured "
       << Format("%.2f", r.measured_seconds) << " s" << (r.interrupted ? " (interrupted)" : "")
       << "\n";
@@ -238,8 +238,8 @@ void RecoveryJson(const RecoveryReport& r, std::ostream& out) {
 }
 
 void RecoveryText(const RecoveryReport& r, std::ostream& out) {
-  out << "pact-bench: coordinator recovery, " << r.decisions
-      << " unfinished COMMIT decisions over " << r.participants << " null participants\n\n";
+  out << "pact-bench: coordinator recovery, " << r.decisions << " unfinished COMMIT decisions over "
+      << r.participants << " null participants\n\n";
   out << "journal set-up    " << Format("%.2f", r.journal_setup_seconds)
       << " s (writing the records; not part of recovery)\n";
   out << "serving after     " << Format("%.3f", r.serving_seconds) << " s\n";

@@ -126,9 +126,15 @@ Snapshot TakeSnapshot(std::vector<std::unique_ptr<ClientFigures>>& figures) {
 void Tally::Add(TxnOutcome outcome) {
   attempted++;
   switch (outcome) {
-    case TxnOutcome::kCommitted: committed++; break;
-    case TxnOutcome::kAborted: aborted++; break;
-    case TxnOutcome::kError: errors++; break;
+    case TxnOutcome::kCommitted:
+      committed++;
+      break;
+    case TxnOutcome::kAborted:
+      aborted++;
+      break;
+    case TxnOutcome::kError:
+      errors++;
+      break;
   }
 }
 
@@ -154,8 +160,7 @@ Result<LoadResult> RunLoad(const LoadOptions& options, const DriverFactory& make
   control.running = options.clients;
   std::vector<std::thread> threads;
   for (int i = 0; i < options.clients; ++i) {
-    threads.emplace_back(
-        [&, i] { ClientLoop(i, options, *drivers[i], control, *figures[i]); });
+    threads.emplace_back([&, i] { ClientLoop(i, options, *drivers[i], control, *figures[i]); });
   }
 
   auto interrupted = [&] { return options.interrupt != nullptr && options.interrupt->load(); };
@@ -186,9 +191,9 @@ Result<LoadResult> RunLoad(const LoadOptions& options, const DriverFactory& make
       control.measuring = true;
       in_window = true;
     }
-    bool over = in_window && (interrupted() || clients_done() ||
-                              (options.count == 0 &&
-                               SecondsBetween(window_start, now) >= options.duration_s));
+    bool over = in_window &&
+                (interrupted() || clients_done() ||
+                 (options.count == 0 && SecondsBetween(window_start, now) >= options.duration_s));
     if (over) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

@@ -37,14 +37,14 @@ struct LoadOptions {
   int64_t count = 0;  // > 0: the window ends after this many transactions instead
   WorkloadOptions workload;
   uint64_t seed = 1;
-  bool progress = true;                           // the live line on stderr
-  const std::atomic<bool>* interrupt = nullptr;   // set (e.g. by Ctrl-C): end the window now
+  bool progress = true;                          // the live line on stderr
+  const std::atomic<bool>* interrupt = nullptr;  // set (e.g. by Ctrl-C): end the window now
 };
 
 struct LoadResult {
   Tally measured;
-  Tally total;                // warm-up included, for cross-checks with the coordinator
-  LatencyHistogram latency;   // committed transactions of the window, begin to commit returned
+  Tally total;               // warm-up included, for cross-checks with the coordinator
+  LatencyHistogram latency;  // committed transactions of the window, begin to commit returned
   double measured_seconds = 0;
   std::map<std::string, int64_t> failures_by_code;  // aborted and errors, by status code
   std::vector<std::string> failure_examples;        // the first few messages

@@ -18,7 +18,7 @@ class Client;
 
 struct WorkloadOptions {
   int participants = 2;
-  int statements = 1;      // UPDATEs per branch
+  int statements = 1;       // UPDATEs per branch
   int64_t accounts = 1000;  // rows per participant, ids 1..accounts
 };
 

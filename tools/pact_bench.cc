@@ -112,6 +112,7 @@ int UsageError(const std::string& message) {
 // Fills `options` from argv; returns an exit code to stop with, or -1 to go on.
 int ParseOptions(int argc, char** argv, BenchOptions* o) {
   po::options_description desc("Options");
+  // clang-format off
   desc.add_options()
       ("help", "print this help and exit")
       ("backend", po::value(&o->backend),
@@ -152,6 +153,7 @@ int ParseOptions(int argc, char** argv, BenchOptions* o) {
       ("recovery", po::value(&o->recovery)->default_value(0),
        "measure recovery instead of load: a journal with N unfinished COMMIT decisions, null "
        "participants, and the time from coordinator start until all are finished");
+  // clang-format on
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -217,7 +219,8 @@ Status FindBinaries(const BenchOptions& o, BenchClusterOptions* cluster) {
   }
   for (const auto& bin : {cluster->coordinator_bin, cluster->participant_bin}) {
     if (access(bin.c_str(), X_OK) != 0) {
-      return Status::NotFound(bin + " not found: build the pact-coordinator and pact-participant "
+      return Status::NotFound(bin +
+                              " not found: build the pact-coordinator and pact-participant "
                               "targets, or pass --bin_dir");
     }
   }
@@ -268,8 +271,9 @@ LoadReport MakeReport(const BenchOptions& o, const std::string& mode) {
   r.mode = mode;
   r.backend = o.backend;
   if (mode == "raw") {
-    r.backend_label = "raw PostgreSQL 2PC, no Pact in the path (each client: BEGIN, UPDATE, "
-                      "PREPARE TRANSACTION on each database, then COMMIT PREPARED on each)";
+    r.backend_label =
+        "raw PostgreSQL 2PC, no Pact in the path (each client: BEGIN, UPDATE, "
+        "PREPARE TRANSACTION on each database, then COMMIT PREPARED on each)";
   } else if (o.backend == "null") {
     r.backend_label = "Pact, backend null (no storage: measures Pact's own cost)";
   } else {
@@ -300,8 +304,11 @@ void AddLoadResult(const LoadResult& result, LoadReport* r) {
 
 Status CreateAccounts(const BenchOptions& o, const BenchCluster* cluster) {
   for (int i = 0; i < o.participants; ++i) {
-    if (o.backend == "sqlite") RETURN_NOT_OK(CreateSqliteAccounts(cluster->sqlite_path(i), o.accounts));
-    if (o.backend == "postgresql") RETURN_NOT_OK(CreatePostgresAccounts(o.pg_conninfo[i], o.accounts));
+    if (o.backend == "sqlite") {
+      RETURN_NOT_OK(CreateSqliteAccounts(cluster->sqlite_path(i), o.accounts));
+    } else if (o.backend == "postgresql") {
+      RETURN_NOT_OK(CreatePostgresAccounts(o.pg_conninfo[i], o.accounts));
+    }
   }
   return Status::Ok();
 }
@@ -386,8 +393,8 @@ void AddWindowFigures(const BenchCluster& cluster, const WindowSample& start,
   }
   auto processes = cluster.processes();
   for (size_t i = 0; i < processes.size() && i < start.processes.size(); ++i) {
-    r->cpu.push_back({processes[i]->name(),
-                      end.processes[i].cpu_seconds - start.processes[i].cpu_seconds});
+    r->cpu.push_back(
+        {processes[i]->name(), end.processes[i].cpu_seconds - start.processes[i].cpu_seconds});
   }
   r->cpu.push_back({"pact-bench", end.self.cpu_seconds - start.self.cpu_seconds});
   if (!start.processes.empty()) {
@@ -444,7 +451,9 @@ int RunPact(const BenchOptions& o, BenchClusterOptions cluster_options, RunDir& 
   bool expect_one_row = o.backend != "null";
   auto result = RunLoad(
       MakeLoadOptions(o),
-      [&](int) { return PactTransferDriver::Create(c.coordinator_address(), names, expect_one_row); },
+      [&](int) {
+        return PactTransferDriver::Create(c.coordinator_address(), names, expect_one_row);
+      },
       [&] { start = SampleWindow(c); }, [&] { end = SampleWindow(c); });
   if (!result.ok()) {
     std::cerr << "pact-bench: " << result.status().ToString() << "\n";
@@ -477,8 +486,9 @@ int RunPact(const BenchOptions& o, BenchClusterOptions cluster_options, RunDir& 
 
 int RunRaw(const BenchOptions& o) {
   LoadReport report = MakeReport(o, "raw");
-  report.notes.push_back("gids are raw-<pid>-<client>-<n>-<database>: one gid per database, as "
-                         "PostgreSQL requires gids unique across its whole cluster");
+  report.notes.push_back(
+      "gids are raw-<pid>-<client>-<n>-<database>: one gid per database, as "
+      "PostgreSQL requires gids unique across its whole cluster");
   Status st;
   for (const auto& conninfo : o.pg_conninfo) {
     if (st.ok()) st = CreatePostgresAccounts(conninfo, o.accounts);
