@@ -1,6 +1,9 @@
 // pact-coordinator: runs two-phase commit for applications, keeps every
 // commit decision in a durable SQLite journal, and finishes in-doubt
 // transactions after a crash.
+#include <unistd.h>
+
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 
@@ -66,6 +69,15 @@ int main(int argc, char** argv) {
   pact::BlockStopSignals();
 
 
+  // Testing seam: while the file named by PACT_INJECT_JOURNAL_ERROR exists,
+  // every journal write fails like a full disk.
+  if (const char* flag = std::getenv("PACT_INJECT_JOURNAL_ERROR")) {
+    std::string path = flag;
+    journal_options.inject_batch_error = [path] {
+      if (access(path.c_str(), F_OK) != 0) return pact::Status::Ok();
+      return pact::Status::IoError("injected: database or disk is full (" + path + " exists)");
+    };
+  }
   pact::CoordinatorMetrics metrics;
   journal_options.coordinator_name = options.name;
   journal_options.on_batch_durable = [&metrics](size_t records) {
