@@ -68,6 +68,8 @@ class RpcConnection {
   // stream may hold half a reply, and the next call reconnects.
   template <typename Fn>
   Status Call(Fn&& fn) {
+    // One poll(2) per call: a server that restarted even a moment ago must
+    // not receive a call into the void (execute is not idempotent).
     if (channel_.IsOpen() && !channel_.LooksAlive()) channel_.Close();
     if (!channel_.IsOpen()) {
       Status st = channel_.Open(endpoint_, timeouts_);
