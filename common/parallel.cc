@@ -17,8 +17,7 @@ class WorkerPool {
   void Submit(std::function<void()> task) {
     std::unique_lock<std::mutex> lock(mu_);
     tasks_.push_back(std::move(task));
-    if (idle_ > 0) {
-      idle_--;  // that worker is now spoken for
+    if (tasks_.size() <= idle_) {
       cv_.notify_one();
       return;
     }
@@ -33,10 +32,8 @@ class WorkerPool {
       if (tasks_.empty()) {
         idle_++;
         bool woken = cv_.wait_for(lock, std::chrono::minutes(1), [this] { return !tasks_.empty(); });
-        if (!woken) {
-          idle_--;
-          return;
-        }
+        idle_--;
+        if (!woken) return;
       }
       std::function<void()> task = std::move(tasks_.front());
       tasks_.pop_front();
@@ -49,7 +46,7 @@ class WorkerPool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> tasks_;  // guarded by mu_
-  int idle_ = 0;                             // guarded by mu_; workers waiting, not yet handed a task
+  size_t idle_ = 0;                          // guarded by mu_; workers waiting for a task
 };
 
 WorkerPool& Pool() {
