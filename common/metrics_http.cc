@@ -1,5 +1,6 @@
 #include "common/metrics_http.h"
 
+#include <glog/logging.h>
 #include <httplib.h>
 #include <sys/socket.h>
 
@@ -74,6 +75,15 @@ void MetricsHttpServer::Stop() {
   thread_.join();
   server_.reset();
   bound_port_ = 0;
+}
+
+Result<std::unique_ptr<MetricsHttpServer>> ServeMetrics(const MetricsRegistry* registry,
+                                                        const std::string& host, int port) {
+  if (port < 0) return std::unique_ptr<MetricsHttpServer>();
+  auto server = std::make_unique<MetricsHttpServer>(registry, host, port);
+  RETURN_NOT_OK(server->Start());
+  LOG(INFO) << "metrics on http://" << host << ":" << server->port() << "/metrics";
+  return server;
 }
 
 }  // namespace pact

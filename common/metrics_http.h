@@ -40,4 +40,9 @@ class MetricsHttpServer {
   std::thread thread_;
 };
 
+// What both binaries do with their --metrics_port: -1 serves nothing (null),
+// anything else serves the registry there and logs where.
+Result<std::unique_ptr<MetricsHttpServer>> ServeMetrics(const MetricsRegistry* registry,
+                                                        const std::string& host, int port);
+
 }  // namespace pact

@@ -123,15 +123,10 @@ int main(int argc, char** argv) {
     LOG(ERROR) << st.ToString();
     return 1;
   }
-  std::unique_ptr<pact::MetricsHttpServer> metrics_server;
-  if (metrics_port >= 0) {
-    metrics_server = std::make_unique<pact::MetricsHttpServer>(&metrics.registry, host, metrics_port);
-    st = metrics_server->Start();
-    if (!st.ok()) {
-      LOG(ERROR) << st.ToString();
-      return 1;
-    }
-    LOG(INFO) << "metrics on http://" << host << ":" << metrics_server->port() << "/metrics";
+  auto metrics_server = pact::ServeMetrics(&metrics.registry, host, metrics_port);
+  if (!metrics_server.ok()) {
+    LOG(ERROR) << metrics_server.status().ToString();
+    return 1;
   }
   LOG(INFO) << "pact-coordinator " << options.name << " epoch " << coordinator.epoch()
             << " serving on " << host << ":" << port << " journal " << journal_path;

@@ -143,17 +143,10 @@ int main(int argc, char** argv) {
     LOG(ERROR) << st.ToString();
     return 1;
   }
-  std::unique_ptr<pact::MetricsHttpServer> metrics_server;
-  if (metrics_port >= 0) {
-    metrics_server = std::make_unique<pact::MetricsHttpServer>(&service.metrics(), listen_host,
-                                                               metrics_port);
-    st = metrics_server->Start();
-    if (!st.ok()) {
-      LOG(ERROR) << st.ToString();
-      return 1;
-    }
-    LOG(INFO) << "metrics on http://" << listen_host << ":" << metrics_server->port()
-              << "/metrics";
+  auto metrics_server = pact::ServeMetrics(&service.metrics(), listen_host, metrics_port);
+  if (!metrics_server.ok()) {
+    LOG(ERROR) << metrics_server.status().ToString();
+    return 1;
   }
   LOG(INFO) << "pact-participant " << options.self.name << " (" << options.self.backend
             << ") serving on " << listen_host << ":" << options.self.port << ", coordinator "
