@@ -114,6 +114,12 @@ TEST_F(OperationsTest, InDoubtBranchIsShownAndRetryDeliversTheCommitNow) {
   EXPECT_TRUE(Has(in_doubt.out, "bank_b")) << in_doubt.out;
   EXPECT_TRUE(Has(in_doubt.out, txn->id())) << in_doubt.out;
   EXPECT_TRUE(Has(in_doubt.out, "COMMITTED")) << in_doubt.out;
+  Ran branches = Pactctl({"--json", "branches", "bank_b"});
+  EXPECT_EQ(branches.code, 0) << branches.out;
+  EXPECT_TRUE(Has(branches.out, "\"participant\":\"bank_b\",\"txn_id\":\"" + txn->id() +
+                                    "\",\"state\":\"PREPARED\""))
+      << branches.out;
+  EXPECT_EQ(Pactctl({"branches", "nobody"}).code, 1);
   Ran show = Pactctl({"show", txn->id()});
   EXPECT_TRUE(Has(show.out, "COMMITTING")) << show.out;
   EXPECT_TRUE(Has(show.out, "commit pending")) << show.out;
