@@ -154,7 +154,7 @@ Result<BeginInfo> Coordinator::Begin(int64_t timeout_ms) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     txns_[txn->id] = txn;
-    deadlines_.emplace(txn->deadline, txn);
+    deadlines_.emplace(txn->deadline, txn->id);
   }
   metrics_->txns_begun->Add();
   CrashPoint("after_begin");
@@ -545,7 +545,8 @@ void Coordinator::DeadlineLoop() {
       std::lock_guard<std::mutex> lock(mu_);
       TimePoint now = SteadyClock::now();
       while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
-        if (auto txn = deadlines_.begin()->second.lock()) expired.push_back(std::move(txn));
+        auto it = txns_.find(deadlines_.begin()->second);
+        if (it != txns_.end()) expired.push_back(it->second);
         deadlines_.erase(deadlines_.begin());
       }
     }

@@ -117,8 +117,9 @@ class Coordinator {
   std::unordered_map<std::string, std::shared_ptr<Txn>> txns_;  // guarded by mu_
   std::deque<std::string> finished_;                           // guarded by mu_; oldest first
   std::map<std::string, ParticipantRecord> registry_;          // guarded by mu_
-  // Deadlines of begun transactions, soonest first; each is checked once.
-  std::multimap<TimePoint, std::weak_ptr<Txn>> deadlines_;  // guarded by mu_
+  // Deadlines of begun transactions by id, soonest first; each is checked
+  // once. Ids rather than pointers: a finished transaction is freed at once.
+  std::multimap<TimePoint, std::string> deadlines_;  // guarded by mu_
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

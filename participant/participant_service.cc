@@ -140,17 +140,22 @@ Result<QueryResult> ParticipantService::Execute(const std::string& txn_id,
                                                 const std::vector<SqlValue>& params) {
   RETURN_NOT_OK(TxnId::Parse(txn_id).status());
   std::shared_ptr<Entry> entry;
+  std::unique_lock<std::mutex> lock;
   bool created = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> map_lock(mu_);
     auto& slot = branches_[txn_id];
     if (!slot) {
       slot = std::make_shared<Entry>();
+      // Locked before it is published: no other thread (housekeeping, a
+      // listing) may see a branch that is not open yet. Uncontended, so
+      // taking it under mu_ cannot deadlock.
+      lock = std::unique_lock<std::mutex>(slot->mu);
       created = true;
     }
     entry = slot;
   }
-  std::lock_guard<std::mutex> lock(entry->mu);
+  if (!created) lock = std::unique_lock<std::mutex>(entry->mu);
   if (created) {
     Status opened = Open(txn_id, entry.get());
     if (!opened.ok()) {
