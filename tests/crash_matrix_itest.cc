@@ -88,26 +88,6 @@ Expectation Expect(const std::string& point, Kind kind) {
   return e;
 }
 
-struct Ran {
-  int code = -1;
-  std::string out;  // stdout and stderr
-};
-
-Ran RunPactctl(const std::vector<std::string>& args) {
-  std::string cmd = PACTCTL_BIN;
-  for (const auto& a : args) cmd += " '" + a + "'";
-  cmd += " 2>&1";
-  Ran ran;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return ran;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) ran.out.append(buf, n);
-  int status = pclose(pipe);
-  ran.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return ran;
-}
-
 template <typename Fn>
 bool Eventually(Fn ready, int timeout_ms) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);

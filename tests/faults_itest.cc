@@ -24,11 +24,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct Ran {
-  int code = -1;
-  std::string out;  // stdout and stderr
-};
-
 bool Has(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
@@ -80,19 +75,9 @@ class FaultsTest : public BankTest {
     }
   }
 
-  Ran Pactctl(const std::vector<std::string>& args) {
-    std::string cmd = std::string(PACTCTL_BIN) + " --coordinator " + cluster_.coordinator_address();
-    for (const auto& a : args) cmd += " '" + a + "'";
-    cmd += " 2>&1";
-    Ran ran;
-    FILE* pipe = popen(cmd.c_str(), "r");
-    if (pipe == nullptr) return ran;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) ran.out.append(buf, n);
-    int status = pclose(pipe);
-    ran.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return ran;
+  Ran Pactctl(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--coordinator", cluster_.coordinator_address()});
+    return RunPactctl(args);
   }
 
   // The state of one branch and its attempts, from `pactctl --json show`.

@@ -16,26 +16,11 @@
 namespace pact {
 namespace {
 
-struct Ran {
-  int code = -1;
-  std::string out;  // stdout and stderr
-};
-
 class OperationsTest : public BankTest {
  protected:
-  Ran Pactctl(const std::vector<std::string>& args) {
-    std::string cmd = std::string(PACTCTL_BIN) + " --coordinator " + cluster_.coordinator_address();
-    for (const auto& a : args) cmd += " '" + a + "'";
-    cmd += " 2>&1";
-    Ran ran;
-    FILE* pipe = popen(cmd.c_str(), "r");
-    if (pipe == nullptr) return ran;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) ran.out.append(buf, n);
-    int status = pclose(pipe);
-    ran.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return ran;
+  Ran Pactctl(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--coordinator", cluster_.coordinator_address()});
+    return RunPactctl(args);
   }
 
   std::string Committed(int64_t amount) {

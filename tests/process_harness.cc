@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <deque>
 #include <fstream>
 #include <thread>
@@ -225,6 +226,21 @@ bool Cluster::EventuallyNoOpenBranches(int timeout_ms) {
         return true;
       },
       timeout_ms);
+}
+
+Ran RunPactctl(const std::vector<std::string>& args) {
+  std::string cmd = PACTCTL_BIN;
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += " 2>&1";
+  Ran ran;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (pipe == nullptr) return ran;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) ran.out.append(buf, n);
+  int status = pclose(pipe);
+  ran.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return ran;
 }
 
 Result<std::vector<std::vector<SqlValue>>> QueryFile(const std::string& db_path,

@@ -90,6 +90,14 @@ class Cluster {
   int starts_ = 0;
 };
 
+// What pactctl printed (stdout and stderr) and its exit status.
+struct Ran {
+  int code = -1;
+  std::string out;
+};
+// Runs the real pactctl binary with `args` (add --coordinator yourself).
+Ran RunPactctl(const std::vector<std::string>& args);
+
 // Runs a query on a participant's SQLite file directly (a second, read-only
 // connection, like any other reader of the database).
 Result<std::vector<std::vector<SqlValue>>> QueryFile(const std::string& db_path,
