@@ -7,9 +7,10 @@ namespace pact {
 void BankTest::SetUp() {
   CreateBank("bank_a");
   CreateBank("bank_b");
-  ASSERT_TRUE(cluster_.StartCoordinator().ok());
-  ASSERT_TRUE(cluster_.StartParticipant("bank_a").ok());
-  ASSERT_TRUE(cluster_.StartParticipant("bank_b").ok());
+  for (Status st : {cluster_.StartCoordinator(), cluster_.StartParticipant("bank_a"),
+                    cluster_.StartParticipant("bank_b")}) {
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
 }
 
 void BankTest::CreateBank(const std::string& participant) {

@@ -77,9 +77,12 @@ struct Bank {
   // Parameters bind as $1.. on PostgreSQL, ?1.. on SQLite, ? on MariaDB.
   std::string Placeholder(int n) const {
     switch (backend) {
-      case Backend::kPostgres: return "$" + std::to_string(n);
-      case Backend::kSqlite: return "?" + std::to_string(n);
-      case Backend::kMariaDb: return "?";
+      case Backend::kPostgres:
+        return "$" + std::to_string(n);
+      case Backend::kSqlite:
+        return "?" + std::to_string(n);
+      case Backend::kMariaDb:
+        return "?";
     }
     return "?";
   }
@@ -227,9 +230,9 @@ class ChaosBank {
     std::cout << "cluster up: coordinator and " << banks_.size() << " participants (";
     for (size_t i = 0; i < banks_.size(); ++i) std::cout << (i ? ", " : "") << banks_[i].name;
     std::cout << "), " << kAccounts << " accounts of " << kInitialBalance << " each; "
-              << options_.clients << " clients for " << options_.duration_s
-              << " s, a kill every " << options_.kill_min_ms << "-" << options_.kill_max_ms
-              << " ms, seed " << options_.seed << "\n";
+              << options_.clients << " clients for " << options_.duration_s << " s, a kill every "
+              << options_.kill_min_ms << "-" << options_.kill_max_ms << " ms, seed "
+              << options_.seed << "\n";
     return true;
   }
 
@@ -263,8 +266,8 @@ class ChaosBank {
                                 "  account INT NOT NULL, delta BIGINT NOT NULL);"
                                 "INSERT INTO accounts VALUES " +
                                     accounts));
-        cluster_->SetBackend(bank.name, {"--backend=postgresql",
-                                         "--pg_conninfo=" + pg_->ConnInfo(bank.database)});
+        cluster_->SetBackend(
+            bank.name, {"--backend=postgresql", "--pg_conninfo=" + pg_->ConnInfo(bank.database)});
         return Status::Ok();
       case Backend::kMariaDb:
         RETURN_NOT_OK(maria_->CreateDatabase(bank.database));
@@ -275,10 +278,10 @@ class ChaosBank {
                                    "  account INT NOT NULL, delta BIGINT NOT NULL) ENGINE=InnoDB;"
                                    "INSERT INTO accounts VALUES " +
                                        accounts));
-        cluster_->SetBackend(bank.name, {"--backend=mariadb", "--mariadb_host=127.0.0.1",
-                                         "--mariadb_port=" + std::to_string(maria_->port()),
-                                         "--mariadb_user=root",
-                                         "--mariadb_database=" + bank.database});
+        cluster_->SetBackend(
+            bank.name, {"--backend=mariadb", "--mariadb_host=127.0.0.1",
+                        "--mariadb_port=" + std::to_string(maria_->port()), "--mariadb_user=root",
+                        "--mariadb_database=" + bank.database});
         return Status::Ok();
     }
     return Status::Internal("unknown backend");
@@ -334,9 +337,9 @@ class ChaosBank {
         int64_t delta = debit ? -t.amount : t.amount;
         if (!ok) break;
         auto moved = (*txn)->Execute(bank.name, bank.AddToBalance(), {delta, account});
-        auto logged = moved.ok() ? (*txn)->Execute(bank.name, bank.InsertLedger(),
-                                                   {t.txn_id, account, delta})
-                                 : moved;
+        auto logged =
+            moved.ok() ? (*txn)->Execute(bank.name, bank.InsertLedger(), {t.txn_id, account, delta})
+                       : moved;
         if (!logged.ok()) {
           ok = false;
           t.status = logged.status().ToString();
@@ -389,7 +392,8 @@ class ChaosBank {
   }
 
   void ChaosLoop(Clock::time_point start) {
-    const auto end = start + std::chrono::milliseconds(static_cast<int64_t>(options_.duration_s * 1000));
+    const auto end =
+        start + std::chrono::milliseconds(static_cast<int64_t>(options_.duration_s * 1000));
     auto next_progress = start + std::chrono::seconds(10);
     const std::vector<std::string> names = ProcessNames();
     while (Clock::now() < end) {
@@ -404,24 +408,33 @@ class ChaosBank {
         }
       }
       if (Clock::now() >= end) break;
+      if (!RestartTheDead()) return;
       const std::string& victim = names[rng_() % names.size()];
       Process& process = ProcessOf(victim);
-      if (!process.running()) {
-        // Nobody killed it: it died on its own. Go on, with it restarted.
-        int code = process.WaitForExit(0);
-        Violation(victim + " died on its own (" +
-                  (code > 128 ? "signal " + std::to_string(code - 128)
-                              : "exit " + std::to_string(code)) +
-                  "); its log: " + ProcessLog(victim));
-      } else {
-        process.Signal(SIGKILL);
-        process.WaitForExit(5000);
-        kills_[victim]++;
-      }
+      process.Signal(SIGKILL);
+      process.WaitForExit(5000);
+      kills_[victim]++;
       // Down for a moment, sometimes not at all.
       std::this_thread::sleep_for(std::chrono::milliseconds(rng_() % 300));
       if (!Restart(victim)) return;
     }
+    RestartTheDead();
+  }
+
+  // A process nobody killed must not have ended: report it, start it again
+  // and go on, so the rest of the run still checks the data.
+  bool RestartTheDead() {
+    for (const std::string& name : ProcessNames()) {
+      Process& process = ProcessOf(name);
+      if (process.running()) continue;
+      int code = process.WaitForExit(0);
+      Violation(
+          name + " died on its own (" +
+          (code > 128 ? "signal " + std::to_string(code - 128) : "exit " + std::to_string(code)) +
+          "); see " + dir_->File(name + ".log"));
+      if (!Restart(name)) return false;
+    }
+    return true;
   }
 
   void PrintProgress(Clock::time_point start) {
@@ -452,18 +465,12 @@ class ChaosBank {
   // in the databases, and the coordinator's journal has nothing unfinished.
   // Returns whether everything settled.
   bool Settle() {
-    for (const std::string& name : ProcessNames()) {
-      if (!ProcessOf(name).running()) {
-        Violation(name + " was not running at the end (exit " +
-                  std::to_string(ProcessOf(name).WaitForExit(0)) + ")");
-        if (!Restart(name)) return false;
-      }
-    }
+    if (!RestartTheDead()) return false;
     const auto start = Clock::now();
     bool settled = false;
     while (!settled && Clock::now() - start < std::chrono::milliseconds(kSettleTimeoutMs)) {
-      settled = cluster_->EventuallyNoOpenBranches(1000) && PgPrepared() == 0 &&
-                MariaPrepared() == 0;
+      settled =
+          cluster_->EventuallyNoOpenBranches(1000) && PgPrepared() == 0 && MariaPrepared() == 0;
     }
     if (!settled) {
       std::string open;
@@ -485,8 +492,8 @@ class ChaosBank {
     cluster_->coordinator().Signal(SIGTERM);
     int code = cluster_->coordinator().WaitForExit(30000);
     if (code != 0) Violation("the coordinator's clean stop ended with " + std::to_string(code));
-    std::string cmd = std::string(PACTCTL_BIN) + " --json journal '" + dir_->File("journal.db") +
-                      "' 2>&1";
+    std::string cmd =
+        std::string(PACTCTL_BIN) + " --json journal '" + dir_->File("journal.db") + "' 2>&1";
     std::string out;
     if (FILE* pipe = popen(cmd.c_str(), "r")) {
       char buf[4096];
@@ -499,8 +506,6 @@ class ChaosBank {
     }
     return settled;
   }
-
-  std::string ProcessLog(const std::string& name) { return dir_->File(name + ".log"); }
 
   // All rows of a query, whatever the backend.
   Result<std::vector<std::vector<SqlValue>>> Query(const Bank& bank, const std::string& sql) {
@@ -546,7 +551,8 @@ class ChaosBank {
       }
       total += sum;
     }
-    const int64_t expected_total = static_cast<int64_t>(banks_.size()) * kAccounts * kInitialBalance;
+    const int64_t expected_total =
+        static_cast<int64_t>(banks_.size()) * kAccounts * kInitialBalance;
     if (total != expected_total) {
       Violation("money was " + std::string(total > expected_total ? "created" : "lost") +
                 ": the balances sum to " + std::to_string(total) + ", not " +
@@ -557,7 +563,8 @@ class ChaosBank {
     for (const Transfer& t : transfers_) {
       known.insert(t.txn_id);
       auto it = ledger.find(t.txn_id);
-      const std::vector<LedgerRow> rows = it == ledger.end() ? std::vector<LedgerRow>{} : it->second;
+      const std::vector<LedgerRow> rows =
+          it == ledger.end() ? std::vector<LedgerRow>{} : it->second;
       bool none = rows.empty();
       bool both = rows.size() == 2;
       if (both) {
@@ -567,13 +574,12 @@ class ChaosBank {
                debit->delta == -t.amount && credit->participant == t.to &&
                credit->account == t.to_account && credit->delta == t.amount;
       }
-      std::string where = t.txn_id + " (" + t.from + " -> " + t.to + ", " +
-                          std::to_string(t.amount) + ")";
+      std::string where =
+          t.txn_id + " (" + t.from + " -> " + t.to + ", " + std::to_string(t.amount) + ")";
       if (!none && !both) {
-        Violation("half a transfer in the data: " + where + " has " +
-                  std::to_string(rows.size()) + " ledger row(s)" +
-                  (rows.empty() ? "" : ", e.g. at " + rows[0].participant) + "; client saw " +
-                  t.status);
+        Violation("half a transfer in the data: " + where + " has " + std::to_string(rows.size()) +
+                  " ledger row(s)" + (rows.empty() ? "" : ", e.g. at " + rows[0].participant) +
+                  "; client saw " + t.status);
         continue;
       }
       switch (t.seen) {
@@ -623,12 +629,13 @@ class ChaosBank {
               << " at commit, " << rolled_back << " rolled back before commit"
               << (failures.empty() ? "" : ": a statement failed with " + failures) << ")\n"
               << "  in doubt            " << in_doubt
-              << (verified_ ? " (" + std::to_string(in_doubt_committed_) + " turned out committed, " +
-                                  std::to_string(in_doubt - in_doubt_committed_) + " rolled back)"
-                            : " (not verified)")
+              << (verified_
+                      ? " (" + std::to_string(in_doubt_committed_) + " turned out committed, " +
+                            std::to_string(in_doubt - in_doubt_committed_) + " rolled back)"
+                      : " (not verified)")
               << "\n"
-              << "  kills survived      " << kills << (by_process.empty() ? "" : " (" + by_process + ")")
-              << "\n"
+              << "  kills survived      " << kills
+              << (by_process.empty() ? "" : " (" + by_process + ")") << "\n"
               << "  begin retries       " << begin_failures_ << "\n"
               << "  result              "
               << (violations_.empty() ? "OK: money conserved, every outcome as seen, nothing "
@@ -649,8 +656,8 @@ class ChaosBank {
   std::map<std::string, int> kills_;  // chaos thread only
 
   std::mutex mu_;
-  std::vector<Transfer> transfers_;       // guarded by mu_ until the clients stopped
-  std::vector<std::string> violations_;   // guarded by mu_
+  std::vector<Transfer> transfers_;                // guarded by mu_ until the clients stopped
+  std::vector<std::string> violations_;            // guarded by mu_
   std::map<std::string, int> statement_failures_;  // by status code, guarded by mu_
   bool keep_files_ = false;
 
@@ -682,6 +689,7 @@ int main(int argc, char** argv) {
       "while processes are killed with SIGKILL and restarted; checks money, outcomes\n"
       "and that nothing stays prepared. Exit 0 ok, 1 a check failed, 2 bad usage.\n\n"
       "Options");
+  // clang-format off
   desc.add_options()
       ("help", "this text")
       ("duration", po::value(&options.duration_s)->default_value(60),
@@ -693,6 +701,7 @@ int main(int argc, char** argv) {
        "also a MariaDB participant (a throwaway server is started)")
       ("seed", po::value(&options.seed)->default_value(0),
        "random seed for the chaos and the clients (0: from the clock)");
+  // clang-format on
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);

@@ -5,6 +5,7 @@
 // every branch must have ended the same way, the way the client was told, the
 // way `status` reports, with nothing prepared and nothing unfinished in the
 // journal.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -20,8 +21,6 @@
 #include <optional>
 #include <thread>
 
-#include <gtest/gtest.h>
-
 #include "client/pact_client.h"
 #include "common/crash_point.h"
 #include "tests/postgres_server.h"
@@ -32,12 +31,14 @@ namespace {
 
 enum class Kind { kCommit, kAbort };
 
+void PrintTo(Kind kind, std::ostream* os) { *os << (kind == Kind::kCommit ? "Commit" : "Abort"); }
+
 // What the armed process is, and what must come of the transaction.
 struct Expectation {
-  bool coordinator = true;       // else a participant is armed
-  std::string victim;            // the participant armed ("" for the coordinator)
-  std::optional<bool> fires;     // whether the point is reached; unknown for new points
-  std::optional<bool> commits;   // the outcome that must result; unknown for new points
+  bool coordinator = true;      // else a participant is armed
+  std::string victim;           // the participant armed ("" for the coordinator)
+  std::optional<bool> fires;    // whether the point is reached; unknown for new points
+  std::optional<bool> commits;  // the outcome that must result; unknown for new points
 };
 
 bool IsParticipantPoint(const std::string& point) {
@@ -76,7 +77,7 @@ Expectation Expect(const std::string& point, Kind kind) {
       "after_begin", "after_prepare_sent", "after_votes_collected", "after_prepare_durable"};
   static const std::vector<std::string> kCommits = {
       "after_decision_logged", "after_first_commit_sent", "before_end_logged",
-      "before_commit_applied", "after_commit_applied", "after_rollback_applied"};
+      "before_commit_applied", "after_commit_applied",    "after_rollback_applied"};
   if (std::find(kRollsBack.begin(), kRollsBack.end(), point) != kRollsBack.end()) {
     e.commits = false;
     e.fires = true;
@@ -258,7 +259,7 @@ class CrashMatrixTest : public ::testing::TestWithParam<CrashCase> {
   }
 
   void TearDown() override {
-    if (!HasFailure() && !std::getenv("PACT_KEEP_ALL")) return;
+    if (!HasFailure()) return;
     for (const char* log : {"coordinator", "lite1", "lite2", "pg"}) {
       std::cout << "---- " << log << ".log\n" << Tail(dir_.File(std::string(log) + ".log"));
     }
@@ -284,9 +285,9 @@ TEST_P(CrashMatrixTest, EndsTheSameEverywhereAsTheClientWasTold) {
   const Expectation expect = Expect(point, kind);
   const std::map<std::string, std::string> armed = {{"PACT_CRASH_POINT", point}};
 
-  ASSERT_TRUE(cluster_.StartCoordinator(expect.coordinator ? armed
-                                                           : std::map<std::string, std::string>{})
-                  .ok());
+  ASSERT_TRUE(
+      cluster_.StartCoordinator(expect.coordinator ? armed : std::map<std::string, std::string>{})
+          .ok());
   for (const char* p : {"lite1", "lite2", "pg"}) {
     Status st = cluster_.StartParticipant(p, !expect.coordinator && expect.victim == p
                                                  ? armed
@@ -329,8 +330,8 @@ TEST_P(CrashMatrixTest, EndsTheSameEverywhereAsTheClientWasTold) {
   }
   EXPECT_EQ(LiteInt("lite2", "SELECT count(*) FROM ledger"), 0);
   if (expect.commits.has_value()) {
-    EXPECT_EQ(committed, *expect.commits) << "a crash at " << point << " must "
-                                          << (*expect.commits ? "commit" : "roll back");
+    EXPECT_EQ(committed, *expect.commits)
+        << "a crash at " << point << " must " << (*expect.commits ? "commit" : "roll back");
   }
 
   // As the client was told: never COMMITTED for what rolled back.

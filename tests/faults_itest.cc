@@ -273,7 +273,8 @@ TEST_F(FaultsTest, CoordinatorFrozenAfterTheDecisionAnswersARestartedParticipant
     // Several inquiry intervals pass unanswered: the branch stays prepared.
     stayed = restored;
     for (auto until = Clock::now() + std::chrono::milliseconds(1500);
-         stayed && Clock::now() < until; std::this_thread::sleep_for(std::chrono::milliseconds(100))) {
+         stayed && Clock::now() < until;
+         std::this_thread::sleep_for(std::chrono::milliseconds(100))) {
       stayed = HoldsPrepared("bank_b", txn->id());
     }
     balance_while_frozen = Balance("bank_b", 1);
@@ -324,8 +325,8 @@ TEST_F(FaultsTest, JournalWriteFailureAbortsAndTheCoordinatorServesAgainOnceItCa
   // One participant commits in one phase: no journal write, so it still works.
   auto single = client->Begin();
   ASSERT_TRUE(single.ok());
-  ASSERT_TRUE((*single)->Execute("bank_a", "UPDATE accounts SET balance = balance - 1 WHERE id = 2")
-                  .ok());
+  ASSERT_TRUE(
+      (*single)->Execute("bank_a", "UPDATE accounts SET balance = balance - 1 WHERE id = 2").ok());
   EXPECT_TRUE((*single)->Commit().ok());
   EXPECT_EQ(Balance("bank_a", 2), 99);
 

@@ -135,7 +135,28 @@ std::string Tail(const std::string& path) {
 
 }  // namespace
 
+// Ports come from FreePort(), which another process may take before the
+// server binds it (tests run in parallel): a start that failed to bind is
+// tried again, on a new port if nobody knows the old one yet.
+bool FailedToBind(const std::string& log) {
+  return Tail(log).find("cannot serve on") != std::string::npos;
+}
+
 Status Cluster::StartCoordinator(std::map<std::string, std::string> env) {
+  Status st;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    st = StartCoordinatorOnce(env);
+    if (st.ok() || !FailedToBind(dir_.File("coordinator.log"))) return st;
+    if (!coordinator_started_) {
+      coordinator_port_ = FreePort();
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+  return st;
+}
+
+Status Cluster::StartCoordinatorOnce(const std::map<std::string, std::string>& env) {
   std::vector<std::string> argv = {PACT_COORDINATOR_BIN, "--name=c1",
                                    "--port=" + std::to_string(coordinator_port_),
                                    "--journal=" + dir_.File("journal.db")};
@@ -155,11 +176,28 @@ Status Cluster::StartCoordinator(std::map<std::string, std::string> env) {
     return Status::TimedOut("coordinator did not come up; its log ends:\n" +
                             Tail(dir_.File("coordinator.log")));
   }
+  coordinator_started_ = true;
   return Status::Ok();
 }
 
 Status Cluster::StartParticipant(const std::string& name,
                                  std::map<std::string, std::string> env) {
+  Status st;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    st = StartParticipantOnce(name, env);
+    if (st.ok() || !FailedToBind(dir_.File(name + ".log"))) return st;
+    Participant& p = participants_[name];
+    if (!p.started) {
+      p.port = FreePort();
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+  return st;
+}
+
+Status Cluster::StartParticipantOnce(const std::string& name,
+                                     const std::map<std::string, std::string>& env) {
   Participant& p = participants_[name];
   if (p.port == 0) p.port = FreePort();
   std::vector<std::string> argv = {PACT_PARTICIPANT_BIN, "--name=" + name,
@@ -200,6 +238,7 @@ Status Cluster::StartParticipant(const std::string& name,
     return Status::TimedOut("participant " + name + " did not come up; its log ends:\n" +
                             Tail(dir_.File(name + ".log")));
   }
+  p.started = true;
   return Status::Ok();
 }
 

@@ -78,14 +78,20 @@ class Cluster {
   bool EventuallyNoOpenBranches(int timeout_ms = 10000);
 
  private:
+  Status StartCoordinatorOnce(const std::map<std::string, std::string>& env);
+  Status StartParticipantOnce(const std::string& name,
+                              const std::map<std::string, std::string>& env);
+
   struct Participant {
     int port = 0;
+    bool started = false;  // once up, its port is known to the coordinator
     std::vector<std::string> backend_flags;  // empty: SQLite
     std::unique_ptr<Process> process;
   };
   const TempDir& dir_;
   int coordinator_port_;
   std::unique_ptr<Process> coordinator_;
+  bool coordinator_started_ = false;  // once up, participants know its port
   std::map<std::string, Participant> participants_;
   int starts_ = 0;
 };
