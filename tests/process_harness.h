@@ -43,6 +43,9 @@ class Process {
 
 // One coordinator and named SQLite participants, each with fixed ports and
 // files so a killed process can be restarted on the same state.
+// Start processes from the test's main thread: the "die with the parent"
+// signal follows the thread that forked, so a process started from a
+// std::thread is killed when that thread ends.
 class Cluster {
  public:
   explicit Cluster(const TempDir& dir);
