@@ -1,7 +1,5 @@
 #include "tests/bank_fixture.h"
 
-#include <sqlite3.h>
-
 namespace pact {
 
 void BankTest::SetUp() {
@@ -14,23 +12,8 @@ void BankTest::SetUp() {
 }
 
 void BankTest::CreateBank(const std::string& participant) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(cluster_.db_path(participant).c_str(), &db), SQLITE_OK);
-  const char* kSchema =
-      "PRAGMA journal_mode=WAL;"
-      "CREATE TABLE accounts(id INTEGER PRIMARY KEY,"
-      "                      balance INTEGER NOT NULL CHECK (balance >= 0));"
-      "INSERT INTO accounts VALUES (1, 100), (2, 100), (3, 100);"
-      // Checked at commit time, so a participant can only refuse at prepare.
-      "CREATE TABLE ledger(id INTEGER PRIMARY KEY,"
-      "                    account INTEGER NOT NULL REFERENCES accounts(id)"
-      "                        DEFERRABLE INITIALLY DEFERRED,"
-      "                    amount INTEGER NOT NULL);";
-  char* error = nullptr;
-  EXPECT_EQ(sqlite3_exec(db, kSchema, nullptr, nullptr, &error), SQLITE_OK)
-      << (error ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
+  Status st = CreateSqliteBank(cluster_.db_path(participant), 3);
+  ASSERT_TRUE(st.ok()) << st.ToString();
 }
 
 std::unique_ptr<Client> BankTest::Connect() {

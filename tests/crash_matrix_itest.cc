@@ -152,28 +152,13 @@ class CrashMatrixTest : public ::testing::TestWithParam<CrashCase> {
                           "    DEFERRABLE INITIALLY DEFERRED);"
                           "INSERT INTO accounts SELECT g, 100 FROM generate_series(1, 3) g")
                     .ok());
-    CreateSqliteBank("lite1");
-    CreateSqliteBank("lite2");
+    for (const char* lite : {"lite1", "lite2"}) {
+      Status st = CreateSqliteBank(cluster_.db_path(lite), 3);
+      ASSERT_TRUE(st.ok()) << st.ToString();
+    }
     cluster_.SetBackend("pg", {"--backend=postgresql", "--pg_conninfo=" + pg_->ConnInfo(db_)});
   }
 
-  void CreateSqliteBank(const std::string& participant) {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(cluster_.db_path(participant).c_str(), &db), SQLITE_OK);
-    const char* kSchema =
-        "PRAGMA journal_mode=WAL;"
-        "CREATE TABLE accounts(id INTEGER PRIMARY KEY,"
-        "                      balance INTEGER NOT NULL CHECK (balance >= 0));"
-        "INSERT INTO accounts VALUES (1, 100), (2, 100), (3, 100);"
-        "CREATE TABLE ledger(id INTEGER PRIMARY KEY,"
-        "                    account INTEGER NOT NULL REFERENCES accounts(id)"
-        "                        DEFERRABLE INITIALLY DEFERRED);";
-    char* error = nullptr;
-    EXPECT_EQ(sqlite3_exec(db, kSchema, nullptr, nullptr, &error), SQLITE_OK)
-        << (error ? error : "");
-    sqlite3_free(error);
-    sqlite3_close(db);
-  }
 
   int64_t LiteInt(const std::string& participant, const std::string& sql) {
     auto v = QueryInt(cluster_.db_path(participant), sql);

@@ -67,7 +67,8 @@ class DatabasesTest : public ::testing::Test {
     ASSERT_TRUE(
         maria_->Exec(db_, "INSERT INTO accounts VALUES (1, 100), (2, 100), (3, 100), (4, 100)")
             .ok());
-    CreateSqliteBank();
+    Status created = CreateSqliteBank(cluster_.db_path("lite"), 4);
+    ASSERT_TRUE(created.ok()) << created.ToString();
 
     cluster_.SetBackend("pg", {"--backend=postgresql", "--pg_conninfo=" + pg_->ConnInfo(db_ + "_a")});
     cluster_.SetBackend("pg2",
@@ -84,18 +85,6 @@ class DatabasesTest : public ::testing::Test {
     client_ = std::move(*client);
   }
 
-  void CreateSqliteBank() {
-    Process sqlite({"/usr/bin/sqlite3", cluster_.db_path("lite"),
-                    "PRAGMA journal_mode=WAL;"
-                    "CREATE TABLE accounts(id INTEGER PRIMARY KEY,"
-                    "  balance INTEGER NOT NULL CHECK (balance >= 0));"
-                    "CREATE TABLE ledger(id INTEGER PRIMARY KEY, account INTEGER NOT NULL"
-                    "  REFERENCES accounts(id) DEFERRABLE INITIALLY DEFERRED);"
-                    "INSERT INTO accounts VALUES (1, 100), (2, 100), (3, 100), (4, 100);"},
-                   {}, dir_.File("sqlite3.log"));
-    ASSERT_TRUE(sqlite.Start().ok());
-    ASSERT_EQ(sqlite.WaitForExit(10000), 0);
-  }
 
   // Moves `amount` out of account 1 at pg into account 1 at maria and lite
   // (half each), up to commit.

@@ -319,6 +319,29 @@ Result<std::vector<std::vector<SqlValue>>> QueryFile(const std::string& db_path,
   return rows;
 }
 
+Status CreateSqliteBank(const std::string& db_path, int accounts) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open(db_path.c_str(), &db);
+  std::string sql =
+      "PRAGMA journal_mode=WAL;"
+      "CREATE TABLE accounts(id INTEGER PRIMARY KEY,"
+      "                      balance INTEGER NOT NULL CHECK (balance >= 0));"
+      "CREATE TABLE ledger(id INTEGER PRIMARY KEY,"
+      "                    account INTEGER NOT NULL REFERENCES accounts(id)"
+      "                        DEFERRABLE INITIALLY DEFERRED,"
+      "                    amount INTEGER);";
+  for (int id = 1; id <= accounts; ++id) {
+    sql += "INSERT INTO accounts VALUES (" + std::to_string(id) + ", 100);";
+  }
+  char* error = nullptr;
+  if (rc == SQLITE_OK) rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  Status st = rc == SQLITE_OK ? Status::Ok()
+                              : Status::IoError(db_path + ": " + (error ? error : sqlite3_errmsg(db)));
+  sqlite3_free(error);
+  sqlite3_close(db);
+  return st;
+}
+
 Result<int64_t> QueryInt(const std::string& db_path, const std::string& sql) {
   ASSIGN_OR_RETURN(auto rows, QueryFile(db_path, sql));
   if (rows.size() != 1 || rows[0].size() != 1 || !std::holds_alternative<int64_t>(rows[0][0])) {

@@ -111,6 +111,12 @@ Ran RunPactctl(const std::vector<std::string>& args);
 // connection, like any other reader of the database).
 Result<std::vector<std::vector<SqlValue>>> QueryFile(const std::string& db_path,
                                                      const std::string& sql);
+// Creates the test bank in a SQLite file, as an operator would before the
+// adapter starts: accounts 1..`accounts` holding 100 each (CHECK balance >= 0)
+// and a ledger whose foreign key is checked at commit time, so a dangling
+// account makes the participant vote ABORT at prepare.
+Status CreateSqliteBank(const std::string& db_path, int accounts);
+
 // One integer from a query on the file, e.g. a balance.
 Result<int64_t> QueryInt(const std::string& db_path, const std::string& sql);
 
