@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,17 @@ class Backend {
   // memory: lets a repeated commit answer "done" and a one-phase commit whose
   // reply was lost tell committed from rolled back.
   virtual Result<bool> IsCommitted(const std::string& txn_id) = 0;
+
+  // Prepared branches of this participant that the database holds but the
+  // service does not (`held` lists the txn ids it holds): a PREPARE whose
+  // answer was lost with its connection may still have prepared. The service
+  // calls this periodically and adopts what it returns like recovered
+  // branches (they ask their coordinator). Backends that cannot leave such a
+  // branch behind keep the default.
+  virtual Result<std::vector<RecoveredBranch>> FindOrphans(const std::set<std::string>& held) {
+    (void)held;
+    return std::vector<RecoveredBranch>{};
+  }
 };
 
 }  // namespace pact
