@@ -1,5 +1,8 @@
 #include "client/pact_client.h"
 
+#include <algorithm>
+
+#include "common/clock.h"
 #include "gen-cpp/Coordinator.h"
 #include "gen-cpp/Participant.h"
 #include "thrift/rpc_convert.h"
@@ -83,17 +86,44 @@ Result<QueryResult> Transaction::Execute(const std::string& participant, const s
   ASSIGN_OR_RETURN(auto pool, client_->PoolFor(participant));
   rpc::ExecuteResult result;
   const std::vector<rpc::Value> wire_params = ToRpcValues(params);
-  RETURN_NOT_OK(pool->Call(
-      [&](rpc::ParticipantClient& c) { c.execute(result, id_, sql, wire_params); }));
+  Status st = pool->Call(
+      [&](rpc::ParticipantClient& c) { c.execute(result, id_, sql, wire_params); });
+  if (st.code() == StatusCode::kUnavailable && doubtful_.empty()) {
+    doubtful_ = "statement on " + participant + " may or may not have run (" + st.message() + ")";
+  }
+  RETURN_NOT_OK(st);
   return FromRpcResult(result);
 }
 
 Status Transaction::Commit() {
   RETURN_NOT_OK(RequireOpen());
+  if (!doubtful_.empty()) {
+    // Committing would commit whatever that statement did or did not do.
+    Status rolled_back = Rollback();
+    return Status::Aborted("transaction " + id_ + " rolled back because a " + doubtful_ +
+                           (rolled_back.ok() ? "" : "; rollback: " + rolled_back.message()));
+  }
   rpc::CommitResult result;
-  Status st =
-      client_->coordinator_->Call([&](rpc::CoordinatorClient& c) { c.commitTxn(result, id_); });
-  if (st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kInternal) {
+  auto lost = [](const Status& s) {
+    return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kInternal;
+  };
+  int64_t give_up = WallMillis() + client_->options_.commit_budget_ms;
+  int backoff_ms = 50;
+  Status st;
+  for (int attempt = 1;; ++attempt) {
+    st = client_->coordinator_->Call([&](rpc::CoordinatorClient& c) { c.commitTxn(result, id_); },
+                                     client_->options_.commit_budget_ms);
+    if (attempt > 1 && st.code() == StatusCode::kNotFound) {
+      // Asked again after a lost answer, and the coordinator (restarted
+      // meanwhile) no longer knows it: it may have committed and forgotten.
+      st = Status::Unavailable("the coordinator no longer knows it: " + st.message());
+      break;
+    }
+    if (!lost(st) || WallMillis() + backoff_ms >= give_up) break;
+    RealClock()->SleepFor(Millis(backoff_ms));
+    backoff_ms = std::min(backoff_ms * 2, 1000);
+  }
+  if (lost(st)) {
     phase_ = Phase::kUnknown;
     return Status::Unavailable("outcome of " + id_ + " unknown: " + st.message());
   }

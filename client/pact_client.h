@@ -32,6 +32,11 @@ class Transaction;
 
 struct ClientOptions {
   RpcTimeouts timeouts;
+  // How long Commit keeps asking when the coordinator's answer is lost (the
+  // call times out or the connection breaks): commit is idempotent, so it
+  // asks again until it hears the outcome or this budget is spent. Each ask
+  // may take as long as the coordinator's prepare plus its first commit round.
+  int commit_budget_ms = 60000;
 };
 
 // Thread-safe; share one Client across threads. Each Transaction is used by
@@ -74,7 +79,9 @@ class Transaction {
   const std::string& id() const { return id_; }
 
   // Runs one statement on a participant; its branch is enlisted on first use.
-  // Parameters bind to ?1, ?2, ... (or ?) in order.
+  // Parameters bind to ?1, ?2, ... (or ?) in order. Never retried: after
+  // kUnavailable nobody knows whether the statement ran, so the transaction
+  // can then only roll back (Commit does that and answers kAborted).
   Result<QueryResult> Execute(const std::string& participant, const std::string& sql,
                               const std::vector<SqlValue>& params = {});
 
@@ -93,6 +100,7 @@ class Transaction {
   Client* const client_;
   const std::string id_;
   Phase phase_ = Phase::kOpen;
+  std::string doubtful_;  // why a statement's outcome is unknown, if one's is
 };
 
 }  // namespace pact

@@ -4,6 +4,8 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include <random>
+
 namespace pact {
 
 std::string TxnId::ToString() const {
@@ -44,6 +46,15 @@ Result<TxnId> TxnId::Parse(const std::string& text) {
   if (!ParsePositive(text.substr(first + 1, second - first - 1), &id.epoch)) return bad();
   if (!ParsePositive(text.substr(second + 1), &id.seq)) return bad();
   return id;
+}
+
+std::string RandomIncarnation() {
+  std::random_device device;
+  uint64_t value = (static_cast<uint64_t>(device()) << 32) ^ device();
+  static const char kHex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, value >>= 4) out[i] = kHex[value & 0xf];
+  return out;
 }
 
 }  // namespace pact

@@ -22,4 +22,8 @@ struct TxnId {
 // transaction id splits unambiguously.
 bool IsValidName(const std::string& name);
 
+// 16 random hex digits naming one run of a process (a participant's
+// incarnation): two runs never share one.
+std::string RandomIncarnation();
+
 }  // namespace pact

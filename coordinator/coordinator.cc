@@ -31,7 +31,7 @@ Coordinator::Coordinator(CoordinatorOptions options, Journal* journal, Participa
   }
   metrics_ = metrics;
   protocol_ = std::make_unique<TwoPhaseCommit>(
-      options_.protocol, journal_, participants_,
+      options_.protocol, options_.runtime, journal_, participants_,
       [this](const std::shared_ptr<Txn>& txn) { OnFinished(txn); },
       metrics_->heuristic_mixes);
   metrics_->registry.AddCallbackGauge(
@@ -66,16 +66,17 @@ Status Coordinator::Start() {
   epoch_ = epoch;
   participants_->SetFence({options_.name, epoch});
   ASSIGN_OR_RETURN(auto registered, journal_->LoadParticipants());
-  for (const auto& p : registered) {
-    registry_[p.name] = p;
-    participants_->SetEndpoint(p.name, p.host, p.port);
-  }
   ASSIGN_OR_RETURN(auto unfinished, journal_->LoadUnfinished());
   {
+    // Participants may register already: the port is bound before Start.
     std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& p : registered) {
+      registry_[p.name] = p;
+      participants_->SetEndpoint(p.name, p.host, p.port);
+    }
     for (const auto& record : unfinished) {
       auto txn = std::make_shared<Txn>(record.txn_id, options_.default_txn_timeout_ms,
-                                       TxnState::kCommitting);
+                                       TxnState::kCommitting, clock()->Now());
       for (const auto& participant : record.branches) {
         BranchProgress branch;
         branch.participant = participant;
@@ -89,13 +90,15 @@ Status Coordinator::Start() {
   LOG(INFO) << "coordinator " << options_.name << " epoch " << epoch << ": "
             << unfinished.size() << " unfinished commit decisions, " << registered.size()
             << " registered participants";
-  Recover();
-  deadline_thread_ = std::thread([this] { DeadlineLoop(); });
+  RETURN_NOT_OK(Recover());
+  if (options_.runtime.background_threads) {
+    deadline_thread_ = std::thread([this] { DeadlineLoop(); });
+  }
   ready_ = true;
   return Status::Ok();
 }
 
-void Coordinator::Recover() {
+Status Coordinator::Recover() {
   std::vector<std::shared_ptr<Txn>> committing;
   std::map<std::string, ParticipantRecord> registry;
   {
@@ -109,6 +112,14 @@ void Coordinator::Recover() {
   // never decided, so it is rolled back.
   for (const auto& [name, record] : registry) {
     auto prepared = participants_->Recover(name);
+    if (prepared.status().code() == StatusCode::kFenced) {
+      // The epoch just raised is not the newest: another run of this
+      // coordinator is deciding (on another copy of the journal). Serving
+      // now would presume-abort its transactions.
+      return prepared.status().WithContext("participant " + name +
+                                           " knows a newer run of coordinator " +
+                                           options_.name + "; refusing to start");
+    }
     if (!prepared.ok()) {
       LOG(WARNING) << "recovery: participant " << name << " unreachable ("
                    << prepared.status().ToString()
@@ -128,6 +139,7 @@ void Coordinator::Recover() {
                    << (st.ok() ? "" : " rollback failed: " + st.ToString());
     }
   }
+  return Status::Ok();
 }
 
 void Coordinator::Stop() {
@@ -143,6 +155,7 @@ void Coordinator::Stop() {
 Result<BeginInfo> Coordinator::Begin(int64_t timeout_ms) {
   if (!ready_) return Status::Unavailable("coordinator is recovering; try again shortly");
   if (draining_) return Status::Unavailable("coordinator is shutting down");
+  if (!protocol_->deciding()) return protocol_->WhyNotDeciding();
   if (timeout_ms <= 0) timeout_ms = options_.default_txn_timeout_ms;
   if (timeout_ms > options_.max_txn_timeout_ms) {
     return Status::InvalidArgument("timeout " + std::to_string(timeout_ms) +
@@ -150,7 +163,7 @@ Result<BeginInfo> Coordinator::Begin(int64_t timeout_ms) {
                                    std::to_string(options_.max_txn_timeout_ms) + " ms");
   }
   TxnId id{options_.name, epoch_, next_seq_++};
-  auto txn = std::make_shared<Txn>(id.ToString(), timeout_ms, TxnState::kActive);
+  auto txn = std::make_shared<Txn>(id.ToString(), timeout_ms, TxnState::kActive, clock()->Now());
   {
     std::lock_guard<std::mutex> lock(mu_);
     txns_[txn->id] = txn;
@@ -163,6 +176,7 @@ Result<BeginInfo> Coordinator::Begin(int64_t timeout_ms) {
 
 Result<std::shared_ptr<Txn>> Coordinator::Find(const std::string& txn_id) {
   ASSIGN_OR_RETURN(TxnId id, TxnId::Parse(txn_id));
+  if (!ready_) return Status::Unavailable("coordinator is recovering; ask again shortly");
   if (id.coordinator != options_.name) {
     return Status::NotFound("transaction " + txn_id + " belongs to coordinator '" +
                             id.coordinator + "', not to this one ('" + options_.name + "')");
@@ -186,7 +200,12 @@ Result<std::shared_ptr<Txn>> Coordinator::Find(const std::string& txn_id) {
                           "and was forgotten");
 }
 
-Result<int64_t> Coordinator::Enlist(const std::string& txn_id, const std::string& participant) {
+Result<int64_t> Coordinator::Enlist(const std::string& txn_id, const std::string& participant,
+                                    const std::string& branch) {
+  if (branch.empty()) {
+    return Status::InvalidArgument("enlist of " + participant + " in " + txn_id +
+                                   " names no branch opening");
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (registry_.count(participant) == 0) {
@@ -201,20 +220,32 @@ Result<int64_t> Coordinator::Enlist(const std::string& txn_id, const std::string
                                       TxnStateName(txn->state) +
                                       "; it accepts no more work");
   }
-  int64_t left = MillisUntil(txn->deadline);
+  if (!txn->doomed.empty()) return Status::Aborted("transaction " + txn_id + ": " + txn->doomed);
+  int64_t left = clock()->MillisUntil(txn->deadline);
   if (left <= 0) return Status::TimedOut("transaction " + txn_id + " passed its deadline");
-  if (txn->FindBranch(participant) == nullptr) {
-    BranchProgress branch;
-    branch.participant = participant;
-    txn->branches.push_back(branch);
+  BranchProgress* known = txn->FindBranch(participant);
+  if (known == nullptr) {
+    BranchProgress added;
+    added.participant = participant;
+    added.opening = branch;
+    txn->branches.push_back(added);
+  } else if (known->opening != branch) {
+    // The participant holds no trace of the first opening (it restarted, or
+    // rolled the branch back): committing now would commit half the work.
+    txn->doomed = "participant " + participant +
+                  " lost the transaction's earlier work there (it restarted or rolled the "
+                  "branch back) and opened the branch again";
+    known->last_error = "opened twice: " + known->opening + ", then " + branch;
+    LOG(WARNING) << "txn " << txn_id << " doomed: " << txn->doomed;
+    return Status::Aborted("transaction " + txn_id + " must abort: " + txn->doomed);
   }
   return left;
 }
 
 Result<CommitOutcome> Coordinator::Commit(const std::string& txn_id) {
-  TimePoint start = SteadyClock::now();
+  TimePoint start = clock()->Now();
   Result<CommitOutcome> outcome = Decide(txn_id);
-  double seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  double seconds = std::chrono::duration<double>(clock()->Now() - start).count();
   metrics_->commit_latency_seconds->Observe(seconds);
   int64_t micros = static_cast<int64_t>(seconds * 1e6);
   int64_t seen = max_commit_latency_us_.load();
@@ -225,9 +256,15 @@ Result<CommitOutcome> Coordinator::Commit(const std::string& txn_id) {
 
 Result<CommitOutcome> Coordinator::Decide(const std::string& txn_id) {
   ASSIGN_OR_RETURN(auto txn, Find(txn_id));
-  if (SteadyClock::now() >= txn->deadline &&
-      protocol_->Claim(*txn, TxnState::kAborting, kDeadlineReason)) {
-    protocol_->Abort(txn);
+  std::string must_abort;
+  {
+    std::lock_guard<std::mutex> lock(txn->mu);
+    must_abort = txn->doomed;
+  }
+  if (must_abort.empty() && clock()->Now() >= txn->deadline) must_abort = kDeadlineReason;
+  if (must_abort.empty() && !protocol_->deciding()) must_abort = protocol_->WhyNotDeciding().message();
+  if (!must_abort.empty()) {
+    if (protocol_->Claim(*txn, TxnState::kAborting, must_abort)) protocol_->Abort(txn);
   } else if (protocol_->Claim(*txn, TxnState::kPreparing)) {
     return protocol_->Commit(txn);
   }
@@ -276,8 +313,8 @@ TxnSnapshot Coordinator::Snapshot(Txn& txn) {
   s.id = txn.id;
   s.state = txn.state;
   s.branches = txn.branches;
-  s.age_ms = -MillisUntil(txn.begun);
-  s.deadline_in_ms = MillisUntil(txn.deadline);
+  s.age_ms = -clock()->MillisUntil(txn.begun);
+  s.deadline_in_ms = clock()->MillisUntil(txn.deadline);
   s.reason = txn.reason;
   return s;
 }
@@ -422,7 +459,7 @@ Status Coordinator::ReportHeuristic(HeuristicRecord heuristic) {
   bool committed = outcome == Outcome::kCommitted;
   if (committed == heuristic.committed) return Status::Ok();  // they agree: no mix
   heuristic.decision = committed ? "COMMIT" : "ABORT";
-  heuristic.at_ms = WallMillis();
+  heuristic.at_ms = clock()->WallMillis();
   {
     // Show it on the transaction too, and stop telling that branch.
     std::shared_ptr<Txn> txn;
@@ -536,23 +573,34 @@ void Coordinator::OnFinished(const std::shared_ptr<Txn>& txn) {
   }
 }
 
+void Coordinator::Tick() {
+  CheckDeadlines();
+  protocol_->Tick();
+}
+
+void Coordinator::CheckDeadlines() {
+  std::vector<std::shared_ptr<Txn>> expired;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    TimePoint now = clock()->Now();
+    while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+      auto it = txns_.find(deadlines_.begin()->second);
+      if (it != txns_.end()) expired.push_back(it->second);
+      deadlines_.erase(deadlines_.begin());
+    }
+  }
+  for (const auto& txn : expired) {
+    if (protocol_->Claim(*txn, TxnState::kAborting, kDeadlineReason)) protocol_->Abort(txn);
+  }
+}
+
 void Coordinator::DeadlineLoop() {
   std::unique_lock<std::mutex> stop_lock(stop_mu_);
   while (!stop_cv_.wait_for(stop_lock, Millis(options_.deadline_check_interval_ms),
                             [this] { return stopping_; })) {
-    std::vector<std::shared_ptr<Txn>> expired;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      TimePoint now = SteadyClock::now();
-      while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
-        auto it = txns_.find(deadlines_.begin()->second);
-        if (it != txns_.end()) expired.push_back(it->second);
-        deadlines_.erase(deadlines_.begin());
-      }
-    }
-    for (const auto& txn : expired) {
-      if (protocol_->Claim(*txn, TxnState::kAborting, kDeadlineReason)) protocol_->Abort(txn);
-    }
+    stop_lock.unlock();
+    CheckDeadlines();
+    stop_lock.lock();
   }
 }
 

@@ -29,6 +29,7 @@ struct CoordinatorOptions {
   int deadline_check_interval_ms = 100;
   size_t finished_txns_kept = 10000;  // finished transactions kept for status
   ProtocolOptions protocol;
+  Runtime runtime;
 };
 
 struct BeginInfo {
@@ -56,13 +57,22 @@ class Coordinator {
   // Stops the background work; unfinished commits stay in the journal.
   void Stop();
 
+  // One round of background work: rolls back transactions past their
+  // deadline and re-sends due commits. Threads call it unless
+  // options.runtime.background_threads is false; then the owner does.
+  void Tick();
+
   const std::string& name() const { return options_.name; }
   int64_t epoch() const { return epoch_; }
   bool ready() const { return ready_; }
 
   Result<BeginInfo> Begin(int64_t timeout_ms);
   // Returns the milliseconds left until the transaction's deadline.
-  Result<int64_t> Enlist(const std::string& txn_id, const std::string& participant);
+  // `branch` names this opening of the participant's branch; another name
+  // for the same participant means the first opening's work is lost, and the
+  // transaction is doomed (kAborted; commit aborts it).
+  Result<int64_t> Enlist(const std::string& txn_id, const std::string& participant,
+                         const std::string& branch);
   // Idempotent: a repeated call returns the outcome of the first.
   Result<CommitOutcome> Commit(const std::string& txn_id);
   Status Rollback(const std::string& txn_id);
@@ -95,10 +105,12 @@ class Coordinator {
   Result<CommitOutcome> Decide(const std::string& txn_id);
   // NotFound with an explanation when the id is unknown.
   Result<std::shared_ptr<Txn>> Find(const std::string& txn_id);
-  void Recover();
+  Status Recover();
   void OnFinished(const std::shared_ptr<Txn>& txn);
+  void CheckDeadlines();
   void DeadlineLoop();
-  static TxnSnapshot Snapshot(Txn& txn);
+  TxnSnapshot Snapshot(Txn& txn);
+  Clock* clock() const { return options_.runtime.clock; }
 
   const CoordinatorOptions options_;
   Journal* const journal_;

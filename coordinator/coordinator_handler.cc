@@ -61,8 +61,9 @@ void CoordinatorHandler::beginTxn(rpc::BeginResult& out, int64_t timeout_ms) {
   out.timeout_ms = begun.timeout_ms;
 }
 
-int64_t CoordinatorHandler::enlist(const std::string& txn_id, const std::string& participant) {
-  return ValueOrThrow(coordinator_->Enlist(txn_id, participant));
+int64_t CoordinatorHandler::enlist(const std::string& txn_id, const std::string& participant,
+                                   const std::string& branch) {
+  return ValueOrThrow(coordinator_->Enlist(txn_id, participant, branch));
 }
 
 void CoordinatorHandler::commitTxn(rpc::CommitResult& out, const std::string& txn_id) {

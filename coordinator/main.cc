@@ -3,7 +3,9 @@
 // transactions after a crash.
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 #include <iostream>
 #include <memory>
 
@@ -14,6 +16,7 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/coordinator_handler.h"
 #include "coordinator/thrift_participants.h"
+#include "journal/fsync_fault_vfs.h"
 #include "journal/sqlite_journal.h"
 #include "thrift/rpc_server.h"
 
@@ -78,6 +81,27 @@ int main(int argc, char** argv) {
       return pact::Status::IoError("injected: database or disk is full (" + path + " exists)");
     };
   }
+  // Testing seam: while the file named by PACT_INJECT_JOURNAL_FSYNC_ERROR
+  // exists, journal fsyncs fail after writing (see fsync_fault_vfs.h).
+  if (const char* flag = std::getenv("PACT_INJECT_JOURNAL_FSYNC_ERROR")) {
+    auto vfs = pact::RegisterFsyncFaultVfs(flag);
+    if (!vfs.ok()) {
+      LOG(ERROR) << vfs.status().ToString();
+      return 1;
+    }
+    journal_options.vfs = *vfs;
+  }
+  // A decision whose outcome the journal left unknown: stop, like a power
+  // cut, and let recovery decide from what is on disk. The callers in flight
+  // get UNAVAILABLE (unknown) first.
+  protocol.on_journal_lost = [](const pact::Status& st) {
+    std::thread([st] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      LOG(ERROR) << "exiting so that recovery decides: " << st.ToString();
+      google::FlushLogFiles(google::GLOG_INFO);
+      _exit(3);
+    }).detach();
+  };
   pact::CoordinatorMetrics metrics;
   journal_options.coordinator_name = options.name;
   journal_options.on_batch_durable = [&metrics](size_t records) {
@@ -92,7 +116,17 @@ int main(int argc, char** argv) {
   }
   pact::ThriftParticipants participants(rpc_timeouts);
   pact::Coordinator coordinator(options, journal->get(), &participants, &metrics);
-  pact::Status st = coordinator.Start();
+  // Bound before recovery touches any participant: a start that cannot
+  // serve must fail before it raises epochs or rolls anything back. Until
+  // Start() has finished, calls are answered UNAVAILABLE (recovering).
+  auto handler = std::make_shared<pact::CoordinatorHandler>(&coordinator);
+  pact::RpcServer server(std::make_shared<pact::rpc::CoordinatorProcessor>(handler), host, port);
+  pact::Status st = server.Start();
+  if (!st.ok()) {
+    LOG(ERROR) << st.ToString();
+    return 1;
+  }
+  st = coordinator.Start();
   if (!st.ok()) {
     LOG(ERROR) << "coordinator cannot start: " << st.ToString();
     return 1;
@@ -116,13 +150,6 @@ int main(int argc, char** argv) {
     }
   }
 
-  auto handler = std::make_shared<pact::CoordinatorHandler>(&coordinator);
-  pact::RpcServer server(std::make_shared<pact::rpc::CoordinatorProcessor>(handler), host, port);
-  st = server.Start();
-  if (!st.ok()) {
-    LOG(ERROR) << st.ToString();
-    return 1;
-  }
   auto metrics_server = pact::ServeMetrics(&metrics.registry, host, metrics_port);
   if (!metrics_server.ok()) {
     LOG(ERROR) << metrics_server.status().ToString();

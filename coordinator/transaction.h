@@ -29,6 +29,7 @@ const char* BranchStateName(BranchState state);
 
 struct BranchProgress {
   std::string participant;
+  std::string opening;     // the participant's name for this opening of the branch
   std::optional<Vote> vote;
   BranchState state = BranchState::kEnlisted;
   int attempts = 0;        // commit or rollback messages sent
@@ -36,10 +37,10 @@ struct BranchProgress {
 };
 
 struct Txn {
-  Txn(std::string txn_id, int64_t timeout, TxnState initial)
+  Txn(std::string txn_id, int64_t timeout, TxnState initial, TimePoint now)
       : id(std::move(txn_id)),
         timeout_ms(timeout),
-        begun(SteadyClock::now()),
+        begun(now),
         deadline(begun + Millis(timeout)),
         state(initial) {}
 
@@ -53,6 +54,9 @@ struct Txn {
   TxnState state;                        // guarded by mu
   std::vector<BranchProgress> branches;  // guarded by mu
   std::string reason;                    // guarded by mu; why it aborted
+  // guarded by mu; non-empty once the transaction can only abort (a branch
+  // lost its work), saying why. Commit then aborts it.
+  std::string doomed;
 
   // REQUIRES: mu held.
   BranchProgress* FindBranch(const std::string& participant) {

@@ -59,16 +59,18 @@ const char* BranchStateName(BranchState state) {
   return "?";
 }
 
-TwoPhaseCommit::TwoPhaseCommit(ProtocolOptions options, Journal* journal,
+TwoPhaseCommit::TwoPhaseCommit(ProtocolOptions options, Runtime runtime, Journal* journal,
                                Participants* participants,
                                std::function<void(const std::shared_ptr<Txn>&)> on_finished,
                                Counter* heuristic_mixes)
     : options_(options),
+      runtime_(std::move(runtime)),
       journal_(journal),
       participants_(participants),
       on_finished_(std::move(on_finished)),
-      heuristic_mixes_(heuristic_mixes),
-      retry_thread_([this] { RetryLoop(); }) {}
+      heuristic_mixes_(heuristic_mixes) {
+  if (runtime_.background_threads) retry_thread_ = std::thread([this] { RetryLoop(); });
+}
 
 TwoPhaseCommit::~TwoPhaseCommit() { Stop(); }
 
@@ -102,7 +104,7 @@ Status TwoPhaseCommit::Transition(const std::shared_ptr<Txn>& txn, TxnState to,
     }
     if (to == TxnState::kCommitting) {
       record.txn_id = txn->id;
-      record.decided_at_ms = WallMillis();
+      record.decided_at_ms = runtime_.clock->WallMillis();
       for (const auto& b : txn->branches) {
         if (b.vote == Vote::kCommit) record.branches.push_back(b.participant);
       }
@@ -134,12 +136,13 @@ Result<CommitOutcome> TwoPhaseCommit::Commit(const std::shared_ptr<Txn>& txn) {
 
   // Phase one: every branch prepares in parallel, each bounded by the timeout.
   std::vector<Result<Vote>> votes(names.size(), Status::Internal("prepare not sent"));
-  RunInParallel(names.size(), [&](size_t i) {
+  runtime_.fan_out(names.size(), [&](size_t i) {
     votes[i] = participants_->Prepare(names[i], txn->id, options_.prepare_timeout_ms);
     if (i == 0) CrashPoint("after_prepare_sent");
   });
 
   std::string abort_reason;
+  for (const auto& vote : votes) NoteAnswer(vote.status());
   {
     std::lock_guard<std::mutex> lock(txn->mu);
     for (size_t i = 0; i < names.size(); ++i) {
@@ -176,12 +179,8 @@ Result<CommitOutcome> TwoPhaseCommit::Commit(const std::shared_ptr<Txn>& txn) {
   }
   CrashPoint("after_votes_collected");
 
-  if (!abort_reason.empty()) {
-    Status st = Transition(txn, TxnState::kAborting, abort_reason);
-    LOG_IF(ERROR, !st.ok()) << st.ToString();
-    Abort(txn);
-    return CommitOutcome{TxnState::kAborted, abort_reason};
-  }
+  if (abort_reason.empty() && !deciding()) abort_reason = WhyNotDeciding().message();
+  if (!abort_reason.empty()) return AbortWith(txn, abort_reason);
 
   bool any_commit_vote = std::any_of(votes.begin(), votes.end(),
                                      [](const Result<Vote>& v) { return *v == Vote::kCommit; });
@@ -193,13 +192,7 @@ Result<CommitOutcome> TwoPhaseCommit::Commit(const std::shared_ptr<Txn>& txn) {
   }
 
   Status logged = Transition(txn, TxnState::kCommitting);
-  if (!logged.ok()) {
-    std::string reason = "commit decision could not be made durable: " + logged.ToString();
-    Status st = Transition(txn, TxnState::kAborting, reason);
-    LOG_IF(ERROR, !st.ok()) << st.ToString();
-    Abort(txn);
-    return CommitOutcome{TxnState::kAborted, reason};
-  }
+  if (!logged.ok()) return AbandonDecision(txn, logged);
   CrashPoint("after_decision_logged");
 
   // Phase two: the decision is durable, so the answer is COMMITTED whatever
@@ -212,6 +205,57 @@ Result<CommitOutcome> TwoPhaseCommit::Commit(const std::shared_ptr<Txn>& txn) {
   return CommitOutcome{TxnState::kCommitted, ""};
 }
 
+CommitOutcome TwoPhaseCommit::AbortWith(const std::shared_ptr<Txn>& txn,
+                                        const std::string& reason) {
+  Status st = Transition(txn, TxnState::kAborting, reason);
+  LOG_IF(ERROR, !st.ok()) << st.ToString();
+  Abort(txn);
+  return CommitOutcome{TxnState::kAborted, reason};
+}
+
+Result<CommitOutcome> TwoPhaseCommit::AbandonDecision(const std::shared_ptr<Txn>& txn,
+                                                      const Status& failure) {
+  // kUnavailable: the write failed at its commit point (an fsync error, say),
+  // so the record may be on disk and a restart would replay it. Then an
+  // abort record must be durable before anyone hears ABORTED.
+  Status abort_durable =
+      failure.code() == StatusCode::kUnavailable ? journal_->LogAbort(txn->id) : Status::Ok();
+  if (abort_durable.ok()) {
+    return AbortWith(txn, "commit decision could not be made durable: " + failure.ToString());
+  }
+  // Unknown: tell nobody ABORTED and roll nothing back; the prepared branches
+  // wait, and recovery decides from whatever the journal holds.
+  Status unknown = Status::Unavailable(
+      "the commit decision of " + txn->id + " may or may not be durable (journal: " +
+      failure.message() + "; abort record: " + abort_durable.message() +
+      "); the coordinator stops deciding; ask again once it has restarted");
+  if (!journal_lost_.exchange(true)) {
+    LOG(ERROR) << "JOURNAL LOST: " << unknown.message();
+    if (options_.on_journal_lost) options_.on_journal_lost(unknown);
+  }
+  return unknown;
+}
+
+Status TwoPhaseCommit::WhyNotDeciding() const {
+  if (fenced_) {
+    return Status::Fenced("a newer run of this coordinator exists (a participant refused its "
+                          "epoch); this one decides nothing more: stop it");
+  }
+  if (journal_lost_) {
+    return Status::Unavailable("the journal failed in a way that leaves a decision unknown; "
+                               "restart the coordinator so that recovery decides");
+  }
+  return Status::Ok();
+}
+
+void TwoPhaseCommit::NoteAnswer(const Status& answer) {
+  if (answer.code() != StatusCode::kFenced || fenced_.exchange(true)) return;
+  LOG(ERROR) << "FENCED: " << answer.message()
+             << ". Another coordinator runs under this name with a newer epoch (two processes "
+                "on copies of one journal?). This one stops deciding: new transactions are "
+                "refused and undecided ones abort.";
+}
+
 Result<CommitOutcome> TwoPhaseCommit::CommitOnePhase(const std::shared_ptr<Txn>& txn,
                                              const std::string& participant) {
   // The participant decides alone; nothing is journaled. A lost reply is
@@ -221,9 +265,10 @@ Result<CommitOutcome> TwoPhaseCommit::CommitOnePhase(const std::shared_ptr<Txn>&
   int backoff_ms = options_.commit_retry_initial_ms;
   for (int attempt = 1; attempt <= options_.one_phase_attempts; ++attempt) {
     st = participants_->Commit(participant, txn->id, /*one_phase=*/true);
+    NoteAnswer(st);
     if (st.code() != StatusCode::kUnavailable) break;
     if (attempt < options_.one_phase_attempts) {
-      std::this_thread::sleep_for(Millis(backoff_ms));
+      runtime_.clock->SleepFor(Millis(backoff_ms));
       backoff_ms = std::min(backoff_ms * 2, options_.commit_retry_max_ms);
     }
   }
@@ -246,11 +291,7 @@ Result<CommitOutcome> TwoPhaseCommit::CommitOnePhase(const std::shared_ptr<Txn>&
                << ": " << st.ToString();
     return Status::Unavailable("one-phase commit outcome unknown: " + st.message());
   }
-  std::string reason = "participant " + participant + " could not commit: " + st.ToString();
-  Status t = Transition(txn, TxnState::kAborting, reason);
-  LOG_IF(ERROR, !t.ok()) << t.ToString();
-  Abort(txn);
-  return CommitOutcome{TxnState::kAborted, reason};
+  return AbortWith(txn, "participant " + participant + " could not commit: " + st.ToString());
 }
 
 void TwoPhaseCommit::Abort(const std::shared_ptr<Txn>& txn) {
@@ -268,9 +309,10 @@ void TwoPhaseCommit::Abort(const std::shared_ptr<Txn>& txn) {
     }
   }
   std::vector<Status> results(to_tell.size());
-  RunInParallel(to_tell.size(), [&](size_t i) {
+  runtime_.fan_out(to_tell.size(), [&](size_t i) {
     results[i] = participants_->Rollback(to_tell[i], txn->id);
   });
+  for (const auto& result : results) NoteAnswer(result);
   std::vector<std::string> all;
   {
     std::lock_guard<std::mutex> lock(txn->mu);
@@ -307,10 +349,11 @@ bool TwoPhaseCommit::SendCommits(const std::shared_ptr<Txn>& txn, bool first_rou
     }
   }
   std::vector<Status> results(to_tell.size());
-  RunInParallel(to_tell.size(), [&](size_t i) {
+  runtime_.fan_out(to_tell.size(), [&](size_t i) {
     results[i] = participants_->Commit(to_tell[i], txn->id, /*one_phase=*/false);
     if (first_round && i == 0) CrashPoint("after_first_commit_sent");
   });
+  for (const auto& result : results) NoteAnswer(result);
   bool all_done = true;
   std::lock_guard<std::mutex> lock(txn->mu);
   for (size_t i = 0; i < to_tell.size(); ++i) {
@@ -323,11 +366,13 @@ bool TwoPhaseCommit::SendCommits(const std::shared_ptr<Txn>& txn, bool first_rou
     } else if (st.code() == StatusCode::kHeuristicMixed) {
       RecordHeuristicMix(*txn, branch, "COMMIT", st);
     } else if (st.code() == StatusCode::kNotFound) {
-      // XA's NOTA: the participant holds no such branch any more. After a
-      // COMMIT decision that means it already committed (and forgot it).
-      LOG(WARNING) << "txn " << txn->id << ": " << to_tell[i]
-                   << " has no branch to commit; taking it as committed: " << st.ToString();
-      branch->state = BranchState::kCommitted;
+      // It voted COMMIT, yet holds no such branch and no record that it
+      // committed one (Pact's participants keep a commit marker): its work
+      // may be gone. Not retried for ever, and never hidden: operators see
+      // it beside the heuristic mixes.
+      RecordHeuristicMix(*txn, branch, "COMMIT",
+                         st.WithContext("voted COMMIT, then held no branch and no record of "
+                                        "committing it (heuristic hazard)"));
     } else {
       branch->state = BranchState::kCommitPending;
       branch->last_error = st.ToString();
@@ -347,7 +392,7 @@ void TwoPhaseCommit::RecordHeuristicMix(Txn& txn, BranchProgress* branch, const 
   branch->last_error = answer.ToString();
   heuristic_mixes_->Add();
   HeuristicRecord record{txn.id, branch->participant,
-                         /*committed=*/std::string(decision) == "ABORT", decision, WallMillis()};
+                         /*committed=*/std::string(decision) == "ABORT", decision, runtime_.clock->WallMillis()};
   Status st = journal_->PutHeuristic(record);
   LOG(ERROR) << "txn " << txn.id << " HEURISTIC MIX participant=" << branch->participant
              << " decided=" << decision << " answer=\"" << answer.message() << "\""
@@ -370,7 +415,7 @@ void TwoPhaseCommit::ResumeCommit(const std::shared_ptr<Txn>& txn) { Schedule(tx
 
 void TwoPhaseCommit::Schedule(const std::shared_ptr<Txn>& txn, int delay_ms) {
   std::lock_guard<std::mutex> lock(retry_mu_);
-  TimePoint due = SteadyClock::now() + Millis(delay_ms);
+  TimePoint due = runtime_.clock->Now() + Millis(delay_ms);
   auto [it, inserted] = pending_.try_emplace(txn->id, Pending{txn, due, delay_ms});
   if (!inserted) it->second.due = due;
   due_.emplace(due, txn->id);
@@ -381,49 +426,68 @@ void TwoPhaseCommit::RetryNow(const std::string& txn_id) {
   std::lock_guard<std::mutex> lock(retry_mu_);
   auto it = pending_.find(txn_id);
   if (it == pending_.end()) return;
-  it->second.due = SteadyClock::now();
+  it->second.due = runtime_.clock->Now();
   due_.emplace(it->second.due, txn_id);
   retry_cv_.notify_all();
 }
 
+// Up to this many transactions are retried at once, so one frozen
+// participant cannot hold up the commits of all the others.
+constexpr size_t kMaxConcurrentRetries = 32;
+
+std::vector<TwoPhaseCommit::Pending> TwoPhaseCommit::TakeDue() {
+  std::vector<Pending> batch;
+  TimePoint now = runtime_.clock->Now();
+  while (!due_.empty() && due_.begin()->first <= now && batch.size() < kMaxConcurrentRetries) {
+    auto [due, id] = *due_.begin();
+    due_.erase(due_.begin());
+    auto it = pending_.find(id);
+    if (it == pending_.end() || it->second.due != due) continue;  // stale entry
+    batch.push_back(it->second);
+    pending_.erase(it);
+  }
+  return batch;
+}
+
+void TwoPhaseCommit::RunRetries(const std::vector<Pending>& batch) {
+  std::vector<char> done(batch.size());
+  runtime_.fan_out(batch.size(), [&](size_t i) {
+    done[i] = SendCommits(batch[i].txn, /*first_round=*/false);
+  });
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (done[i]) {
+      Finish(batch[i].txn);
+    } else {
+      int next = std::min(std::max(batch[i].backoff_ms * 2, options_.commit_retry_initial_ms),
+                          options_.commit_retry_max_ms);
+      Schedule(batch[i].txn, next);
+    }
+  }
+}
+
+void TwoPhaseCommit::Tick() {
+  std::vector<Pending> batch;
+  {
+    std::lock_guard<std::mutex> lock(retry_mu_);
+    batch = TakeDue();
+  }
+  RunRetries(batch);
+}
+
 void TwoPhaseCommit::RetryLoop() {
-  // Up to this many transactions are retried at once, so one frozen
-  // participant cannot hold up the commits of all the others.
-  constexpr size_t kMaxConcurrentRetries = 32;
   std::unique_lock<std::mutex> lock(retry_mu_);
   while (!stopping_) {
     if (due_.empty()) {
       retry_cv_.wait(lock);
       continue;
     }
-    if (due_.begin()->first > SteadyClock::now()) {
+    if (due_.begin()->first > runtime_.clock->Now()) {
       retry_cv_.wait_until(lock, due_.begin()->first);
       continue;
     }
-    std::vector<Pending> batch;
-    while (!due_.empty() && due_.begin()->first <= SteadyClock::now() &&
-           batch.size() < kMaxConcurrentRetries) {
-      auto [due, id] = *due_.begin();
-      due_.erase(due_.begin());
-      auto it = pending_.find(id);
-      if (it == pending_.end() || it->second.due != due) continue;  // stale entry
-      batch.push_back(it->second);
-      pending_.erase(it);
-    }
+    std::vector<Pending> batch = TakeDue();
     lock.unlock();
-    std::vector<bool> done(batch.size());
-    RunInParallel(batch.size(), [&](size_t i) {
-      done[i] = SendCommits(batch[i].txn, /*first_round=*/false);
-    });
-    for (size_t i = 0; i < batch.size(); ++i) {
-      if (done[i]) {
-        Finish(batch[i].txn);
-      } else {
-        int next = std::min(std::max(batch[i].backoff_ms * 2, options_.commit_retry_initial_ms),
-                            options_.commit_retry_max_ms);
-        Schedule(batch[i].txn, next);
-      }
-    }
+    RunRetries(batch);
     lock.lock();
   }
 }

@@ -3,6 +3,7 @@
 // COMMIT decision to every branch.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -11,6 +12,7 @@
 #include <thread>
 
 #include "common/metrics.h"
+#include "common/runtime.h"
 #include "coordinator/participants.h"
 #include "coordinator/transaction.h"
 #include "journal/journal.h"
@@ -18,6 +20,9 @@
 namespace pact {
 
 struct ProtocolOptions {
+  // Called once when a decision's outcome became unknown because the journal
+  // failed (the coordinator must stop; recovery decides). May be empty.
+  std::function<void(const Status&)> on_journal_lost;
   int prepare_timeout_ms = 5000;        // per prepare RPC; no answer = ABORT vote
   int commit_retry_initial_ms = 100;    // first backoff after a failed commit message
   int commit_retry_max_ms = 10000;      // backoff cap
@@ -32,7 +37,8 @@ struct CommitOutcome {
 class TwoPhaseCommit {
  public:
   // `on_finished` is called once a transaction reaches COMMITTED or ABORTED.
-  TwoPhaseCommit(ProtocolOptions options, Journal* journal, Participants* participants,
+  TwoPhaseCommit(ProtocolOptions options, Runtime runtime, Journal* journal,
+                 Participants* participants,
                  std::function<void(const std::shared_ptr<Txn>&)> on_finished,
                  Counter* heuristic_mixes);
   ~TwoPhaseCommit();
@@ -58,11 +64,21 @@ class TwoPhaseCommit {
   // Retries the pending commits of txn now instead of at the next backoff.
   void RetryNow(const std::string& txn_id);
 
+  // Re-sends the commits that are due. The retry thread calls it; without
+  // background threads the owner does.
+  void Tick();
+
   // Stops the retry thread; pending commits stay in the journal.
   void Stop();
 
   // Transactions whose commits wait for their next retry.
   size_t PendingRetries();
+
+  // False once this coordinator must decide nothing more: a participant said
+  // a newer run of it exists (fenced), or a decision's write failed so that
+  // its outcome is unknown (only recovery from the journal can tell).
+  bool deciding() const { return !fenced_ && !journal_lost_; }
+  Status WhyNotDeciding() const;
 
  private:
   // The one place a transaction changes state: idempotent if already there;
@@ -71,6 +87,14 @@ class TwoPhaseCommit {
   Status Transition(const std::shared_ptr<Txn>& txn, TxnState to, const std::string& reason = "");
 
   Result<CommitOutcome> CommitOnePhase(const std::shared_ptr<Txn>& txn, const std::string& participant);
+  // The COMMIT record's write failed. Answers ABORTED once no COMMIT record
+  // can be on disk; otherwise the outcome is unknown (kUnavailable), nothing
+  // is rolled back and this coordinator stops deciding.
+  Result<CommitOutcome> AbandonDecision(const std::shared_ptr<Txn>& txn, const Status& failure);
+  // Aborts txn (ABORTING, then every branch told) and answers ABORTED.
+  CommitOutcome AbortWith(const std::shared_ptr<Txn>& txn, const std::string& reason);
+  // Notes a participant's FENCED answer: a newer run of this coordinator exists.
+  void NoteAnswer(const Status& answer);
   // Sends commit to every kPrepared/kCommitPending branch once, in parallel.
   // Returns true when every branch has acknowledged.
   bool SendCommits(const std::shared_ptr<Txn>& txn, bool first_round);
@@ -81,9 +105,14 @@ class TwoPhaseCommit {
   // END record and COMMITTED, once every branch acknowledged.
   void Finish(const std::shared_ptr<Txn>& txn);
   void Schedule(const std::shared_ptr<Txn>& txn, int delay_ms);
+  struct Pending;
+  // REQUIRES: retry_mu_ held. Removes and returns the retries due now.
+  std::vector<Pending> TakeDue();
+  void RunRetries(const std::vector<Pending>& batch);
   void RetryLoop();
 
   const ProtocolOptions options_;
+  const Runtime runtime_;
   Journal* const journal_;
   Participants* const participants_;
   const std::function<void(const std::shared_ptr<Txn>&)> on_finished_;
@@ -100,6 +129,9 @@ class TwoPhaseCommit {
   std::multimap<TimePoint, std::string> due_;      // guarded by retry_mu_; may hold stale entries
   bool stopping_ = false;                   // guarded by retry_mu_
   std::thread retry_thread_;
+
+  std::atomic<bool> fenced_{false};
+  std::atomic<bool> journal_lost_{false};
 };
 
 }  // namespace pact

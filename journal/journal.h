@@ -50,9 +50,16 @@ class Journal {
   virtual Result<int64_t> RaiseEpoch() = 0;
 
   // Returns once the record is durable on disk. Concurrent callers share one
-  // SQLite transaction and fsync (group commit). An error means the record is
-  // not durable and the decision must be ABORT.
+  // SQLite transaction and fsync (group commit). kUnavailable means the
+  // write failed where it may still have reached the disk: the record may be
+  // replayed at the next start unless LogAbort overrules it. Any other error
+  // means it is not durable.
   virtual Status LogCommit(const CommitRecord& record) = 0;
+
+  // Makes "txn_id did not commit" durable, overruling a COMMIT record whose
+  // write failed ambiguously: recovery then ignores that record. Returns once
+  // durable; an error means the outcome is unknown.
+  virtual Status LogAbort(const std::string& txn_id) = 0;
 
   // Forgets a transaction whose branches all acknowledged. Lazy: returns
   // before it is durable; a crash may leave the record, whose commit is then
@@ -87,6 +94,7 @@ class JournalWrapper : public Journal {
   explicit JournalWrapper(Journal* target) : target_(target) {}
   Result<int64_t> RaiseEpoch() override { return target_->RaiseEpoch(); }
   Status LogCommit(const CommitRecord& r) override { return target_->LogCommit(r); }
+  Status LogAbort(const std::string& txn_id) override { return target_->LogAbort(txn_id); }
   void LogEnd(const std::string& txn_id) override { target_->LogEnd(txn_id); }
   Result<std::vector<CommitRecord>> LoadUnfinished() override {
     return target_->LoadUnfinished();

@@ -6,6 +6,8 @@
 #include <functional>
 #include <memory>
 
+#include "journal/journal_schema.h"
+
 namespace pact {
 namespace {
 
@@ -53,16 +55,20 @@ Result<JournalContents> ReadJournalFile(const std::string& path) {
                              contents.epoch = sqlite3_column_int64(s, 2);
                            }));
   if (!has_meta) return Status::Corruption(path + " has no meta row: not a Pact journal");
-  RETURN_NOT_OK(ForEachRow(db.get(), path,
-                           "SELECT name, host, port, backend FROM participants ORDER BY name",
+  RETURN_NOT_OK(ForEachRow(db.get(), path, kSelectParticipants,
                            [&](sqlite3_stmt* s) {
                              contents.participants.push_back({Text(s, 0), Text(s, 1),
                                                               sqlite3_column_int(s, 2),
                                                               Text(s, 3)});
                            }));
+  // Schema 1 had no abort records; its coordinator upgrades it at start.
+  const char* select_unfinished =
+      contents.schema_version >= 2
+          ? kSelectUnfinished
+          : "SELECT txn_id, branches, decided_at_ms FROM commit_records "
+            "ORDER BY decided_at_ms, txn_id";
   RETURN_NOT_OK(ForEachRow(
-      db.get(), path,
-      "SELECT txn_id, branches, decided_at_ms FROM commit_records ORDER BY decided_at_ms, txn_id",
+      db.get(), path, select_unfinished,
       [&](sqlite3_stmt* s) {
         CommitRecord record;
         record.txn_id = Text(s, 0);
@@ -70,9 +76,7 @@ Result<JournalContents> ReadJournalFile(const std::string& path) {
         record.decided_at_ms = sqlite3_column_int64(s, 2);
         contents.unfinished.push_back(std::move(record));
       }));
-  RETURN_NOT_OK(ForEachRow(db.get(), path,
-                           "SELECT txn_id, participant, committed, decision, at_ms "
-                           "FROM heuristics ORDER BY at_ms, txn_id",
+  RETURN_NOT_OK(ForEachRow(db.get(), path, kSelectHeuristics,
                            [&](sqlite3_stmt* s) {
                              contents.heuristics.push_back({Text(s, 0), Text(s, 1),
                                                             sqlite3_column_int(s, 2) != 0,

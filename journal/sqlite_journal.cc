@@ -1,13 +1,19 @@
 #include "journal/sqlite_journal.h"
 
+#include <fcntl.h>
 #include <glog/logging.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <set>
 #include <utility>
 
 #include "common/txn_id.h"
+#include "journal/journal_schema.h"
 
 namespace pact {
 
@@ -19,32 +25,6 @@ struct SqliteJournal::PendingCommit {
 };
 
 namespace {
-
-constexpr int64_t kSchemaVersion = 1;
-
-constexpr const char* kCreateTables = R"sql(
-  CREATE TABLE meta (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    schema_version INTEGER NOT NULL,
-    coordinator_name TEXT NOT NULL,
-    epoch INTEGER NOT NULL);
-  CREATE TABLE participants (
-    name TEXT PRIMARY KEY,
-    host TEXT NOT NULL,
-    port INTEGER NOT NULL,
-    backend TEXT NOT NULL) WITHOUT ROWID;
-  CREATE TABLE commit_records (
-    txn_id TEXT PRIMARY KEY,
-    branches TEXT NOT NULL,
-    decided_at_ms INTEGER NOT NULL) WITHOUT ROWID;
-  CREATE TABLE heuristics (
-    txn_id TEXT NOT NULL,
-    participant TEXT NOT NULL,
-    committed INTEGER NOT NULL,
-    decision TEXT NOT NULL,
-    at_ms INTEGER NOT NULL,
-    PRIMARY KEY (txn_id, participant)) WITHOUT ROWID;
-)sql";
 
 std::string JoinBranches(const std::vector<std::string>& branches) {
   std::string joined;
@@ -125,20 +105,60 @@ Result<std::unique_ptr<SqliteJournal>> SqliteJournal::Open(const std::string& pa
 }
 
 SqliteJournal::~SqliteJournal() {
-  if (!writer_.joinable()) return;  // Open failed before the writer started
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+  if (writer_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    writer_cv_.notify_one();
+    writer_.join();
   }
-  writer_cv_.notify_one();
-  writer_.join();
+  // Close the file before giving up ownership.
+  StmtsAndDbClose();
+  if (lock_fd_ >= 0) close(lock_fd_);
+}
+
+void SqliteJournal::StmtsAndDbClose() {
+  for (Stmt* stmt : {&begin_, &commit_, &rollback_, &insert_commit_, &delete_commit_,
+                     &select_commits_, &raise_epoch_, &read_epoch_, &put_participant_,
+                     &select_participants_}) {
+    stmt->reset();
+  }
+  db_.reset();
+}
+
+Status SqliteJournal::LockFile() {
+  // One journal, one owner: a second coordinator on the same file would
+  // raise the epoch and presume-abort the first one's transactions. The
+  // lock is the first thing taken and lives as long as the process holds
+  // the journal (the kernel drops it when the process dies).
+  std::string lock_path = path_ + ".lock";
+  lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) {
+    return Status::IoError("cannot open lock file " + lock_path + ": " + std::strerror(errno));
+  }
+  if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    char owner[32] = {0};
+    ssize_t n = pread(lock_fd_, owner, sizeof(owner) - 1, 0);
+    std::string pid = n > 0 ? std::string(owner, static_cast<size_t>(n)) : "?";
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    return Status::FailedPrecondition("journal " + path_ +
+                                      " is in use by another coordinator process (pid " + pid +
+                                      "); a journal has exactly one owner");
+  }
+  std::string pid = std::to_string(getpid()) + "\n";
+  if (ftruncate(lock_fd_, 0) != 0 || pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0) {
+    LOG(WARNING) << "cannot note the owner in " << lock_path;
+  }
+  return Status::Ok();
 }
 
 Status SqliteJournal::Init() {
+  RETURN_NOT_OK(LockFile());
   sqlite3* db = nullptr;
-  int rc =
-      sqlite3_open_v2(path_.c_str(), &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  int rc = sqlite3_open_v2(path_.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           options_.vfs.empty() ? nullptr : options_.vfs.c_str());
   db_.reset(db);  // closed by db_ even when open failed
   if (rc != SQLITE_OK) return Error(rc, "open");
   sqlite3_extended_result_codes(db, 1);
@@ -171,18 +191,14 @@ Status SqliteJournal::Init() {
                 "decided_at_ms) VALUES (?1, ?2, ?3)",
                 &insert_commit_));
     RETURN_NOT_OK(Prepare("DELETE FROM commit_records WHERE txn_id = ?1", &delete_commit_));
-    RETURN_NOT_OK(
-        Prepare("SELECT txn_id, branches, decided_at_ms FROM commit_records "
-                "ORDER BY decided_at_ms, txn_id",
-                &select_commits_));
+    RETURN_NOT_OK(Prepare(kSelectUnfinished, &select_commits_));
     RETURN_NOT_OK(Prepare("UPDATE meta SET epoch = epoch + 1 WHERE id = 1", &raise_epoch_));
     RETURN_NOT_OK(Prepare("SELECT epoch FROM meta WHERE id = 1", &read_epoch_));
     RETURN_NOT_OK(
         Prepare("INSERT OR REPLACE INTO participants (name, host, port, backend) "
                 "VALUES (?1, ?2, ?3, ?4)",
                 &put_participant_));
-    return Prepare("SELECT name, host, port, backend FROM participants ORDER BY name",
-                   &select_participants_);
+    return Prepare(kSelectParticipants, &select_participants_);
   }();
   if (!prepared.ok()) return Status::Corruption("unexpected schema: " + prepared.message());
   return Status::Ok();
@@ -218,13 +234,14 @@ Status SqliteJournal::LoadOrCreateSchema() {
 
   if (names.empty()) {
     return RunTransaction([&]() -> Status {
-      RETURN_NOT_OK(Exec(kCreateTables, "create tables"));
+      RETURN_NOT_OK(Exec(kCreateJournalTables, "create tables"));
+      RETURN_NOT_OK(Exec(kCreateAbortedDecisions, "create tables"));
       Stmt insert;
       RETURN_NOT_OK(
           Prepare("INSERT INTO meta (id, schema_version, coordinator_name, epoch) "
                   "VALUES (1, ?1, ?2, 0)",
                   &insert));
-      sqlite3_bind_int64(insert.get(), 1, kSchemaVersion);
+      sqlite3_bind_int64(insert.get(), 1, kJournalSchemaVersion);
       BindText(insert.get(), 2, options_.coordinator_name);
       return StepDone(insert.get(), "write meta");
     });
@@ -242,15 +259,25 @@ Status SqliteJournal::LoadOrCreateSchema() {
   if (rc != SQLITE_ROW) return Error(rc, "read meta");
   int64_t version = sqlite3_column_int64(meta.get(), 0);
   std::string owner = ColumnText(meta.get(), 1);
-  if (version != kSchemaVersion) {
+  if (version != 1 && version != kJournalSchemaVersion) {
     return Status::FailedPrecondition("journal " + path_ + " has schema version " +
-                                      std::to_string(version) + "; this build reads version " +
-                                      std::to_string(kSchemaVersion));
+                                      std::to_string(version) + "; this build reads versions 1-" +
+                                      std::to_string(kJournalSchemaVersion));
   }
   if (owner != options_.coordinator_name) {
     return Status::FailedPrecondition("journal " + path_ + " belongs to coordinator '" + owner +
                                       "', not '" + options_.coordinator_name +
                                       "'; refusing to replay another coordinator's decisions");
+  }
+  if (version == 1) {
+    meta.reset();
+    return RunTransaction([&]() -> Status {
+      RETURN_NOT_OK(Exec(kCreateAbortedDecisions, "upgrade to schema 2"));
+      return Exec("UPDATE meta SET schema_version = 2 WHERE id = 1", "upgrade to schema 2");
+    });
+  }
+  if (names.count("aborted_decisions") == 0) {
+    return Status::Corruption("table 'aborted_decisions' is missing; this is not a Pact journal");
   }
   return Status::Ok();
 }
@@ -313,7 +340,16 @@ Result<std::string> SqliteJournal::QueryText(const char* sql) {
 Status SqliteJournal::RunTransaction(const std::function<Status()>& body) {
   RETURN_NOT_OK(StepDone(begin_.get(), "begin"));
   Status status = body();
-  if (status.ok()) status = StepDone(commit_.get(), "commit");
+  if (status.ok()) {
+    status = StepDone(commit_.get(), "commit");
+    if (!status.ok()) {
+      // At the commit point the pages are being written and synced: a
+      // failure here (an fsync error, say) may still leave the transaction
+      // on disk, to be replayed after a crash.
+      status = Status::Unavailable("the transaction may or may not be durable: " +
+                                   status.message());
+    }
+  }
   // SQLite may already have rolled back (e.g. after an I/O error).
   if (!status.ok() && !sqlite3_get_autocommit(db_.get())) {
     Status rolled_back = StepDone(rollback_.get(), "rollback");
@@ -453,6 +489,20 @@ Result<std::vector<CommitRecord>> SqliteJournal::LoadUnfinished() {
   return records;
 }
 
+Status SqliteJournal::LogAbort(const std::string& txn_id) {
+  std::lock_guard<std::mutex> db_lock(db_mu_);
+  return RunTransaction([&]() -> Status {
+    BindText(delete_commit_.get(), 1, txn_id);
+    RETURN_NOT_OK(StepDone(delete_commit_.get(), "delete overruled COMMIT record"));
+    Stmt insert;
+    RETURN_NOT_OK(Prepare(
+        "INSERT OR REPLACE INTO aborted_decisions (txn_id, at_ms) VALUES (?1, ?2)", &insert));
+    BindText(insert.get(), 1, txn_id);
+    sqlite3_bind_int64(insert.get(), 2, WallMillis());
+    return StepDone(insert.get(), "insert abort record");
+  });
+}
+
 Status SqliteJournal::PutParticipant(const ParticipantRecord& participant) {
   if (!IsValidName(participant.name)) {
     return Status::InvalidArgument("participant name must match [A-Za-z0-9_-]{1,64}, got '" +
@@ -512,9 +562,7 @@ Status SqliteJournal::PutHeuristic(const HeuristicRecord& h) {
 Result<std::vector<HeuristicRecord>> SqliteJournal::LoadHeuristics() {
   std::lock_guard<std::mutex> db_lock(db_mu_);
   Stmt stmt;
-  RETURN_NOT_OK(Prepare("SELECT txn_id, participant, committed, decision, at_ms "
-                        "FROM heuristics ORDER BY at_ms, txn_id",
-                        &stmt));
+  RETURN_NOT_OK(Prepare(kSelectHeuristics, &stmt));
   std::vector<HeuristicRecord> out;
   int rc;
   while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {

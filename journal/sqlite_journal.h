@@ -46,13 +46,18 @@ struct SqliteJournalOptions {
   // A non-OK result fails the batch exactly like a SQLite error: it is rolled
   // back and every caller in it gets this Status.
   std::function<Status()> inject_batch_error;
+  // The SQLite VFS to open the file with; empty: the default. A test seam
+  // too (see fsync_fault_vfs.h).
+  std::string vfs;
 };
 
 class SqliteJournal : public Journal {
  public:
-  // Opens or creates the journal at `path`. Fails with kCorruption when the
-  // file is not an intact Pact journal, and with kFailedPrecondition when it
-  // belongs to another coordinator or schema version, or SQLite refuses WAL.
+  // Opens or creates the journal at `path`, first locking `path`.lock so
+  // that no other process uses it meanwhile. Fails with kCorruption when the
+  // file is not an intact Pact journal, and with kFailedPrecondition when
+  // another process holds it, it belongs to another coordinator or schema
+  // version, or SQLite refuses WAL.
   static Result<std::unique_ptr<SqliteJournal>> Open(const std::string& path,
                                                      const SqliteJournalOptions& options);
 
@@ -66,7 +71,9 @@ class SqliteJournal : public Journal {
   Result<int64_t> RaiseEpoch() override;
   // A record with decided_at_ms == 0 is stamped with the wall clock when
   // written. Branch names must pass IsValidName (they are stored comma-joined).
+  // kUnavailable: the batch failed at its commit point and may be durable.
   Status LogCommit(const CommitRecord& record) override;
+  Status LogAbort(const std::string& txn_id) override;
   void LogEnd(const std::string& txn_id) override;
   Result<std::vector<CommitRecord>> LoadUnfinished() override;
   Status PutParticipant(const ParticipantRecord& participant) override;
@@ -98,6 +105,8 @@ class SqliteJournal : public Journal {
 
   // Everything in these helpers REQUIRES db_mu_ held (or no writer yet).
   Status Init();
+  Status LockFile();
+  void StmtsAndDbClose();
   Status SetDurabilityPragmas();
   Status LoadOrCreateSchema();
   Status Prepare(const char* sql, Stmt* stmt);
@@ -134,6 +143,7 @@ class SqliteJournal : public Journal {
   JournalStats stats_;
 
   std::thread writer_;
+  int lock_fd_ = -1;  // holds the flock on path_.lock
 };
 
 }  // namespace pact

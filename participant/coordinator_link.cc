@@ -3,10 +3,11 @@
 namespace pact {
 
 Result<int64_t> ThriftCoordinatorLink::Enlist(const std::string& txn_id,
-                                              const std::string& participant) {
+                                              const std::string& participant,
+                                              const std::string& branch) {
   int64_t left_ms = 0;
   RETURN_NOT_OK(pool_.Call(
-      [&](rpc::CoordinatorClient& c) { left_ms = c.enlist(txn_id, participant); }));
+      [&](rpc::CoordinatorClient& c) { left_ms = c.enlist(txn_id, participant, branch); }));
   return left_ms;
 }
 

@@ -24,8 +24,12 @@ class CoordinatorLink {
  public:
   virtual ~CoordinatorLink() = default;
   // Adds this participant's branch to the transaction; returns the
-  // milliseconds left before its deadline.
-  virtual Result<int64_t> Enlist(const std::string& txn_id, const std::string& participant) = 0;
+  // milliseconds left before its deadline. `branch` names this opening of
+  // the branch (see ParticipantOptions::incarnation): the coordinator aborts
+  // a transaction whose branch at one participant is opened twice, because
+  // the work of the first opening is gone.
+  virtual Result<int64_t> Enlist(const std::string& txn_id, const std::string& participant,
+                                 const std::string& branch) = 0;
   virtual Result<Outcome> Inquire(const std::string& txn_id) = 0;
   virtual Status Register(const ParticipantAddress& self) = 0;
   // Tells the coordinator an operator's decision here disagrees with its own.
@@ -38,7 +42,8 @@ class ThriftCoordinatorLink : public CoordinatorLink {
   ThriftCoordinatorLink(Endpoint coordinator, RpcTimeouts timeouts)
       : pool_(std::move(coordinator), timeouts) {}
 
-  Result<int64_t> Enlist(const std::string& txn_id, const std::string& participant) override;
+  Result<int64_t> Enlist(const std::string& txn_id, const std::string& participant,
+                         const std::string& branch) override;
   Result<Outcome> Inquire(const std::string& txn_id) override;
   Status Register(const ParticipantAddress& self) override;
   Status ReportHeuristic(const std::string& participant,

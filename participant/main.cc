@@ -123,7 +123,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   options.self.backend = (*backend)->Name();
-  auto state = pact::StateStore::Open(state_dir + "/" + options.self.name + "-state.db");
+  options.incarnation = pact::RandomIncarnation();
+  auto state = pact::SqliteStateStore::Open(state_dir + "/" + options.self.name + "-state.db");
   if (!state.ok()) {
     LOG(ERROR) << state.status().ToString();
     return 1;

@@ -25,7 +25,9 @@ void ParticipantHandler::info(rpc::ParticipantInfo& out) {
 
 void ParticipantHandler::execute(rpc::ExecuteResult& out, const std::string& txn_id,
                                  const std::string& sql, const std::vector<rpc::Value>& params) {
-  auto result = service_->Execute(txn_id, sql, FromRpcValues(params));
+  auto values = FromRpcValues(params);
+  ThrowIfError(values.status());
+  auto result = service_->Execute(txn_id, sql, *values);
   ThrowIfError(result.status());
   out = ToRpcResult(*result);
 }

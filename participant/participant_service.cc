@@ -58,6 +58,9 @@ void ParticipantService::RegisterMetrics() {
 ParticipantService::~ParticipantService() { Stop(); }
 
 Status ParticipantService::Start() {
+  if (options_.incarnation.empty()) {
+    return Status::InvalidArgument("a participant needs an incarnation (unique per start)");
+  }
   ASSIGN_OR_RETURN(auto recovered, backend_->RecoverPrepared());
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -65,15 +68,23 @@ Status ParticipantService::Start() {
       auto entry = std::make_shared<Entry>();
       entry->branch = std::move(r.branch);
       entry->phase = Phase::kPrepared;
-      entry->since = SteadyClock::now() - Millis(WallMillis() - r.prepared_at_ms);
+      entry->since = clock()->Now() - Millis(clock()->WallMillis() - r.prepared_at_ms);
       // Ask after one interval: a coordinator that is re-driving its commits
       // at its own restart usually delivers the decision first.
-      entry->next_inquiry = SteadyClock::now() + Millis(options_.inquiry_interval_ms);
+      entry->next_inquiry = clock()->Now() + Millis(options_.inquiry_interval_ms);
       LOG(INFO) << "restored prepared branch of " << r.txn_id << "; asking its coordinator";
       branches_[r.txn_id] = std::move(entry);
     }
   }
-  housekeeping_ = std::thread([this] { HousekeepingLoop(); });
+  next_orphan_check_ = clock()->Now() + Millis(options_.orphan_check_interval_ms);
+  if (options_.runtime.background_threads) {
+    housekeeping_.emplace_back([this] {
+      Loop(options_.housekeeping_interval_ms, &ParticipantService::RollBackExpiredBranches);
+    });
+    housekeeping_.emplace_back([this] {
+      Loop(options_.housekeeping_interval_ms, &ParticipantService::TalkToCoordinator);
+    });
+  }
   return Status::Ok();
 }
 
@@ -84,13 +95,9 @@ void ParticipantService::Stop() {
     stopping_ = true;
   }
   stop_cv_.notify_all();
-  if (housekeeping_.joinable()) housekeeping_.join();
-  std::vector<std::pair<std::string, std::shared_ptr<Entry>>> entries;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    entries.assign(branches_.begin(), branches_.end());
-  }
-  for (const auto& [txn_id, entry] : entries) {
+  for (auto& thread : housekeeping_) thread.join();
+  housekeeping_.clear();
+  for (const auto& [txn_id, entry] : AllEntries()) {
     std::lock_guard<std::mutex> lock(entry->mu);
     if (entry->phase != Phase::kActive) continue;
     Status st = entry->branch->Rollback();
@@ -103,6 +110,11 @@ void ParticipantService::Stop() {
 bool ParticipantService::registered() const {
   std::lock_guard<std::mutex> lock(mu_);
   return registered_;
+}
+
+ParticipantService::Entries ParticipantService::AllEntries() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return Entries(branches_.begin(), branches_.end());
 }
 
 std::shared_ptr<ParticipantService::Entry> ParticipantService::Lookup(const std::string& txn_id) {
@@ -121,16 +133,22 @@ void ParticipantService::Forget(const std::string& txn_id, Entry* entry) {
 
 Status ParticipantService::Open(const std::string& txn_id, Entry* entry) {
   ASSIGN_OR_RETURN(auto branch, backend_->Begin(txn_id));
+  std::string token;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    token = options_.incarnation + "." + std::to_string(++branches_opened_);
+  }
   // Enlisting before the first statement runs means the coordinator cannot
-  // commit the transaction without this branch.
-  auto left_ms = coordinator_->Enlist(txn_id, name());
+  // commit the transaction without this branch, and learns if an earlier
+  // opening of it (before a restart, say) was lost.
+  auto left_ms = coordinator_->Enlist(txn_id, name(), token);
   if (!left_ms.ok()) {
     Status rolled_back = branch->Rollback();
     LOG_IF(WARNING, !rolled_back.ok()) << rolled_back.ToString();
     return left_ms.status().WithContext("cannot enlist in " + txn_id);
   }
   entry->branch = std::move(branch);
-  entry->since = SteadyClock::now();
+  entry->since = clock()->Now();
   entry->deadline = entry->since + Millis(*left_ms);
   return Status::Ok();
 }
@@ -175,11 +193,44 @@ Result<QueryResult> ParticipantService::Execute(const std::string& txn_id,
   return entry->branch->Execute(sql, params);
 }
 
+Status ParticipantService::AdmitFence(const Fence& fence) {
+  ASSIGN_OR_RETURN(bool raised, state_->Admit(fence.coordinator, fence.epoch));
+  if (raised) RollBackSuperseded(fence.coordinator, fence.epoch);
+  return Status::Ok();
+}
+
+Status ParticipantService::CheckFence(const Fence& fence) {
+  int64_t highest = state_->HighestEpoch(fence.coordinator);
+  if (fence.epoch >= highest) return Status::Ok();
+  return Status::Fenced("coordinator " + fence.coordinator + " epoch " +
+                        std::to_string(fence.epoch) + " was replaced by epoch " +
+                        std::to_string(highest));
+}
+
+void ParticipantService::RollBackSuperseded(const std::string& coordinator, int64_t epoch) {
+  for (const auto& [txn_id, entry] : AllEntries()) {
+    auto id = TxnId::Parse(txn_id);
+    if (!id.ok() || id->coordinator != coordinator || id->epoch >= epoch) continue;
+    std::lock_guard<std::mutex> lock(entry->mu);
+    if (entry->phase != Phase::kActive) continue;  // prepared ones wait for the decision
+    // Its coordinator restarted: the new run does not know the transaction,
+    // so it can never commit; holding its locks until the deadline only
+    // blocks others.
+    Status st = entry->branch->Rollback();
+    metrics_.rollbacks->Add();
+    LOG(WARNING) << "txn " << txn_id << ": rolled back the unprepared branch here, coordinator "
+                 << coordinator << " restarted (epoch " << epoch << ")"
+                 << (st.ok() ? "" : " (rollback error: " + st.ToString() + ")");
+    Forget(txn_id, entry.get());
+  }
+}
+
 Result<Vote> ParticipantService::Prepare(const Fence& fence, const std::string& txn_id) {
-  RETURN_NOT_OK(state_->Admit(fence.coordinator, fence.epoch));
+  RETURN_NOT_OK(AdmitFence(fence));
   auto entry = Lookup(txn_id);
   if (!entry) return NoSuchBranch(txn_id);
   std::lock_guard<std::mutex> lock(entry->mu);
+  RETURN_NOT_OK(CheckFence(fence));
   if (entry->phase == Phase::kPrepared) return Vote::kCommit;  // a repeated prepare
   if (entry->phase == Phase::kDone) return NoSuchBranch(txn_id);
   std::string reason;
@@ -196,7 +247,7 @@ Result<Vote> ParticipantService::Prepare(const Fence& fence, const std::string& 
     case Vote::kCommit:
       metrics_.votes_commit->Add();
       entry->phase = Phase::kPrepared;
-      entry->since = SteadyClock::now();
+      entry->since = clock()->Now();
       entry->next_inquiry = entry->since + Millis(options_.inquiry_interval_ms);
       CrashPoint("after_prepare_durable");
       return Vote::kCommit;
@@ -222,9 +273,22 @@ Status ParticipantService::CompareWithHeuristic(const HeuristicDecision& heurist
       " by an operator, but the coordinator decided " + (committed ? "COMMIT" : "ABORT"));
 }
 
+Status ParticipantService::CompareAndSettleHeuristic(const HeuristicDecision& heuristic,
+                                                     bool committed) {
+  Status st = CompareWithHeuristic(heuristic, committed);
+  if (st.ok()) {
+    // The coordinator's decision agrees and it hears so now: reconciled. A
+    // repeated message finds the branch's own outcome (a commit marker, or
+    // nothing held = rolled back) and gets the same answer.
+    Status forgot = state_->ForgetHeuristic(heuristic.txn_id);
+    LOG_IF(WARNING, !forgot.ok()) << forgot.ToString();
+  }
+  return st;
+}
+
 Status ParticipantService::CommitForgotten(const std::string& txn_id, bool one_phase) {
   if (auto heuristic = state_->FindHeuristic(txn_id)) {
-    return CompareWithHeuristic(*heuristic, /*committed=*/true);
+    return CompareAndSettleHeuristic(*heuristic, /*committed=*/true);
   }
   ASSIGN_OR_RETURN(bool committed, backend_->IsCommitted(txn_id));
   if (committed) return Status::Ok();  // a repeated commit
@@ -236,10 +300,11 @@ Status ParticipantService::CommitForgotten(const std::string& txn_id, bool one_p
 }
 
 Status ParticipantService::Commit(const Fence& fence, const std::string& txn_id, bool one_phase) {
-  RETURN_NOT_OK(state_->Admit(fence.coordinator, fence.epoch));
+  RETURN_NOT_OK(AdmitFence(fence));
   auto entry = Lookup(txn_id);
   if (!entry) return CommitForgotten(txn_id, one_phase);
   std::lock_guard<std::mutex> lock(entry->mu);
+  RETURN_NOT_OK(CheckFence(fence));
   if (entry->phase == Phase::kDone) return CommitForgotten(txn_id, one_phase);
   if (one_phase) {
     if (entry->phase == Phase::kPrepared) {
@@ -268,7 +333,7 @@ Status ParticipantService::Commit(const Fence& fence, const std::string& txn_id,
   if (auto heuristic = state_->FindHeuristic(txn_id)) {
     // An operator decided while we crashed before applying it: that stands.
     RETURN_NOT_OK(ApplyHeuristic(txn_id, entry.get(), heuristic->committed));
-    return CompareWithHeuristic(*heuristic, /*committed=*/true);
+    return CompareAndSettleHeuristic(*heuristic, /*committed=*/true);
   }
   CrashPoint("before_commit_applied");
   RETURN_NOT_OK(entry->branch->CommitPrepared());  // on error it stays prepared
@@ -279,20 +344,21 @@ Status ParticipantService::Commit(const Fence& fence, const std::string& txn_id,
 }
 
 Status ParticipantService::Rollback(const Fence& fence, const std::string& txn_id) {
-  RETURN_NOT_OK(state_->Admit(fence.coordinator, fence.epoch));
+  RETURN_NOT_OK(AdmitFence(fence));
   auto entry = Lookup(txn_id);
   auto heuristic = state_->FindHeuristic(txn_id);
   if (!entry || entry->phase == Phase::kDone) {
     // Nothing held: already rolled back, unless an operator committed it.
-    return heuristic ? CompareWithHeuristic(*heuristic, /*committed=*/false) : Status::Ok();
+    return heuristic ? CompareAndSettleHeuristic(*heuristic, /*committed=*/false) : Status::Ok();
   }
   std::lock_guard<std::mutex> lock(entry->mu);
+  RETURN_NOT_OK(CheckFence(fence));
   if (entry->phase == Phase::kDone) {
-    return heuristic ? CompareWithHeuristic(*heuristic, /*committed=*/false) : Status::Ok();
+    return heuristic ? CompareAndSettleHeuristic(*heuristic, /*committed=*/false) : Status::Ok();
   }
   if (heuristic && entry->phase == Phase::kPrepared) {
     RETURN_NOT_OK(ApplyHeuristic(txn_id, entry.get(), heuristic->committed));
-    return CompareWithHeuristic(*heuristic, /*committed=*/false);
+    return CompareAndSettleHeuristic(*heuristic, /*committed=*/false);
   }
   RETURN_NOT_OK(entry->branch->Rollback());  // on error a prepared branch stays prepared
   CrashPoint("after_rollback_applied");
@@ -302,7 +368,7 @@ Status ParticipantService::Rollback(const Fence& fence, const std::string& txn_i
 }
 
 Result<std::vector<BranchSnapshot>> ParticipantService::Recover(const Fence& fence) {
-  RETURN_NOT_OK(state_->Admit(fence.coordinator, fence.epoch));
+  RETURN_NOT_OK(AdmitFence(fence));
   std::vector<BranchSnapshot> prepared;
   for (auto& b : ListBranches()) {
     if (b.prepared) prepared.push_back(std::move(b));
@@ -311,13 +377,8 @@ Result<std::vector<BranchSnapshot>> ParticipantService::Recover(const Fence& fen
 }
 
 std::vector<BranchSnapshot> ParticipantService::ListBranches() {
-  std::vector<std::pair<std::string, std::shared_ptr<Entry>>> entries;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    entries.assign(branches_.begin(), branches_.end());
-  }
   std::vector<BranchSnapshot> out;
-  for (const auto& [txn_id, entry] : entries) {
+  for (const auto& [txn_id, entry] : AllEntries()) {
     // try_lock: a listing must not wait behind a statement holding the branch.
     std::unique_lock<std::mutex> lock(entry->mu, std::try_to_lock);
     BranchSnapshot s;
@@ -325,8 +386,8 @@ std::vector<BranchSnapshot> ParticipantService::ListBranches() {
     if (lock.owns_lock()) {
       if (entry->phase == Phase::kDone) continue;
       s.prepared = entry->phase == Phase::kPrepared;
-      s.age_ms = -MillisUntil(entry->since);
-      if (!s.prepared) s.deadline_in_ms = MillisUntil(entry->deadline);
+      s.age_ms = -clock()->MillisUntil(entry->since);
+      if (!s.prepared) s.deadline_in_ms = clock()->MillisUntil(entry->deadline);
     }
     out.push_back(std::move(s));
   }
@@ -344,7 +405,7 @@ Status ParticipantService::Resolve(const std::string& txn_id, bool commit) {
   }
   // Recorded before applied: after a crash in between, restart finds the
   // record and applies it again; the reverse order could lose the fact.
-  RETURN_NOT_OK(state_->RecordHeuristic({txn_id, commit, WallMillis()}));
+  RETURN_NOT_OK(state_->RecordHeuristic({txn_id, commit, clock()->WallMillis()}));
   metrics_.heuristic_decisions->Add();
   return ApplyHeuristic(txn_id, entry.get(), commit);
 }
@@ -390,7 +451,7 @@ void ParticipantService::ReconcileHeuristics() {
 void ParticipantService::RollBackExpired(const std::string& txn_id,
                                          const std::shared_ptr<Entry>& entry) {
   std::lock_guard<std::mutex> lock(entry->mu);
-  if (entry->phase != Phase::kActive || entry->deadline > SteadyClock::now()) return;
+  if (entry->phase != Phase::kActive || entry->deadline > clock()->Now()) return;
   // The client vanished or is too slow: release the locks it held.
   Status st = entry->branch->Rollback();
   metrics_.deadline_rollbacks->Add();
@@ -404,7 +465,7 @@ void ParticipantService::ResolveByInquiry(const std::string& txn_id,
   auto outcome = coordinator_->Inquire(txn_id);
   std::lock_guard<std::mutex> lock(entry->mu);
   if (entry->phase != Phase::kPrepared) return;  // decided meanwhile
-  entry->next_inquiry = SteadyClock::now() + Millis(options_.inquiry_interval_ms);
+  entry->next_inquiry = clock()->Now() + Millis(options_.inquiry_interval_ms);
   if (!outcome.ok()) {
     LOG(WARNING) << "txn " << txn_id << ": prepared here, coordinator did not answer: "
                  << outcome.status().ToString();
@@ -424,42 +485,84 @@ void ParticipantService::ResolveByInquiry(const std::string& txn_id,
   Forget(txn_id, entry.get());
 }
 
-void ParticipantService::HousekeepingLoop() {
+void ParticipantService::AdoptOrphans() {
+  std::set<std::string> held;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [txn_id, entry] : branches_) held.insert(txn_id);
+  }
+  auto orphans = backend_->FindOrphans(held);
+  if (!orphans.ok()) {
+    LOG(WARNING) << "cannot compare prepared branches with the database yet: "
+                 << orphans.status().ToString();
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& orphan : *orphans) {
+    // A branch opened since `held` was taken is the live one: keep that.
+    if (branches_.count(orphan.txn_id) > 0) continue;
+    auto entry = std::make_shared<Entry>();
+    entry->branch = std::move(orphan.branch);
+    entry->phase = Phase::kPrepared;
+    entry->since = clock()->Now();
+    entry->next_inquiry = clock()->Now();
+    LOG(WARNING) << "txn " << orphan.txn_id
+                 << ": the database holds a prepared branch this process had lost track of "
+                    "(its prepare's answer was lost); holding it and asking its coordinator";
+    branches_[orphan.txn_id] = std::move(entry);
+  }
+}
+
+void ParticipantService::RollBackExpiredBranches() {
+  TimePoint now = clock()->Now();
+  for (const auto& [txn_id, entry] : AllEntries()) {
+    {
+      std::unique_lock<std::mutex> lock(entry->mu, std::try_to_lock);
+      if (!lock.owns_lock()) continue;  // busy: a call is deciding it
+      if (entry->phase != Phase::kActive || entry->deadline > now) continue;
+    }
+    RollBackExpired(txn_id, entry);
+  }
+}
+
+void ParticipantService::TalkToCoordinator() {
+  if (!registered()) {
+    Status st = coordinator_->Register(options_.self);
+    std::lock_guard<std::mutex> lock(mu_);
+    registered_ = st.ok();
+    LOG_IF(WARNING, !st.ok()) << "cannot register with the coordinator yet: " << st.ToString();
+  }
+  TimePoint now = clock()->Now();
+  for (const auto& [txn_id, entry] : AllEntries()) {
+    {
+      std::unique_lock<std::mutex> lock(entry->mu, std::try_to_lock);
+      if (!lock.owns_lock()) continue;
+      if (entry->phase != Phase::kPrepared || entry->next_inquiry > now) continue;
+    }
+    ResolveByInquiry(txn_id, entry);
+  }
+  if (next_reconcile_ <= now) {
+    ReconcileHeuristics();
+    next_reconcile_ = now + Millis(options_.inquiry_interval_ms);
+  }
+  if (next_orphan_check_ <= now) {
+    AdoptOrphans();
+    next_orphan_check_ = now + Millis(options_.orphan_check_interval_ms);
+  }
+}
+
+void ParticipantService::Tick() {
+  RollBackExpiredBranches();
+  TalkToCoordinator();
+}
+
+void ParticipantService::Loop(int interval_ms, void (ParticipantService::*round)()) {
   std::unique_lock<std::mutex> stop_lock(stop_mu_);
   do {
     stop_lock.unlock();
-    if (!registered()) {
-      Status st = coordinator_->Register(options_.self);
-      std::lock_guard<std::mutex> lock(mu_);
-      registered_ = st.ok();
-      LOG_IF(WARNING, !st.ok()) << "cannot register with the coordinator yet: " << st.ToString();
-    }
-    std::vector<std::pair<std::string, std::shared_ptr<Entry>>> entries;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      entries.assign(branches_.begin(), branches_.end());
-    }
-    TimePoint now = SteadyClock::now();
-    for (const auto& [txn_id, entry] : entries) {
-      Phase phase;
-      TimePoint deadline, next_inquiry;
-      {
-        std::unique_lock<std::mutex> lock(entry->mu, std::try_to_lock);
-        if (!lock.owns_lock()) continue;  // busy: a call is deciding it
-        phase = entry->phase;
-        deadline = entry->deadline;
-        next_inquiry = entry->next_inquiry;
-      }
-      if (phase == Phase::kActive && deadline <= now) RollBackExpired(txn_id, entry);
-      if (phase == Phase::kPrepared && next_inquiry <= now) ResolveByInquiry(txn_id, entry);
-    }
-    if (next_reconcile_ <= now) {
-      ReconcileHeuristics();
-      next_reconcile_ = now + Millis(options_.inquiry_interval_ms);
-    }
+    (this->*round)();
     stop_lock.lock();
-  } while (!stop_cv_.wait_for(stop_lock, Millis(options_.housekeeping_interval_ms),
-                              [this] { return stopping_; }));
+  } while (!stop_cv_.wait_for(stop_lock, Millis(interval_ms), [this] { return stopping_; }));
 }
 
 }  // namespace pact

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,6 +17,8 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/protocol.h"
+#include "common/runtime.h"
+#include "common/txn_id.h"
 #include "participant/backend.h"
 #include "participant/coordinator_link.h"
 #include "participant/state_store.h"
@@ -23,9 +26,18 @@
 namespace pact {
 
 struct ParticipantOptions {
-  ParticipantAddress self;            // name and where the coordinator reaches us
-  int inquiry_interval_ms = 1000;     // a prepared branch waits this long before asking
-  int housekeeping_interval_ms = 100;  // deadline checks and due inquiries
+  ParticipantAddress self;  // name and where the coordinator reaches us
+  // Names this run of the process; unique per start (main picks a random
+  // one). Every branch is enlisted under "<incarnation>.<n>", so a branch
+  // that a restart (or a rollback) lost can never be silently re-opened
+  // within the same transaction: the coordinator sees a second opening.
+  std::string incarnation;
+  int inquiry_interval_ms = 1000;      // a prepared branch waits this long before asking
+  int housekeeping_interval_ms = 100;  // deadline checks
+  // How often the database's own list of prepared branches is compared with
+  // the ones held here (Backend::FindOrphans).
+  int orphan_check_interval_ms = 10000;
+  Runtime runtime;
 };
 
 struct BranchSnapshot {
@@ -43,7 +55,9 @@ class ParticipantService {
 
   // Restores the branches that were prepared when the process stopped (they
   // stay prepared and ask their coordinator) and starts the housekeeping
-  // thread, which also registers this participant with the coordinator.
+  // threads: one rolls back abandoned branches, one talks to the
+  // coordinator (registration, inquiries, heuristics) and reconciles with
+  // the database, so a frozen coordinator never delays a deadline rollback.
   Status Start();
   // Stops housekeeping and rolls back the branches that are not prepared, so
   // a clean stop leaves no locks behind; prepared ones stay durable.
@@ -70,6 +84,11 @@ class ParticipantService {
 
   const MetricsRegistry& metrics() const { return metrics_.registry; }
 
+  // One round of housekeeping: both threads' work. Threads call the halves
+  // unless options.runtime.background_threads is false; then the owner calls
+  // this.
+  void Tick();
+
  private:
   enum class Phase { kActive, kPrepared, kDone };
   struct Entry {
@@ -80,27 +99,48 @@ class ParticipantService {
     TimePoint deadline;              // guarded by mu; kActive only
     TimePoint next_inquiry;          // guarded by mu; kPrepared only
   };
+  using Entries = std::vector<std::pair<std::string, std::shared_ptr<Entry>>>;
+  Entries AllEntries();
 
   std::shared_ptr<Entry> Lookup(const std::string& txn_id);
   // REQUIRES: entry->mu held. Marks the branch finished and forgets it.
   void Forget(const std::string& txn_id, Entry* entry);
   // REQUIRES: entry->mu held. Begins the branch and enlists it.
   Status Open(const std::string& txn_id, Entry* entry);
+  Clock* clock() const { return options_.runtime.clock; }
   // Answers commit for a branch not held in memory.
   Status CommitForgotten(const std::string& txn_id, bool one_phase);
   // The coordinator decided `committed` for a branch an operator decided
   // heuristically: OK when they agree, kHeuristicMixed when not.
   Status CompareWithHeuristic(const HeuristicDecision& heuristic, bool committed);
+  // The same, for the coordinator's own decision message: an agreeing
+  // record is reconciled then and there, so that no later inquiry (about a
+  // transaction the coordinator has since forgotten) can report a false mix.
+  Status CompareAndSettleHeuristic(const HeuristicDecision& heuristic, bool committed);
   // REQUIRES: entry->mu held and the branch prepared. Applies a recorded
   // heuristic decision.
   Status ApplyHeuristic(const std::string& txn_id, Entry* entry, bool commit);
   // Asks the coordinator about each heuristic decision; forgets those that
   // agree with it and reports those that do not.
   void ReconcileHeuristics();
+  // Admits the caller's fence. When it raises the coordinator's epoch, the
+  // unprepared branches of its older epochs can only roll back: done at once.
+  Status AdmitFence(const Fence& fence);
+  // REQUIRES: entry->mu held. The fence is still the newest of its
+  // coordinator (re-checked under the branch's lock, so a fence raised
+  // meanwhile wins over a message admitted just before).
+  Status CheckFence(const Fence& fence);
+  void RollBackSuperseded(const std::string& coordinator, int64_t epoch);
   // Local decisions, no fence: the deadline passed, or the coordinator answered.
   void RollBackExpired(const std::string& txn_id, const std::shared_ptr<Entry>& entry);
   void ResolveByInquiry(const std::string& txn_id, const std::shared_ptr<Entry>& entry);
-  void HousekeepingLoop();
+  // Prepared branches the database holds and this process had lost track of.
+  void AdoptOrphans();
+  // The two halves of Tick().
+  void RollBackExpiredBranches();
+  void TalkToCoordinator();
+  // Runs `round` every `interval_ms` until Stop.
+  void Loop(int interval_ms, void (ParticipantService::*round)());
 
   struct Metrics {
     MetricsRegistry registry;
@@ -123,12 +163,14 @@ class ParticipantService {
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Entry>> branches_;  // guarded by mu_
   bool registered_ = false;                                  // guarded by mu_
-  TimePoint next_reconcile_;  // housekeeping thread only
+  int64_t branches_opened_ = 0;                              // guarded by mu_
+  TimePoint next_reconcile_;     // TalkToCoordinator only
+  TimePoint next_orphan_check_;  // TalkToCoordinator only
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;  // guarded by stop_mu_
-  std::thread housekeeping_;
+  std::vector<std::thread> housekeeping_;
 };
 
 }  // namespace pact

@@ -15,14 +15,14 @@ Status SqliteError(sqlite3* db, const std::string& what) {
 
 }  // namespace
 
-Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path) {
+Result<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(const std::string& path) {
   sqlite3* db = nullptr;
   if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
     Status st = SqliteError(db, "cannot open state store " + path);
     sqlite3_close(db);
     return st;
   }
-  std::unique_ptr<StateStore> store(new StateStore(db));
+  std::unique_ptr<SqliteStateStore> store(new SqliteStateStore(db));
   const char* kSetup =
       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
       "CREATE TABLE IF NOT EXISTS fences(coordinator TEXT PRIMARY KEY, epoch INTEGER NOT NULL);"
@@ -56,9 +56,9 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path) {
   return store;
 }
 
-StateStore::~StateStore() { sqlite3_close(db_); }
+SqliteStateStore::~SqliteStateStore() { sqlite3_close(db_); }
 
-Status StateStore::Run(const char* sql, const std::string& text, int64_t a, int64_t b) {
+Status SqliteStateStore::Run(const char* sql, const std::string& text, int64_t a, int64_t b) {
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) != SQLITE_OK) {
     return SqliteError(db_, "state store");
@@ -72,10 +72,10 @@ Status StateStore::Run(const char* sql, const std::string& text, int64_t a, int6
   return Status::Ok();
 }
 
-Status StateStore::Admit(const std::string& coordinator, int64_t epoch) {
+Result<bool> SqliteStateStore::Admit(const std::string& coordinator, int64_t epoch) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = highest_.find(coordinator);
-  if (it != highest_.end() && epoch == it->second) return Status::Ok();
+  if (it != highest_.end() && epoch == it->second) return false;
   if (it != highest_.end() && epoch < it->second) {
     return Status::Fenced("coordinator " + coordinator + " epoch " + std::to_string(epoch) +
                           " was replaced by epoch " + std::to_string(it->second));
@@ -83,10 +83,16 @@ Status StateStore::Admit(const std::string& coordinator, int64_t epoch) {
   RETURN_NOT_OK(Run("INSERT OR REPLACE INTO fences(coordinator, epoch) VALUES(?, ?)",
                     coordinator, epoch));
   highest_[coordinator] = epoch;
-  return Status::Ok();
+  return true;
 }
 
-Status StateStore::RecordHeuristic(const HeuristicDecision& decision) {
+int64_t SqliteStateStore::HighestEpoch(const std::string& coordinator) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = highest_.find(coordinator);
+  return it == highest_.end() ? 0 : it->second;
+}
+
+Status SqliteStateStore::RecordHeuristic(const HeuristicDecision& decision) {
   std::lock_guard<std::mutex> lock(mu_);
   RETURN_NOT_OK(Run("INSERT OR REPLACE INTO heuristics(txn_id, committed, at_ms) VALUES(?, ?, ?)",
                     decision.txn_id, decision.committed ? 1 : 0, decision.at_ms));
@@ -94,21 +100,21 @@ Status StateStore::RecordHeuristic(const HeuristicDecision& decision) {
   return Status::Ok();
 }
 
-std::optional<HeuristicDecision> StateStore::FindHeuristic(const std::string& txn_id) {
+std::optional<HeuristicDecision> SqliteStateStore::FindHeuristic(const std::string& txn_id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = heuristics_.find(txn_id);
   if (it == heuristics_.end()) return std::nullopt;
   return it->second;
 }
 
-std::vector<HeuristicDecision> StateStore::Heuristics() {
+std::vector<HeuristicDecision> SqliteStateStore::Heuristics() {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<HeuristicDecision> out;
   for (const auto& [id, h] : heuristics_) out.push_back(h);
   return out;
 }
 
-Status StateStore::ForgetHeuristic(const std::string& txn_id) {
+Status SqliteStateStore::ForgetHeuristic(const std::string& txn_id) {
   std::lock_guard<std::mutex> lock(mu_);
   RETURN_NOT_OK(Run("DELETE FROM heuristics WHERE txn_id = ?", txn_id));
   heuristics_.erase(txn_id);

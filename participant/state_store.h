@@ -27,21 +27,37 @@ struct HeuristicDecision {
 
 class StateStore {
  public:
-  static Result<std::unique_ptr<StateStore>> Open(const std::string& path);
-  ~StateStore();
+  virtual ~StateStore() = default;
 
   // OK when `epoch` is at least the highest seen for `coordinator`; a higher
-  // one is made durable first. kFenced when it is lower.
-  Status Admit(const std::string& coordinator, int64_t epoch);
+  // one is made durable first, and then the answer is true ("raised").
+  // kFenced when it is lower.
+  virtual Result<bool> Admit(const std::string& coordinator, int64_t epoch) = 0;
+  // The highest epoch admitted for `coordinator`; 0 if none.
+  virtual int64_t HighestEpoch(const std::string& coordinator) = 0;
 
   // Durable on return.
-  Status RecordHeuristic(const HeuristicDecision& decision);
-  std::optional<HeuristicDecision> FindHeuristic(const std::string& txn_id);
-  std::vector<HeuristicDecision> Heuristics();
-  Status ForgetHeuristic(const std::string& txn_id);
+  virtual Status RecordHeuristic(const HeuristicDecision& decision) = 0;
+  virtual std::optional<HeuristicDecision> FindHeuristic(const std::string& txn_id) = 0;
+  virtual std::vector<HeuristicDecision> Heuristics() = 0;
+  virtual Status ForgetHeuristic(const std::string& txn_id) = 0;
+};
+
+// The state in a SQLite file of its own (WAL, synchronous=FULL).
+class SqliteStateStore : public StateStore {
+ public:
+  static Result<std::unique_ptr<SqliteStateStore>> Open(const std::string& path);
+  ~SqliteStateStore() override;
+
+  Result<bool> Admit(const std::string& coordinator, int64_t epoch) override;
+  int64_t HighestEpoch(const std::string& coordinator) override;
+  Status RecordHeuristic(const HeuristicDecision& decision) override;
+  std::optional<HeuristicDecision> FindHeuristic(const std::string& txn_id) override;
+  std::vector<HeuristicDecision> Heuristics() override;
+  Status ForgetHeuristic(const std::string& txn_id) override;
 
  private:
-  explicit StateStore(sqlite3* db) : db_(db) {}
+  explicit SqliteStateStore(sqlite3* db) : db_(db) {}
   // REQUIRES: mu_ held. Runs one statement with text/integer parameters.
   Status Run(const char* sql, const std::string& text, int64_t a = 0, int64_t b = 0);
 

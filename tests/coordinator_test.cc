@@ -25,6 +25,22 @@ class FullDiskJournal : public JournalWrapper {
   }
 };
 
+// LogCommit fails at its commit point (the record may be on disk); LogAbort
+// fails too while abort_fails is set.
+class AmbiguousJournal : public JournalWrapper {
+ public:
+  using JournalWrapper::JournalWrapper;
+  Status LogCommit(const CommitRecord& r) override {
+    JournalWrapper::LogCommit(r);  // it did reach the disk
+    return Status::Unavailable("fsync failed: the transaction may or may not be durable");
+  }
+  Status LogAbort(const std::string& txn_id) override {
+    if (abort_fails) return Status::IoError("fsync failed again");
+    return JournalWrapper::LogAbort(txn_id);
+  }
+  bool abort_fails = false;
+};
+
 class CoordinatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -54,7 +70,7 @@ class CoordinatorTest : public ::testing::Test {
     auto begun = coordinator_->Begin(timeout_ms);
     EXPECT_TRUE(begun.ok()) << begun.status().ToString();
     for (const auto& p : participants) {
-      auto left = coordinator_->Enlist(begun->txn_id, p);
+      auto left = coordinator_->Enlist(begun->txn_id, p, "run1.1");
       EXPECT_TRUE(left.ok()) << left.status().ToString();
     }
     return begun->txn_id;
@@ -299,11 +315,12 @@ TEST_F(CoordinatorTest, BadRequestsGetClearErrors) {
   EXPECT_EQ(coordinator_->Commit("c1.1.999").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(coordinator_->Commit("other.1.1").status().code(), StatusCode::kNotFound);
   std::string txn = BeginWith({});
-  auto unknown = coordinator_->Enlist(txn, "nobody");
+  auto unknown = coordinator_->Enlist(txn, "nobody", "run1.1");
   EXPECT_EQ(unknown.status().code(), StatusCode::kNotFound);
   EXPECT_NE(unknown.status().message().find("registered: a, b, c"), std::string::npos);
   ASSERT_TRUE(coordinator_->Commit(txn).ok());
-  EXPECT_EQ(coordinator_->Enlist(txn, "a").status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(coordinator_->Enlist(txn, "a", "run1.1").status().code(),
+            StatusCode::kFailedPrecondition);
   EXPECT_EQ(coordinator_->Rollback(txn).code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(coordinator_->Begin(options_.max_txn_timeout_ms + 1).status().code(),
             StatusCode::kInvalidArgument);
@@ -348,6 +365,95 @@ TEST_F(CoordinatorTest, InquiryAnswersActiveWhileUndecided) {
   StartCoordinator();
   std::string txn = BeginWith({"a", "b"});
   EXPECT_EQ(*coordinator_->Inquire(txn), Outcome::kActive);
+}
+
+TEST_F(CoordinatorTest, BranchOpenedTwiceDoomsTheTransaction) {
+  StartCoordinator();
+  std::string txn = BeginWith({"a", "b"});
+  // A repeated enlist of the same opening is harmless.
+  EXPECT_TRUE(coordinator_->Enlist(txn, "a", "run1.1").ok());
+  // "a" restarted and opened the branch again: the first opening's work is gone.
+  auto again = coordinator_->Enlist(txn, "a", "run2.1");
+  EXPECT_EQ(again.status().code(), StatusCode::kAborted) << again.status().ToString();
+  auto outcome = coordinator_->Commit(txn);
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  EXPECT_EQ(outcome->state, TxnState::kAborted);
+  EXPECT_NE(outcome->reason.find("lost the transaction's earlier work"), std::string::npos)
+      << outcome->reason;
+  EXPECT_EQ(participants_.Count("prepare", "a") + participants_.Count("prepare", "b"), 0);
+  EXPECT_EQ(participants_.Count("rollback", "a") + participants_.Count("rollback", "b"), 2);
+}
+
+TEST_F(CoordinatorTest, EnlistWithoutABranchNameIsRefused) {
+  StartCoordinator();
+  std::string txn = BeginWith({});
+  EXPECT_EQ(coordinator_->Enlist(txn, "a", "").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(CoordinatorTest, AmbiguousDecisionWriteAbortsOnlyOnceTheAbortIsDurable) {
+  AmbiguousJournal journal(journal_.get());
+  StartCoordinator(&journal);
+  std::string txn = BeginWith({"a", "b"});
+  auto outcome = coordinator_->Commit(txn);
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  EXPECT_EQ(outcome->state, TxnState::kAborted);
+  EXPECT_EQ(participants_.Count("commit", "a") + participants_.Count("commit", "b"), 0);
+  // The record reached the file, but the abort overrules it at recovery.
+  auto unfinished = journal_->LoadUnfinished();
+  ASSERT_TRUE(unfinished.ok());
+  EXPECT_TRUE(unfinished->empty());
+  EXPECT_TRUE(coordinator_->Begin(0).ok());
+}
+
+TEST_F(CoordinatorTest, AmbiguousDecisionWriteWithoutDurableAbortIsUnknownAndStopsDeciding) {
+  AmbiguousJournal journal(journal_.get());
+  journal.abort_fails = true;
+  int lost = 0;
+  options_.protocol.on_journal_lost = [&](const Status&) { lost++; };
+  StartCoordinator(&journal);
+  std::string txn = BeginWith({"a", "b"});
+  auto outcome = coordinator_->Commit(txn);
+  EXPECT_EQ(outcome.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(lost, 1);
+  // Nothing is rolled back on the strength of a write that may be on disk.
+  EXPECT_EQ(participants_.Count("rollback", "a") + participants_.Count("rollback", "b"), 0);
+  EXPECT_EQ(participants_.Count("commit", "a") + participants_.Count("commit", "b"), 0);
+  auto asked = coordinator_->Inquire(txn);
+  ASSERT_TRUE(asked.ok());
+  EXPECT_EQ(*asked, Outcome::kActive);
+  EXPECT_EQ(coordinator_->Begin(0).status().code(), StatusCode::kUnavailable);
+  // Recovery decides from the disk: here the record is there.
+  auto unfinished = journal_->LoadUnfinished();
+  ASSERT_TRUE(unfinished.ok());
+  ASSERT_EQ(unfinished->size(), 1u);
+  EXPECT_EQ(unfinished->front().txn_id, txn);
+}
+
+TEST_F(CoordinatorTest, NoBranchAfterCommitDecisionIsShownAsAHeuristicHazard) {
+  StartCoordinator();
+  std::string txn = BeginWith({"a", "b"});
+  participants_.FailCommits("b", 1, Status::NotFound("no branch of transaction here"));
+  auto outcome = coordinator_->Commit(txn);
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->state, TxnState::kCommitted);
+  auto heuristics = coordinator_->ListHeuristics();
+  ASSERT_TRUE(heuristics.ok());
+  ASSERT_EQ(heuristics->size(), 1u);
+  EXPECT_EQ(heuristics->front().participant, "b");
+  EXPECT_EQ(heuristics->front().decision, "COMMIT");
+}
+
+TEST_F(CoordinatorTest, FencedAnswerStopsTheCoordinatorDeciding) {
+  StartCoordinator();
+  std::string txn = BeginWith({"a", "b"});
+  participants_.SetVote("b", Status::Fenced("coordinator c1 epoch 1 was replaced by epoch 2"));
+  auto outcome = coordinator_->Commit(txn);
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->state, TxnState::kAborted);
+  EXPECT_EQ(coordinator_->Begin(0).status().code(), StatusCode::kFenced);
+  auto unfinished = journal_->LoadUnfinished();
+  ASSERT_TRUE(unfinished.ok());
+  EXPECT_TRUE(unfinished->empty());
 }
 
 }  // namespace

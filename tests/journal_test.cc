@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "journal/journal_reader.h"
 #include "journal/sqlite_journal.h"
 
 namespace pact {
@@ -294,14 +295,64 @@ TEST_F(JournalTest, JournalWithAnotherSchemaVersionIsRefused) {
   { ASSERT_NE(OpenOrDie(), nullptr); }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "UPDATE meta SET schema_version = 2", nullptr, nullptr, nullptr),
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE meta SET schema_version = 3", nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
   auto journal = SqliteJournal::Open(path_, options_);
   ASSERT_FALSE(journal.ok());
   EXPECT_EQ(journal.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(journal.status().message().find("schema version 2"), std::string::npos)
+  EXPECT_NE(journal.status().message().find("schema version 3"), std::string::npos)
       << journal.status().ToString();
+}
+
+TEST_F(JournalTest, SchemaOneJournalIsUpgradedKeepingItsDecisions) {
+  {
+    auto journal = OpenOrDie();
+    ASSERT_TRUE(journal->LogCommit({"c1.1.5", {"a", "b"}, 0}).ok());
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP TABLE aborted_decisions; UPDATE meta SET schema_version = 1",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto journal = OpenOrDie();
+  auto unfinished = journal->LoadUnfinished();
+  ASSERT_TRUE(unfinished.ok()) << unfinished.status().ToString();
+  ASSERT_EQ(unfinished->size(), 1u);
+  EXPECT_EQ(unfinished->front().txn_id, "c1.1.5");
+  ASSERT_TRUE(journal->LogAbort("c1.1.5").ok());
+}
+
+TEST_F(JournalTest, SecondOpenOfALockedJournalIsRefused) {
+  auto first = OpenOrDie();
+  auto second = SqliteJournal::Open(path_, options_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find("in use by another coordinator process"),
+            std::string::npos)
+      << second.status().ToString();
+  first.reset();
+  EXPECT_TRUE(SqliteJournal::Open(path_, options_).ok());
+}
+
+TEST_F(JournalTest, AbortRecordOverrulesACommitRecordAcrossReopen) {
+  {
+    auto journal = OpenOrDie();
+    ASSERT_TRUE(journal->LogCommit({"c1.1.7", {"a", "b"}, 0}).ok());
+    ASSERT_TRUE(journal->LogCommit({"c1.1.8", {"a", "b"}, 0}).ok());
+    ASSERT_TRUE(journal->LogAbort("c1.1.7").ok());
+  }
+  auto journal = OpenOrDie();
+  auto unfinished = journal->LoadUnfinished();
+  ASSERT_TRUE(unfinished.ok());
+  ASSERT_EQ(unfinished->size(), 1u);
+  EXPECT_EQ(unfinished->front().txn_id, "c1.1.8");
+  auto contents = ReadJournalFile(path_);
+  ASSERT_TRUE(contents.ok());
+  ASSERT_EQ(contents->unfinished.size(), 1u);
+  EXPECT_EQ(contents->unfinished.front().txn_id, "c1.1.8");
 }
 
 TEST_F(JournalTest, GarbageFileIsRefusedAsCorruption) {

@@ -179,9 +179,15 @@ service Coordinator {
   // timeout_ms <= 0 takes the coordinator's default transaction timeout.
   BeginResult beginTxn(1: i64 timeout_ms) throws (1: PactError error),
 
-  // Adds a participant branch to an ACTIVE transaction; idempotent. Returns the
-  // milliseconds left before the transaction's deadline.
-  i64 enlist(1: string txn_id, 2: string participant) throws (1: PactError error),
+  // Adds a participant branch to an ACTIVE transaction; idempotent for one
+  // `branch`. Returns the milliseconds left before the transaction's deadline.
+  // `branch` names this opening of the branch, unique per participant
+  // process run (e.g. "<random run id>.<counter>"). The same participant
+  // enlisting the transaction under another `branch` lost the work of the
+  // first (it restarted, or rolled the branch back): the transaction is then
+  // doomed, the call fails with ABORTED and commit answers ABORTED.
+  i64 enlist(1: string txn_id, 2: string participant, 3: string branch)
+      throws (1: PactError error),
 
   // Runs two-phase commit. Idempotent: asking again returns the same outcome.
   CommitResult commitTxn(1: string txn_id) throws (1: PactError error),

@@ -56,15 +56,30 @@ rpc::Value ToRpcValue(const SqlValue& value) {
   return out;
 }
 
-SqlValue FromRpcValue(const rpc::Value& value) {
+Result<SqlValue> FromRpcValue(const rpc::Value& value) {
+  // A value whose type and field disagree is refused, never bound as 0 or
+  // NULL: in a money UPDATE that would be a silent wrong result.
+  auto missing = [&](const char* field) {
+    return Status::InvalidArgument(std::string("a Value of type ") +
+                                   rpc::to_string(value.type) + " without " + field);
+  };
   switch (value.type) {
-    case rpc::ValueType::INTEGER: return value.integer_value;
-    case rpc::ValueType::REAL: return value.real_value;
-    case rpc::ValueType::TEXT: return value.text_value;
-    case rpc::ValueType::BLOB: return Blob{value.blob_value};
-    case rpc::ValueType::NULL_VALUE: break;
+    case rpc::ValueType::INTEGER:
+      if (!value.__isset.integer_value) return missing("integer_value");
+      return SqlValue(value.integer_value);
+    case rpc::ValueType::REAL:
+      if (!value.__isset.real_value) return missing("real_value");
+      return SqlValue(value.real_value);
+    case rpc::ValueType::TEXT:
+      if (!value.__isset.text_value) return missing("text_value");
+      return SqlValue(value.text_value);
+    case rpc::ValueType::BLOB:
+      if (!value.__isset.blob_value) return missing("blob_value");
+      return SqlValue(Blob{value.blob_value});
+    case rpc::ValueType::NULL_VALUE:
+      return SqlValue(std::monostate{});
   }
-  return std::monostate{};
+  return Status::InvalidArgument("unknown ValueType " + std::to_string(value.type));
 }
 
 std::vector<rpc::Value> ToRpcValues(const std::vector<SqlValue>& values) {
@@ -74,10 +89,14 @@ std::vector<rpc::Value> ToRpcValues(const std::vector<SqlValue>& values) {
   return out;
 }
 
-std::vector<SqlValue> FromRpcValues(const std::vector<rpc::Value>& values) {
+Result<std::vector<SqlValue>> FromRpcValues(const std::vector<rpc::Value>& values) {
   std::vector<SqlValue> out;
   out.reserve(values.size());
-  for (const auto& v : values) out.push_back(FromRpcValue(v));
+  for (size_t i = 0; i < values.size(); ++i) {
+    auto value = FromRpcValue(values[i]);
+    if (!value.ok()) return value.status().WithContext("value " + std::to_string(i + 1));
+    out.push_back(std::move(value).value());
+  }
   return out;
 }
 
@@ -90,12 +109,15 @@ rpc::ExecuteResult ToRpcResult(const QueryResult& result) {
   return out;
 }
 
-QueryResult FromRpcResult(const rpc::ExecuteResult& result) {
+Result<QueryResult> FromRpcResult(const rpc::ExecuteResult& result) {
   QueryResult out;
   out.columns = result.columns;
   out.affected_rows = result.affected_rows;
   out.rows.reserve(result.rows.size());
-  for (const auto& row : result.rows) out.rows.push_back(FromRpcValues(row));
+  for (const auto& row : result.rows) {
+    ASSIGN_OR_RETURN(auto values, FromRpcValues(row));
+    out.rows.push_back(std::move(values));
+  }
   return out;
 }
 

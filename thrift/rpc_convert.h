@@ -22,10 +22,11 @@ void ThrowIfError(const Status& status);
 Status StatusFromException(const std::exception& e);
 
 rpc::Value ToRpcValue(const SqlValue& value);
-SqlValue FromRpcValue(const rpc::Value& value);
+// kInvalidArgument for a value whose type is unknown or lacks its field.
+Result<SqlValue> FromRpcValue(const rpc::Value& value);
 std::vector<rpc::Value> ToRpcValues(const std::vector<SqlValue>& values);
-std::vector<SqlValue> FromRpcValues(const std::vector<rpc::Value>& values);
+Result<std::vector<SqlValue>> FromRpcValues(const std::vector<rpc::Value>& values);
 rpc::ExecuteResult ToRpcResult(const QueryResult& result);
-QueryResult FromRpcResult(const rpc::ExecuteResult& result);
+Result<QueryResult> FromRpcResult(const rpc::ExecuteResult& result);
 
 }  // namespace pact

@@ -10,7 +10,7 @@
 namespace pact {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using BenchClock = std::chrono::steady_clock;
 
 // Enough concurrent writers that group commit packs the records into few
 // fsyncs: set-up takes seconds, not one fsync per record.
@@ -18,8 +18,8 @@ constexpr int kJournalWriters = 64;
 constexpr int kRecoveryTimeoutMs = 120000;
 constexpr int kPollMs = 10;
 
-double SecondsSince(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
+double SecondsSince(BenchClock::time_point t) {
+  return std::chrono::duration<double>(BenchClock::now() - t).count();
 }
 
 // The journal a coordinator would leave had it crashed right after logging
@@ -82,20 +82,20 @@ Result<RecoveryReport> MeasureRecovery(const BenchClusterOptions& options, int64
   report.participants = options.participants;
   report.notes.push_back(
       "null participants hold no branch of these transactions: each answers commit with "
-      "NOT_FOUND, which the coordinator takes as done, so this measures the coordinator's "
+      "done (the null backend stores nothing), so this measures the coordinator's "
       "re-drive (journal load, RPCs, END records), not a database's commit");
   report.notes.push_back(
       "polled every 10 ms with stats(); the end is when listTransactions([COMMITTING]) is empty");
 
   ASSIGN_OR_RETURN(auto cluster, BenchCluster::Create(options));
-  auto setup_started = Clock::now();
+  auto setup_started = BenchClock::now();
   RETURN_NOT_OK(WriteUnfinishedJournal(*cluster, decisions).WithContext("writing the journal"));
   report.journal_setup_seconds = SecondsSince(setup_started);
 
   RETURN_NOT_OK(cluster->StartParticipants());
   RETURN_NOT_OK(cluster->WaitParticipantsServing(15000));
 
-  const auto started = Clock::now();
+  const auto started = BenchClock::now();
   RETURN_NOT_OK(cluster->StartCoordinator());
   bool answered = false;
   while (true) {
