@@ -431,7 +431,8 @@ struct MariaDbBackend::Shared {
     const unsigned int timeout = static_cast<unsigned int>(std::max(1, timeout_s));
     const my_bool reconnect = 0;  // a silent reconnect would lose the XA transaction
     // A server that hangs (rather than dies) must not block a call for ever.
-    const unsigned int read_timeout = static_cast<unsigned int>(std::max(1, options.read_timeout_s));
+    const unsigned int read_timeout =
+        static_cast<unsigned int>(std::max(1, options.read_timeout_s));
     const unsigned int write_timeout =
         static_cast<unsigned int>(std::max(1, options.write_timeout_s));
     mysql_options(conn.get(), MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
@@ -548,13 +549,12 @@ struct MariaDbBackend::Shared {
     RETURN_NOT_OK(Settle(txn_id));
     bool committed = false;
     Status status = WithRetry([&](MYSQL* conn) -> Status {
-      ASSIGN_OR_RETURN(QueryResult marker,
-                       RunStatement(conn,
-                                    "SELECT 1 FROM " + marker_table +
-                                        " WHERE txn_id = ? AND participant = ?"
-                                        " LOCK IN SHARE MODE WAIT " +
-                                        std::to_string(kMarkerLockWaitS),
-                                    {txn_id, options.participant_name}));
+      ASSIGN_OR_RETURN(QueryResult marker, RunStatement(conn,
+                                                        "SELECT 1 FROM " + marker_table +
+                                                            " WHERE txn_id = ? AND participant = ?"
+                                                            " LOCK IN SHARE MODE WAIT " +
+                                                            std::to_string(kMarkerLockWaitS),
+                                                        {txn_id, options.participant_name}));
       committed = !marker.rows.empty();
       return Status::Ok();
     });
@@ -742,11 +742,13 @@ class MariaDbBackend::MariaDbBranch : public Branch {
     } else if (status.code() == StatusCode::kUnavailable) {
       rollback_only_ =
           "lost the connection, MariaDB rolls the transaction back: " + status.message();
-      LoseConnection();
+      conn_.reset();  // nothing it still runs can commit: no XA COMMIT or PREPARE was sent
+      shared_->DropIdle();
     }
   }
 
-  // The session may still be running the statement whose reply was lost.
+  // After an XA PREPARE or COMMIT whose reply was lost: the session may still
+  // be running it.
   void LoseConnection() {
     conn_.reset();
     shared_->DropIdle();
@@ -827,8 +829,8 @@ class MariaDbBackend::MariaDbBranch : public Branch {
 
   const std::shared_ptr<Shared> shared_;
   const std::string txn_id_;
-  const std::string xid_;  // as SQL: X'gtrid',X'bqual',formatID
-  ConnPtr conn_;           // while active, and while prepared until it is lost
+  const std::string xid_;        // as SQL: X'gtrid',X'bqual',formatID
+  ConnPtr conn_;                 // while active, and while prepared until it is lost
   const unsigned long session_;  // the server's id of conn_'s session; 0 if none
   State state_;
   std::string rollback_only_;  // why MariaDB rolled the transaction back, if it did

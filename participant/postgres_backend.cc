@@ -409,8 +409,8 @@ struct PostgresBackend::Shared {
 
   // The statement that writes the branch's marker, as a literal row.
   std::string MarkerInsert(const std::string& txn_id) const {
-    return "INSERT INTO " + marker_table + "(txn_id, participant) SELECT " +
-           QuoteLiteral(txn_id) + ", " + QuoteLiteral(options.participant_name);
+    return "INSERT INTO " + marker_table + "(txn_id, participant) SELECT " + QuoteLiteral(txn_id) +
+           ", " + QuoteLiteral(options.participant_name);
   }
 
   // Old markers go after every Nth commit, so the table stays bounded
@@ -448,18 +448,18 @@ struct PostgresBackend::Shared {
     const std::string pid_text = std::to_string(pid);
     // Only a session of this database and role: after a server restart the
     // pid may name someone else's.
-    Reply gone = RunWithRetry(
+    const std::string terminate =
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-        " WHERE pid = $1 AND datname = current_database() AND usename = current_user",
-        {pid_text.c_str()});
+        " WHERE pid = $1 AND datname = current_database() AND usename = current_user";
     const TimePoint deadline = SteadyClock::now() + Millis(kRetryWindowMs);
-    while (gone.ok() && FirstValue(gone)) {
+    Reply gone = RunWithRetry(terminate, {pid_text.c_str()});
+    while (gone.ok() && FirstValue(gone)) {  // it shows until it has ended its transaction
       if (SteadyClock::now() > deadline) {
         return Status::Unavailable("session " + pid_text + " of branch " + txn_id +
                                    " is still ending");
       }
       std::this_thread::sleep_for(Millis(kFirstBackoffMs));
-      gone = RunWithRetry("SELECT 1 FROM pg_stat_activity WHERE pid = $1", {pid_text.c_str()});
+      gone = RunWithRetry(terminate, {pid_text.c_str()});
     }
     if (!gone.ok()) return gone.status.WithContext("cannot end the session of branch " + txn_id);
     std::lock_guard<std::mutex> lock(mu);
@@ -470,9 +470,9 @@ struct PostgresBackend::Shared {
   // Whether the branch committed: its marker commits with it and nothing else.
   Result<bool> Committed(const std::string& txn_id) {
     RETURN_NOT_OK(Settle(txn_id));
-    Reply reply = RunWithRetry("SELECT 1 FROM " + marker_table +
-                                   " WHERE txn_id = $1 AND participant = $2",
-                               {txn_id.c_str(), options.participant_name.c_str()});
+    Reply reply =
+        RunWithRetry("SELECT 1 FROM " + marker_table + " WHERE txn_id = $1 AND participant = $2",
+                     {txn_id.c_str(), options.participant_name.c_str()});
     if (!reply.ok()) {
       return reply.status.WithContext("whether branch " + txn_id + " committed is unknown");
     }
@@ -637,9 +637,9 @@ class PostgresBackend::PgBranch : public Branch {
     Result<bool> committed = shared_->Committed(txn_id_);
     if (!committed.ok()) {
       state_ = State::kUnknown;
-      return Status::Unavailable("COMMIT of branch " + txn_id_ +
-                                 " lost its reply; outcome unknown: " +
-                                 committed.status().message());
+      return Status::Unavailable(
+          "COMMIT of branch " + txn_id_ +
+          " lost its reply; outcome unknown: " + committed.status().message());
     }
     state_ = *committed ? State::kCommitted : State::kRolledBack;
     if (*committed) return Status::Ok();

@@ -674,8 +674,8 @@ TEST_F(MariaDbBackendTest, FindOrphansAdoptsPreparedBranchesTheServiceDoesNotHol
            {"'coord.1.7','" + options_.participant_name + "'" + format,
             "UPDATE accounts SET balance = 0 WHERE id = 2"},
            {"'coord.1.8','other'" + format, "INSERT INTO accounts VALUES(3, 'cy', 0)"}}) {
-    ASSERT_OK(server_->Exec(db_, "XA START " + xid + "; " + change + "; XA END " + xid +
-                                     "; XA PREPARE " + xid));
+    ASSERT_OK(server_->Exec(
+        db_, "XA START " + xid + "; " + change + "; XA END " + xid + "; XA PREPARE " + xid));
   }
   auto orphans = backend->FindOrphans({"coord.1.1"});
   ASSERT_TRUE(orphans.ok()) << orphans.status().ToString();

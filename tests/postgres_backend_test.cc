@@ -1,9 +1,9 @@
 #include "participant/postgres_backend.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -585,8 +585,7 @@ TEST_F(PostgresBackendTest, OldCommitMarkersArePruned) {
     ExpectOk(branch.get(), "UPDATE accounts SET balance = 1 WHERE id = 1");
     ASSERT_TRUE(branch->CommitOnePhase().ok());
   }
-  ASSERT_EQ(Sql("UPDATE pact_committed_branches SET committed_at = now() - interval '1 hour'"),
-            "");
+  ASSERT_EQ(Sql("UPDATE pact_committed_branches SET committed_at = now() - interval '1 hour'"), "");
   options.commit_marker_retention_ms = 60000;
   auto backend = PostgresBackend::Open(options).value();  // prunes at start
   EXPECT_EQ(Sql("SELECT count(*) FROM pact_committed_branches"), "0");
