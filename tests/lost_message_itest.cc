@@ -72,6 +72,9 @@ const char* LossName(Loss loss) {
   return "?";
 }
 const char* KindName(Kind kind) { return kind == Kind::kCommit ? "Committing" : "Aborting"; }
+void PrintTo(Call call, std::ostream* os) { *os << CallName(call); }
+void PrintTo(Loss loss, std::ostream* os) { *os << LossName(loss); }
+void PrintTo(Kind kind, std::ostream* os) { *os << KindName(kind); }
 
 // The Thrift method that carries the call.
 const char* Method(Call call) {
@@ -216,8 +219,8 @@ class LostMessageTest : public ::testing::TestWithParam<LostCase> {
 
   // The transfer: lite1's account 1 pays kAmount to lite2's account 1 (to
   // lite1's account 2 in a one-phase case). Returns what the application
-  // was told at the end: Commit's answer, or Rollback's when it rolls back
-  // after a failed statement.
+  // was told at the end: Commit's answer, or ABORTED when it rolled back
+  // after a failed statement (and Rollback said OK).
   Status RunTransfer(Client& client, Call call, Kind kind) {
     auto txn = client.Begin(kTxnTimeoutMs);
     if (!txn.ok()) return txn.status().WithContext("begin");
@@ -235,7 +238,9 @@ class LostMessageTest : public ::testing::TestWithParam<LostCase> {
       // Lost on purpose. An application that saw the statement fail either
       // rolls back or asks to commit anyway; neither may commit half of it.
       EXPECT_FALSE(credit.ok()) << "the lost " << Method(call) << " went unnoticed";
-      return kind == Kind::kAbort ? (*txn)->Rollback() : (*txn)->Commit();
+      if (kind == Kind::kCommit) return (*txn)->Commit();
+      Status rolled_back = (*txn)->Rollback();
+      return rolled_back.ok() ? Status::Aborted("rolled back by the application") : rolled_back;
     }
     EXPECT_TRUE(credit.ok()) << credit.status().ToString();
     if (kind == Kind::kAbort) {
