@@ -269,12 +269,13 @@ void ProxiedConnection::PumpFrames(int from, int to) {
           if (!gate_->Sleep(hit->delay_ms)) return;
           break;
         case Fault::kResetAfterRequest:
+          cut_ = true;
           WriteAll(to, frame.data(), frame.size());
           Reset();
           return;
       }
     }
-    if (!WriteAll(to, frame.data(), frame.size())) return;
+    if (cut_ || !WriteAll(to, frame.data(), frame.size())) return;
   }
 }
 
@@ -284,7 +285,7 @@ void ProxiedConnection::PumpBytes(int from, int to) {
     ssize_t n = recv(from, buf, sizeof(buf), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;
-    if (!gate_->Pass() || !WriteAll(to, buf, static_cast<size_t>(n))) return;
+    if (!gate_->Pass() || cut_ || !WriteAll(to, buf, static_cast<size_t>(n))) return;
   }
 }
 

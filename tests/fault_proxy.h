@@ -128,6 +128,9 @@ class ProxiedConnection {
   FaultRules* const rules_;
   FlowGate* const gate_;
   const std::string label_;
+  // Set before a request that is to be followed by a reset is forwarded, so
+  // that its reply, however quick, is never forwarded.
+  std::atomic<bool> cut_{false};
   std::mutex mu_;
   int pumps_done_ = 0;   // guarded by mu_; the last one closes both sockets
   bool closed_ = false;  // guarded by mu_
