@@ -207,7 +207,12 @@ ProxiedConnection::~ProxiedConnection() {
 
 void ProxiedConnection::Reset() {
   std::lock_guard<std::mutex> lock(mu_);
-  ShutdownLocked(/*abortive=*/true);
+  ShutdownLocked(/*abortive_client=*/true, /*abortive_target=*/true);
+}
+
+void ProxiedConnection::ResetCaller() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ShutdownLocked(/*abortive_client=*/true, /*abortive_target=*/false);
 }
 
 bool ProxiedConnection::finished() {
@@ -215,12 +220,12 @@ bool ProxiedConnection::finished() {
   return closed_;
 }
 
-void ProxiedConnection::ShutdownLocked(bool abortive) {
+void ProxiedConnection::ShutdownLocked(bool abortive_client, bool abortive_target) {
   if (closed_) return;  // the descriptors may belong to someone else by now
-  for (int fd : {client_fd_, target_fd_}) {
-    if (abortive) SetAbortiveClose(fd);
-    shutdown(fd, SHUT_RDWR);
-  }
+  if (abortive_client) SetAbortiveClose(client_fd_);
+  if (abortive_target) SetAbortiveClose(target_fd_);
+  shutdown(client_fd_, SHUT_RDWR);
+  shutdown(target_fd_, SHUT_RDWR);
 }
 
 void ProxiedConnection::Pump(int from, int to) {
@@ -230,7 +235,7 @@ void ProxiedConnection::Pump(int from, int to) {
     PumpBytes(from, to);
   }
   std::lock_guard<std::mutex> lock(mu_);
-  ShutdownLocked(/*abortive=*/false);
+  ShutdownLocked(/*abortive_client=*/false, /*abortive_target=*/false);
   if (++pumps_done_ == 2) {
     // Nobody reads or writes them any more: closing cannot hit a reused number.
     close(client_fd_);
@@ -271,7 +276,7 @@ void ProxiedConnection::PumpFrames(int from, int to) {
         case Fault::kResetAfterRequest:
           cut_ = true;
           WriteAll(to, frame.data(), frame.size());
-          Reset();
+          ResetCaller();
           return;
       }
     }

@@ -114,6 +114,9 @@ class ProxiedConnection {
 
   // Abortive close of both sides (RST); the pumps end.
   void Reset();
+  // After a request was forwarded: the caller's side is reset, the target's
+  // is closed in order, so the target still reads (and acts on) the request.
+  void ResetCaller();
   bool finished();
 
  private:
@@ -121,8 +124,9 @@ class ProxiedConnection {
   // Each returns when `from` or `to` ends, or when it reset the connection.
   void PumpFrames(int from, int to);
   void PumpBytes(int from, int to);
-  // Shuts both sockets down, so the other pump wakes and ends too.
-  void ShutdownLocked(bool abortive);
+  // Shuts both sockets down, so the other pump wakes and ends too; an
+  // abortive side is reset (RST), losing what it has not read yet.
+  void ShutdownLocked(bool abortive_client, bool abortive_target);
 
   const int client_fd_, target_fd_;
   FaultRules* const rules_;
