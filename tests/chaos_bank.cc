@@ -206,7 +206,10 @@ class ChaosBank {
       maria_ = std::move(*maria);
     }
     cluster_ = std::make_unique<Cluster>(*dir_);
-    cluster_->participant_flags = {"--inquiry_interval_ms=300"};
+    cluster_->participant_flags = {"--inquiry_interval_ms=300", "--rpc_timeout_ms=2000"};
+    cluster_->coordinator_flags.push_back("--rpc_timeout_ms=2000");
+    // Every link passes a fault proxy, so the chaos also loses messages.
+    cluster_->ProxyEveryLink();
 
     banks_ = {{"lite", Backend::kSqlite, ""},
               {"lite2", Backend::kSqlite, ""},
@@ -423,6 +426,10 @@ class ChaosBank {
   // of a database server under its adapter.
   bool InjectFault(const std::vector<std::string>& names) {
     unsigned dice = rng_() % 10;
+    if (dice >= 7) {
+      LoseAMessage();
+      return true;
+    }
     if (dice == 0) {
       Status st = pg_->Restart();
       kills_["postgres (server restart)"]++;
@@ -448,6 +455,30 @@ class ChaosBank {
     // Down for a moment, sometimes not at all.
     std::this_thread::sleep_for(std::chrono::milliseconds(rng_() % 300));
     return Restart(victim);
+  }
+
+  // One protocol message on one link is lost, its reply is lost, its
+  // connection is reset or it is held back: whichever call passes next.
+  void LoseAMessage() {
+    struct Link {
+      FaultProxy* proxy;
+      std::vector<const char*> methods;
+    };
+    const Bank& bank = banks_[rng_() % banks_.size()];
+    const std::vector<Link> links = {
+        {&cluster_->client_proxy(), {"beginTxn", "commitTxn", "rollbackTxn"}},
+        {&cluster_->to_participant(bank.name), {"execute", "prepare", "commit", "rollback"}},
+        {&cluster_->from_participant(bank.name), {"enlist", "outcome"}},
+    };
+    const Link& link = links[rng_() % links.size()];
+    Rule rule;
+    rule.method = link.methods[rng_() % link.methods.size()];
+    const Fault faults[] = {Fault::kDropRequest, Fault::kDropReply, Fault::kResetAfterRequest,
+                            Fault::kDelayReply};
+    rule.fault = faults[rng_() % 4];
+    rule.delay_ms = 500 + static_cast<int>(rng_() % 2000);
+    link.proxy->AddRule(rule);
+    kills_[std::string("message: ") + FaultName(rule.fault) + " " + rule.method]++;
   }
 
   // A process nobody killed must not have ended: report it, start it again
@@ -494,6 +525,7 @@ class ChaosBank {
   // in the databases, and the coordinator's journal has nothing unfinished.
   // Returns whether everything settled.
   bool Settle() {
+    cluster_->ClearProxyRules();  // no message is lost any more
     if (!RestartTheDead()) return false;
     const auto start = Clock::now();
     bool settled = false;
@@ -663,7 +695,7 @@ class ChaosBank {
                             std::to_string(in_doubt - in_doubt_committed_) + " rolled back)"
                       : " (not verified)")
               << "\n"
-              << "  kills survived      " << kills
+              << "  faults survived     " << kills
               << (by_process.empty() ? "" : " (" + by_process + ")") << "\n"
               << "  begin retries       " << begin_failures_ << "\n"
               << "  result              "

@@ -13,7 +13,9 @@ class TempDir {
     char tmpl[] = "/tmp/pact-test-XXXXXX";
     path_ = mkdtemp(tmpl);
   }
+  // PACT_KEEP_TEST_FILES=1 keeps them, to read a failed test's logs.
   ~TempDir() {
+    if (std::getenv("PACT_KEEP_TEST_FILES") != nullptr) return;
     std::error_code ignored;
     std::filesystem::remove_all(path_, ignored);
   }
