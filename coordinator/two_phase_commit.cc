@@ -257,41 +257,72 @@ void TwoPhaseCommit::NoteAnswer(const Status& answer) {
 }
 
 Result<CommitOutcome> TwoPhaseCommit::CommitOnePhase(const std::shared_ptr<Txn>& txn,
-                                             const std::string& participant) {
+                                                     const std::string& participant) {
   // The participant decides alone; nothing is journaled. A lost reply is
   // re-asked: the participant answers a repeated one-phase commit from what
   // it durably knows (committed, or no such branch = rolled back).
   Status st;
   int backoff_ms = options_.commit_retry_initial_ms;
   for (int attempt = 1; attempt <= options_.one_phase_attempts; ++attempt) {
-    st = participants_->Commit(participant, txn->id, /*one_phase=*/true);
-    NoteAnswer(st);
-    if (st.code() != StatusCode::kUnavailable) break;
+    st = AskOnePhase(txn, participant);
+    if (st.code() != StatusCode::kUnavailable) return SettleOnePhase(txn, participant, st);
     if (attempt < options_.one_phase_attempts) {
       runtime_.clock->SleepFor(Millis(backoff_ms));
       backoff_ms = std::min(backoff_ms * 2, options_.commit_retry_max_ms);
     }
   }
+  // Honest answer: we do not know yet. It stays PREPARING (inquiries hear
+  // ACTIVE) and is asked again in the background until the participant says.
+  LOG(ERROR) << "txn " << txn->id << " one-phase commit outcome unknown at " << participant
+             << " (asking again in the background): " << st.ToString();
+  Schedule(txn, backoff_ms);
+  return Status::Unavailable("one-phase commit outcome unknown: " + st.message());
+}
+
+Status TwoPhaseCommit::AskOnePhase(const std::shared_ptr<Txn>& txn,
+                                   const std::string& participant) {
+  Status st = participants_->Commit(participant, txn->id, /*one_phase=*/true);
+  NoteAnswer(st);
+  std::lock_guard<std::mutex> lock(txn->mu);
+  BranchProgress* branch = txn->FindBranch(participant);
+  branch->attempts++;
+  if (!st.ok()) branch->last_error = st.ToString();
+  if (st.code() == StatusCode::kUnavailable) branch->state = BranchState::kCommitPending;
+  return st;
+}
+
+CommitOutcome TwoPhaseCommit::SettleOnePhase(const std::shared_ptr<Txn>& txn,
+                                             const std::string& participant,
+                                             const Status& answer) {
   {
     std::lock_guard<std::mutex> lock(txn->mu);
-    BranchProgress* branch = txn->FindBranch(participant);
-    branch->attempts++;
-    branch->state = st.ok() ? BranchState::kCommitted : BranchState::kRolledBack;
-    if (!st.ok()) branch->last_error = st.ToString();
+    txn->FindBranch(participant)->state =
+        answer.ok() ? BranchState::kCommitted : BranchState::kRolledBack;
   }
-  if (st.ok()) {
-    Status t = Transition(txn, TxnState::kCommitted);
-    LOG_IF(ERROR, !t.ok()) << t.ToString();
-    return CommitOutcome{TxnState::kCommitted, ""};
+  if (!answer.ok()) {
+    return AbortWith(txn, "participant " + participant + " could not commit: " + answer.ToString());
   }
-  if (st.code() == StatusCode::kUnavailable) {
-    // Honest answer: we do not know. The participant rolls the branch back at
-    // its deadline unless the commit reached it.
-    LOG(ERROR) << "txn " << txn->id << " one-phase commit outcome unknown at " << participant
-               << ": " << st.ToString();
-    return Status::Unavailable("one-phase commit outcome unknown: " + st.message());
+  Status t = Transition(txn, TxnState::kCommitted);
+  LOG_IF(ERROR, !t.ok()) << t.ToString();
+  return CommitOutcome{TxnState::kCommitted, ""};
+}
+
+bool TwoPhaseCommit::Redrive(const std::shared_ptr<Txn>& txn) {
+  std::string one_phase;
+  {
+    // Only a one-phase commit whose outcome is unknown waits here PREPARING.
+    std::lock_guard<std::mutex> lock(txn->mu);
+    if (txn->state == TxnState::kPreparing) one_phase = txn->branches.front().participant;
   }
-  return AbortWith(txn, "participant " + participant + " could not commit: " + st.ToString());
+  if (!one_phase.empty()) {
+    Status st = AskOnePhase(txn, one_phase);
+    if (st.code() == StatusCode::kUnavailable) return false;
+    SettleOnePhase(txn, one_phase, st);
+    return true;
+  }
+  if (!SendCommits(txn, /*first_round=*/false)) return false;
+  Finish(txn);
+  return true;
 }
 
 void TwoPhaseCommit::Abort(const std::shared_ptr<Txn>& txn) {
@@ -451,17 +482,12 @@ std::vector<TwoPhaseCommit::Pending> TwoPhaseCommit::TakeDue() {
 
 void TwoPhaseCommit::RunRetries(const std::vector<Pending>& batch) {
   std::vector<char> done(batch.size());
-  runtime_.fan_out(batch.size(), [&](size_t i) {
-    done[i] = SendCommits(batch[i].txn, /*first_round=*/false);
-  });
+  runtime_.fan_out(batch.size(), [&](size_t i) { done[i] = Redrive(batch[i].txn); });
   for (size_t i = 0; i < batch.size(); ++i) {
-    if (done[i]) {
-      Finish(batch[i].txn);
-    } else {
-      int next = std::min(std::max(batch[i].backoff_ms * 2, options_.commit_retry_initial_ms),
-                          options_.commit_retry_max_ms);
-      Schedule(batch[i].txn, next);
-    }
+    if (done[i]) continue;
+    int next = std::min(std::max(batch[i].backoff_ms * 2, options_.commit_retry_initial_ms),
+                        options_.commit_retry_max_ms);
+    Schedule(batch[i].txn, next);
   }
 }
 

@@ -59,6 +59,8 @@ class TwoPhaseCommit {
   void Abort(const std::shared_ptr<Txn>& txn);
 
   // Recovery: txn is COMMITTING from the journal; drive its pending branches.
+  // (The retry queue also holds one-phase commits whose outcome is unknown:
+  // they are asked again until the participant answers.)
   void ResumeCommit(const std::shared_ptr<Txn>& txn);
 
   // Retries the pending commits of txn now instead of at the next backoff.
@@ -87,6 +89,14 @@ class TwoPhaseCommit {
   Status Transition(const std::shared_ptr<Txn>& txn, TxnState to, const std::string& reason = "");
 
   Result<CommitOutcome> CommitOnePhase(const std::shared_ptr<Txn>& txn, const std::string& participant);
+  // One one-phase commit message; kUnavailable: still unknown.
+  Status AskOnePhase(const std::shared_ptr<Txn>& txn, const std::string& participant);
+  // The participant's answer decides: COMMITTED, or ABORTED with its reason.
+  CommitOutcome SettleOnePhase(const std::shared_ptr<Txn>& txn, const std::string& participant,
+                               const Status& answer);
+  // A retry of a queued transaction: its pending commits, or the unknown
+  // outcome of its one-phase commit. True once it is finished.
+  bool Redrive(const std::shared_ptr<Txn>& txn);
   // The COMMIT record's write failed. Answers ABORTED once no COMMIT record
   // can be on disk; otherwise the outcome is unknown (kUnavailable), nothing
   // is rolled back and this coordinator stops deciding.

@@ -28,6 +28,7 @@ pact::Result<std::unique_ptr<pact::Backend>> OpenBackend(const std::string& kind
     pact::SqliteBackendOptions options;
     options.db_path = vm["sqlite_path"].as<std::string>();
     options.busy_timeout_ms = vm["sqlite_busy_timeout_ms"].as<int>();
+    options.commit_marker_retention_ms = vm["commit_marker_retention_ms"].as<int64_t>();
     if (options.db_path.empty()) return pact::Status::InvalidArgument("--sqlite_path is required");
     ASSIGN_OR_RETURN(auto backend, pact::SqliteBackend::Open(options));
     return std::unique_ptr<pact::Backend>(std::move(backend));
@@ -36,6 +37,7 @@ pact::Result<std::unique_ptr<pact::Backend>> OpenBackend(const std::string& kind
     pact::PostgresBackendOptions options;
     options.conninfo = vm["pg_conninfo"].as<std::string>();
     options.participant_name = participant;
+    options.commit_marker_retention_ms = vm["commit_marker_retention_ms"].as<int64_t>();
     if (options.conninfo.empty()) return pact::Status::InvalidArgument("--pg_conninfo is required");
     ASSIGN_OR_RETURN(auto backend, pact::PostgresBackend::Open(options));
     return std::unique_ptr<pact::Backend>(std::move(backend));
@@ -47,6 +49,9 @@ pact::Result<std::unique_ptr<pact::Backend>> OpenBackend(const std::string& kind
     options.user = vm["mariadb_user"].as<std::string>();
     options.password = vm["mariadb_password"].as<std::string>();
     options.database = vm["mariadb_database"].as<std::string>();
+    options.read_timeout_s = vm["mariadb_read_timeout_s"].as<int>();
+    options.write_timeout_s = vm["mariadb_write_timeout_s"].as<int>();
+    options.commit_marker_retention_ms = vm["commit_marker_retention_ms"].as<int64_t>();
     options.participant_name = participant;
     if (options.database.empty()) {
       return pact::Status::InvalidArgument("--mariadb_database is required");
@@ -98,6 +103,17 @@ int main(int argc, char** argv) {
       ("state_dir", po::value(&state_dir)->default_value("."),
        "directory for the adapter's own durable state (<name>-state.db: the highest "
        "coordinator epoch seen, heuristic decisions)")
+      ("mariadb_read_timeout_s", po::value<int>()->default_value(60),
+       "mariadb: a call the server does not answer within this is an unknown outcome")
+      ("mariadb_write_timeout_s", po::value<int>()->default_value(60),
+       "mariadb: likewise for sending to the server")
+      ("commit_marker_retention_ms", po::value<int64_t>()->default_value(86400000),
+       "how long the database keeps the marker that tells a committed branch from a "
+       "rolled-back one (a commit asked again later than this is shown as a heuristic "
+       "hazard)")
+      ("orphan_check_interval_ms", po::value(&options.orphan_check_interval_ms)->default_value(10000),
+       "how often the database's prepared branches are compared with the ones held, so a "
+       "branch whose prepare answer was lost is found and finished")
       ("inquiry_interval_ms", po::value(&options.inquiry_interval_ms)->default_value(1000),
        "how long a prepared branch waits for the decision before asking the coordinator")
       ("rpc_connect_timeout_ms", po::value(&rpc_timeouts.connect_ms)->default_value(2000),

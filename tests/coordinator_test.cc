@@ -228,6 +228,26 @@ TEST_F(CoordinatorTest, OnePhaseLostReplyIsAskedAgain) {
   EXPECT_EQ(participants_.Count("commit1pc", "a"), 2);
 }
 
+TEST_F(CoordinatorTest, OnePhaseOutcomeStillUnknownIsAskedAgainInTheBackground) {
+  StartCoordinator();
+  // Every ask in the call is lost; the next one in the background is answered.
+  participants_.FailCommits("a", options_.protocol.one_phase_attempts,
+                            Status::Unavailable("connection reset"));
+  std::string txn = BeginWith({"a"});
+  EXPECT_EQ(coordinator_->Commit(txn).status().code(), StatusCode::kUnavailable);
+  // Meanwhile an inquiry hears ACTIVE (never ABORTED), then the outcome settles.
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (coordinator_->GetStatus(txn)->state != TxnState::kCommitted &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(coordinator_->GetStatus(txn)->state, TxnState::kCommitted);
+  auto again = coordinator_->Commit(txn);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->state, TxnState::kCommitted);
+  EXPECT_EQ(participants_.Count("commit1pc", "a"), options_.protocol.one_phase_attempts + 1);
+}
+
 TEST_F(CoordinatorTest, UnacknowledgedCommitIsRetriedUntilAcknowledged) {
   StartCoordinator();
   participants_.FailCommits("b", 4);
