@@ -89,29 +89,6 @@ Expectation Expect(const std::string& point, Kind kind) {
   return e;
 }
 
-template <typename Fn>
-bool Eventually(Fn ready, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (ready()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return ready();
-}
-
-// The last lines of a log, for failure messages.
-std::string Tail(const std::string& path, size_t lines = 40) {
-  std::ifstream in(path);
-  std::deque<std::string> last;
-  std::string line, out;
-  while (std::getline(in, line)) {
-    last.push_back(line);
-    if (last.size() > lines) last.pop_front();
-  }
-  for (const auto& l : last) out += l + "\n";
-  return out;
-}
-
 using CrashCase = std::tuple<std::string, Kind>;
 
 class CrashMatrixTest : public ::testing::TestWithParam<CrashCase> {
@@ -229,7 +206,7 @@ class CrashMatrixTest : public ::testing::TestWithParam<CrashCase> {
         }
       }
       bool settled = cluster_.EventuallyNoOpenBranches(kRecoveryWaitMs) &&
-                     Eventually([&] { return PgPrepared() == 0; }, kRecoveryWaitMs);
+                     PollUntil([&] { return PgPrepared() == 0; }, kRecoveryWaitMs);
       bool all_running = cluster_.coordinator().running();
       for (const char* p : {"lite1", "lite2", "pg"}) {
         all_running = all_running && cluster_.participant(p).running();
@@ -246,7 +223,7 @@ class CrashMatrixTest : public ::testing::TestWithParam<CrashCase> {
   void TearDown() override {
     if (!HasFailure()) return;
     for (const char* log : {"coordinator", "lite1", "lite2", "pg"}) {
-      std::cout << "---- " << log << ".log\n" << Tail(dir_.File(std::string(log) + ".log"));
+      std::cout << "---- " << log << ".log\n" << LogTail(dir_.File(std::string(log) + ".log"), 40);
     }
     if (const char* keep = std::getenv("PACT_KEEP_FAILED_DIR")) {
       std::string cmd = std::string("cp -r ") + dir_.path() + " " + keep;
@@ -338,7 +315,7 @@ TEST_P(CrashMatrixTest, EndsTheSameEverywhereAsTheClientWasTold) {
     Result<TxnState> state = Status::Internal("not asked");
     TxnState final_state = committed ? TxnState::kCommitted : TxnState::kAborted;
     // COMMITTING and ABORTING pass once every branch acknowledged.
-    Eventually(
+    PollUntil(
         [&] {
           state = (*client)->GetState(txn_id);
           return !state.ok() || *state == TxnState::kCommitted || *state == TxnState::kAborted;
@@ -371,11 +348,8 @@ TEST_P(CrashMatrixTest, EndsTheSameEverywhereAsTheClientWasTold) {
   EXPECT_TRUE(cluster_.EventuallyNoOpenBranches(kRecoveryWaitMs));
 
   // The journal, read with the coordinator stopped, holds nothing unfinished.
-  cluster_.coordinator().Signal(SIGTERM);
-  EXPECT_EQ(cluster_.coordinator().WaitForExit(20000), 0);
-  Ran journal = RunPactctl({"--json", "journal", dir_.File("journal.db")});
-  EXPECT_EQ(journal.code, 0) << journal.out;
-  EXPECT_NE(journal.out.find("\"unfinished\":[]"), std::string::npos) << journal.out;
+  Status journal = cluster_.StopCoordinatorAndCheckJournal();
+  EXPECT_TRUE(journal.ok()) << journal.ToString();
 
   RecordProperty("crash_fired", fired ? "true" : "false");
   RecordProperty("client_told", told.ok() ? "OK" : StatusCodeName(told.code()));

@@ -28,15 +28,6 @@ bool Has(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
-template <typename Fn>
-bool Eventually(Fn ready, int timeout_ms) {
-  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (Clock::now() < deadline) {
-    if (ready()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return ready();
-}
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -112,7 +103,7 @@ class FaultsTest : public BankTest {
     cluster_.participant("bank_c").Signal(SIGSTOP);
     Status told = Status::Internal("commit did not return");
     std::thread committer([&] { told = txn.Commit(); });
-    bool prepared = Eventually([&] { return HoldsPrepared("bank_b", txn.id()); }, 15000);
+    bool prepared = PollUntil([&] { return HoldsPrepared("bank_b", txn.id()); }, 15000);
     cluster_.participant("bank_b").Signal(SIGSTOP);
     cluster_.participant("bank_c").Signal(SIGCONT);
     committer.join();
@@ -126,11 +117,8 @@ class FaultsTest : public BankTest {
   // Stops the coordinator cleanly and expects an empty list of unfinished
   // commit decisions in its journal.
   void ExpectJournalHasNothingUnfinished() {
-    cluster_.coordinator().Signal(SIGTERM);
-    EXPECT_EQ(cluster_.coordinator().WaitForExit(20000), 0);
-    Ran offline = Pactctl({"--json", "journal", journal()});
-    EXPECT_EQ(offline.code, 0) << offline.out;
-    EXPECT_TRUE(Has(offline.out, "\"unfinished\":[]")) << offline.out;
+    Status st = cluster_.StopCoordinatorAndCheckJournal();
+    EXPECT_TRUE(st.ok()) << st.ToString();
   }
 
   // Stops the coordinator cleanly, lets `damage` change its journal, and
@@ -218,7 +206,7 @@ TEST_F(FaultsTest, ParticipantFrozenDuringCommitIsRetriedAndCommitsWhenItResumes
   BranchView first = ShowBranch(txn->id(), "bank_b");
   EXPECT_EQ(first.state, "commit pending");
   BranchView later;
-  EXPECT_TRUE(Eventually(
+  EXPECT_TRUE(PollUntil(
       [&] {
         later = ShowBranch(txn->id(), "bank_b");
         return later.attempts >= first.attempts + 2;
@@ -236,7 +224,7 @@ TEST_F(FaultsTest, ParticipantFrozenDuringCommitIsRetriedAndCommitsWhenItResumes
   cluster_.participant("bank_b").Signal(SIGCONT);
   EXPECT_TRUE(cluster_.EventuallyNoOpenBranches(20000));
   EXPECT_EQ(Balance("bank_b", 1), 140);
-  EXPECT_TRUE(Eventually(
+  EXPECT_TRUE(PollUntil(
       [&] {
         auto s = client->GetState(txn->id());
         return s.ok() && *s == TxnState::kCommitted;
@@ -269,7 +257,7 @@ TEST_F(FaultsTest, CoordinatorFrozenAfterTheDecisionAnswersARestartedParticipant
   bool restored = false, stayed = false;
   int64_t balance_while_frozen = -1;
   std::thread watcher([&] {
-    restored = Eventually([&] { return HoldsPrepared("bank_b", txn->id()); }, 10000);
+    restored = PollUntil([&] { return HoldsPrepared("bank_b", txn->id()); }, 10000);
     // Several inquiry intervals pass unanswered: the branch stays prepared.
     stayed = restored;
     for (auto until = Clock::now() + std::chrono::milliseconds(1500);
@@ -295,7 +283,7 @@ TEST_F(FaultsTest, CoordinatorFrozenAfterTheDecisionAnswersARestartedParticipant
   // The coordinator learns it at its next attempt (asked for now): a commit
   // bank_b already applied counts as acknowledged.
   EXPECT_EQ(Pactctl({"retry", txn->id()}).code, 0);
-  EXPECT_TRUE(Eventually(
+  EXPECT_TRUE(PollUntil(
       [&] {
         auto s = client->GetState(txn->id());
         return s.ok() && *s == TxnState::kCommitted;

@@ -421,11 +421,8 @@ TEST_P(LostMessageTest, EndsTheSameEverywhereAsTheClientWasTold) {
   EXPECT_TRUE(cluster_.EventuallyNoOpenBranches(kSettleMs));
 
   // The journal, read with the coordinator stopped, holds nothing unfinished.
-  cluster_.coordinator().Signal(SIGTERM);
-  EXPECT_EQ(cluster_.coordinator().WaitForExit(20000), 0);
-  Ran journal = RunPactctl({"--json", "journal", dir_.File("journal.db")});
-  EXPECT_EQ(journal.code, 0) << journal.out;
-  EXPECT_NE(journal.out.find("\"unfinished\":[]"), std::string::npos) << journal.out;
+  Status journal = cluster_.StopCoordinatorAndCheckJournal();
+  EXPECT_TRUE(journal.ok()) << journal.ToString();
 
   const std::string told_name = told.ok() ? "OK" : StatusCodeName(told.code());
   RecordProperty("client_told", told_name);

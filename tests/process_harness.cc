@@ -268,6 +268,17 @@ Status Cluster::StartParticipantOnce(const std::string& name,
   return Status::Ok();
 }
 
+Status Cluster::StopCoordinatorAndCheckJournal() {
+  coordinator_->Signal(SIGTERM);
+  int code = coordinator_->WaitForExit(20000);
+  if (code != 0) return Status::Internal("the coordinator's clean stop exited " + std::to_string(code));
+  Ran journal = RunPactctl({"--json", "journal", dir_.File("journal.db")});
+  if (journal.code != 0 || journal.out.find("\"unfinished\":[]") == std::string::npos) {
+    return Status::Internal("the journal holds unfinished decisions: " + journal.out);
+  }
+  return Status::Ok();
+}
+
 Result<std::vector<std::string>> Cluster::OpenBranches(const std::string& name) {
   RpcConnection<rpc::ParticipantClient> conn(Endpoint{"127.0.0.1", participants_.at(name).port},
                                              RpcTimeouts{500, 2000});

@@ -119,6 +119,9 @@ class Cluster {
 
   // Branches (ACTIVE or PREPARED) the participant holds, from its listBranches.
   Result<std::vector<std::string>> OpenBranches(const std::string& participant);
+  // Stops the coordinator with SIGTERM (it must exit 0) and reads its journal
+  // offline: OK when it holds no unfinished decision, else what it holds.
+  Status StopCoordinatorAndCheckJournal();
   // Waits until every running participant holds no branch; false on timeout.
   bool EventuallyNoOpenBranches(int timeout_ms = 10000);
 

@@ -46,6 +46,20 @@ class RestartMatrixTest : public BankTest, public ::testing::WithParamInterface<
     ASSERT_TRUE(st.ok()) << st.ToString();
   }
 
+  // Restarts the coordinator armed with a crash point, and commits a
+  // transfer that kills it there: the client hears the outcome is unknown.
+  void CommitUntilTheCoordinatorDiesAt(const std::string& point, Client& client,
+                                       std::unique_ptr<Transaction>* txn) {
+    cluster_.coordinator().Signal(SIGKILL);
+    cluster_.coordinator().WaitForExit(5000);
+    ASSERT_TRUE(cluster_.StartCoordinator({{"PACT_CRASH_POINT", point}}).ok());
+    *txn = PrepareTransfer(client, 30);
+    ASSERT_TRUE(*txn);
+    Status st = (*txn)->Commit();
+    EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+    ASSERT_GE(cluster_.coordinator().WaitForExit(10000), 0);
+  }
+
   // Money is where it started, nothing is held, and the next transfer works.
   void ExpectUnchangedAndFree() {
     EXPECT_TRUE(cluster_.EventuallyNoOpenBranches());
@@ -121,15 +135,10 @@ TEST_P(RestartMatrixTest, ParticipantRestartMidTransactionAbortsTheOnePhaseCommi
 // participant restarts while prepared, then the coordinator comes back:
 // no decision was recorded, so both roll back.
 TEST_P(RestartMatrixTest, ParticipantRestartAfterTheVoteKeepsThePreparedBranch) {
-  cluster_.coordinator().Signal(SIGKILL);
-  cluster_.coordinator().WaitForExit(5000);
-  ASSERT_TRUE(cluster_.StartCoordinator({{"PACT_CRASH_POINT", "after_votes_collected"}}).ok());
   auto client = Connect();
-  auto txn = PrepareTransfer(*client, 30);
-  ASSERT_TRUE(txn);
-  Status st = txn->Commit();
-  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();  // it died: unknown
-  ASSERT_GE(cluster_.coordinator().WaitForExit(10000), 0);
+  std::unique_ptr<Transaction> txn;
+  CommitUntilTheCoordinatorDiesAt("after_votes_collected", *client, &txn);
+  if (HasFatalFailure()) return;
   auto held = cluster_.OpenBranches("bank_a");
   ASSERT_TRUE(held.ok());
   ASSERT_EQ(held->size(), 1u);
@@ -145,15 +154,10 @@ TEST_P(RestartMatrixTest, ParticipantRestartAfterTheVoteKeepsThePreparedBranch) 
 // Coordinator dies after the first commit went out; bank_b restarts before
 // hearing its commit; the re-driven decision commits it.
 TEST_P(RestartMatrixTest, ParticipantRestartDuringCommitStillCommits) {
-  cluster_.coordinator().Signal(SIGKILL);
-  cluster_.coordinator().WaitForExit(5000);
-  ASSERT_TRUE(cluster_.StartCoordinator({{"PACT_CRASH_POINT", "after_decision_logged"}}).ok());
   auto client = Connect();
-  auto txn = PrepareTransfer(*client, 30);
-  ASSERT_TRUE(txn);
-  Status st = txn->Commit();
-  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
-  ASSERT_GE(cluster_.coordinator().WaitForExit(10000), 0);
+  std::unique_ptr<Transaction> txn;
+  CommitUntilTheCoordinatorDiesAt("after_decision_logged", *client, &txn);
+  if (HasFatalFailure()) return;
   RestartParticipant("bank_b", /*coordinator_up=*/false);
   ASSERT_TRUE(cluster_.StartCoordinator().ok());
   EXPECT_TRUE(cluster_.EventuallyNoOpenBranches());
