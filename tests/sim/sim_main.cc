@@ -23,6 +23,7 @@ void QuietLogging(const char* argv0) {
     google::SetLogDestination(s, "");  // no log files
   }
   google::SetStderrLogging(google::GLOG_FATAL);
+  FLAGS_minloglevel = google::GLOG_WARNING;  // the history keeps warnings and errors
 }
 
 void Usage() {
