@@ -111,8 +111,11 @@ Status Transaction::Commit() {
   int backoff_ms = 50;
   Status st;
   for (int attempt = 1;; ++attempt) {
-    st = client_->coordinator_->Call([&](rpc::CoordinatorClient& c) { c.commitTxn(result, id_); },
-                                     client_->options_.commit_budget_ms);
+    // One ask may take the coordinator's prepare timeout plus its first
+    // commit round: never cut it shorter than the budget.
+    st = client_->coordinator_->Call(
+        [&](rpc::CoordinatorClient& c) { c.commitTxn(result, id_); },
+        std::max(client_->options_.timeouts.call_ms, client_->options_.commit_budget_ms));
     if (attempt > 1 && st.code() == StatusCode::kNotFound) {
       // Asked again after a lost answer, and the coordinator (restarted
       // meanwhile) no longer knows it: it may have committed and forgotten.

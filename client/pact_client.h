@@ -33,10 +33,11 @@ class Transaction;
 struct ClientOptions {
   RpcTimeouts timeouts;
   // How long Commit keeps asking when the coordinator's answer is lost (the
-  // call times out or the connection breaks): commit is idempotent, so it
-  // asks again until it hears the outcome or this budget is spent. Each ask
-  // may take as long as the coordinator's prepare plus its first commit round.
-  int commit_budget_ms = 60000;
+  // connection breaks, or the coordinator restarts): commit is idempotent, so
+  // it asks again until it hears the outcome or this budget is spent. One ask
+  // waits up to max(timeouts.call_ms, this), since the coordinator may take
+  // its prepare timeout plus a first commit round to answer.
+  int commit_budget_ms = 15000;
 };
 
 // Thread-safe; share one Client across threads. Each Transaction is used by

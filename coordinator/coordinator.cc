@@ -451,6 +451,15 @@ Status Coordinator::RetryCommit(const std::string& txn_id) {
 }
 
 Status Coordinator::ReportHeuristic(HeuristicRecord heuristic) {
+  // The participant reports until acknowledged, and the commit path may have
+  // journaled the same mix already: count and log it once. Checked before
+  // asking the outcome, which presumes ABORTED once a transaction is forgotten.
+  ASSIGN_OR_RETURN(auto known, journal_->LoadHeuristics());
+  for (const auto& h : known) {
+    if (h.txn_id == heuristic.txn_id && h.participant == heuristic.participant) {
+      return Status::Ok();
+    }
+  }
   ASSIGN_OR_RETURN(Outcome outcome, Inquire(heuristic.txn_id));
   if (outcome == Outcome::kActive) {
     return Status::FailedPrecondition("transaction " + heuristic.txn_id +
@@ -476,14 +485,6 @@ Status Coordinator::ReportHeuristic(HeuristicRecord heuristic) {
                              std::string(heuristic.committed ? "committed" : "rolled back") +
                              " this branch";
       }
-    }
-  }
-  // The participant reports until acknowledged, and the commit path may have
-  // journaled the same mix already: count and log it once.
-  ASSIGN_OR_RETURN(auto known, journal_->LoadHeuristics());
-  for (const auto& h : known) {
-    if (h.txn_id == heuristic.txn_id && h.participant == heuristic.participant) {
-      return Status::Ok();
     }
   }
   metrics_->heuristic_mixes->Add();

@@ -16,24 +16,29 @@ sqlite3_vfs* g_real = nullptr;
 std::string* g_trigger = nullptr;
 std::mutex g_mu;
 
-// Whether this sync fails; counts a numbered trigger down.
+// Whether this sync fails. The trigger holds "", "N" (the next N syncs
+// fail) or "S N" (S syncs pass first); it counts down and removes itself.
 bool ShouldFail() {
   std::lock_guard<std::mutex> lock(g_mu);
   std::ifstream in(*g_trigger);
   if (!in) return false;
-  long left = -1;
-  if (!(in >> left)) return true;  // no number: every sync fails
+  long a = -1, b = -1;
+  if (!(in >> a)) return true;  // no number: every sync fails
+  in >> b;
   in.close();
-  if (left <= 0) {
-    unlink(g_trigger->c_str());
-    return false;
+  long skip = b >= 0 ? a : 0, fail = b >= 0 ? b : a;
+  bool fails = skip == 0 && fail > 0;
+  if (skip > 0) {
+    skip--;
+  } else if (fail > 0) {
+    fail--;
   }
-  if (left == 1) {
+  if (skip == 0 && fail == 0) {
     unlink(g_trigger->c_str());
   } else {
-    std::ofstream(*g_trigger, std::ios::trunc) << left - 1;
+    std::ofstream(*g_trigger, std::ios::trunc) << skip << " " << fail;
   }
-  return true;
+  return fails;
 }
 
 // A file of the wrapping VFS: the real file follows this header in memory.

@@ -64,7 +64,7 @@ pact::Result<std::unique_ptr<pact::Backend>> OpenBackend(const std::string& kind
 int main(int argc, char** argv) {
   pact::ParticipantOptions options;
   std::string listen_host, coordinator_address, backend_kind, state_dir;
-  int metrics_port = -1;
+  int metrics_port = -1, listen_port = 0, advertise_port = 0;
   pact::RpcTimeouts rpc_timeouts;
 
   po::options_description desc("Options");
@@ -72,9 +72,11 @@ int main(int argc, char** argv) {
       ("name", po::value(&options.self.name)->required(),
        "participant name, unique per coordinator ([A-Za-z0-9_-])")
       ("host", po::value(&listen_host)->default_value("127.0.0.1"), "address to listen on")
-      ("port", po::value(&options.self.port)->required(), "port to listen on")
+      ("port", po::value(&listen_port)->required(), "port to listen on")
       ("advertise_host", po::value(&options.self.host)->default_value(""),
        "address the coordinator uses to reach us (default: --host)")
+      ("advertise_port", po::value(&advertise_port)->default_value(0),
+       "port the coordinator uses to reach us, e.g. a proxy's (default: --port)")
       ("coordinator", po::value(&coordinator_address)->default_value("127.0.0.1:7700"),
        "coordinator host:port")
       ("backend", po::value(&backend_kind)->default_value("sqlite"),
@@ -110,6 +112,7 @@ int main(int argc, char** argv) {
   pact::BlockStopSignals();
 
   if (options.self.host.empty()) options.self.host = listen_host;
+  options.self.port = advertise_port > 0 ? advertise_port : listen_port;
   auto coordinator_endpoint = pact::Endpoint::Parse(coordinator_address);
   if (!coordinator_endpoint.ok()) {
     std::cerr << "pact-participant: --coordinator: " << coordinator_endpoint.status().ToString()
@@ -138,7 +141,7 @@ int main(int argc, char** argv) {
   }
   auto handler = std::make_shared<pact::ParticipantHandler>(&service);
   pact::RpcServer server(std::make_shared<pact::rpc::ParticipantProcessor>(handler), listen_host,
-                         options.self.port);
+                         listen_port);
   st = server.Start();
   if (!st.ok()) {
     LOG(ERROR) << st.ToString();
@@ -150,7 +153,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   LOG(INFO) << "pact-participant " << options.self.name << " (" << options.self.backend
-            << ") serving on " << listen_host << ":" << options.self.port << ", coordinator "
+            << ") serving on " << listen_host << ":" << listen_port << ", coordinator "
             << coordinator_address;
 
   int sig = pact::WaitForStopSignal();

@@ -12,6 +12,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 
 #include "common/clock.h"
@@ -23,6 +24,8 @@ namespace {
 // reconnecting before it answers kUnavailable.
 constexpr int kRetryForMs = 2000;
 constexpr int kRetryConnectTimeoutS = 2;
+// How long an outcome query waits for a commit still in flight.
+constexpr int kMarkerLockWaitS = 2;
 // Old markers are pruned after every Nth one-phase commit.
 constexpr uint64_t kPruneEveryCommits = 1000;
 // Result buffers start this large; longer values are fetched again in full.
@@ -61,6 +64,15 @@ bool IsConnectionError(unsigned int code) {
     case ER_SERVER_SHUTDOWN:
     case ER_CON_COUNT_ERROR:
     case ER_TOO_MANY_USER_CONNECTIONS:
+    // The client library's own: a reply it could not read (a read timeout
+    // among them) leaves what the server did unknown.
+    case CR_UNKNOWN_ERROR:
+    case CR_OUT_OF_MEMORY:
+    case CR_SERVER_HANDSHAKE_ERR:
+    case CR_COMMANDS_OUT_OF_SYNC:
+    case CR_MALFORMED_PACKET:
+    case CR_ERR_NET_READ:
+    case CR_ERR_NET_WRITE:
       return true;
     default:
       return false;
@@ -407,6 +419,10 @@ struct MariaDbBackend::Shared {
 
   std::mutex mu;
   std::vector<ConnPtr> idle;  // guarded by mu; none holds an XA transaction
+  // Session ids of branches whose connection was lost in the middle of a
+  // statement: that session may still prepare or commit the branch, so no
+  // answer about it is final until the session is gone.
+  std::unordered_map<std::string, unsigned long> unsettled;  // guarded by mu
 
   Result<ConnPtr> Connect(int timeout_s) const {
     InitLibrary();
@@ -414,7 +430,14 @@ struct MariaDbBackend::Shared {
     if (conn == nullptr) return Status::Internal("mysql_init: out of memory");
     const unsigned int timeout = static_cast<unsigned int>(std::max(1, timeout_s));
     const my_bool reconnect = 0;  // a silent reconnect would lose the XA transaction
+    // A server that hangs (rather than dies) must not block a call for ever.
+    const unsigned int read_timeout =
+        static_cast<unsigned int>(std::max(1, options.read_timeout_s));
+    const unsigned int write_timeout =
+        static_cast<unsigned int>(std::max(1, options.write_timeout_s));
     mysql_options(conn.get(), MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+    mysql_options(conn.get(), MYSQL_OPT_READ_TIMEOUT, &read_timeout);
+    mysql_options(conn.get(), MYSQL_OPT_WRITE_TIMEOUT, &write_timeout);
     mysql_options(conn.get(), MYSQL_OPT_RECONNECT, &reconnect);
     mysql_options(conn.get(), MYSQL_SET_CHARSET_NAME, "utf8mb4");
     if (mysql_real_connect(conn.get(), options.host.c_str(), options.user.c_str(),
@@ -475,6 +498,73 @@ struct MariaDbBackend::Shared {
     }
   }
 
+  void NoteUnsettled(const std::string& txn_id, unsigned long session) {
+    std::lock_guard<std::mutex> lock(mu);
+    unsettled[txn_id] = session;
+  }
+
+  // Makes sure the session that lost a reply for `txn_id` can no longer
+  // prepare or commit it: kills it and waits until it is gone.
+  Status Settle(const std::string& txn_id) {
+    unsigned long session = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = unsettled.find(txn_id);
+      if (it == unsettled.end()) return Status::Ok();
+      session = it->second;
+    }
+    const std::string id = std::to_string(session);
+    const TimePoint deadline = SteadyClock::now() + Millis(kRetryForMs);
+    Status settled = WithRetry([&](MYSQL* conn) -> Status {
+      while (mysql_thread_id(conn) != session) {  // ids of live sessions are unique
+        // Only a session of Pact's user: after a server restart the id may
+        // name someone else's.
+        ASSIGN_OR_RETURN(QueryResult alive,
+                         RunStatement(conn,
+                                      "SELECT 1 FROM information_schema.PROCESSLIST"
+                                      " WHERE ID = ? AND USER = ?",
+                                      {static_cast<int64_t>(session), options.user}));
+        if (alive.rows.empty()) return Status::Ok();
+        if (SteadyClock::now() > deadline) return Status::Busy("session " + id + " still runs");
+        // A killed session shows until it has finished its statement.
+        Status killed = Run(conn, "KILL CONNECTION " + id);
+        if (!killed.ok() && mysql_errno(conn) != ER_NO_SUCH_THREAD) return killed;
+        std::this_thread::sleep_for(Millis(50));
+      }
+      return Status::Ok();
+    });
+    if (!settled.ok()) {
+      return Status::Unavailable("cannot end the session that lost a reply for branch " + txn_id +
+                                 ": " + settled.message());
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    unsettled.erase(txn_id);
+    return Status::Ok();
+  }
+
+  // Whether the branch committed in one phase. The locking read waits for a
+  // commit still in flight in another session, which holds the marker's
+  // key; one that does not end in time leaves the answer unknown.
+  Result<bool> Committed(const std::string& txn_id) {
+    RETURN_NOT_OK(Settle(txn_id));
+    bool committed = false;
+    Status status = WithRetry([&](MYSQL* conn) -> Status {
+      ASSIGN_OR_RETURN(QueryResult marker, RunStatement(conn,
+                                                        "SELECT 1 FROM " + marker_table +
+                                                            " WHERE txn_id = ? AND participant = ?"
+                                                            " LOCK IN SHARE MODE WAIT " +
+                                                            std::to_string(kMarkerLockWaitS),
+                                                        {txn_id, options.participant_name}));
+      committed = !marker.rows.empty();
+      return Status::Ok();
+    });
+    if (!status.ok()) {
+      return Status::Unavailable("whether branch " + txn_id +
+                                 " committed is unknown: " + status.message());
+    }
+    return committed;
+  }
+
   Status PruneMarkers(MYSQL* conn) {
     return Run(conn, "DELETE FROM " + marker_table + " WHERE committed_at < NOW() - INTERVAL " +
                          std::to_string(options.commit_marker_retention_ms / 1000) + " SECOND");
@@ -497,6 +587,7 @@ class MariaDbBackend::MariaDbBranch : public Branch {
         txn_id_(std::move(txn_id)),
         xid_(XidSql(txn_id_, shared_->options.participant_name)),
         conn_(std::move(conn)),
+        session_(conn_ != nullptr ? mysql_thread_id(conn_.get()) : 0),
         state_(state) {}
 
   ~MariaDbBranch() override {
@@ -651,13 +742,17 @@ class MariaDbBackend::MariaDbBranch : public Branch {
     } else if (status.code() == StatusCode::kUnavailable) {
       rollback_only_ =
           "lost the connection, MariaDB rolls the transaction back: " + status.message();
-      LoseConnection();
+      conn_.reset();  // nothing it still runs can commit: no XA COMMIT or PREPARE was sent
+      shared_->DropIdle();
     }
   }
 
+  // After an XA PREPARE or COMMIT whose reply was lost: the session may still
+  // be running it.
   void LoseConnection() {
     conn_.reset();
     shared_->DropIdle();
+    if (session_ != 0) shared_->NoteUnsettled(txn_id_, session_);
   }
 
   // Ends an XA transaction that is not prepared. When MariaDB refuses, closing
@@ -688,6 +783,9 @@ class MariaDbBackend::MariaDbBranch : public Branch {
       if (status.code() != StatusCode::kUnavailable) return status;
       LoseConnection();
     }
+    // NOTA is final only once the session that lost a reply cannot still
+    // prepare the xid.
+    RETURN_NOT_OK(shared_->Settle(txn_id_));
     return shared_->WithRetry([&](MYSQL* conn) -> Status {
       Status status = Run(conn, sql);
       const unsigned int code = mysql_errno(conn);
@@ -715,35 +813,25 @@ class MariaDbBackend::MariaDbBranch : public Branch {
     });
   }
 
-  // After a lost one-phase commit reply. The locking read waits for a commit
-  // still in flight in the lost session.
+  // After a lost one-phase commit reply: the marker tells, once the lost
+  // session is gone.
   Status CheckOnePhaseOutcome() {
-    bool committed = false;
-    Status status = shared_->WithRetry([&](MYSQL* conn) -> Status {
-      Result<QueryResult> marker =
-          RunStatement(conn,
-                       "SELECT 1 FROM " + shared_->marker_table +
-                           " WHERE txn_id = ? AND participant = ? LOCK IN SHARE MODE WAIT 2",
-                       {txn_id_, shared_->options.participant_name});
-      if (!marker.ok()) return marker.status();
-      committed = !marker->rows.empty();
-      return Status::Ok();
-    });
-    if (!status.ok()) {
-      return Status::Unavailable(
-          "the reply to the one-phase commit of branch " + txn_id_ +
-          " was lost and whether it committed is unknown: " + status.message());
+    Result<bool> committed = shared_->Committed(txn_id_);
+    if (!committed.ok()) {
+      return committed.status().WithContext("the reply to the one-phase commit of branch " +
+                                            txn_id_ + " was lost");
     }
-    state_ = committed ? State::kCommitted : State::kRolledBack;
-    if (committed) return Status::Ok();
+    state_ = *committed ? State::kCommitted : State::kRolledBack;
+    if (*committed) return Status::Ok();
     return Status::Aborted("branch " + txn_id_ +
                            " rolled back: the connection was lost before the one-phase commit");
   }
 
   const std::shared_ptr<Shared> shared_;
   const std::string txn_id_;
-  const std::string xid_;  // as SQL: X'gtrid',X'bqual',formatID
-  ConnPtr conn_;           // while active, and while prepared until it is lost
+  const std::string xid_;        // as SQL: X'gtrid',X'bqual',formatID
+  ConnPtr conn_;                 // while active, and while prepared until it is lost
+  const unsigned long session_;  // the server's id of conn_'s session; 0 if none
   State state_;
   std::string rollback_only_;  // why MariaDB rolled the transaction back, if it did
 };
@@ -808,33 +896,37 @@ Result<std::unique_ptr<Branch>> MariaDbBackend::Begin(const std::string& txn_id)
 }
 
 Result<std::vector<RecoveredBranch>> MariaDbBackend::RecoverPrepared() {
+  return PreparedBranches({});
+}
+
+Result<std::vector<RecoveredBranch>> MariaDbBackend::FindOrphans(
+    const std::set<std::string>& held) {
+  return PreparedBranches(held);
+}
+
+Result<std::vector<RecoveredBranch>> MariaDbBackend::PreparedBranches(
+    const std::set<std::string>& skip) {
   std::vector<Xid> xids;
   RETURN_NOT_OK(shared_->WithRetry([&](MYSQL* conn) -> Status {
     ASSIGN_OR_RETURN(xids, XaRecover(conn));
     return Status::Ok();
   }));
-  std::vector<RecoveredBranch> recovered;
+  std::vector<RecoveredBranch> found;
   for (Xid& xid : xids) {
-    if (xid.format_id != kFormatId || xid.bqual != shared_->options.participant_name) continue;
+    if (xid.format_id != kFormatId || xid.bqual != shared_->options.participant_name ||
+        skip.count(xid.gtrid) > 0) {
+      continue;
+    }
     LOG(INFO) << "branch " << xid.gtrid << " is prepared in MariaDB";
     auto branch = std::make_unique<MariaDbBranch>(shared_, xid.gtrid, nullptr,
                                                   MariaDbBranch::State::kPrepared);
-    recovered.push_back(RecoveredBranch{xid.gtrid, WallMillis(), std::move(branch)});
+    found.push_back(RecoveredBranch{xid.gtrid, WallMillis(), std::move(branch)});
   }
-  return recovered;
+  return found;
 }
 
 Result<bool> MariaDbBackend::IsCommitted(const std::string& txn_id) {
-  bool committed = false;
-  RETURN_NOT_OK(shared_->WithRetry([&](MYSQL* conn) -> Status {
-    ASSIGN_OR_RETURN(QueryResult marker, RunStatement(conn,
-                                                      "SELECT 1 FROM " + shared_->marker_table +
-                                                          " WHERE txn_id = ? AND participant = ?",
-                                                      {txn_id, shared_->options.participant_name}));
-    committed = !marker.rows.empty();
-    return Status::Ok();
-  }));
-  return committed;
+  return shared_->Committed(txn_id);
 }
 
 }  // namespace pact

@@ -13,6 +13,11 @@
 // "unknown XID" after a commit attempt, with XA RECOVER no longer listing the
 // xid, means an earlier attempt did it.
 //
+// After a statement whose reply was lost (the connection broke or the read
+// timed out), that session is killed, and its end awaited, before the
+// branch's outcome or an "unknown XID" is trusted: until then it could still
+// prepare or commit the branch.
+//
 // Prepare always votes kCommit: MariaDB gives no cheap sign of a read-only
 // branch (it "prepares" one, then answers its commit with XA_RBROLLBACK,
 // which is taken as done).
@@ -28,6 +33,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,6 +50,11 @@ struct MariaDbBackendOptions {
   std::string participant_name;  // the xid's bqual: at most 64 bytes
   int max_idle_connections = 32;
   int connect_timeout_s = 5;
+  // A call whose reply does not come within these fails as kUnavailable (its
+  // outcome unknown), so a hung server cannot block a branch for ever. Longer
+  // than any statement the application runs, lock waits included.
+  int read_timeout_s = 60;
+  int write_timeout_s = 60;
   int64_t commit_marker_retention_ms = 3600000;
 };
 
@@ -72,14 +83,21 @@ class MariaDbBackend : public Backend {
   // time of the call: MariaDB does not keep when a branch prepared.
   Result<std::vector<RecoveredBranch>> RecoverPrepared() override;
 
+  // The same, less the branches in `held`.
+  Result<std::vector<RecoveredBranch>> FindOrphans(const std::set<std::string>& held) override;
+
   // True while a one-phase commit's marker row is retained; false for a
   // branch committed in two phases (the core treats "no such branch" after a
-  // 2PC commit as done).
+  // 2PC commit as done). kUnavailable, never false, while the answer is not
+  // final: the server cannot be asked, a commit still in flight holds the
+  // marker, or a session that lost a reply cannot be ended yet.
   Result<bool> IsCommitted(const std::string& txn_id) override;
 
  private:
   struct Shared;
   class MariaDbBranch;
+
+  Result<std::vector<RecoveredBranch>> PreparedBranches(const std::set<std::string>& skip);
 
   explicit MariaDbBackend(std::shared_ptr<Shared> shared);
 

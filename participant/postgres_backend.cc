@@ -4,11 +4,11 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -39,6 +39,8 @@ constexpr size_t kMaxGidBytes = 199;  // GIDSIZE is 200 with the terminating NUL
 constexpr int kRetryWindowMs = 2000;
 constexpr int kFirstBackoffMs = 50;
 constexpr int kMaxBackoffMs = 400;
+// Old commit markers are pruned after every Nth commit.
+constexpr uint64_t kPruneEveryCommits = 1000;
 
 struct ConnCloser {
   void operator()(PGconn* conn) const { PQfinish(conn); }
@@ -74,8 +76,10 @@ Status PgError(PGconn* conn, const PGresult* res, const std::string& context) {
   message = context + ": " + message + (state.empty() ? "" : " [SQLSTATE " + state + "]");
   auto starts = [&](const char* prefix) { return state.rfind(prefix, 0) == 0; };
   // A dead connection first: then the server has rolled back whatever was open.
-  if (Broken(conn) || starts("08") || state == "57P01" || state == "57P02" || state == "57P03" ||
-      state == "53300") {
+  // No SQLSTATE means libpq made the error up (no result, a reply it could not
+  // read): whatever the server did is unknown, so it counts as unreachable.
+  if (Broken(conn) || state.empty() || starts("08") || state == "57P01" || state == "57P02" ||
+      state == "57P03" || state == "53300") {
     return Status::Unavailable(message);
   }
   if (state == "40P01") {
@@ -86,7 +90,7 @@ Status PgError(PGconn* conn, const PGresult* res, const std::string& context) {
   if (starts("53")) return Status::Unavailable(message);  // out of memory, too many files
   if (state == "57014" || state == "55P03" || state == "55006") return Status::Busy(message);
   if (state == "XX001" || state == "XX002") return Status::Corruption(message);
-  if (state.empty() || starts("XX")) return Status::Internal(message);
+  if (starts("XX")) return Status::Internal(message);
   if (starts("25")) return Status::FailedPrecondition(message);
   return Status::InvalidArgument(message);  // syntax, constraints, unknown objects, privileges
 }
@@ -124,6 +128,13 @@ Reply Run(PGconn* conn, const std::string& sql, const std::vector<const char*>& 
   PGresult* raw = PQexecParams(conn, sql.c_str(), static_cast<int>(params.size()), nullptr,
                                params.data(), nullptr, nullptr, 0);
   return Collect(conn, raw, sql);
+}
+
+// Runs several of Pact's own statements in one round trip (the simple query
+// protocol, which takes no parameters). PostgreSQL stops at the first error,
+// which is then the reply.
+Reply RunScript(PGconn* conn, const std::string& sql) {
+  return Collect(conn, PQexec(conn, sql.c_str()), sql);
 }
 
 // First column of the first row, or nullopt for NULL or no row.
@@ -303,19 +314,15 @@ SqlValue ColumnValue(const PGresult* res, int row, int col) {
 }  // namespace
 
 struct PostgresBackend::Shared {
-  // What this process learned about a finished branch: its outcome, or the
-  // xid to ask pg_xact_status about when a COMMIT's reply was lost.
-  struct Finished {
-    std::optional<bool> committed;
-    std::string xid;
-  };
-
   PostgresBackendOptions options;
+  std::string marker_table;  // schema-qualified: a branch may change search_path
+  std::atomic<uint64_t> commits{0};
 
   std::mutex mu;
-  std::vector<ConnPtr> idle;                           // guarded by mu
-  std::unordered_map<std::string, Finished> finished;  // guarded by mu
-  std::deque<std::string> finished_order;              // guarded by mu; oldest first
+  std::vector<ConnPtr> idle;  // guarded by mu
+  // Backend pids of branches whose COMMIT or PREPARE lost its reply: that
+  // session may still finish it, so no answer is final until it is gone.
+  std::unordered_map<std::string, int> unsettled;  // guarded by mu
 
   Result<ConnPtr> Connect() {
     const std::string timeout = std::to_string(options.connect_timeout_s);
@@ -400,38 +407,76 @@ struct PostgresBackend::Shared {
     }
   }
 
-  // Whether the transaction `xid` committed; waits out "in progress" (a
-  // COMMIT still finishing after its connection broke) within the window.
-  Result<bool> XactCommitted(const std::string& xid) {
+  // The statement that writes the branch's marker, as a literal row.
+  std::string MarkerInsert(const std::string& txn_id) const {
+    return "INSERT INTO " + marker_table + "(txn_id, participant) SELECT " + QuoteLiteral(txn_id) +
+           ", " + QuoteLiteral(options.participant_name);
+  }
+
+  // Old markers go after every Nth commit, so the table stays bounded
+  // without a thread of its own.
+  void CountCommit() {
+    if (commits.fetch_add(1) % kPruneEveryCommits != kPruneEveryCommits - 1) return;
+    Status pruned = Prune();
+    LOG_IF(WARNING, !pruned.ok()) << "pruning commit markers: " << pruned.ToString();
+  }
+
+  Status Prune() {
+    const std::string retention = std::to_string(options.commit_marker_retention_ms);
+    return RunWithRetry("DELETE FROM " + marker_table +
+                            " WHERE participant = $1 AND committed_at <"
+                            " now() - $2::int8 * interval '1 millisecond'",
+                        {options.participant_name.c_str(), retention.c_str()})
+        .status;
+  }
+
+  void NoteUnsettled(const std::string& txn_id, int pid) {
+    std::lock_guard<std::mutex> lock(mu);
+    unsettled[txn_id] = pid;
+  }
+
+  // Makes sure the session that lost a reply for `txn_id` can no longer
+  // commit or prepare it: ends it and waits until it is gone.
+  Status Settle(const std::string& txn_id) {
+    int pid = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = unsettled.find(txn_id);
+      if (it == unsettled.end()) return Status::Ok();
+      pid = it->second;
+    }
+    const std::string pid_text = std::to_string(pid);
+    // Only a session of this database and role: after a server restart the
+    // pid may name someone else's.
+    const std::string terminate =
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE pid = $1 AND datname = current_database() AND usename = current_user";
     const TimePoint deadline = SteadyClock::now() + Millis(kRetryWindowMs);
-    while (true) {
-      Reply reply = RunWithRetry("SELECT pg_xact_status($1::xid8)", {xid.c_str()});
-      if (!reply.ok()) return reply.status;
-      std::optional<std::string> status = FirstValue(reply);
-      if (status != "in progress") return status == "committed";
+    Reply gone = RunWithRetry(terminate, {pid_text.c_str()});
+    while (gone.ok() && FirstValue(gone)) {  // it shows until it has ended its transaction
       if (SteadyClock::now() > deadline) {
-        return Status::Unavailable("transaction " + xid + " is still in progress");
+        return Status::Unavailable("session " + pid_text + " of branch " + txn_id +
+                                   " is still ending");
       }
       std::this_thread::sleep_for(Millis(kFirstBackoffMs));
+      gone = RunWithRetry(terminate, {pid_text.c_str()});
     }
+    if (!gone.ok()) return gone.status.WithContext("cannot end the session of branch " + txn_id);
+    std::lock_guard<std::mutex> lock(mu);
+    unsettled.erase(txn_id);
+    return Status::Ok();
   }
 
-  void Remember(const std::string& txn_id, Finished outcome) {
-    std::lock_guard<std::mutex> lock(mu);
-    auto [it, inserted] = finished.insert_or_assign(txn_id, std::move(outcome));
-    if (!inserted) return;
-    finished_order.push_back(txn_id);
-    if (finished_order.size() > kRememberedOutcomes) {
-      finished.erase(finished_order.front());
-      finished_order.pop_front();
+  // Whether the branch committed: its marker commits with it and nothing else.
+  Result<bool> Committed(const std::string& txn_id) {
+    RETURN_NOT_OK(Settle(txn_id));
+    Reply reply =
+        RunWithRetry("SELECT 1 FROM " + marker_table + " WHERE txn_id = $1 AND participant = $2",
+                     {txn_id.c_str(), options.participant_name.c_str()});
+    if (!reply.ok()) {
+      return reply.status.WithContext("whether branch " + txn_id + " committed is unknown");
     }
-  }
-
-  std::optional<Finished> Recall(const std::string& txn_id) {
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = finished.find(txn_id);
-    if (it == finished.end()) return std::nullopt;
-    return it->second;
+    return FirstValue(reply).has_value();
   }
 };
 
@@ -443,6 +488,7 @@ class PostgresBackend::PgBranch : public Branch {
         txn_id_(std::move(txn_id)),
         gid_(Gid(shared_->options.participant_name, txn_id_)),
         conn_(std::move(conn)),
+        pid_(conn_ != nullptr ? PQbackendPID(conn_.get()) : 0),
         state_(conn_ != nullptr ? State::kActive : State::kPrepared) {}
 
   ~PgBranch() override {
@@ -542,12 +588,14 @@ class PostgresBackend::PgBranch : public Branch {
       Release(State::kCommitted);
       return Vote::kReadOnly;
     }
-    Reply prepare = Run(conn_.get(), "PREPARE TRANSACTION " + QuoteLiteral(gid_));
+    // The marker is part of the prepared transaction, so it commits exactly
+    // when COMMIT PREPARED does; one round trip for both.
+    Reply prepare = RunScript(conn_.get(), shared_->MarkerInsert(txn_id_) +
+                                               "; PREPARE TRANSACTION " + QuoteLiteral(gid_));
     if (prepare.status.code() == StatusCode::kUnavailable) {
       // The reply was lost: the branch may be prepared or rolled back. Held
       // as prepared, so the Rollback that follows an error takes it back.
-      conn_.reset();
-      shared_->DropIdle();
+      LoseConnection();
       state_ = State::kPrepared;
       return prepare.status.WithContext("branch " + txn_id_ + " may be prepared");
     }
@@ -566,39 +614,33 @@ class PostgresBackend::PgBranch : public Branch {
       RollbackActive();
       return Status::Aborted("an earlier statement failed, so the branch rolled back: " + failed_);
     }
-    Reply xid_reply = Run(conn_.get(), "SELECT pg_current_xact_id_if_assigned()");
-    if (!xid_reply.ok()) {  // no COMMIT was sent, so it is rolled back
-      RollbackActive();
-      return Status::Aborted("branch " + txn_id_ + " rolled back: " + xid_reply.status.message());
-    }
-    const std::string xid = FirstValue(xid_reply).value_or("");
-    // Lets IsCommitted answer even if this process learns nothing more.
-    if (!xid.empty()) shared_->Remember(txn_id_, {std::nullopt, xid});
-    Reply commit = Run(conn_.get(), "COMMIT");
+    // The marker commits with the changes, in the same round trip; a branch
+    // that wrote nothing gets none and stays read-only.
+    Reply commit = RunScript(conn_.get(), shared_->MarkerInsert(txn_id_) +
+                                              " WHERE pg_current_xact_id_if_assigned() IS NOT NULL"
+                                              "; COMMIT");
     if (commit.status.code() != StatusCode::kUnavailable) {
       // COMMIT on an aborted transaction "succeeds" as ROLLBACK.
       const bool committed =
           commit.ok() && std::strcmp(PQcmdStatus(commit.res.get()), "COMMIT") == 0;
-      shared_->Remember(txn_id_, {committed, xid});
-      Release(committed ? State::kCommitted : State::kRolledBack);
-      if (committed) return Status::Ok();
-      return Status::Aborted("COMMIT of branch " + txn_id_ + " rolled back" +
-                             (commit.ok() ? "" : ": " + commit.status.message()));
-    }
-    // The COMMIT's reply was lost: the outcome is known only to the server.
-    conn_.reset();
-    shared_->DropIdle();
-    if (xid.empty()) {  // wrote nothing, so nothing can be lost
-      state_ = State::kCommitted;
+      if (!committed) {
+        RollbackActive();  // an error in the INSERT leaves the transaction open
+        return Status::Aborted("COMMIT of branch " + txn_id_ + " rolled back" +
+                               (commit.ok() ? "" : ": " + commit.status.message()));
+      }
+      Release(State::kCommitted);
+      shared_->CountCommit();
       return Status::Ok();
     }
-    Result<bool> committed = shared_->XactCommitted(xid);
+    // The COMMIT's reply was lost: the marker tells, once the session is gone.
+    LoseConnection();
+    Result<bool> committed = shared_->Committed(txn_id_);
     if (!committed.ok()) {
       state_ = State::kUnknown;
-      return committed.status().WithContext("COMMIT of branch " + txn_id_ +
-                                            " lost its reply; outcome unknown");
+      return Status::Unavailable(
+          "COMMIT of branch " + txn_id_ +
+          " lost its reply; outcome unknown: " + committed.status().message());
     }
-    shared_->Remember(txn_id_, {*committed, xid});
     state_ = *committed ? State::kCommitted : State::kRolledBack;
     if (*committed) return Status::Ok();
     return Status::Aborted("COMMIT of branch " + txn_id_ + " lost its reply and rolled back");
@@ -619,8 +661,8 @@ class PostgresBackend::PgBranch : public Branch {
     } else if (!reply.ok()) {
       return reply.status.WithContext("branch " + txn_id_ + " stays prepared");
     }
-    shared_->Remember(txn_id_, {true, ""});
     state_ = State::kCommitted;
+    shared_->CountCommit();
     return Status::Ok();
   }
 
@@ -635,16 +677,17 @@ class PostgresBackend::PgBranch : public Branch {
                                           " sent COMMIT and its outcome is unknown");
       case State::kActive:
         RollbackActive();
-        shared_->Remember(txn_id_, {false, ""});
         return Status::Ok();
       case State::kPrepared:
         break;
     }
+    // "No such gid" is only final once no session can still be preparing it.
+    Status settled = shared_->Settle(txn_id_);
+    if (!settled.ok()) return settled.WithContext("branch " + txn_id_ + " may stay prepared");
     Reply reply = shared_->RunWithRetry("ROLLBACK PREPARED " + QuoteLiteral(gid_));
     if (!reply.ok() && reply.sqlstate != "42704") {  // 42704: already gone
       return reply.status.WithContext("branch " + txn_id_ + " stays prepared");
     }
-    shared_->Remember(txn_id_, {false, ""});
     state_ = State::kRolledBack;
     return Status::Ok();
   }
@@ -681,6 +724,14 @@ class PostgresBackend::PgBranch : public Branch {
     state_ = final_state;
   }
 
+  // After a lost reply: the session may still be working on it, and is
+  // settled before any answer about the branch counts.
+  void LoseConnection() {
+    conn_.reset();
+    shared_->DropIdle();
+    shared_->NoteUnsettled(txn_id_, pid_);
+  }
+
   // A broken connection needs no ROLLBACK: the server rolled it back.
   void RollbackActive() {
     if (!Broken(conn_.get()) && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
@@ -694,6 +745,7 @@ class PostgresBackend::PgBranch : public Branch {
   const std::string txn_id_;
   const std::string gid_;
   ConnPtr conn_;
+  const int pid_;  // the server process of conn_, 0 for a recovered branch
   State state_;
   std::string failed_;         // the first statement error: only rollback is left
   bool ran_user_sql_ = false;  // the session may carry the caller's settings
@@ -728,7 +780,23 @@ Result<std::unique_ptr<PostgresBackend>> PostgresBackend::Open(
         "max_prepared_transactions is 0 on this server; set it to at least the number of "
         "concurrent transactions (e.g. 100) and restart PostgreSQL");
   }
+  Reply schema = Run(conn.get(), "SELECT quote_ident(current_schema())");
+  if (!schema.ok()) return schema.status;
+  if (!FirstValue(schema)) {
+    return Status::FailedPrecondition("no schema on the search_path for " +
+                                      std::string(kMarkerTable));
+  }
+  shared->marker_table = *FirstValue(schema) + "." + kMarkerTable;
+  // Two participants opening one database at once may both create it.
+  Reply created = Run(conn.get(), "CREATE TABLE IF NOT EXISTS " + shared->marker_table +
+                                      "(txn_id text NOT NULL, participant text NOT NULL,"
+                                      " committed_at timestamptz NOT NULL DEFAULT now(),"
+                                      " PRIMARY KEY(txn_id, participant))");
+  if (!created.ok() && created.sqlstate != "23505" && created.sqlstate != "42P07") {
+    return created.status.WithContext("cannot create the commit marker table");
+  }
   shared->Give(std::move(conn), false);
+  RETURN_NOT_OK(shared->Prune());
   return std::unique_ptr<PostgresBackend>(new PostgresBackend(std::move(shared)));
 }
 
@@ -752,6 +820,16 @@ Result<std::unique_ptr<Branch>> PostgresBackend::Begin(const std::string& txn_id
 }
 
 Result<std::vector<RecoveredBranch>> PostgresBackend::RecoverPrepared() {
+  return PreparedBranches({});
+}
+
+Result<std::vector<RecoveredBranch>> PostgresBackend::FindOrphans(
+    const std::set<std::string>& held) {
+  return PreparedBranches(held);
+}
+
+Result<std::vector<RecoveredBranch>> PostgresBackend::PreparedBranches(
+    const std::set<std::string>& skip) {
   const std::string prefix = Gid(shared_->options.participant_name, "");
   // starts_with rather than LIKE: '_' in a participant name is a wildcard.
   Reply reply = shared_->RunWithRetry(
@@ -759,26 +837,22 @@ Result<std::vector<RecoveredBranch>> PostgresBackend::RecoverPrepared() {
       " WHERE database = current_database() AND starts_with(gid, $1) ORDER BY prepared",
       {prefix.c_str()});
   if (!reply.ok()) return reply.status;
-  std::vector<RecoveredBranch> recovered;
+  std::vector<RecoveredBranch> found;
   for (int r = 0; r < PQntuples(reply.res.get()); ++r) {
     const std::string gid = PQgetvalue(reply.res.get(), r, 0);
     RecoveredBranch branch;
     branch.txn_id = gid.substr(prefix.size());
+    if (skip.count(branch.txn_id) > 0) continue;
     branch.prepared_at_ms = std::strtoll(PQgetvalue(reply.res.get(), r, 1), nullptr, 10);
     branch.branch.reset(new PgBranch(shared_, branch.txn_id, nullptr));
     LOG(INFO) << "found prepared transaction " << gid;
-    recovered.push_back(std::move(branch));
+    found.push_back(std::move(branch));
   }
-  return recovered;
+  return found;
 }
 
 Result<bool> PostgresBackend::IsCommitted(const std::string& txn_id) {
-  std::optional<Shared::Finished> finished = shared_->Recall(txn_id);
-  if (!finished) return false;
-  if (finished->committed) return *finished->committed;
-  ASSIGN_OR_RETURN(bool committed, shared_->XactCommitted(finished->xid));
-  shared_->Remember(txn_id, {committed, finished->xid});
-  return committed;
+  return shared_->Committed(txn_id);
 }
 
 }  // namespace pact

@@ -6,6 +6,16 @@
 // failures for a bounded time; failing to reach the server never counts as
 // done. RecoverPrepared reads pg_prepared_xacts for this participant's gids.
 //
+// Every branch that writes inserts a marker row into kMarkerTable inside its
+// own transaction, in the same round trip as its COMMIT or PREPARE
+// TRANSACTION, so the row exists exactly when the branch committed and
+// IsCommitted can answer after a restart of the adapter. Markers are kept
+// commit_marker_retention_ms (counted from the branch's start).
+//
+// After a COMMIT or PREPARE whose reply was lost, the session that sent it is
+// terminated, and its end awaited, before any answer about that branch: until
+// then it could still commit or prepare it.
+//
 // Statements take ?1 / ? placeholders like every backend (translated to $1
 // outside literals and comments), or PostgreSQL's own $1; so with parameters,
 // jsonb's ? operators need the $1 form. Parameters go untyped, like quoted
@@ -19,6 +29,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -31,6 +42,7 @@ struct PostgresBackendOptions {
   std::string participant_name;  // goes into every gid: [A-Za-z0-9_-]{1,64}
   int max_idle_connections = 32;
   int connect_timeout_s = 5;
+  int64_t commit_marker_retention_ms = 3600000;
 };
 
 class PostgresBackend : public Backend {
@@ -49,20 +61,25 @@ class PostgresBackend : public Backend {
 
   Result<std::unique_ptr<Branch>> Begin(const std::string& txn_id) override;
 
+  // One row per committed branch that wrote: (txn_id, participant, committed_at).
+  static constexpr const char* kMarkerTable = "pact_committed_branches";
+
   // This participant's prepared transactions in the connected database.
   Result<std::vector<RecoveredBranch>> RecoverPrepared() override;
 
-  // PostgreSQL keeps no record of a finished transaction by gid, so this
-  // answers only for branches this process finished recently (the last
-  // kRememberedOutcomes); for any other it says false. After a restart of the
-  // adapter a forgotten one-phase branch can therefore not be told apart.
-  Result<bool> IsCommitted(const std::string& txn_id) override;
+  // The same, less the branches in `held`.
+  Result<std::vector<RecoveredBranch>> FindOrphans(const std::set<std::string>& held) override;
 
-  static constexpr size_t kRememberedOutcomes = 100000;
+  // True while the branch's marker is retained (a read-only branch has none).
+  // kUnavailable when the server cannot be asked, or when a session that lost
+  // a reply for this branch cannot be ended yet: never a guess.
+  Result<bool> IsCommitted(const std::string& txn_id) override;
 
  private:
   struct Shared;
   class PgBranch;
+
+  Result<std::vector<RecoveredBranch>> PreparedBranches(const std::set<std::string>& skip);
 
   explicit PostgresBackend(std::shared_ptr<Shared> shared);
 

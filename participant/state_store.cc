@@ -13,6 +13,19 @@ Status SqliteError(sqlite3* db, const std::string& what) {
   return Status::Internal(msg);
 }
 
+// The fence rule both stores apply: equal admits, higher raises, lower is
+// refused. REQUIRES: the caller's lock over `highest`.
+Result<bool> AdmitInto(std::map<std::string, int64_t>& highest, const std::string& coordinator,
+                       int64_t epoch) {
+  auto it = highest.find(coordinator);
+  if (it != highest.end() && epoch == it->second) return false;
+  if (it != highest.end() && epoch < it->second) {
+    return Status::Fenced("coordinator " + coordinator + " epoch " + std::to_string(epoch) +
+                          " was replaced by epoch " + std::to_string(it->second));
+  }
+  return true;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(const std::string& path) {
@@ -74,12 +87,8 @@ Status SqliteStateStore::Run(const char* sql, const std::string& text, int64_t a
 
 Result<bool> SqliteStateStore::Admit(const std::string& coordinator, int64_t epoch) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = highest_.find(coordinator);
-  if (it != highest_.end() && epoch == it->second) return false;
-  if (it != highest_.end() && epoch < it->second) {
-    return Status::Fenced("coordinator " + coordinator + " epoch " + std::to_string(epoch) +
-                          " was replaced by epoch " + std::to_string(it->second));
-  }
+  ASSIGN_OR_RETURN(bool raise, AdmitInto(highest_, coordinator, epoch));
+  if (!raise) return false;
   RETURN_NOT_OK(Run("INSERT OR REPLACE INTO fences(coordinator, epoch) VALUES(?, ?)",
                     coordinator, epoch));
   highest_[coordinator] = epoch;
@@ -117,6 +126,45 @@ std::vector<HeuristicDecision> SqliteStateStore::Heuristics() {
 Status SqliteStateStore::ForgetHeuristic(const std::string& txn_id) {
   std::lock_guard<std::mutex> lock(mu_);
   RETURN_NOT_OK(Run("DELETE FROM heuristics WHERE txn_id = ?", txn_id));
+  heuristics_.erase(txn_id);
+  return Status::Ok();
+}
+
+Result<bool> MemoryStateStore::Admit(const std::string& coordinator, int64_t epoch) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(bool raise, AdmitInto(highest_, coordinator, epoch));
+  if (raise) highest_[coordinator] = epoch;
+  return raise;
+}
+
+int64_t MemoryStateStore::HighestEpoch(const std::string& coordinator) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = highest_.find(coordinator);
+  return it == highest_.end() ? 0 : it->second;
+}
+
+Status MemoryStateStore::RecordHeuristic(const HeuristicDecision& decision) {
+  std::lock_guard<std::mutex> lock(mu_);
+  heuristics_[decision.txn_id] = decision;
+  return Status::Ok();
+}
+
+std::optional<HeuristicDecision> MemoryStateStore::FindHeuristic(const std::string& txn_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = heuristics_.find(txn_id);
+  if (it == heuristics_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<HeuristicDecision> MemoryStateStore::Heuristics() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<HeuristicDecision> out;
+  for (const auto& [id, h] : heuristics_) out.push_back(h);
+  return out;
+}
+
+Status MemoryStateStore::ForgetHeuristic(const std::string& txn_id) {
+  std::lock_guard<std::mutex> lock(mu_);
   heuristics_.erase(txn_id);
   return Status::Ok();
 }

@@ -43,6 +43,23 @@ class StateStore {
   virtual Status ForgetHeuristic(const std::string& txn_id) = 0;
 };
 
+// The state in memory: "durable" for as long as the object lives. For tests
+// and the simulation, which decide themselves what survives a crash.
+class MemoryStateStore : public StateStore {
+ public:
+  Result<bool> Admit(const std::string& coordinator, int64_t epoch) override;
+  int64_t HighestEpoch(const std::string& coordinator) override;
+  Status RecordHeuristic(const HeuristicDecision& decision) override;
+  std::optional<HeuristicDecision> FindHeuristic(const std::string& txn_id) override;
+  std::vector<HeuristicDecision> Heuristics() override;
+  Status ForgetHeuristic(const std::string& txn_id) override;
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, int64_t> highest_;               // guarded by mu_
+  std::map<std::string, HeuristicDecision> heuristics_;  // guarded by mu_
+};
+
 // The state in a SQLite file of its own (WAL, synchronous=FULL).
 class SqliteStateStore : public StateStore {
  public:

@@ -26,11 +26,12 @@ class BadInputTest : public BankTest {
   }
 
   Status RawExecute(const std::string& participant, const std::string& txn_id,
-                    const std::string& sql) {
+                    const std::string& sql, const std::vector<rpc::Value>& params = {}) {
     RpcConnection<rpc::ParticipantClient> conn(
         Endpoint{"127.0.0.1", cluster_.participant_port(participant)}, RpcTimeouts{});
     rpc::ExecuteResult result;
-    return conn.Call([&](rpc::ParticipantClient& c) { c.execute(result, txn_id, sql, {}); });
+    return conn.Call(
+        [&](rpc::ParticipantClient& c) { c.execute(result, txn_id, sql, params); });
   }
 };
 
@@ -127,6 +128,32 @@ TEST_F(BadInputTest, TransactionControlStatementsAreRefused) {
         << sql;
   }
   ASSERT_TRUE((*txn)->Rollback().ok());
+  ExpectNothingHeld();
+}
+
+// A Value whose type and field disagree would bind 0 or NULL into a money
+// UPDATE: it is refused, and nothing changes.
+TEST_F(BadInputTest, MalformedParameterValuesAreRefusedNotSubstituted) {
+  auto client = Connect();
+  auto txn = client->Begin();
+  ASSERT_TRUE(txn.ok());
+  const std::string sql = "UPDATE accounts SET balance = ?1 WHERE id = 1";
+  rpc::Value integer_without_value;
+  integer_without_value.type = rpc::ValueType::INTEGER;
+  Status st = RawExecute("bank_a", (*txn)->id(), sql, {integer_without_value});
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
+  EXPECT_NE(st.message().find("without integer_value"), std::string::npos) << st.ToString();
+  rpc::Value unknown_type;
+  unknown_type.type = static_cast<rpc::ValueType::type>(99);
+  unknown_type.__set_integer_value(5);
+  st = RawExecute("bank_a", (*txn)->id(), sql, {unknown_type});
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
+  rpc::Value text_without_value;
+  text_without_value.type = rpc::ValueType::TEXT;
+  st = RawExecute("bank_a", (*txn)->id(), sql, {text_without_value});
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
+  ASSERT_TRUE((*txn)->Commit().ok());
+  EXPECT_EQ(Balance("bank_a", 1), kInitialBalance);
   ExpectNothingHeld();
 }
 

@@ -17,7 +17,10 @@ void BankTest::CreateBank(const std::string& participant) {
 }
 
 std::unique_ptr<Client> BankTest::Connect() {
-  auto client = Client::Connect(cluster_.coordinator_address());
+  // Tests kill coordinators on purpose: ask again for a second, not fifteen.
+  ClientOptions options;
+  options.commit_budget_ms = 1000;
+  auto client = Client::Connect(cluster_.coordinator_address(), options);
   EXPECT_TRUE(client.ok());
   return std::move(*client);
 }

@@ -1,7 +1,8 @@
 // pact-chaos-bank: bank transfers between accounts spread over SQLite and
 // PostgreSQL participants (and MariaDB with --mariadb), from many concurrent
-// clients, while a chaos loop kill -9s a random process (the coordinator or a
-// participant adapter) at random moments and restarts it. At the end, after
+// clients, while a chaos loop kill -9s (or SIGTERMs) a random process (the
+// coordinator or a participant adapter, mid-transaction) or crash-restarts a
+// database server, at random moments, and restarts it. At the end, after
 // recovery, the money must add up, every transfer a client saw COMMITTED must
 // be in the data, none it saw ABORTED may be, an in-doubt one is all or
 // nothing, and nothing may be left prepared.
@@ -300,7 +301,9 @@ class ChaosBank {
   // One client: transfers until told to stop, tolerating any process being down.
   void ClientLoop(uint64_t seed) {
     std::mt19937_64 rng(seed);
-    auto client = Client::Connect(cluster_->coordinator_address());
+    ClientOptions options;
+    options.commit_budget_ms = 2000;  // coordinators are killed all the time
+    auto client = Client::Connect(cluster_->coordinator_address(), options);
     if (!client.ok()) {
       Violation("client cannot connect: " + client.status().ToString());
       return;
@@ -409,16 +412,42 @@ class ChaosBank {
       }
       if (Clock::now() >= end) break;
       if (!RestartTheDead()) return;
-      const std::string& victim = names[rng_() % names.size()];
-      Process& process = ProcessOf(victim);
-      process.Signal(SIGKILL);
-      process.WaitForExit(5000);
-      kills_[victim]++;
-      // Down for a moment, sometimes not at all.
-      std::this_thread::sleep_for(std::chrono::milliseconds(rng_() % 300));
-      if (!Restart(victim)) return;
+      if (!InjectFault(names)) return;
     }
     RestartTheDead();
+  }
+
+  // One fault, mid-whatever the clients are doing: mostly a kill -9 of a
+  // Pact process, sometimes a clean SIGTERM restart of one (its unprepared
+  // branches roll back, its prepared ones stay), sometimes a crash-restart
+  // of a database server under its adapter.
+  bool InjectFault(const std::vector<std::string>& names) {
+    unsigned dice = rng_() % 10;
+    if (dice == 0) {
+      Status st = pg_->Restart();
+      kills_["postgres (server restart)"]++;
+      if (!st.ok()) Violation("cannot restart PostgreSQL: " + st.ToString());
+      return st.ok();
+    }
+    if (dice == 1 && maria_) {
+      Status st = maria_->Restart();
+      kills_["mariadb (server restart)"]++;
+      if (!st.ok()) Violation("cannot restart MariaDB: " + st.ToString());
+      return st.ok();
+    }
+    const std::string& victim = names[rng_() % names.size()];
+    Process& process = ProcessOf(victim);
+    bool clean = dice <= 3;
+    process.Signal(clean ? SIGTERM : SIGKILL);
+    if (process.WaitForExit(30000) < 0) {
+      Violation(victim + " did not stop within 30 s of SIGTERM");
+      process.Signal(SIGKILL);
+      process.WaitForExit(5000);
+    }
+    kills_[victim + (clean ? " (SIGTERM)" : "")]++;
+    // Down for a moment, sometimes not at all.
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng_() % 300));
+    return Restart(victim);
   }
 
   // A process nobody killed must not have ended: report it, start it again

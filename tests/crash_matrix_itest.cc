@@ -279,7 +279,9 @@ TEST_P(CrashMatrixTest, EndsTheSameEverywhereAsTheClientWasTold) {
                                                  : std::map<std::string, std::string>{});
     ASSERT_TRUE(st.ok()) << st.ToString();
   }
-  auto client = Client::Connect(cluster_.coordinator_address());
+  ClientOptions options;
+  options.commit_budget_ms = 1000;  // the coordinator is killed on purpose
+  auto client = Client::Connect(cluster_.coordinator_address(), options);
   ASSERT_TRUE(client.ok());
 
   std::string txn_id;

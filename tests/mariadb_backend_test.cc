@@ -1,8 +1,13 @@
 #include "participant/mariadb_backend.h"
 
 #include <gtest/gtest.h>
+#include <mysql.h>
+#include <signal.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <future>
 #include <thread>
 
 #include "tests/mariadb_server.h"
@@ -607,6 +612,182 @@ TEST_F(MariaDbBackendTest, TwoParticipantsOnOneServerRecoverOnlyTheirOwnBranches
   ASSERT_OK((*r2)[0].branch->Rollback());
   EXPECT_EQ(Balances(db_), "1:1,2:50");
   EXPECT_EQ(Balances(db2), "1:100,2:50");
+}
+
+// A session of its own outside Pact that can hold a transaction open.
+class SideSession {
+ public:
+  explicit SideSession(int port) : conn_(mysql_init(nullptr)) {
+    EXPECT_NE(mysql_real_connect(conn_, "127.0.0.1", "root", "", nullptr,
+                                 static_cast<unsigned int>(port), nullptr, 0),
+              nullptr)
+        << mysql_error(conn_);
+  }
+  ~SideSession() { mysql_close(conn_); }
+
+  void Run(const std::string& sql) {
+    EXPECT_EQ(mysql_query(conn_, sql.c_str()), 0) << sql << ": " << mysql_error(conn_);
+  }
+
+ private:
+  MYSQL* conn_;
+};
+
+// The marker of a one-phase commit still in flight in another session.
+TEST_F(MariaDbBackendTest, IsCommittedWaitsForACommitInFlightAndNeverGuessesNo) {
+  auto backend = OpenBackend();
+  ASSERT_NE(backend, nullptr);
+  const std::string insert = "INSERT INTO " + db_ + ".pact_committed_branches VALUES('coord.1.";
+  const std::string row = "', '" + options_.participant_name + "', NOW())";
+  SideSession lost(server_->port());
+  lost.Run("BEGIN");
+  lost.Run(insert + "1" + row);
+  auto commit_soon = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    lost.Run("COMMIT");
+  });
+  auto committed = backend->IsCommitted("coord.1.1");
+  commit_soon.get();
+  ASSERT_TRUE(committed.ok()) << committed.status().ToString();
+  EXPECT_TRUE(*committed);
+
+  // Held past the wait: unknown, not "rolled back".
+  lost.Run("BEGIN");
+  lost.Run(insert + "2" + row);
+  auto held = backend->IsCommitted("coord.1.2");
+  EXPECT_EQ(held.status().code(), StatusCode::kUnavailable) << held.status().ToString();
+  lost.Run("COMMIT");
+  EXPECT_TRUE(backend->IsCommitted("coord.1.2").value());
+}
+
+TEST_F(MariaDbBackendTest, FindOrphansAdoptsPreparedBranchesTheServiceDoesNotHold) {
+  auto backend = OpenBackend();
+  ASSERT_NE(backend, nullptr);
+  auto held = BeginOrDie(backend.get(), "coord.1.1");
+  ASSERT_NE(held, nullptr);
+  ASSERT_TRUE(held->Execute("UPDATE accounts SET balance = 1 WHERE id = 1", {}).ok());
+  EXPECT_EQ(PrepareOrDie(held.get()), Vote::kCommit);
+  // Prepared with this participant's xid, as an XA PREPARE whose reply was
+  // lost leaves it; and one of another participant.
+  const std::string format = "," + std::to_string(MariaDbBackend::kFormatId);
+  for (const auto& [xid, change] : std::vector<std::pair<std::string, std::string>>{
+           {"'coord.1.7','" + options_.participant_name + "'" + format,
+            "UPDATE accounts SET balance = 0 WHERE id = 2"},
+           {"'coord.1.8','other'" + format, "INSERT INTO accounts VALUES(3, 'cy', 0)"}}) {
+    ASSERT_OK(server_->Exec(
+        db_, "XA START " + xid + "; " + change + "; XA END " + xid + "; XA PREPARE " + xid));
+  }
+  auto orphans = backend->FindOrphans({"coord.1.1"});
+  ASSERT_TRUE(orphans.ok()) << orphans.status().ToString();
+  ASSERT_EQ(orphans->size(), 1u);
+  EXPECT_EQ((*orphans)[0].txn_id, "coord.1.7");
+  EXPECT_TRUE(backend->FindOrphans({"coord.1.1", "coord.1.7"}).value().empty());
+  ASSERT_OK((*orphans)[0].branch->Rollback());
+  EXPECT_EQ(XaPrepared(), std::vector<std::string>{"coord.1.1"});
+  EXPECT_EQ(XaPrepared("other"), std::vector<std::string>{"coord.1.8"});
+  ASSERT_OK(held->CommitPrepared());
+  EXPECT_EQ(Balances(), "1:1,2:50");
+}
+
+TEST_F(MariaDbBackendTest, RollbackWhileServerIsDownKeepsTheBranchPrepared) {
+  auto backend = OpenBackend();
+  ASSERT_NE(backend, nullptr);
+  auto branch = BeginOrDie(backend.get(), "coord.1.1");
+  ASSERT_NE(branch, nullptr);
+  ASSERT_TRUE(branch->Execute("UPDATE accounts SET balance = 7 WHERE id = 2", {}).ok());
+  EXPECT_EQ(PrepareOrDie(branch.get()), Vote::kCommit);
+  ASSERT_OK(server_->Kill());
+  Status down = branch->Rollback();
+  EXPECT_EQ(down.code(), StatusCode::kUnavailable) << down.ToString();
+  ASSERT_OK(server_->StartAgain());
+  EXPECT_EQ(XaPrepared(), std::vector<std::string>{"coord.1.1"});
+  ASSERT_OK(branch->Rollback());
+  EXPECT_TRUE(XaPrepared().empty());
+  EXPECT_EQ(Balances(), "1:100,2:50");
+}
+
+// Stops the server (SIGSTOP: hung, not dead) until Resume or the end of the
+// scope, and at the latest after 30 s, so no test can hang for ever.
+class HungServer {
+ public:
+  explicit HungServer(const std::string& dir) {
+    std::ifstream(dir + "/mysqld.pid") >> pid_;
+    EXPECT_GT(pid_, 0);
+    kill(pid_, SIGSTOP);
+    watchdog_ = std::async(std::launch::async, [this] {
+      std::unique_lock<std::mutex> lock(mu_);
+      resumed_.wait_for(lock, std::chrono::seconds(30), [this] { return done_; });
+      kill(pid_, SIGCONT);
+    });
+  }
+  ~HungServer() { Resume(); }
+  void Resume() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    resumed_.notify_all();
+    if (watchdog_.valid()) watchdog_.get();
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::mutex mu_;
+  std::condition_variable resumed_;
+  bool done_ = false;
+  std::future<void> watchdog_;
+};
+
+TEST_F(MariaDbBackendTest, HungServerMakesCallsUnavailableAfterTheReadTimeout) {
+  options_.read_timeout_s = 1;
+  options_.write_timeout_s = 1;
+  options_.connect_timeout_s = 1;
+  auto backend = OpenBackend();
+  ASSERT_NE(backend, nullptr);
+  auto prepared = BeginOrDie(backend.get(), "coord.1.1");
+  auto one_phase = BeginOrDie(backend.get(), "coord.1.2");
+  ASSERT_NE(prepared, nullptr);
+  ASSERT_NE(one_phase, nullptr);
+  ASSERT_TRUE(prepared->Execute("UPDATE accounts SET balance = 1 WHERE id = 1", {}).ok());
+  ASSERT_TRUE(one_phase->Execute("UPDATE accounts SET balance = 2 WHERE id = 2", {}).ok());
+  EXPECT_EQ(PrepareOrDie(prepared.get()), Vote::kCommit);
+  {
+    HungServer hung(dir_->path());
+    auto start = std::chrono::steady_clock::now();
+    Status commit = prepared->CommitPrepared();
+    EXPECT_EQ(commit.code(), StatusCode::kUnavailable) << commit.ToString();
+    Status commit_one_phase = one_phase->CommitOnePhase();
+    EXPECT_EQ(commit_one_phase.code(), StatusCode::kUnavailable) << commit_one_phase.ToString();
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+  }
+  ASSERT_OK(prepared->CommitPrepared());
+  auto committed = backend->IsCommitted("coord.1.2");
+  ASSERT_TRUE(committed.ok()) << committed.status().ToString();
+  EXPECT_EQ(Balances(), *committed ? "1:1,2:2" : "1:1,2:50");
+}
+
+TEST_F(MariaDbBackendTest, LostPrepareIsNotTakenAsRolledBackWhileItsSessionMayStillPrepare) {
+  options_.read_timeout_s = 1;
+  auto backend = OpenBackend();
+  ASSERT_NE(backend, nullptr);
+  auto branch = BeginOrDie(backend.get(), "coord.1.1");
+  ASSERT_NE(branch, nullptr);
+  ASSERT_TRUE(branch->Execute("UPDATE accounts SET balance = 1 WHERE id = 1", {}).ok());
+  // The global read lock makes XA PREPARE wait past the read timeout.
+  SideSession lock(server_->port());
+  lock.Run("FLUSH TABLES WITH READ LOCK");
+  std::string reason;
+  auto vote = branch->Prepare(&reason);
+  lock.Run("UNLOCK TABLES");  // a PREPARE still waiting would go on now
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  if (vote.ok() && *vote == Vote::kAbort) {
+    EXPECT_TRUE(XaPrepared().empty()) << "voted abort, but the branch prepared after all";
+  } else {
+    EXPECT_EQ(vote.status().code(), StatusCode::kUnavailable) << vote.status().ToString();
+  }
+  ASSERT_OK(branch->Rollback());
+  EXPECT_TRUE(XaPrepared().empty());
+  EXPECT_EQ(Balances(), "1:100,2:50");
 }
 
 TEST_F(MariaDbBackendTest, OpenFailsClearlyWhenTheServerIsUnreachable) {

@@ -1,12 +1,16 @@
 #include "participant/postgres_backend.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <future>
 #include <thread>
 
 #include "tests/postgres_server.h"
@@ -532,6 +536,190 @@ TEST_F(PostgresBackendTest, TwoDatabasesOfOneClusterRecoverOnlyTheirOwnBranches)
   EXPECT_EQ(Balances(), kAfter);
   EXPECT_EQ(Sql("SELECT id, balance FROM accounts ORDER BY id", other_db), kBefore);
   EXPECT_EQ(PreparedGids(other_db), "");
+}
+
+TEST_F(PostgresBackendTest, OutcomesAreKnownAfterTheAdapterRestarts) {
+  {
+    auto crashed = OpenBackend();
+    auto one_phase = BeginBranch(crashed.get(), "c.1.1");
+    ExpectOk(one_phase.get(), "UPDATE accounts SET balance = 1 WHERE id = 1");
+    ASSERT_TRUE(one_phase->CommitOnePhase().ok());
+    auto two_phase = PreparedTransfer(crashed.get(), "c.1.2");
+    ASSERT_TRUE(two_phase->CommitPrepared().ok());
+    auto aborted = BeginBranch(crashed.get(), "c.1.3");
+    ExpectOk(aborted.get(), "UPDATE accounts SET balance = 3 WHERE id = 2");
+    std::string reason;
+    ASSERT_EQ(aborted->Prepare(&reason).value(), Vote::kCommit);
+    ASSERT_TRUE(aborted->Rollback().ok());
+    auto rolled_back = BeginBranch(crashed.get(), "c.1.4");
+    ExpectOk(rolled_back.get(), "UPDATE accounts SET balance = 4 WHERE id = 2");
+    ASSERT_TRUE(rolled_back->Rollback().ok());
+  }  // the adapter restarts: whatever it remembered is gone
+  EXPECT_EQ(Balances(), "1|-29;2|50;3|30");
+  auto backend = OpenBackend();
+  for (const auto& [txn_id, expected] : std::vector<std::pair<std::string, bool>>{
+           {"c.1.1", true}, {"c.1.2", true}, {"c.1.3", false}, {"c.1.4", false}}) {
+    auto committed = backend->IsCommitted(txn_id);
+    ASSERT_TRUE(committed.ok()) << committed.status().ToString();
+    EXPECT_EQ(*committed, expected) << txn_id;
+  }
+  // Another participant in the same database has markers of its own.
+  auto other = OpenBackend("pg2");
+  EXPECT_FALSE(other->IsCommitted("c.1.1").value());
+}
+
+TEST_F(PostgresBackendTest, IsCommittedWhileServerIsDownIsUnavailable) {
+  auto backend = OpenBackend();
+  ASSERT_TRUE(server_->Stop().ok());
+  auto committed = backend->IsCommitted("c.1.1");
+  EXPECT_EQ(committed.status().code(), StatusCode::kUnavailable) << committed.status().ToString();
+}
+
+TEST_F(PostgresBackendTest, OldCommitMarkersArePruned) {
+  PostgresBackendOptions options;
+  options.conninfo = server_->ConnInfo(db_);
+  options.participant_name = "pg1";
+  {
+    auto backend = PostgresBackend::Open(options).value();
+    auto branch = BeginBranch(backend.get(), "c.1.1");
+    ExpectOk(branch.get(), "UPDATE accounts SET balance = 1 WHERE id = 1");
+    ASSERT_TRUE(branch->CommitOnePhase().ok());
+  }
+  ASSERT_EQ(Sql("UPDATE pact_committed_branches SET committed_at = now() - interval '1 hour'"), "");
+  options.commit_marker_retention_ms = 60000;
+  auto backend = PostgresBackend::Open(options).value();  // prunes at start
+  EXPECT_EQ(Sql("SELECT count(*) FROM pact_committed_branches"), "0");
+  EXPECT_FALSE(backend->IsCommitted("c.1.1").value());
+}
+
+TEST_F(PostgresBackendTest, FindOrphansAdoptsPreparedBranchesTheServiceDoesNotHold) {
+  auto backend = OpenBackend();
+  auto held = PreparedTransfer(backend.get(), "c.1.1");
+  // Prepared with this participant's gids, as a PREPARE whose reply was lost
+  // leaves them; and one of another participant.
+  ASSERT_EQ(Sql("BEGIN; UPDATE accounts SET balance = 0 WHERE id = 2;"
+                " PREPARE TRANSACTION 'pact:pg1:c.1.7'"),
+            "");
+  ASSERT_EQ(Sql("BEGIN; PREPARE TRANSACTION 'pact:pg2:c.1.8'"), "");
+  auto orphans = backend->FindOrphans({"c.1.1"});
+  ASSERT_TRUE(orphans.ok()) << orphans.status().ToString();
+  ASSERT_EQ(orphans->size(), 1u);
+  EXPECT_EQ((*orphans)[0].txn_id, "c.1.7");
+  EXPECT_GT((*orphans)[0].prepared_at_ms, 0);
+  EXPECT_TRUE(backend->FindOrphans({"c.1.1", "c.1.7"}).value().empty());
+  ASSERT_TRUE((*orphans)[0].branch->Rollback().ok());
+  EXPECT_EQ(PreparedGids(), "pact:pg1:c.1.1;pact:pg2:c.1.8");
+  ASSERT_TRUE(held->CommitPrepared().ok());
+  EXPECT_EQ(Balances(), kAfter);
+}
+
+TEST_F(PostgresBackendTest, RollbackWhileServerIsDownKeepsTheBranchPrepared) {
+  auto backend = OpenBackend();
+  auto branch = PreparedTransfer(backend.get(), "c.1.1");
+  ASSERT_TRUE(server_->Stop().ok());
+  Status st = branch->Rollback();
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+  ASSERT_TRUE(server_->StartAgain().ok());
+  EXPECT_EQ(PreparedGids(), "pact:pg1:c.1.1");
+  st = branch->Rollback();
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(PreparedGids(), "");
+  EXPECT_EQ(Balances(), kBefore);
+}
+
+// Loses the reply to a statement of the branch: CutConnection shuts the
+// client side of its socket down while the server works on the request, which
+// the server then still finishes. Stop makes its server process wait until
+// Resume.
+class LostReply {
+ public:
+  explicit LostReply(Branch* branch) {
+    auto rows = branch->Execute("SELECT pg_backend_pid(), inet_client_port()", {});
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    pid_ = static_cast<pid_t>(std::get<int64_t>(rows->rows[0][0]));
+    port_ = static_cast<int>(std::get<int64_t>(rows->rows[0][1]));
+  }
+  ~LostReply() { Resume(); }
+
+  void Stop() { EXPECT_EQ(kill(pid_, SIGSTOP), 0); }
+
+  // Call while the branch waits for its reply.
+  void CutConnection() {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the request is sent
+    DIR* dir = opendir("/proc/self/fd");
+    while (dirent* entry = readdir(dir)) {
+      const int fd = std::atoi(entry->d_name);
+      sockaddr_in addr{};
+      socklen_t len = sizeof(addr);
+      if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 &&
+          addr.sin_family == AF_INET && ntohs(addr.sin_port) == port_) {
+        shutdown(fd, SHUT_RDWR);
+      }
+    }
+    closedir(dir);
+  }
+
+  void Resume() {
+    if (pid_ > 0) kill(pid_, SIGCONT);
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+TEST_F(PostgresBackendTest, RollbackAfterALostPrepareWaitsForTheSessionThatMayStillPrepare) {
+  auto backend = OpenBackend();
+  // A deferred trigger, which runs at PREPARE, waits for a row that a side
+  // transaction holds: the PREPARE's round trip waits until it ends.
+  ASSERT_EQ(Sql("CREATE TABLE gate(id int PRIMARY KEY); INSERT INTO gate VALUES (1);"
+                "CREATE FUNCTION pass_gate() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$BEGIN PERFORM 1 FROM gate FOR UPDATE; RETURN NULL; END$$;"
+                "CREATE CONSTRAINT TRIGGER gate AFTER UPDATE ON accounts"
+                " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pass_gate()"),
+            "");
+  PGconn* blocker = PQconnectdb(server_->ConnInfo(db_).c_str());
+  ASSERT_EQ(PQstatus(blocker), CONNECTION_OK);
+  PQclear(PQexec(blocker, "BEGIN; SELECT 1 FROM gate FOR UPDATE"));
+  auto branch = BeginBranch(backend.get(), "c.1.1");
+  ExpectOk(branch.get(), "UPDATE accounts SET balance = 0 WHERE id = 1");
+  LostReply lost(branch.get());
+  auto prepare = std::async(std::launch::async, [&] {
+    std::string reason;
+    return branch->Prepare(&reason).status();
+  });
+  lost.CutConnection();
+  const Status prepared = prepare.get();
+  EXPECT_EQ(prepared.code(), StatusCode::kUnavailable) << prepared.ToString();
+  // The session that got the PREPARE still waits to run it: "no such gid"
+  // is not final until it is gone.
+  Status st = branch->Rollback();
+  PQclear(PQexec(blocker, "ROLLBACK"));  // the lost PREPARE could go on now
+  PQfinish(blocker);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(PreparedGids(), "");
+  EXPECT_EQ(Balances(), kBefore);
+  EXPECT_TRUE(backend->FindOrphans({}).value().empty());
+}
+
+TEST_F(PostgresBackendTest, OnePhaseCommitWhoseReplyIsLostIsUnknownUntilTheSessionIsGone) {
+  auto backend = OpenBackend();
+  auto branch = BeginBranch(backend.get(), "c.1.1");
+  ExpectOk(branch.get(), "UPDATE accounts SET balance = 0 WHERE id = 1");
+  LostReply lost(branch.get());
+  lost.Stop();
+  auto commit = std::async(std::launch::async, [&] { return branch->CommitOnePhase(); });
+  lost.CutConnection();
+  const Status committed = commit.get();
+  EXPECT_EQ(committed.code(), StatusCode::kUnavailable) << committed.ToString();
+  auto unknown = backend->IsCommitted("c.1.1");
+  EXPECT_EQ(unknown.status().code(), StatusCode::kUnavailable) << unknown.status().ToString();
+  lost.Resume();  // it commits now, or dies first
+  auto known = backend->IsCommitted("c.1.1");
+  ASSERT_TRUE(known.ok()) << known.status().ToString();
+  EXPECT_EQ(Balances(), *known ? "1|0;2|50" : kBefore);
 }
 
 TEST_F(PostgresBackendTest, DeadlockAbortsOneBranchAndTheOtherCommits) {

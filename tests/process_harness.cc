@@ -103,43 +103,59 @@ std::string Cluster::coordinator_address() const {
   return "127.0.0.1:" + std::to_string(coordinator_port_);
 }
 
+std::string Cluster::client_address() const {
+  return client_proxy_ ? client_proxy_->address() : coordinator_address();
+}
+
+void Cluster::ProxyEveryLink() { proxied_ = true; }
+
+Status Cluster::EnsureParticipantProxies(Participant& p) {
+  if (!proxied_) return Status::Ok();
+  if (!p.to_proxy) {
+    ASSIGN_OR_RETURN(p.to_proxy, FaultProxy::Start(p.port));
+    ASSIGN_OR_RETURN(p.from_proxy, FaultProxy::Start(coordinator_port_));
+  }
+  p.to_proxy->set_target_port(p.port);
+  p.from_proxy->set_target_port(coordinator_port_);
+  return Status::Ok();
+}
+
+Result<FaultProxy*> Cluster::ProxyDatabase(const std::string& participant, int database_port) {
+  Participant& p = participants_[participant];
+  ASSIGN_OR_RETURN(p.db_proxy, FaultProxy::Start(database_port, FaultProxy::Framing::kOpaque));
+  return p.db_proxy.get();
+}
+
+void Cluster::ClearProxyRules() {
+  if (client_proxy_) client_proxy_->ClearRules();
+  for (auto& [name, p] : participants_) {
+    for (auto* proxy : {p.to_proxy.get(), p.from_proxy.get()}) {
+      if (proxy) proxy->ClearRules();
+    }
+  }
+}
+
 std::string Cluster::db_path(const std::string& participant) const {
   return dir_.File(participant + ".db");
 }
 
-namespace {
-
-// Polls `ready` every 20 ms for up to timeout_ms.
-template <typename Fn>
-bool Eventually(Fn ready, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (ready()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
-
-// The last lines of a log, for failure messages.
-std::string Tail(const std::string& path) {
+std::string LogTail(const std::string& path, size_t lines) {
   std::ifstream in(path);
   std::string line, out;
   std::deque<std::string> last;
   while (std::getline(in, line)) {
     last.push_back(line);
-    if (last.size() > 15) last.pop_front();
+    if (last.size() > lines) last.pop_front();
   }
   for (const auto& l : last) out += l + "\n";
   return out;
 }
 
-}  // namespace
-
 // Ports come from FreePort(), which another process may take before the
 // server binds it (tests run in parallel): a start that failed to bind is
 // tried again, on a new port if nobody knows the old one yet.
 bool FailedToBind(const std::string& log) {
-  return Tail(log).find("cannot serve on") != std::string::npos;
+  return LogTail(log).find("cannot serve on") != std::string::npos;
 }
 
 Status Cluster::StartCoordinator(std::map<std::string, std::string> env) {
@@ -157,6 +173,12 @@ Status Cluster::StartCoordinator(std::map<std::string, std::string> env) {
 }
 
 Status Cluster::StartCoordinatorOnce(const std::map<std::string, std::string>& env) {
+  if (proxied_) {
+    if (!client_proxy_) {
+      ASSIGN_OR_RETURN(client_proxy_, FaultProxy::Start(coordinator_port_));
+    }
+    client_proxy_->set_target_port(coordinator_port_);
+  }
   std::vector<std::string> argv = {PACT_COORDINATOR_BIN, "--name=c1",
                                    "--port=" + std::to_string(coordinator_port_),
                                    "--journal=" + dir_.File("journal.db")};
@@ -165,7 +187,7 @@ Status Cluster::StartCoordinatorOnce(const std::map<std::string, std::string>& e
   RETURN_NOT_OK(coordinator_->Start());
   RpcConnection<rpc::CoordinatorClient> conn(Endpoint{"127.0.0.1", coordinator_port_},
                                              RpcTimeouts{500, 2000});
-  bool ready = Eventually(
+  bool ready = PollUntil(
       [&] {
         if (!coordinator_->running()) return true;  // exited: reported below
         rpc::CoordinatorInfo info;
@@ -174,7 +196,7 @@ Status Cluster::StartCoordinatorOnce(const std::map<std::string, std::string>& e
       15000);
   if (!ready || !coordinator_->running()) {
     return Status::TimedOut("coordinator did not come up; its log ends:\n" +
-                            Tail(dir_.File("coordinator.log")));
+                            LogTail(dir_.File("coordinator.log")));
   }
   coordinator_started_ = true;
   return Status::Ok();
@@ -200,10 +222,14 @@ Status Cluster::StartParticipantOnce(const std::string& name,
                                      const std::map<std::string, std::string>& env) {
   Participant& p = participants_[name];
   if (p.port == 0) p.port = FreePort();
-  std::vector<std::string> argv = {PACT_PARTICIPANT_BIN, "--name=" + name,
-                                   "--port=" + std::to_string(p.port),
-                                   "--coordinator=" + coordinator_address(),
-                                   "--state_dir=" + dir_.path()};
+  RETURN_NOT_OK(EnsureParticipantProxies(p));
+  std::vector<std::string> argv = {
+      PACT_PARTICIPANT_BIN,
+      "--name=" + name,
+      "--port=" + std::to_string(p.port),
+      "--advertise_port=" + std::to_string(p.advertised_port()),
+      "--coordinator=" + (p.from_proxy ? p.from_proxy->address() : coordinator_address()),
+      "--state_dir=" + dir_.path()};
   if (p.backend_flags.empty()) {
     argv.insert(argv.end(), {"--backend=sqlite", "--sqlite_path=" + db_path(name)});
   } else {
@@ -216,7 +242,7 @@ Status Cluster::StartParticipantOnce(const std::string& name,
                                                     RpcTimeouts{500, 2000});
   RpcConnection<rpc::CoordinatorClient> coordinator(Endpoint{"127.0.0.1", coordinator_port_},
                                                     RpcTimeouts{500, 2000});
-  bool ready = Eventually(
+  bool ready = PollUntil(
       [&] {
         if (!p.process->running()) return true;  // exited: reported below
         rpc::ParticipantInfo info;
@@ -229,14 +255,14 @@ Status Cluster::StartParticipantOnce(const std::string& name,
           return false;
         }
         for (const auto& r : registered) {
-          if (r.name == name && r.port == p.port) return true;
+          if (r.name == name && r.port == p.advertised_port()) return true;
         }
         return false;
       },
       15000);
   if (!ready || !p.process->running()) {
     return Status::TimedOut("participant " + name + " did not come up; its log ends:\n" +
-                            Tail(dir_.File(name + ".log")));
+                            LogTail(dir_.File(name + ".log")));
   }
   p.started = true;
   return Status::Ok();
@@ -255,7 +281,7 @@ Result<std::vector<std::string>> Cluster::OpenBranches(const std::string& name) 
 }
 
 bool Cluster::EventuallyNoOpenBranches(int timeout_ms) {
-  return Eventually(
+  return PollUntil(
       [&] {
         for (auto& [name, p] : participants_) {
           if (!p.process || !p.process->running()) continue;

@@ -5,19 +5,37 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/sql_value.h"
 #include "common/status.h"
+#include "tests/fault_proxy.h"
 #include "tests/temp_dir.h"
 
 namespace pact {
 
 // Asks the kernel for a loopback port that is free right now.
 int FreePort();
+
+// Polls `ready` every 20 ms until it holds or timeout_ms passed; its last
+// answer.
+template <typename Fn>
+bool PollUntil(Fn ready, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (ready()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return ready();
+}
+
+// The last `lines` lines of a log file, for failure messages.
+std::string LogTail(const std::string& path, size_t lines = 15);
 
 class Process {
  public:
@@ -69,9 +87,33 @@ class Cluster {
     participants_[name].backend_flags = std::move(flags);
   }
 
+  // Puts a FaultProxy (Thrift framing) on every link from now on; call it
+  // before the first start. Links: application -> coordinator
+  // (client_address()), and per participant coordinator -> participant (the
+  // participant advertises its proxy, so applications' execute passes there
+  // too) and participant -> coordinator. The harness's own checks (readiness,
+  // OpenBranches) and pactctl go around them, straight to the processes.
+  void ProxyEveryLink();
+  // The proxies, once created (the participant's at its first start).
+  FaultProxy& client_proxy() { return *client_proxy_; }
+  FaultProxy& to_participant(const std::string& name) { return *participants_.at(name).to_proxy; }
+  FaultProxy& from_participant(const std::string& name) {
+    return *participants_.at(name).from_proxy;
+  }
+  // Participant -> database: an opaque proxy to a database server on
+  // 127.0.0.1:database_port (connection-level faults only). Point the
+  // participant's backend flags (SetBackend) at its port.
+  Result<FaultProxy*> ProxyDatabase(const std::string& participant, int database_port);
+  // Every proxy of the cluster forgets its rules (e.g. before checking that
+  // the cluster still works).
+  void ClearProxyRules();
+
   Process& coordinator() { return *coordinator_; }
   Process& participant(const std::string& name) { return *participants_.at(name).process; }
+  // The coordinator's own address (what pactctl uses), and the one
+  // applications use: its proxy's once ProxyEveryLink was called.
   std::string coordinator_address() const;
+  std::string client_address() const;
   std::string db_path(const std::string& participant) const;
   int participant_port(const std::string& name) const { return participants_.at(name).port; }
 
@@ -89,10 +131,18 @@ class Cluster {
     int port = 0;
     bool started = false;  // once up, its port is known to the coordinator
     std::vector<std::string> backend_flags;  // empty: SQLite
+    // Declared before the process, so destroyed after it.
+    std::unique_ptr<FaultProxy> to_proxy, from_proxy, db_proxy;
     std::unique_ptr<Process> process;
+    int advertised_port() const { return to_proxy ? to_proxy->port() : port; }
   };
+  // Creates the participant's proxies if every link is proxied.
+  Status EnsureParticipantProxies(Participant& p);
+
   const TempDir& dir_;
   int coordinator_port_;
+  bool proxied_ = false;
+  std::unique_ptr<FaultProxy> client_proxy_;
   std::unique_ptr<Process> coordinator_;
   bool coordinator_started_ = false;  // once up, participants know its port
   std::map<std::string, Participant> participants_;
