@@ -10,7 +10,7 @@
 #include "tests/sim/faults.h"
 #include "tests/sim/history.h"
 #include "tests/sim/invariants.h"
-#include "tests/sim/memory_state_store.h"
+#include "participant/state_store.h"
 #include "tests/sim/sim_backend.h"
 #include "tests/sim/sim_journal.h"
 #include "tests/sim/sim_links.h"
