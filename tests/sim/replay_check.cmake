@@ -1,5 +1,6 @@
 # Runs each seed in two separate processes and fails unless the two
 # histories are byte-identical (no address, thread or real-time dependence).
+string(REPLACE "," ";" SEEDS "${SEEDS}")
 foreach(seed ${SEEDS})
   execute_process(COMMAND ${SIM} --seed ${seed} OUTPUT_VARIABLE first RESULT_VARIABLE rc1)
   execute_process(COMMAND ${SIM} --seed ${seed} OUTPUT_VARIABLE second RESULT_VARIABLE rc2)

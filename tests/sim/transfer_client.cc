@@ -71,24 +71,33 @@ void TransferClient::Execute(bool first) {
   stage_ = overdrawn_ && plan_.commit_after_overdraft ? Stage::kCommit : Stage::kRollback;
 }
 
+namespace {
+
+// A transaction left PREPARING (a one-phase commit whose outcome was lost)
+// stays so; the real coordinator then makes commit and rollback wait
+// 2 * prepare_timeout_ms + 1 s of real time, not of the Clock, before
+// answering "still being decided". Single-threaded, nobody else can be
+// deciding it, so the simulation gives that answer without the wait.
+Status StuckPreparing(Coordinator* coordinator, const std::string& txn) {
+  auto status = coordinator->GetStatus(txn);
+  if (status.ok() && status->state == TxnState::kPreparing) {
+    return Status::Unavailable("sim: " + txn +
+                               " is stuck PREPARING (the coordinator would wait in real time)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 void TransferClient::Commit() {
   Directory* d = directory_;
   std::string txn = txn_;
-  if (commit_attempts_ > 0) {
-    // A retry. A transaction left PREPARING (a one-phase commit whose outcome
-    // was lost) would make the coordinator wait in real time: ask first.
-    auto status = network_->Send<Result<TxnSnapshot>>(
-        d->client, d->coordinator, "status " + txn,
-        [=] { return d->coordinator_object->GetStatus(txn); });
-    if (status.ok() && status->state == TxnState::kPreparing) {
-      history_->Add(Name() + ": still PREPARING at the coordinator; stops asking");
-      return Tell(Told::kUnknown);
-    }
-  }
   ++commit_attempts_;
   auto outcome = network_->Send<Result<CommitOutcome>>(
-      d->client, d->coordinator, "commit " + txn,
-      [=] { return d->coordinator_object->Commit(txn); });
+      d->client, d->coordinator, "commit " + txn, [=]() -> Result<CommitOutcome> {
+        RETURN_NOT_OK(StuckPreparing(d->coordinator_object, txn));
+        return d->coordinator_object->Commit(txn);
+      });
   if (outcome.ok()) {
     Told told = outcome->state == TxnState::kCommitted ? Told::kCommitted : Told::kAborted;
     if (told == Told::kCommitted && overdrawn_) {
@@ -97,6 +106,7 @@ void TransferClient::Commit() {
     return Tell(told);
   }
   if (outcome.status().code() == StatusCode::kTimedOut) return Tell(Told::kTimedOut);
+  // Unknown; asked again (idempotent) at a later step, up to three times.
   if (outcome.status().code() == StatusCode::kUnavailable && commit_attempts_ < 3) return;
   Tell(Told::kUnknown);
 }
@@ -104,8 +114,10 @@ void TransferClient::Commit() {
 void TransferClient::Rollback() {
   Directory* d = directory_;
   std::string txn = txn_;
-  Status st = network_->Send<Status>(d->client, d->coordinator, "rollback " + txn,
-                                     [=] { return d->coordinator_object->Rollback(txn); });
+  Status st = network_->Send<Status>(d->client, d->coordinator, "rollback " + txn, [=] {
+    RETURN_NOT_OK(StuckPreparing(d->coordinator_object, txn));
+    return d->coordinator_object->Rollback(txn);
+  });
   Tell(st.ok() ? Told::kRolledBack : Told::kUnknown);
 }
 
