@@ -1,0 +1,107 @@
+#include "tests/sim/sim_links.h"
+
+namespace pact::sim {
+
+template <typename R>
+R SimParticipants::Call(const std::string& participant, const std::string& what,
+                        const std::function<R(ParticipantService*, const Fence&)>& handle) {
+  Directory::Node* node = directory_->Find(participant);
+  if (node == nullptr) return R(Status::NotFound("sim: no participant " + participant));
+  const Fence fence = fence_;  // as sent: a held copy keeps its epoch
+  Directory* directory = directory_;
+  Invariants* invariants = invariants_;
+  std::function<R()> deliver = [=]() -> R {
+    invariants->BeginDelivery(participant, fence);
+    R result = handle(directory->Find(participant)->service, fence);
+    invariants->EndDelivery();
+    return result;
+  };
+  return network_->Send<R>(directory_->coordinator, node->process,
+                           what + " [epoch " + std::to_string(fence.epoch) + "]", deliver);
+}
+
+Result<Vote> SimParticipants::Prepare(const std::string& participant, const std::string& txn_id,
+                                      int) {
+  return Call<Result<Vote>>(participant, "prepare " + txn_id,
+                            [txn_id](ParticipantService* p, const Fence& fence) {
+                              return p->Prepare(fence, txn_id);
+                            });
+}
+
+Status SimParticipants::Commit(const std::string& participant, const std::string& txn_id,
+                               bool one_phase) {
+  return Call<Status>(participant, (one_phase ? "commit-1pc " : "commit ") + txn_id,
+                      [txn_id, one_phase](ParticipantService* p, const Fence& fence) {
+                        return p->Commit(fence, txn_id, one_phase);
+                      });
+}
+
+Status SimParticipants::Rollback(const std::string& participant, const std::string& txn_id) {
+  return Call<Status>(participant, "rollback " + txn_id,
+                      [txn_id](ParticipantService* p, const Fence& fence) {
+                        return p->Rollback(fence, txn_id);
+                      });
+}
+
+Result<std::vector<PreparedBranch>> SimParticipants::Recover(const std::string& participant) {
+  auto prepared = Call<Result<std::vector<BranchSnapshot>>>(
+      participant, "recover",
+      [](ParticipantService* p, const Fence& fence) { return p->Recover(fence); });
+  if (!prepared.ok()) return prepared.status();
+  std::vector<PreparedBranch> out;
+  for (const auto& b : *prepared) out.push_back({b.txn_id, b.age_ms});
+  return out;
+}
+
+Status SimParticipants::ForgetHeuristic(const std::string& participant,
+                                        const std::string& txn_id) {
+  return Call<Status>(participant, "forget-heuristic " + txn_id,
+                      [txn_id](ParticipantService* p, const Fence&) {
+                        return p->ForgetHeuristic(txn_id);
+                      });
+}
+
+Result<std::vector<PreparedBranch>> SimParticipants::ListBranches(
+    const std::string& participant) {
+  auto branches = Call<Result<std::vector<BranchSnapshot>>>(
+      participant, "list-branches",
+      [](ParticipantService* p, const Fence&) -> Result<std::vector<BranchSnapshot>> {
+        return p->ListBranches();
+      });
+  if (!branches.ok()) return branches.status();
+  std::vector<PreparedBranch> out;
+  for (const auto& b : *branches) out.push_back({b.txn_id, b.age_ms});
+  return out;
+}
+
+Result<int64_t> SimCoordinatorLink::Enlist(const std::string& txn_id,
+                                           const std::string& participant,
+                                           const std::string& branch) {
+  Directory* d = directory_;
+  return network_->Send<Result<int64_t>>(
+      *self_, d->coordinator, "enlist " + txn_id + " " + participant + " as " + branch,
+      [=] { return d->coordinator_object->Enlist(txn_id, participant, branch); });
+}
+
+Result<Outcome> SimCoordinatorLink::Inquire(const std::string& txn_id) {
+  Directory* d = directory_;
+  return network_->Send<Result<Outcome>>(*self_, d->coordinator, "inquire " + txn_id,
+                                         [=] { return d->coordinator_object->Inquire(txn_id); });
+}
+
+Status SimCoordinatorLink::Register(const ParticipantAddress& self) {
+  Directory* d = directory_;
+  ParticipantRecord record{self.name, self.host, self.port, self.backend};
+  return network_->Send<Status>(*self_, d->coordinator, "register " + self.name,
+                                [=] { return d->coordinator_object->RegisterParticipant(record); });
+}
+
+Status SimCoordinatorLink::ReportHeuristic(const std::string& participant,
+                                           const HeuristicDecision& heuristic) {
+  Directory* d = directory_;
+  HeuristicRecord record{heuristic.txn_id, participant, heuristic.committed, "", heuristic.at_ms};
+  return network_->Send<Status>(*self_, d->coordinator, "report-heuristic " + heuristic.txn_id,
+                                [=] { return d->coordinator_object->ReportHeuristic(record); });
+}
+
+}  // namespace pact::sim

@@ -1,0 +1,89 @@
+// The links between the real objects, over the simulated network:
+// SimParticipants is the coordinator's Participants, SimCoordinatorLink a
+// participant's CoordinatorLink. Each delivers to whichever object is live
+// for the callee at delivery time (see Directory).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "coordinator/coordinator.h"
+#include "coordinator/participants.h"
+#include "participant/coordinator_link.h"
+#include "participant/participant_service.h"
+#include "tests/sim/invariants.h"
+#include "tests/sim/process.h"
+#include "tests/sim/sim_network.h"
+
+namespace pact::sim {
+
+// Every process and its live object (null while it is down).
+struct Directory {
+  Process client{"client"};
+  Process coordinator{"coordinator"};
+  Coordinator* coordinator_object = nullptr;
+  struct Node {
+    explicit Node(const std::string& name) : process(name) {}
+    Process process;
+    ParticipantService* service = nullptr;
+  };
+  std::map<std::string, std::unique_ptr<Node>> participants;
+
+  Node* Find(const std::string& participant) {
+    auto it = participants.find(participant);
+    return it == participants.end() ? nullptr : it->second.get();
+  }
+};
+
+// The coordinator's side. One per coordinator run: it carries that run's fence.
+class SimParticipants : public Participants {
+ public:
+  SimParticipants(SimNetwork* network, Directory* directory, Invariants* invariants)
+      : network_(network), directory_(directory), invariants_(invariants) {}
+
+  void SetFence(const Fence& fence) override { fence_ = fence; }
+  void SetEndpoint(const std::string&, const std::string&, int) override {}
+  Result<Vote> Prepare(const std::string& participant, const std::string& txn_id,
+                       int timeout_ms) override;
+  Status Commit(const std::string& participant, const std::string& txn_id,
+                bool one_phase) override;
+  Status Rollback(const std::string& participant, const std::string& txn_id) override;
+  Result<std::vector<PreparedBranch>> Recover(const std::string& participant) override;
+  Status ForgetHeuristic(const std::string& participant, const std::string& txn_id) override;
+  Result<std::vector<PreparedBranch>> ListBranches(const std::string& participant) override;
+
+ private:
+  // Sends a fenced message: effects at the participant meanwhile are checked
+  // against the fence.
+  template <typename R>
+  R Call(const std::string& participant, const std::string& what,
+         const std::function<R(ParticipantService*, const Fence&)>& handle);
+
+  SimNetwork* const network_;
+  Directory* const directory_;
+  Invariants* const invariants_;
+  Fence fence_;
+};
+
+// A participant's side.
+class SimCoordinatorLink : public CoordinatorLink {
+ public:
+  SimCoordinatorLink(SimNetwork* network, Directory* directory, Process* self)
+      : network_(network), directory_(directory), self_(self) {}
+
+  Result<int64_t> Enlist(const std::string& txn_id, const std::string& participant,
+                         const std::string& branch) override;
+  Result<Outcome> Inquire(const std::string& txn_id) override;
+  Status Register(const ParticipantAddress& self) override;
+  Status ReportHeuristic(const std::string& participant,
+                         const HeuristicDecision& heuristic) override;
+
+ private:
+  SimNetwork* const network_;
+  Directory* const directory_;
+  Process* const self_;
+};
+
+}  // namespace pact::sim

@@ -1,0 +1,488 @@
+#include "tests/sim/simulation.h"
+
+#include <functional>
+#include <memory>
+
+#include <glog/logging.h>
+
+#include "coordinator/coordinator.h"
+#include "participant/participant_service.h"
+#include "tests/sim/faults.h"
+#include "tests/sim/history.h"
+#include "tests/sim/invariants.h"
+#include "participant/state_store.h"
+#include "tests/sim/sim_backend.h"
+#include "tests/sim/sim_journal.h"
+#include "tests/sim/sim_links.h"
+#include "tests/sim/sim_network.h"
+#include "tests/sim/transfer_client.h"
+
+namespace pact::sim {
+namespace {
+
+constexpr char kCoordinatorName[] = "pact";
+constexpr int kParticipants = 3;
+constexpr int kAccounts = 4;
+constexpr int64_t kOpeningBalance = 100;
+constexpr int kMaxSteps = 6000;
+constexpr int kSettleRounds = 400;
+
+// The core's warnings and errors, into the history of the run in progress.
+class HistoryLogSink : public google::LogSink {
+ public:
+  explicit HistoryLogSink(History* history) : history_(history) { google::AddLogSink(this); }
+  ~HistoryLogSink() override { google::RemoveLogSink(this); }
+  void send(google::LogSeverity severity, const char*, const char* file, int line,
+            const google::LogMessageTime&, const char* message, size_t length) override {
+    if (severity < google::GLOG_WARNING) return;
+    history_->Add(std::string("  log ") + file + ":" + std::to_string(line) + ": " +
+                  std::string(message, length));
+  }
+
+ private:
+  History* history_;
+};
+
+class Simulation {
+ public:
+  explicit Simulation(uint64_t seed)
+      : seed_(seed),
+        random_(seed),
+        faults_(Faults::Draw(random_)),
+        history_(&clock_),
+        invariants_(&history_),
+        network_(&random_, &faults_, &history_, &clock_) {}
+  ~Simulation();
+
+  SimulationResult Run();
+
+ private:
+  struct Bank {
+    BankDisk disk;
+    MemoryStateStore state;
+    std::unique_ptr<SimBackend> backend;
+    std::unique_ptr<SimCoordinatorLink> link;
+    std::unique_ptr<ParticipantService> service;
+  };
+
+  void Setup();
+  void StartCoordinator();
+  void StartParticipant(const std::string& name);
+  // Destroys the objects of processes that crashed during the last step.
+  void Reap();
+  void Step();
+  void InjectFault();
+  void RestartSomeone(bool all);
+  void StartClient();
+  void TickParticipants();
+  bool Quiet(std::string* why);
+  void Settle();
+  void CheckFinal();
+  void CheckBalances();
+  int64_t Total();
+  std::vector<std::string> Names() const;
+  void Count(const std::string& what, int64_t n = 1) { counts_[what] += n; }
+
+  const uint64_t seed_;
+  SimClock clock_;
+  SimRandom random_;
+  Faults faults_;
+  History history_;
+  Invariants invariants_;
+  SimNetwork network_;
+  Directory directory_;
+  std::map<std::string, int64_t> counts_;
+
+  JournalDisk journal_disk_;
+  std::unique_ptr<SimJournal> journal_;
+  std::unique_ptr<SimParticipants> coordinator_links_;
+  std::unique_ptr<Coordinator> coordinator_;
+  std::map<std::string, Bank> banks_;
+
+  std::vector<std::unique_ptr<TransferClient>> clients_;
+  int total_clients_ = 0;
+  int max_concurrent_ = 0;
+  int64_t initial_total_ = 0;
+};
+
+Simulation::~Simulation() {
+  for (auto& [name, bank] : banks_) {
+    bank.service.reset();
+    bank.link.reset();
+    bank.backend.reset();
+  }
+  coordinator_.reset();
+}
+
+std::vector<std::string> Simulation::Names() const {
+  std::vector<std::string> names;
+  for (const auto& [name, bank] : banks_) names.push_back(name);
+  return names;
+}
+
+void Simulation::Setup() {
+  history_.Add("seed " + std::to_string(seed_) + ": faults lose_request=" +
+               std::to_string(faults_.lose_request) + " lose_reply=" +
+               std::to_string(faults_.lose_reply) + " duplicate=" +
+               std::to_string(faults_.duplicate) + " delay=" + std::to_string(faults_.delay) +
+               " journal=" + std::to_string(faults_.journal_clean_failure) + "/" +
+               std::to_string(faults_.journal_ambiguous_failure) + "/" +
+               std::to_string(faults_.journal_abort_failure) + " backend=" +
+               std::to_string(faults_.prepare_failure) + "/" +
+               std::to_string(faults_.prepare_ambiguous) + "/" +
+               std::to_string(faults_.commit_failure) + "/" +
+               std::to_string(faults_.one_phase_ambiguous) + " crash=" +
+               std::to_string(faults_.crash) + " partition=" + std::to_string(faults_.partition));
+  for (int i = 0; i < kParticipants; ++i) {
+    std::string name = "p" + std::to_string(i);
+    Bank& bank = banks_[name];
+    for (int a = 0; a < kAccounts; ++a) bank.disk.balances["a" + std::to_string(a)] = kOpeningBalance;
+    auto node = std::make_unique<Directory::Node>(name);
+    node->process.OnCrash([this, name](const std::string& why) {
+      history_.Add("CRASH " + name + " " + why);
+      Count("crashes");
+      directory_.Find(name)->process.down_since_ms = clock_.elapsed_ms();
+      if (banks_[name].backend) banks_[name].backend->LoseVolatile();
+    });
+    directory_.participants[name] = std::move(node);
+  }
+  directory_.coordinator.OnCrash([this](const std::string& why) {
+    history_.Add("CRASH coordinator " + why);
+    Count("crashes");
+    directory_.coordinator.down_since_ms = clock_.elapsed_ms();
+  });
+  directory_.client.Start();
+  invariants_.highest_epoch = [this](const std::string& participant) {
+    return banks_[participant].state.HighestEpoch(kCoordinatorName);
+  };
+  initial_total_ = Total();
+  total_clients_ = static_cast<int>(random_.Range(10, 40));
+  max_concurrent_ = static_cast<int>(random_.Range(1, 8));
+
+  StartCoordinator();
+  for (const auto& name : Names()) StartParticipant(name);
+  TickParticipants();  // they register
+  Reap();
+}
+
+void Simulation::StartCoordinator() {
+  Process& process = directory_.coordinator;
+  int incarnation = process.Start();
+  history_.Add("START coordinator (run " + std::to_string(incarnation) + ")");
+  journal_ = std::make_unique<SimJournal>(&journal_disk_, &process, &random_, &faults_, &history_);
+  coordinator_links_ = std::make_unique<SimParticipants>(&network_, &directory_, &invariants_);
+  CoordinatorOptions options;
+  options.name = kCoordinatorName;
+  options.default_txn_timeout_ms = 5000;
+  options.protocol.prepare_timeout_ms = 1000;
+  options.protocol.commit_retry_initial_ms = 100;
+  options.protocol.commit_retry_max_ms = 2000;
+  options.protocol.on_journal_lost = [this](const Status& st) {
+    directory_.coordinator.Crash("(it exits: journal lost: " + st.message() + ")");
+  };
+  options.runtime.clock = &clock_;
+  options.runtime.fan_out = SequentialFanOut(&random_);
+  options.runtime.background_threads = false;
+  coordinator_ = std::make_unique<Coordinator>(options, journal_.get(), coordinator_links_.get());
+  directory_.coordinator_object = coordinator_.get();
+  Status st = coordinator_->Start();
+  if (!st.ok()) {
+    process.Crash("(start failed: " + st.ToString() + ")");
+  } else {
+    history_.Add("coordinator ready, epoch " + std::to_string(coordinator_->epoch()));
+  }
+}
+
+void Simulation::StartParticipant(const std::string& name) {
+  Process& process = directory_.Find(name)->process;
+  Bank& bank = banks_[name];
+  int incarnation = process.Start();
+  ParticipantOptions options;
+  options.self = {name, "sim", 7000 + static_cast<int>(banks_.size()), "sim"};
+  options.incarnation = name + "-" + std::to_string(incarnation) + "-" + random_.Hex(8);
+  options.inquiry_interval_ms = 1000;
+  options.orphan_check_interval_ms = 3000;
+  options.runtime.clock = &clock_;
+  options.runtime.fan_out = SequentialFanOut(&random_);
+  options.runtime.background_threads = false;
+  history_.Add("START " + name + " (incarnation " + options.incarnation + ", " +
+               std::to_string(bank.disk.prepared.size()) + " prepared on disk)");
+  bank.backend = std::make_unique<SimBackend>(name, &bank.disk, &process, &random_, &faults_,
+                                              &invariants_, &clock_);
+  bank.link = std::make_unique<SimCoordinatorLink>(&network_, &directory_, &process);
+  bank.service = std::make_unique<ParticipantService>(options, bank.backend.get(), &bank.state,
+                                                      bank.link.get());
+  directory_.Find(name)->service = bank.service.get();
+  Status st = bank.service->Start();
+  if (!st.ok()) process.Crash("(start failed: " + st.ToString() + ")");
+}
+
+void Simulation::Reap() {
+  if (!directory_.coordinator.up() && coordinator_) {
+    directory_.coordinator_object = nullptr;
+    coordinator_.reset();
+    coordinator_links_.reset();
+    journal_.reset();  // its unflushed END records are lost
+  }
+  for (auto& [name, bank] : banks_) {
+    Directory::Node* node = directory_.Find(name);
+    if (node->process.up() || !bank.service) continue;
+    node->service = nullptr;
+    bank.service.reset();
+    bank.link.reset();
+    bank.backend.reset();
+  }
+}
+
+void Simulation::StartClient() {
+  TransferPlan plan;
+  std::vector<std::string> names = Names();
+  plan.from = random_.Pick(names);
+  plan.to = random_.Chance(0.3) ? plan.from : random_.Pick(names);
+  plan.from_account = "a" + std::to_string(random_.Below(kAccounts));
+  plan.to_account = "a" + std::to_string(random_.Below(kAccounts));
+  if (plan.from == plan.to && plan.from_account == plan.to_account) {
+    plan.to_account = "a" + std::to_string((random_.Below(kAccounts - 1) + 1 +
+                                            std::stoi(plan.from_account.substr(1))) % kAccounts);
+  }
+  plan.amount = random_.Chance(0.1) ? random_.Range(150, 400) : random_.Range(1, 60);
+  plan.timeout_ms = random_.Range(800, 6000);
+  plan.credit_first = random_.Chance(0.5);
+  plan.application_rollback = random_.Chance(0.1);
+  plan.commit_after_overdraft = random_.Chance(0.5);
+  int id = static_cast<int>(clients_.size()) + 1;
+  clients_.push_back(std::make_unique<TransferClient>(id, plan, &network_, &directory_,
+                                                      &invariants_, &history_));
+}
+
+void Simulation::TickParticipants() {
+  std::vector<std::string> names = Names();
+  random_.Shuffle(names);
+  for (const auto& name : names) {
+    if (auto* node = directory_.Find(name); node->process.up()) node->service->Tick();
+  }
+}
+
+void Simulation::InjectFault() {
+  if (random_.Chance(faults_.crash)) {
+    std::vector<Process*> up;
+    if (directory_.coordinator.up()) up.push_back(&directory_.coordinator);
+    for (auto& [name, node] : directory_.participants) {
+      if (node->process.up()) up.push_back(&node->process);
+    }
+    if (!up.empty()) {
+      // The coordinator is the one whose crashes matter most: half of them.
+      Process* victim = directory_.coordinator.up() && random_.Chance(0.5)
+                            ? &directory_.coordinator
+                            : random_.Pick(up);
+      if (random_.Chance(0.3)) {
+        victim->Crash("(between steps)");
+      } else {
+        int64_t n = random_.Range(1, 15);
+        victim->ArmCrash(n);
+        history_.Add("armed: " + victim->name() + " crashes at its event " + std::to_string(n) +
+                     " from now");
+      }
+    }
+  }
+  if (random_.Chance(faults_.partition)) {
+    std::vector<std::string> nodes = Names();
+    nodes.push_back("coordinator");
+    std::string a = random_.Pick(nodes);
+    std::string b = random_.Pick(nodes);
+    if (a != b) {
+      network_.Partition(a, b, random_.Range(200, 5000));
+      Count("partitions");
+    }
+  }
+}
+
+void Simulation::RestartSomeone(bool all) {
+  auto due = [&](const Process& p) {
+    return !p.up() && (all || (clock_.elapsed_ms() - p.down_since_ms >= 300 && random_.Chance(0.2)));
+  };
+  if (due(directory_.coordinator)) {
+    Count("restarts");
+    StartCoordinator();
+  }
+  for (const auto& name : Names()) {
+    if (due(directory_.Find(name)->process)) {
+      Count("restarts");
+      StartParticipant(name);
+    }
+  }
+}
+
+void Simulation::Step() {
+  std::vector<TransferClient*> running;
+  for (auto& c : clients_) {
+    if (!c->done()) running.push_back(c.get());
+  }
+  std::vector<std::pair<int, std::function<void()>>> actions;
+  if (!running.empty()) actions.push_back({40, [&] { random_.Pick(running)->Step(); }});
+  if (static_cast<int>(clients_.size()) < total_clients_ &&
+      static_cast<int>(running.size()) < max_concurrent_) {
+    actions.push_back({12, [&] { StartClient(); }});
+  }
+  actions.push_back({8, [&] {
+                       if (directory_.coordinator.up()) coordinator_->Tick();
+                     }});
+  actions.push_back({10, [&] {
+                       auto* node = directory_.Find(random_.Pick(Names()));
+                       if (node->process.up()) node->service->Tick();
+                     }});
+  actions.push_back({15, [&] {
+                       clock_.Advance(random_.Chance(0.1) ? random_.Range(1000, 4000)
+                                                          : random_.Range(1, 200));
+                     }});
+  if (network_.held() > 0) actions.push_back({6, [&] { network_.DeliverOneHeld(); }});
+  actions.push_back({3, [&] {
+                       if (journal_) journal_->Flush();
+                     }});
+  int total = 0;
+  for (const auto& a : actions) total += a.first;
+  int pick = static_cast<int>(random_.Below(total));
+  for (const auto& a : actions) {
+    if ((pick -= a.first) < 0) {
+      a.second();
+      break;
+    }
+  }
+  Reap();
+  InjectFault();
+  Reap();
+  RestartSomeone(false);
+  Reap();
+  CheckBalances();
+}
+
+int64_t Simulation::Total() {
+  int64_t total = 0;
+  for (const auto& [name, bank] : banks_) total += bank.disk.Total();
+  return total;
+}
+
+void Simulation::CheckBalances() {
+  for (const auto& [name, bank] : banks_) {
+    for (const auto& [account, balance] : bank.disk.balances) {
+      if (balance < 0) {
+        invariants_.Violation("balance: " + name + "/" + account + " is " + std::to_string(balance));
+      }
+    }
+  }
+}
+
+bool Simulation::Quiet(std::string* why) {
+  why->clear();
+  if (network_.held() > 0) *why += " messages still held;";
+  for (auto& [name, bank] : banks_) {
+    for (const auto& [txn, p] : bank.disk.prepared) *why += " " + name + " holds " + txn + " prepared;";
+    if (!bank.service) {
+      *why += " " + name + " is down;";
+      continue;
+    }
+    for (const auto& b : bank.service->ListBranches()) {
+      *why += " " + name + " holds a branch of " + b.txn_id + ";";
+    }
+  }
+  if (!coordinator_) {
+    *why += " the coordinator is down;";
+  } else {
+    for (const auto& t : coordinator_->ListTransactions(
+             {TxnState::kActive, TxnState::kCommitting, TxnState::kAborting})) {
+      *why += " coordinator: " + t.id + " is " + TxnStateName(t.state) + ";";
+    }
+  }
+  return why->empty();
+}
+
+void Simulation::Settle() {
+  history_.Add("--- settling: faults off, partitions healed, everyone restarted ---");
+  faults_ = Faults{};
+  network_.HealAll();
+  directory_.coordinator.ArmCrash(0);
+  for (auto& [name, node] : directory_.participants) node->process.ArmCrash(0);
+  RestartSomeone(/*all=*/true);
+  Reap();
+  while (network_.held() > 0) network_.DeliverOneHeld();
+  std::string why;
+  for (int round = 0; round < kSettleRounds; ++round) {
+    if (!directory_.coordinator.up() || !coordinator_) RestartSomeone(true);
+    if (Quiet(&why)) break;
+    clock_.Advance(500);
+    if (coordinator_) coordinator_->Tick();
+    TickParticipants();
+    Reap();
+  }
+  if (journal_) journal_->Flush();
+  if (!Quiet(&why)) invariants_.Violation("did not settle:" + why);
+  // Not a violation (nothing is held anywhere), but a known weakness: a
+  // one-phase commit whose outcome was lost stays PREPARING at the
+  // coordinator for the rest of its run.
+  if (coordinator_) {
+    for (const auto& t : coordinator_->ListTransactions({TxnState::kPreparing})) {
+      history_.Add("note: " + t.id + " is still PREPARING at the coordinator");
+      Count("stuck PREPARING");
+    }
+  }
+}
+
+void Simulation::CheckFinal() {
+  invariants_.CheckOutcomes();
+  CheckBalances();
+  if (Total() != initial_total_) {
+    invariants_.Violation("money: the banks hold " + std::to_string(Total()) + ", not " +
+                          std::to_string(initial_total_));
+  }
+  for (const auto& [key, h] : journal_disk_.heuristics) {
+    invariants_.Violation("heuristic hazard journaled for " + h.txn_id + " at " + h.participant +
+                          " (no operator acted: the protocol lost work)");
+  }
+  for (auto& [name, bank] : banks_) {
+    for (const auto& h : bank.state.Heuristics()) {
+      invariants_.Violation("heuristic decision at " + name + " for " + h.txn_id);
+    }
+  }
+}
+
+SimulationResult Simulation::Run() {
+  HistoryLogSink sink(&history_);
+  Setup();
+  int steps = 0;
+  auto finished = [&] {
+    if (static_cast<int>(clients_.size()) < total_clients_) return false;
+    for (auto& c : clients_) {
+      if (!c->done()) return false;
+    }
+    return true;
+  };
+  while (!finished() && steps < kMaxSteps) {
+    Step();
+    ++steps;
+  }
+  if (!finished()) invariants_.Violation("clients did not finish in " + std::to_string(steps) + " steps");
+  Settle();
+  CheckFinal();
+  for (auto& c : clients_) Count(std::string("told ") + ToldName(c->told()));
+  Count("steps", steps);
+  Count("transactions", static_cast<int64_t>(clients_.size()));
+  Count("sim seconds", clock_.elapsed_ms() / 1000);
+  history_.Add(invariants_.violations().empty()
+                   ? "--- all invariants hold ---"
+                   : "--- " + std::to_string(invariants_.violations().size()) + " violation(s) ---");
+  SimulationResult result;
+  result.seed = seed_;
+  result.violations = invariants_.violations();
+  result.history = history_.lines();
+  result.counts = counts_;
+  return result;
+}
+
+}  // namespace
+
+SimulationResult RunSimulation(uint64_t seed) {
+  Simulation simulation(seed);
+  return simulation.Run();
+}
+
+}  // namespace pact::sim

@@ -1,0 +1,131 @@
+#include "tests/sim/transfer_client.h"
+
+#include "tests/sim/sim_backend.h"
+
+namespace pact::sim {
+
+TransferClient::TransferClient(int id, TransferPlan plan, SimNetwork* network,
+                               Directory* directory, Invariants* invariants, History* history)
+    : id_(id),
+      plan_(std::move(plan)),
+      network_(network),
+      directory_(directory),
+      invariants_(invariants),
+      history_(history) {}
+
+std::string TransferClient::Name() const {
+  return "client#" + std::to_string(id_) + (txn_.empty() ? "" : " " + txn_);
+}
+
+void TransferClient::Step() {
+  switch (stage_) {
+    case Stage::kBegin: {
+      Directory* d = directory_;
+      int64_t timeout = plan_.timeout_ms;
+      auto begun = network_->Send<Result<BeginInfo>>(
+          d->client, d->coordinator, "begin",
+          [=] { return d->coordinator_object->Begin(timeout); }, /*idempotent=*/false);
+      if (!begun.ok()) {
+        if (++begin_attempts_ < 4) return;  // try again at a later step
+        history_->Add(Name() + ": could not begin; gives up");
+        stage_ = Stage::kDone;
+        return;
+      }
+      txn_ = begun->txn_id;
+      history_->Add(Name() + ": transfers " + std::to_string(plan_.amount) + " from " +
+                    plan_.from + "/" + plan_.from_account + " to " + plan_.to + "/" +
+                    plan_.to_account + (plan_.application_rollback ? ", then rolls back" : ""));
+      stage_ = Stage::kFirst;
+      return;
+    }
+    case Stage::kFirst: return Execute(true);
+    case Stage::kSecond: return Execute(false);
+    case Stage::kCommit: return Commit();
+    case Stage::kRollback: return Rollback();
+    case Stage::kDone: return;
+  }
+}
+
+void TransferClient::Execute(bool first) {
+  bool credit = first == plan_.credit_first;
+  const std::string& participant = credit ? plan_.to : plan_.from;
+  std::string account = credit ? plan_.to_account : plan_.from_account;
+  int64_t delta = credit ? plan_.amount : -plan_.amount;
+  Directory::Node* node = directory_->Find(participant);
+  std::string txn = txn_;
+  auto result = network_->Send<Result<QueryResult>>(
+      directory_->client, node->process,
+      "execute " + txn + " " + account + (delta >= 0 ? " +" : " ") + std::to_string(delta),
+      [=] {
+        return node->service->Execute(txn, kAddSql, {SqlValue(account), SqlValue(delta)});
+      },
+      /*idempotent=*/false);
+  if (result.ok()) {
+    stage_ = first ? Stage::kSecond
+                   : (plan_.application_rollback ? Stage::kRollback : Stage::kCommit);
+    return;
+  }
+  // After any failed statement a correct application rolls back, except
+  // that this one may commit an overdraft anyway to see it refused.
+  overdrawn_ = result.status().code() == StatusCode::kFailedPrecondition;
+  stage_ = overdrawn_ && plan_.commit_after_overdraft ? Stage::kCommit : Stage::kRollback;
+}
+
+namespace {
+
+// A transaction left PREPARING (a one-phase commit whose outcome was lost)
+// stays so; the real coordinator then makes commit and rollback wait
+// 2 * prepare_timeout_ms + 1 s of real time, not of the Clock, before
+// answering "still being decided". Single-threaded, nobody else can be
+// deciding it, so the simulation gives that answer without the wait.
+Status StuckPreparing(Coordinator* coordinator, const std::string& txn) {
+  auto status = coordinator->GetStatus(txn);
+  if (status.ok() && status->state == TxnState::kPreparing) {
+    return Status::Unavailable("sim: " + txn +
+                               " is stuck PREPARING (the coordinator would wait in real time)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+void TransferClient::Commit() {
+  Directory* d = directory_;
+  std::string txn = txn_;
+  ++commit_attempts_;
+  auto outcome = network_->Send<Result<CommitOutcome>>(
+      d->client, d->coordinator, "commit " + txn, [=]() -> Result<CommitOutcome> {
+        RETURN_NOT_OK(StuckPreparing(d->coordinator_object, txn));
+        return d->coordinator_object->Commit(txn);
+      });
+  if (outcome.ok()) {
+    Told told = outcome->state == TxnState::kCommitted ? Told::kCommitted : Told::kAborted;
+    if (told == Told::kCommitted && overdrawn_) {
+      invariants_->Violation("outcome: " + txn + " committed although a statement overdrew");
+    }
+    return Tell(told);
+  }
+  if (outcome.status().code() == StatusCode::kTimedOut) return Tell(Told::kTimedOut);
+  // Unknown; asked again (idempotent) at a later step, up to three times.
+  if (outcome.status().code() == StatusCode::kUnavailable && commit_attempts_ < 3) return;
+  Tell(Told::kUnknown);
+}
+
+void TransferClient::Rollback() {
+  Directory* d = directory_;
+  std::string txn = txn_;
+  Status st = network_->Send<Status>(d->client, d->coordinator, "rollback " + txn, [=] {
+    RETURN_NOT_OK(StuckPreparing(d->coordinator_object, txn));
+    return d->coordinator_object->Rollback(txn);
+  });
+  Tell(st.ok() ? Told::kRolledBack : Told::kUnknown);
+}
+
+void TransferClient::Tell(Told told) {
+  told_ = told;
+  stage_ = Stage::kDone;
+  history_->Add(Name() + ": told " + ToldName(told));
+  invariants_->Tell(txn_, told);
+}
+
+}  // namespace pact::sim

@@ -1,0 +1,57 @@
+// One application transaction: begin, debit one account, credit another
+// (sometimes at the same participant: one phase), then commit; sometimes it
+// overdraws and must abort, sometimes the application rolls back. Each Step
+// is one action; what the client was told goes to the invariants.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "tests/sim/invariants.h"
+#include "tests/sim/sim_links.h"
+#include "tests/sim/sim_random.h"
+
+namespace pact::sim {
+
+struct TransferPlan {
+  std::string from, from_account;  // participant and account debited
+  std::string to, to_account;      // credited
+  int64_t amount = 0;
+  int64_t timeout_ms = 0;
+  bool credit_first = false;
+  bool application_rollback = false;
+  bool commit_after_overdraft = false;  // the application commits anyway: must abort
+};
+
+class TransferClient {
+ public:
+  TransferClient(int id, TransferPlan plan, SimNetwork* network, Directory* directory,
+                 Invariants* invariants, History* history);
+
+  bool done() const { return stage_ == Stage::kDone; }
+  Told told() const { return told_; }
+  void Step();
+
+ private:
+  enum class Stage { kBegin, kFirst, kSecond, kCommit, kRollback, kDone };
+  void Execute(bool first);
+  void Commit();
+  void Rollback();
+  void Tell(Told told);
+  std::string Name() const;
+
+  const int id_;
+  const TransferPlan plan_;
+  SimNetwork* const network_;
+  Directory* const directory_;
+  Invariants* const invariants_;
+  History* const history_;
+  Stage stage_ = Stage::kBegin;
+  std::string txn_;
+  int begin_attempts_ = 0;
+  int commit_attempts_ = 0;
+  bool overdrawn_ = false;
+  Told told_ = Told::kNothing;
+};
+
+}  // namespace pact::sim
