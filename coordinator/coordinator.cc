@@ -270,7 +270,7 @@ Result<CommitOutcome> Coordinator::Decide(const std::string& txn_id) {
   }
   // Decided, or being decided by another caller: report that decision.
   std::unique_lock<std::mutex> lock(txn->mu);
-  int wait_ms = options_.protocol.prepare_timeout_ms * 2 + 1000;
+  int wait_ms = DecidingWaitMs();
   if (!txn->changed.wait_for(lock, Millis(wait_ms),
                              [&] { return txn->state != TxnState::kPreparing; })) {
     return Status::Unavailable("transaction " + txn_id + " is still being decided; ask again");
@@ -290,6 +290,12 @@ Result<CommitOutcome> Coordinator::Decide(const std::string& txn_id) {
   return Status::Internal("transaction " + txn_id + " in unexpected state");
 }
 
+int Coordinator::DecidingWaitMs() const {
+  // Single-threaded (the simulation), nobody else can be deciding it.
+  if (!options_.runtime.background_threads) return 0;
+  return options_.protocol.prepare_timeout_ms * 2 + 1000;
+}
+
 Status Coordinator::Rollback(const std::string& txn_id) {
   ASSIGN_OR_RETURN(auto txn, Find(txn_id));
   if (protocol_->Claim(*txn, TxnState::kAborting, "rolled back by the application")) {
@@ -297,7 +303,7 @@ Status Coordinator::Rollback(const std::string& txn_id) {
     return Status::Ok();
   }
   std::unique_lock<std::mutex> lock(txn->mu);
-  int wait_ms = options_.protocol.prepare_timeout_ms * 2 + 1000;
+  int wait_ms = DecidingWaitMs();
   txn->changed.wait_for(lock, Millis(wait_ms),
                         [&] { return txn->state != TxnState::kPreparing; });
   if (txn->state == TxnState::kAborting || txn->state == TxnState::kAborted) {

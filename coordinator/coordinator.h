@@ -111,6 +111,9 @@ class Coordinator {
   void DeadlineLoop();
   TxnSnapshot Snapshot(Txn& txn);
   Clock* clock() const { return options_.runtime.clock; }
+  // How long a caller waits for another caller's decision of the same
+  // transaction before answering "still being decided".
+  int DecidingWaitMs() const;
 
   const CoordinatorOptions options_;
   Journal* const journal_;

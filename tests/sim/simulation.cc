@@ -389,7 +389,8 @@ bool Simulation::Quiet(std::string* why) {
     *why += " the coordinator is down;";
   } else {
     for (const auto& t : coordinator_->ListTransactions(
-             {TxnState::kActive, TxnState::kCommitting, TxnState::kAborting})) {
+             {TxnState::kActive, TxnState::kPreparing, TxnState::kCommitting,
+              TxnState::kAborting})) {
       *why += " coordinator: " + t.id + " is " + TxnStateName(t.state) + ";";
     }
   }
@@ -416,13 +417,11 @@ void Simulation::Settle() {
   }
   if (journal_) journal_->Flush();
   if (!Quiet(&why)) invariants_.Violation("did not settle:" + why);
-  // Not a violation (nothing is held anywhere), but a known weakness: a
-  // one-phase commit whose outcome was lost stays PREPARING at the
-  // coordinator for the rest of its run.
+  // A one-phase commit whose outcome was lost is asked again until the
+  // participant answers: nothing may stay PREPARING once the faults stop.
   if (coordinator_) {
     for (const auto& t : coordinator_->ListTransactions({TxnState::kPreparing})) {
-      history_.Add("note: " + t.id + " is still PREPARING at the coordinator");
-      Count("stuck PREPARING");
+      invariants_.Violation("liveness: " + t.id + " is still PREPARING at the coordinator");
     }
   }
 }

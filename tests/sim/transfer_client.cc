@@ -73,20 +73,6 @@ void TransferClient::Execute(bool first) {
 
 namespace {
 
-// A transaction left PREPARING (a one-phase commit whose outcome was lost)
-// stays so; the real coordinator then makes commit and rollback wait
-// 2 * prepare_timeout_ms + 1 s of real time, not of the Clock, before
-// answering "still being decided". Single-threaded, nobody else can be
-// deciding it, so the simulation gives that answer without the wait.
-Status StuckPreparing(Coordinator* coordinator, const std::string& txn) {
-  auto status = coordinator->GetStatus(txn);
-  if (status.ok() && status->state == TxnState::kPreparing) {
-    return Status::Unavailable("sim: " + txn +
-                               " is stuck PREPARING (the coordinator would wait in real time)");
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 void TransferClient::Commit() {
@@ -95,7 +81,6 @@ void TransferClient::Commit() {
   ++commit_attempts_;
   auto outcome = network_->Send<Result<CommitOutcome>>(
       d->client, d->coordinator, "commit " + txn, [=]() -> Result<CommitOutcome> {
-        RETURN_NOT_OK(StuckPreparing(d->coordinator_object, txn));
         return d->coordinator_object->Commit(txn);
       });
   if (outcome.ok()) {
@@ -115,7 +100,6 @@ void TransferClient::Rollback() {
   Directory* d = directory_;
   std::string txn = txn_;
   Status st = network_->Send<Status>(d->client, d->coordinator, "rollback " + txn, [=] {
-    RETURN_NOT_OK(StuckPreparing(d->coordinator_object, txn));
     return d->coordinator_object->Rollback(txn);
   });
   Tell(st.ok() ? Told::kRolledBack : Told::kUnknown);
