@@ -155,5 +155,40 @@ TEST_F(JournalFaultsTest, RegistryFsyncErrorIsRetriedAndSurvivesACrash) {
   EXPECT_EQ(Balance("bank_c", 1), 95);
 }
 
+// A heuristic mix whose journal write fails is reported again by the
+// participant until it is journaled, and survives a crash after that.
+TEST_F(JournalFaultsTest, HeuristicRecordFsyncErrorIsReportedAgainAndSurvivesACrash) {
+  KillCoordinator();
+  ASSERT_TRUE(cluster_.StartCoordinator({{"PACT_INJECT_JOURNAL_FSYNC_ERROR", trigger_},
+                                         {"PACT_CRASH_POINT", "after_decision_logged"}})
+                  .ok());
+  auto client = Connect();
+  auto txn = PrepareTransfer(*client, 5);
+  ASSERT_TRUE(txn);
+  EXPECT_EQ(txn->Commit().code(), StatusCode::kUnavailable);
+  ASSERT_GE(cluster_.coordinator().WaitForExit(5000), 0);
+  // The coordinator is lost; an operator rolls bank_b's branch back by hand.
+  Ran resolved = RunPactctl({"resolve", txn->id(), "--rollback", "--participant", "bank_b",
+                             "--journal", dir_.File("journal.db")});
+  ASSERT_EQ(resolved.code, 0) << resolved.out;
+  // Back, it re-drives COMMIT and hears of the mix; the epoch's fsync passes,
+  // the next one (the mix's record) fails.
+  Arm("1 1");
+  StartCoordinatorWithFaults();
+  EXPECT_TRUE(cluster_.EventuallyNoOpenBranches());
+  const std::string address = "--coordinator=" + cluster_.coordinator_address();
+  auto mix_listed = [&] {
+    return RunPactctl({address, "--json", "heuristics"}).out.find(txn->id()) !=
+           std::string::npos;
+  };
+  EXPECT_TRUE(PollUntil(mix_listed, 10000)) << RunPactctl({address, "heuristics"}).out;
+  KillCoordinator();
+  Disarm();
+  StartCoordinatorWithFaults();
+  EXPECT_TRUE(mix_listed()) << RunPactctl({address, "heuristics"}).out;
+  EXPECT_EQ(Balance("bank_a", 1), 95);
+  EXPECT_EQ(Balance("bank_b", 1), 100);
+}
+
 }  // namespace
 }  // namespace pact
