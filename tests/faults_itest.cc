@@ -187,6 +187,26 @@ TEST_F(FaultsTest, ParticipantFrozenDuringPrepareIsAbortedAndRolledBackWhenItRes
   ExpectJournalHasNothingUnfinished();
 }
 
+// The coordinator takes its prepare timeout plus a rollback round to answer;
+// a client whose call timeout is shorter must still hear that answer, not
+// "unknown".
+TEST_F(FaultsTest, ClientWithAShortCallTimeoutStillHearsTheDecision) {
+  StartCluster({"--prepare_timeout_ms=500", "--rpc_timeout_ms=1000", "--txn_timeout_ms=8000"});
+  ClientOptions options;
+  options.timeouts.call_ms = 200;
+  auto client = Client::Connect(cluster_.coordinator_address(), options);
+  ASSERT_TRUE(client.ok());
+  auto txn = PrepareTransfer(**client, 40);
+  ASSERT_TRUE(txn);
+  cluster_.participant("bank_b").Signal(SIGSTOP);
+  Status st = txn->Commit();
+  EXPECT_EQ(st.code(), StatusCode::kAborted) << st.ToString();
+  cluster_.participant("bank_b").Signal(SIGCONT);
+  EXPECT_TRUE(cluster_.EventuallyNoOpenBranches(20000));
+  EXPECT_EQ(Balance("bank_a", 1), 100);
+  EXPECT_EQ(Balance("bank_b", 1), 100);
+}
+
 TEST_F(FaultsTest, ParticipantFrozenDuringCommitIsRetriedAndCommitsWhenItResumes) {
   StartCluster({"--prepare_timeout_ms=30000", "--rpc_timeout_ms=1000",
                 "--commit_retry_initial_ms=50", "--commit_retry_max_ms=400"},
