@@ -151,8 +151,8 @@ TEST_P(RestartMatrixTest, ParticipantRestartAfterTheVoteKeepsThePreparedBranch) 
   ExpectUnchangedAndFree();
 }
 
-// Coordinator dies after the first commit went out; bank_b restarts before
-// hearing its commit; the re-driven decision commits it.
+// Coordinator dies once the decision is durable, before any commit went out;
+// bank_b restarts, still prepared; the re-driven decision commits both.
 TEST_P(RestartMatrixTest, ParticipantRestartDuringCommitStillCommits) {
   auto client = Connect();
   std::unique_ptr<Transaction> txn;
