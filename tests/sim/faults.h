@@ -25,6 +25,7 @@ struct Faults {
   // Per simulation step.
   double crash = 0;
   double partition = 0;
+  double zombie = 0;  // the coordinator freezes as a zombie (Simulation::Freeze)
 
   static Faults Draw(SimRandom& random) {
     Faults f;
@@ -42,6 +43,7 @@ struct Faults {
     f.one_phase_ambiguous = draw(0.1);
     f.crash = draw(0.08);
     f.partition = draw(0.03);
+    f.zombie = draw(0.1);
     return f;
   }
 };

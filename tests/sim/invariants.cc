@@ -47,7 +47,10 @@ void Invariants::BeginDelivery(const std::string& participant, const Fence& fenc
   deliveries_.push_back({participant, fence});
 }
 
-void Invariants::EndDelivery() { deliveries_.pop_back(); }
+void Invariants::EndDelivery(const Status& answer) {
+  deliveries_.pop_back();
+  if (answer.code() == StatusCode::kFenced) ++fenced_answers_;
+}
 
 void Invariants::Wrote(const std::string& txn, const std::string& participant) {
   txns_[txn].wrote.insert(participant);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/protocol.h"
+#include "common/status.h"
 #include "tests/sim/history.h"
 
 namespace pact::sim {
@@ -34,9 +35,11 @@ class Invariants {
   void RolledBack(const std::string& txn, const std::string& participant);
 
   // The network delivers a coordinator's message carrying `fence` to a
-  // participant: effects meanwhile are that message's.
+  // participant: effects meanwhile are that message's (a message of a
+  // superseded epoch, e.g. the zombie's, must have none).
   void BeginDelivery(const std::string& participant, const Fence& fence);
-  void EndDelivery();
+  void EndDelivery(const Status& answer);
+  int64_t fenced_answers() const { return fenced_answers_; }
 
   // --- clients
   void Tell(const std::string& txn, Told told);
@@ -62,6 +65,7 @@ class Invariants {
     Fence fence;
   };
   std::vector<Delivery> deliveries_;  // nested deliveries, innermost last
+  int64_t fenced_answers_ = 0;        // messages the participants refused as superseded
   std::vector<std::string> violations_;
 };
 

@@ -21,6 +21,12 @@ SimJournal::SimJournal(JournalDisk* disk, Process* process, SimRandom* random,
       faults_(faults),
       history_(history) {}
 
+void SimJournal::Fork(JournalDisk* disk, Process* process) {
+  disk_ = disk;
+  process_ = process;
+  incarnation_ = process->incarnation();
+}
+
 bool SimJournal::Survives(const std::string& what, bool* before) {
   *before = false;
   if (!process_->CountEvent()) return true;

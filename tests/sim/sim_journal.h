@@ -37,6 +37,9 @@ class SimJournal : public Journal {
 
   // Makes the lazy END records durable (a background flush in the real one).
   void Flush();
+  // From now on, writes to `disk` for `process` (the zombie's private copy).
+  void Fork(JournalDisk* disk, Process* process);
+  Process* process() const { return process_; }
 
   Result<int64_t> RaiseEpoch() override;
   Status LogCommit(const CommitRecord& record) override;
@@ -57,9 +60,9 @@ class SimJournal : public Journal {
   // crashed; *before says whether that happened before the write.
   bool Survives(const std::string& what, bool* before);
 
-  JournalDisk* const disk_;
-  Process* const process_;
-  const int incarnation_;
+  JournalDisk* disk_;
+  Process* process_;
+  int incarnation_;
   SimRandom* const random_;
   const Faults* const faults_;
   History* const history_;

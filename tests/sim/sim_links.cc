@@ -1,6 +1,13 @@
 #include "tests/sim/sim_links.h"
 
 namespace pact::sim {
+namespace {
+const Status& StatusOf(const Status& status) { return status; }
+template <typename T>
+const Status& StatusOf(const Result<T>& result) {
+  return result.status();
+}
+}  // namespace
 
 template <typename R>
 R SimParticipants::Call(const std::string& participant, const std::string& what,
@@ -13,10 +20,10 @@ R SimParticipants::Call(const std::string& participant, const std::string& what,
   std::function<R()> deliver = [=]() -> R {
     invariants->BeginDelivery(participant, fence);
     R result = handle(directory->Find(participant)->service, fence);
-    invariants->EndDelivery();
+    invariants->EndDelivery(StatusOf(result));
     return result;
   };
-  return network_->Send<R>(directory_->coordinator, node->process,
+  return network_->Send<R>(*sender_, node->process,
                            what + " [epoch " + std::to_string(fence.epoch) + "]", deliver);
 }
 

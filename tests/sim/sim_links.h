@@ -24,6 +24,9 @@ struct Directory {
   Process client{"client"};
   Process coordinator{"coordinator"};
   Coordinator* coordinator_object = nullptr;
+  // A frozen old run of the coordinator, alive beside the new one (null when none).
+  Process zombie{"zombie"};
+  Coordinator* zombie_object = nullptr;
   struct Node {
     explicit Node(const std::string& name) : process(name) {}
     Process process;
@@ -41,8 +44,13 @@ struct Directory {
 class SimParticipants : public Participants {
  public:
   SimParticipants(SimNetwork* network, Directory* directory, Invariants* invariants)
-      : network_(network), directory_(directory), invariants_(invariants) {}
+      : network_(network),
+        directory_(directory),
+        invariants_(invariants),
+        sender_(&directory->coordinator) {}
 
+  // The run became the zombie: its messages leave from that process.
+  void SetSender(Process* sender) { sender_ = sender; }
   void SetFence(const Fence& fence) override { fence_ = fence; }
   void SetEndpoint(const std::string&, const std::string&, int) override {}
   Result<Vote> Prepare(const std::string& participant, const std::string& txn_id,
@@ -64,6 +72,7 @@ class SimParticipants : public Participants {
   SimNetwork* const network_;
   Directory* const directory_;
   Invariants* const invariants_;
+  Process* sender_;
   Fence fence_;
 };
 

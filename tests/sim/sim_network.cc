@@ -41,8 +41,9 @@ void SimNetwork::DeliverOneHeld() {
   size_t i = random_->Below(held_.size());
   Held held = std::move(held_[i]);
   held_.erase(held_.begin() + static_cast<long>(i));
-  if (!held.to->Alive(held.incarnation)) {
-    history_->Add("held " + held.what + " to " + held.to->name() + " dropped (it restarted)");
+  if (!held.to->Alive(held.incarnation) || held.to->asleep) {
+    history_->Add("held " + held.what + " to " + held.to->name() + " dropped (it " +
+                  (held.to->asleep ? "is paused)" : "restarted)"));
     return;
   }
   std::string answer = held.deliver();

@@ -6,7 +6,8 @@
 // a partition between two processes for a while. A call from or to a
 // process that is down fails kUnavailable and has no effect, and an armed
 // crash strikes the sender as it sends or the callee as it receives (before
-// or after handling: then the reply is lost).
+// or after handling: then the reply is lost). An asleep process (a paused
+// zombie) counts as down both ways.
 #pragma once
 
 #include <cstdint>
@@ -106,13 +107,13 @@ template <typename R>
 R SimNetwork::Send(Process& from, Process& to, const std::string& what,
                    const std::function<R()>& handle, bool idempotent) {
   const std::string line = from.name() + " -> " + to.name() + " " + what;
-  if (!from.up()) return R(Down(from.name() + " is down"));
+  if (!from.up() || from.asleep) return R(Down(from.name() + " is down"));
   if (from.CountEvent()) {
     bool sent = random_->Chance(0.5);
     from.Crash("while sending " + what + (sent ? " (sent)" : " (not sent)"));
     if (!sent) return R(Down(from.name() + " is down"));
   }
-  if (!to.up()) {
+  if (!to.up() || to.asleep) {
     history_->Add(line + ": " + to.name() + " is down");
     return R(Down(to.name() + " is down"));
   }

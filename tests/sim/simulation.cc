@@ -72,6 +72,8 @@ class Simulation {
   void Reap();
   void Step();
   void InjectFault();
+  void Freeze(const std::string& when);
+  void StepZombie();
   void RestartSomeone(bool all);
   void StartClient();
   void TickParticipants();
@@ -98,6 +100,13 @@ class Simulation {
   std::unique_ptr<SimParticipants> coordinator_links_;
   std::unique_ptr<Coordinator> coordinator_;
   std::map<std::string, Bank> banks_;
+  // A frozen old run of the coordinator (see Freeze), on its copy of the journal.
+  struct Zombie {
+    JournalDisk disk;
+    std::unique_ptr<SimJournal> journal;
+    std::unique_ptr<SimParticipants> links;
+    std::unique_ptr<Coordinator> coordinator;
+  } zombie_;
 
   std::vector<std::unique_ptr<TransferClient>> clients_;
   int total_clients_ = 0;
@@ -112,6 +121,7 @@ Simulation::~Simulation() {
     bank.backend.reset();
   }
   coordinator_.reset();
+  zombie_.coordinator.reset();
 }
 
 std::vector<std::string> Simulation::Names() const {
@@ -132,7 +142,8 @@ void Simulation::Setup() {
                std::to_string(faults_.prepare_ambiguous) + "/" +
                std::to_string(faults_.commit_failure) + "/" +
                std::to_string(faults_.one_phase_ambiguous) + " crash=" +
-               std::to_string(faults_.crash) + " partition=" + std::to_string(faults_.partition));
+               std::to_string(faults_.crash) + " partition=" + std::to_string(faults_.partition) +
+               " zombie=" + std::to_string(faults_.zombie));
   for (int i = 0; i < kParticipants; ++i) {
     std::string name = "p" + std::to_string(i);
     Bank& bank = banks_[name];
@@ -151,6 +162,7 @@ void Simulation::Setup() {
     Count("crashes");
     directory_.coordinator.down_since_ms = clock_.elapsed_ms();
   });
+  directory_.zombie.OnCrash([this](const std::string& why) { history_.Add("CRASH zombie " + why); });
   directory_.client.Start();
   invariants_.highest_epoch = [this](const std::string& participant) {
     return banks_[participant].state.HighestEpoch(kCoordinatorName);
@@ -177,8 +189,8 @@ void Simulation::StartCoordinator() {
   options.protocol.prepare_timeout_ms = 1000;
   options.protocol.commit_retry_initial_ms = 100;
   options.protocol.commit_retry_max_ms = 2000;
-  options.protocol.on_journal_lost = [this](const Status& st) {
-    directory_.coordinator.Crash("(it exits: journal lost: " + st.message() + ")");
+  options.protocol.on_journal_lost = [journal = journal_.get()](const Status& st) {
+    journal->process()->Crash("(it exits: journal lost: " + st.message() + ")");  // maybe the zombie
   };
   options.runtime.clock = &clock_;
   options.runtime.fan_out = SequentialFanOut(&random_);
@@ -218,11 +230,17 @@ void Simulation::StartParticipant(const std::string& name) {
 }
 
 void Simulation::Reap() {
-  if (!directory_.coordinator.up() && coordinator_) {
+  if (!directory_.coordinator.up()) {
     directory_.coordinator_object = nullptr;
     coordinator_.reset();
     coordinator_links_.reset();
     journal_.reset();  // its unflushed END records are lost
+  }
+  if (!directory_.zombie.up() && zombie_.coordinator) {
+    directory_.zombie_object = nullptr;
+    zombie_.coordinator.reset();
+    zombie_.links.reset();
+    zombie_.journal.reset();
   }
   for (auto& [name, bank] : banks_) {
     Directory::Node* node = directory_.Find(name);
@@ -285,6 +303,16 @@ void Simulation::InjectFault() {
       }
     }
   }
+  if (random_.Chance(faults_.zombie) && coordinator_ && coordinator_->ready() &&
+      directory_.coordinator.up() && !directory_.zombie.up()) {
+    if (random_.Chance(0.3)) {
+      Freeze("between steps");
+    } else {
+      int64_t n = random_.Range(1, 15);
+      directory_.coordinator.ArmFreeze(n, [this] { Freeze("at its armed event"); });
+      history_.Add("armed: coordinator freezes at its event " + std::to_string(n) + " from now");
+    }
+  }
   if (random_.Chance(faults_.partition)) {
     std::vector<std::string> nodes = Names();
     nodes.push_back("coordinator");
@@ -295,6 +323,58 @@ void Simulation::InjectFault() {
       Count("partitions");
     }
   }
+}
+
+// The zombie fault: the coordinator's run is paused, not dead, as when an old
+// active stalls and a new one takes over from shared storage that does not
+// fence it. The object lives on with its in-flight and queued work; its
+// journal writes go, from this moment, to a copy of the journal disk as it is
+// now; and the coordinator's process is down, so that a new run starts on the
+// real disk in the usual way (RestartSomeone), raises the epoch and presumes
+// abort (the freeze counts as one of its crashes). This
+// may happen in the middle of a call (an armed freeze): the rest of that call
+// runs as the zombie, asleep, so that its messages fail and only its journal
+// writes (to its copy) happen.
+void Simulation::Freeze(const std::string& when) {
+  Process& zombie = directory_.zombie;
+  zombie.Start();
+  zombie.asleep = true;
+  zombie_.disk = journal_disk_;
+  journal_->Fork(&zombie_.disk, &zombie);
+  coordinator_links_->SetSender(&zombie);
+  zombie_.journal = std::move(journal_);
+  zombie_.links = std::move(coordinator_links_);
+  zombie_.coordinator = std::move(coordinator_);
+  directory_.zombie_object = zombie_.coordinator.get();  // Reap clears coordinator_object
+  Count("zombies");
+  directory_.coordinator.Crash("(it freezes " + when + ": run " +
+                               std::to_string(directory_.coordinator.incarnation()) + ", epoch " +
+                               std::to_string(directory_.zombie_object->epoch()) +
+                               ", lives on asleep as the zombie, on a copy of the journal)");
+}
+
+// The zombie wakes (and ticks at once: its queued retries go out with its old
+// epoch's fence), carries on for a while, and is killed for good. It wakes
+// only once every participant has admitted a newer epoch. Before that it could
+// commit where it is not yet fenced while the new run presumes abort
+// elsewhere: a split brain that no participant's fence can prevent (only
+// journal storage that refuses the old run's writes could).
+void Simulation::StepZombie() {
+  Process& zombie = directory_.zombie;
+  if (!zombie.up()) return;
+  if (!zombie.asleep) {
+    if (random_.Chance(0.03)) zombie.Crash("(killed for good)");
+    return;
+  }
+  const int64_t epoch = zombie_.coordinator->epoch();
+  for (const auto& name : Names()) {
+    if (banks_[name].state.HighestEpoch(kCoordinatorName) <= epoch) return;
+  }
+  if (!random_.Chance(0.5)) return;
+  zombie.asleep = false;
+  Count("zombies woken");
+  history_.Add("WAKE zombie (epoch " + std::to_string(epoch) + "): it carries on");
+  zombie_.coordinator->Tick();
 }
 
 void Simulation::RestartSomeone(bool all) {
@@ -327,6 +407,9 @@ void Simulation::Step() {
   actions.push_back({8, [&] {
                        if (directory_.coordinator.up()) coordinator_->Tick();
                      }});
+  if (directory_.zombie.up() && !directory_.zombie.asleep) {
+    actions.push_back({8, [&] { zombie_.coordinator->Tick(); }});
+  }
   actions.push_back({10, [&] {
                        auto* node = directory_.Find(random_.Pick(Names()));
                        if (node->process.up()) node->service->Tick();
@@ -350,6 +433,7 @@ void Simulation::Step() {
   }
   Reap();
   InjectFault();
+  StepZombie();
   Reap();
   RestartSomeone(false);
   Reap();
@@ -400,6 +484,8 @@ bool Simulation::Quiet(std::string* why) {
 void Simulation::Settle() {
   history_.Add("--- settling: faults off, partitions healed, everyone restarted ---");
   faults_ = Faults{};
+  directory_.zombie.Crash("(killed for good before settling)");
+  Reap();
   network_.HealAll();
   directory_.coordinator.ArmCrash(0);
   for (auto& [name, node] : directory_.participants) node->process.ArmCrash(0);
@@ -464,6 +550,7 @@ SimulationResult Simulation::Run() {
   CheckFinal();
   for (auto& c : clients_) Count(std::string("told ") + ToldName(c->told()));
   Count("steps", steps);
+  Count("fenced answers", invariants_.fenced_answers());
   Count("transactions", static_cast<int64_t>(clients_.size()));
   Count("sim seconds", clock_.elapsed_ms() / 1000);
   history_.Add(invariants_.violations().empty()

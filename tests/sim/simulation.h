@@ -1,6 +1,7 @@
 // One seeded run: a coordinator and three participants (each a small bank)
 // over the simulated network, clock and disks; concurrent transfers; faults,
-// crashes and restarts; then every fault healed, ticks until quiet, and the
+// crashes, restarts and zombie coordinators (a frozen old run that wakes and
+// carries on with its old epoch); then every fault healed, ticks until quiet, and the
 // invariants checked. The same seed always gives the same run.
 #pragma once
 

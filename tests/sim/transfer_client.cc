@@ -1,5 +1,6 @@
 #include "tests/sim/transfer_client.h"
 
+#include "common/txn_id.h"
 #include "tests/sim/sim_backend.h"
 
 namespace pact::sim {
@@ -71,18 +72,34 @@ void TransferClient::Execute(bool first) {
   stage_ = overdrawn_ && plan_.commit_after_overdraft ? Stage::kCommit : Stage::kRollback;
 }
 
-namespace {
+bool TransferClient::AtZombie() const {
+  const Directory* d = directory_;
+  if (d->zombie_object == nullptr || !d->zombie.up() || d->zombie.asleep) return false;
+  auto id = TxnId::Parse(txn_);
+  return id.ok() && id->epoch == d->zombie_object->epoch();
+}
 
-}  // namespace
-
+// What the zombie answers counts as unknown for the checks: it may be a lie
+// that Pact cannot help. A decision the zombie made after it froze is durable
+// only on its own copy of the journal, which the new run never reads (it
+// presumes abort), so its COMMITTED can be false; and its ABORTED too (an
+// ABORT record on its copy overruling a COMMIT record on the real disk). The
+// fence keeps the participants from acting on such decisions; nothing keeps
+// the zombie from telling its clients about them.
 void TransferClient::Commit() {
   Directory* d = directory_;
   std::string txn = txn_;
   ++commit_attempts_;
+  const bool zombie = AtZombie();
   auto outcome = network_->Send<Result<CommitOutcome>>(
-      d->client, d->coordinator, "commit " + txn, [=]() -> Result<CommitOutcome> {
-        return d->coordinator_object->Commit(txn);
+      d->client, zombie ? d->zombie : d->coordinator, "commit " + txn,
+      [=]() -> Result<CommitOutcome> {
+        return (zombie ? d->zombie_object : d->coordinator_object)->Commit(txn);
       });
+  if (zombie && outcome.status().code() != StatusCode::kUnavailable) {
+    history_->Add(Name() + ": the zombie's answer (" + Show(outcome) + ") counts as unknown");
+    return Tell(Told::kUnknown);
+  }
   if (outcome.ok()) {
     Told told = outcome->state == TxnState::kCommitted ? Told::kCommitted : Told::kAborted;
     if (told == Told::kCommitted && overdrawn_) {
@@ -99,10 +116,11 @@ void TransferClient::Commit() {
 void TransferClient::Rollback() {
   Directory* d = directory_;
   std::string txn = txn_;
-  Status st = network_->Send<Status>(d->client, d->coordinator, "rollback " + txn, [=] {
-    return d->coordinator_object->Rollback(txn);
-  });
-  Tell(st.ok() ? Told::kRolledBack : Told::kUnknown);
+  const bool zombie = AtZombie();
+  Status st = network_->Send<Status>(
+      d->client, zombie ? d->zombie : d->coordinator, "rollback " + txn,
+      [=] { return (zombie ? d->zombie_object : d->coordinator_object)->Rollback(txn); });
+  Tell(st.ok() && !zombie ? Told::kRolledBack : Told::kUnknown);  // the zombie: see Commit
 }
 
 void TransferClient::Tell(Told told) {

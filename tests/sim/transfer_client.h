@@ -38,6 +38,8 @@ class TransferClient {
   void Commit();
   void Rollback();
   void Tell(Told told);
+  // Whether the transaction is the awake zombie's: its client still talks to it.
+  bool AtZombie() const;
   std::string Name() const;
 
   const int id_;
