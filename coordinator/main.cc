@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   pact::CoordinatorOptions options;
   pact::ProtocolOptions& protocol = options.protocol;
   pact::RpcTimeouts rpc_timeouts;
+  pact::RpcServerOptions rpc_server;
   pact::SqliteJournalOptions journal_options;
   std::string host, journal_path;
   int port = 0, metrics_port = -1, shutdown_grace_ms = 0;
@@ -58,6 +59,16 @@ int main(int argc, char** argv) {
        "TCP connect timeout to participants")
       ("rpc_timeout_ms", po::value(&rpc_timeouts.call_ms)->default_value(10000),
        "timeout of commit, rollback and recover calls to participants")
+      ("rpc_max_connections", po::value(&rpc_server.max_connections)->default_value(1024),
+       "connections served at once (a thread each); more are closed on accept and counted "
+       "in pact_rpc_connections_refused_total")
+      ("rpc_idle_timeout_ms", po::value(&rpc_server.idle_timeout_ms)->default_value(300000),
+       "a connection that sends nothing for this long is closed (0: never)")
+      ("rpc_frame_timeout_ms", po::value(&rpc_server.frame_timeout_ms)->default_value(30000),
+       "a request frame must arrive within this of its first byte, and a reply be written "
+       "within it; frames refused for this or for exceeding the RPC limits (64 MiB frame, "
+       "16 MiB string, 1M elements) close the connection and count in "
+       "pact_rpc_frames_refused_total")
       ("finished_txns_kept", po::value(&options.finished_txns_kept)->default_value(10000),
        "finished transactions remembered for status queries")
       ("group_commit", po::value(&journal_options.group_commit)->default_value(true),
@@ -120,7 +131,9 @@ int main(int argc, char** argv) {
   // serve must fail before it raises epochs or rolls anything back. Until
   // Start() has finished, calls are answered UNAVAILABLE (recovering).
   auto handler = std::make_shared<pact::CoordinatorHandler>(&coordinator);
-  pact::RpcServer server(std::make_shared<pact::rpc::CoordinatorProcessor>(handler), host, port);
+  rpc_server.metrics = &metrics.registry;
+  pact::RpcServer server(std::make_shared<pact::rpc::CoordinatorProcessor>(handler), host, port,
+                         rpc_server);
   pact::Status st = server.Start();
   if (!st.ok()) {
     LOG(ERROR) << st.ToString();

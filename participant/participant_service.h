@@ -83,6 +83,7 @@ class ParticipantService {
   Status ForgetHeuristic(const std::string& txn_id) { return state_->ForgetHeuristic(txn_id); }
 
   const MetricsRegistry& metrics() const { return metrics_.registry; }
+  MetricsRegistry& metrics() { return metrics_.registry; }
 
   // One round of housekeeping: both threads' work. Threads call the halves
   // unless options.runtime.background_threads is false; then the owner calls

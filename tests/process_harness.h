@@ -49,6 +49,7 @@ class Process {
   // -1 if it is still running after timeout_ms.
   int WaitForExit(int timeout_ms);
   bool running();
+  pid_t pid() const { return pid_; }  // -1 once it ended
   const std::string& log_path() const { return log_path_; }
 
  private:

@@ -10,8 +10,6 @@
 
 namespace pact {
 
-using apache::thrift::protocol::TBinaryProtocol;
-using apache::thrift::transport::TFramedTransport;
 using apache::thrift::transport::TSocket;
 
 Result<Endpoint> Endpoint::Parse(const std::string& text) {
@@ -40,8 +38,9 @@ Status RpcChannel::Open(const Endpoint& endpoint, const RpcTimeouts& timeouts) {
   socket->setRecvTimeout(timeouts.call_ms);
   socket->setSendTimeout(timeouts.call_ms);
   socket->setNoDelay(true);
-  transport = std::make_shared<TFramedTransport>(socket);
-  protocol = std::make_shared<TBinaryProtocol>(transport);
+  auto framed = std::make_shared<BoundedFramedTransport>(socket, RpcLimits{});
+  transport = framed;
+  protocol = std::make_shared<BoundedBinaryProtocol>(framed, RpcLimits{});
   try {
     transport->open();
   } catch (const std::exception& e) {

@@ -14,6 +14,7 @@
 
 #include "common/status.h"
 #include "thrift/rpc_convert.h"
+#include "thrift/rpc_limits.h"
 
 namespace pact {
 
@@ -31,8 +32,9 @@ struct RpcTimeouts {
   int call_ms = 10000;  // send and receive; a call that exceeds it is UNAVAILABLE
 };
 
-// Opens the socket, framed transport and binary protocol for `endpoint`.
-// Shared by every RpcConnection instantiation.
+// Opens the socket, framed transport and binary protocol for `endpoint`, with
+// the default RpcLimits on every reply. Shared by every RpcConnection
+// instantiation.
 struct RpcChannel {
   std::shared_ptr<apache::thrift::transport::TSocket> socket;
   std::shared_ptr<apache::thrift::transport::TTransport> transport;
@@ -80,6 +82,7 @@ class RpcConnection {
       fn(*client_);
       return Status::Ok();
     } catch (const std::exception& e) {
+      NoteClientFailure(e);
       Status st = StatusFromException(e);
       if (st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kInternal) {
         channel_.Close();

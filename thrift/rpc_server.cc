@@ -10,11 +10,15 @@
 
 namespace pact {
 
-using apache::thrift::protocol::TBinaryProtocolFactory;
+using apache::thrift::TProcessor;
+using apache::thrift::protocol::TProtocol;
+using apache::thrift::protocol::TProtocolFactory;
 using apache::thrift::server::TServerEventHandler;
 using apache::thrift::server::TThreadedServer;
-using apache::thrift::transport::TFramedTransportFactory;
 using apache::thrift::transport::TServerSocket;
+using apache::thrift::transport::TSocket;
+using apache::thrift::transport::TTransport;
+using apache::thrift::transport::TTransportFactory;
 
 namespace {
 
@@ -30,17 +34,121 @@ class ReadySignal : public TServerEventHandler {
 
 }  // namespace
 
-RpcServer::RpcServer(std::shared_ptr<apache::thrift::TProcessor> processor, std::string host,
-                     int port)
-    : processor_(std::move(processor)), host_(std::move(host)), port_(port) {}
+// Turns a refused frame into a closed connection: counted and logged here,
+// not once per frame by Thrift.
+class RpcServer::GuardedProcessor : public TProcessor {
+ public:
+  GuardedProcessor(std::shared_ptr<TProcessor> inner, RpcServer* server)
+      : inner_(std::move(inner)), server_(server) {}
+
+  bool process(std::shared_ptr<TProtocol> in, std::shared_ptr<TProtocol> out,
+               void* context) override {
+    try {
+      if (inner_->process(in, out, context)) return true;
+      server_->NoteRefusedFrame("not a call");  // a reply, or an unknown message type
+      return false;
+    } catch (const std::exception& e) {
+      if (!IsRefusedFrame(e)) throw;  // the peer went away or fell idle
+      server_->NoteRefusedFrame(e.what());
+      return false;
+    }
+  }
+
+ private:
+  const std::shared_ptr<TProcessor> inner_;
+  RpcServer* const server_;
+};
+
+// Closes a connection beyond the cap as soon as it is accepted.
+class RpcServer::CappedServerSocket : public TServerSocket {
+ public:
+  CappedServerSocket(const std::string& host, int port, RpcServer* server)
+      : TServerSocket(host, port), server_(server) {}
+
+ protected:
+  std::shared_ptr<TTransport> acceptImpl() override {
+    while (true) {
+      std::shared_ptr<TTransport> client = TServerSocket::acceptImpl();
+      if (server_->AdmitConnection()) return client;
+      client->close();
+    }
+  }
+
+ private:
+  RpcServer* const server_;
+};
+
+class RpcServer::Transports : public TTransportFactory {
+ public:
+  explicit Transports(const RpcServerOptions& options) : options_(options) {}
+  std::shared_ptr<TTransport> getTransport(std::shared_ptr<TTransport> socket) override {
+    return std::make_shared<BoundedFramedTransport>(
+        socket, options_.limits, std::dynamic_pointer_cast<TSocket>(socket),
+        options_.idle_timeout_ms, options_.frame_timeout_ms);
+  }
+
+ private:
+  const RpcServerOptions& options_;
+};
+
+class RpcServer::Protocols : public TProtocolFactory {
+ public:
+  explicit Protocols(const RpcLimits& limits) : limits_(limits) {}
+  std::shared_ptr<TProtocol> getProtocol(std::shared_ptr<TTransport> transport) override {
+    return std::make_shared<BoundedBinaryProtocol>(
+        std::static_pointer_cast<BoundedFramedTransport>(transport), limits_);
+  }
+
+ private:
+  const RpcLimits& limits_;
+};
+
+RpcServer::RpcServer(std::shared_ptr<TProcessor> processor, std::string host, int port,
+                     RpcServerOptions options)
+    : processor_(std::move(processor)),
+      host_(std::move(host)),
+      port_(port),
+      options_(options),
+      frames_refused_(&own_frames_refused_),
+      connections_refused_(&own_connections_refused_) {
+  if (options_.metrics != nullptr) {
+    frames_refused_ = options_.metrics->AddCounter(
+        "pact_rpc_frames_refused_total",
+        "Frames refused (too big, malformed or too slow); each closed its connection");
+    connections_refused_ = options_.metrics->AddCounter(
+        "pact_rpc_connections_refused_total",
+        "Connections closed on accept because max_connections were open");
+  }
+}
 
 RpcServer::~RpcServer() { Stop(); }
 
+void RpcServer::NoteRefusedFrame(const std::string& why) {
+  frames_refused_->Add();
+  if (frame_log_.Allow()) {
+    LOG(WARNING) << "refused a frame on port " << port_ << ": " << why << " ("
+                 << frames_refused_->value() << " so far); connection closed";
+  }
+}
+
+bool RpcServer::AdmitConnection() {
+  // Called from the accepting thread only, so the count cannot grow meanwhile.
+  if (server_->getConcurrentClientCount() < options_.max_connections) return true;
+  connections_refused_->Add();
+  if (connection_log_.Allow()) {
+    LOG(WARNING) << "refused a connection on port " << port_ << ": " << options_.max_connections
+                 << " open (" << connections_refused_->value() << " refused so far)";
+  }
+  return false;
+}
+
 Status RpcServer::Start() {
-  auto socket = std::make_shared<TServerSocket>(host_, port_);
-  server_ = std::make_shared<TThreadedServer>(processor_, socket,
-                                              std::make_shared<TFramedTransportFactory>(),
-                                              std::make_shared<TBinaryProtocolFactory>());
+  auto socket = std::make_shared<CappedServerSocket>(host_, port_, this);
+  socket->setRecvTimeout(options_.idle_timeout_ms);
+  socket->setSendTimeout(options_.frame_timeout_ms);
+  server_ = std::make_shared<TThreadedServer>(
+      std::make_shared<GuardedProcessor>(processor_, this), socket,
+      std::make_shared<Transports>(options_), std::make_shared<Protocols>(options_.limits));
   std::promise<void> ready;
   std::future<void> listening = ready.get_future();
   std::promise<std::string> failed;
