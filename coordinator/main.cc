@@ -19,6 +19,7 @@
 #include "journal/fsync_fault_vfs.h"
 #include "journal/sqlite_journal.h"
 #include "thrift/rpc_server.h"
+#include "thrift/rpc_server_flags.h"
 
 namespace po = boost::program_options;
 
@@ -59,16 +60,6 @@ int main(int argc, char** argv) {
        "TCP connect timeout to participants")
       ("rpc_timeout_ms", po::value(&rpc_timeouts.call_ms)->default_value(10000),
        "timeout of commit, rollback and recover calls to participants")
-      ("rpc_max_connections", po::value(&rpc_server.max_connections)->default_value(1024),
-       "connections served at once (a thread each); more are closed on accept and counted "
-       "in pact_rpc_connections_refused_total")
-      ("rpc_idle_timeout_ms", po::value(&rpc_server.idle_timeout_ms)->default_value(300000),
-       "a connection that sends nothing for this long is closed (0: never)")
-      ("rpc_frame_timeout_ms", po::value(&rpc_server.frame_timeout_ms)->default_value(30000),
-       "a request frame must arrive within this of its first byte, and a reply be written "
-       "within it; frames refused for this or for exceeding the RPC limits (64 MiB frame, "
-       "16 MiB string, 1M elements) close the connection and count in "
-       "pact_rpc_frames_refused_total")
       ("finished_txns_kept", po::value(&options.finished_txns_kept)->default_value(10000),
        "finished transactions remembered for status queries")
       ("group_commit", po::value(&journal_options.group_commit)->default_value(true),
@@ -78,6 +69,7 @@ int main(int argc, char** argv) {
       ("shutdown_grace_ms", po::value(&shutdown_grace_ms)->default_value(10000),
        "on SIGTERM, how long to wait for transactions being decided and commits being "
        "delivered before exiting");
+  pact::AddRpcServerFlags(&desc, &rpc_server);
   pact::ParseCommandLine(argc, argv, desc, "Usage: pact-coordinator [options]");
   pact::InitLogging(argv[0]);
   pact::BlockStopSignals();

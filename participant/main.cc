@@ -15,6 +15,7 @@
 #include "participant/state_store.h"
 #include "participant/sqlite_backend.h"
 #include "thrift/rpc_server.h"
+#include "thrift/rpc_server_flags.h"
 
 namespace po = boost::program_options;
 
@@ -121,18 +122,9 @@ int main(int argc, char** argv) {
        "TCP connect timeout to the coordinator")
       ("rpc_timeout_ms", po::value(&rpc_timeouts.call_ms)->default_value(10000),
        "timeout of calls to the coordinator")
-      ("rpc_max_connections", po::value(&rpc_server.max_connections)->default_value(1024),
-       "connections served at once (a thread each); more are closed on accept and counted "
-       "in pact_rpc_connections_refused_total")
-      ("rpc_idle_timeout_ms", po::value(&rpc_server.idle_timeout_ms)->default_value(300000),
-       "a connection that sends nothing for this long is closed (0: never)")
-      ("rpc_frame_timeout_ms", po::value(&rpc_server.frame_timeout_ms)->default_value(30000),
-       "a request frame must arrive within this of its first byte, and a reply be written "
-       "within it; frames refused for this or for exceeding the RPC limits (64 MiB frame, "
-       "16 MiB string, 1M elements) close the connection and count in "
-       "pact_rpc_frames_refused_total")
       ("metrics_port", po::value(&metrics_port)->default_value(-1),
        "serve Prometheus metrics on http://<host>:<port>/metrics (-1: off, 0: any free port)");
+  pact::AddRpcServerFlags(&desc, &rpc_server);
   po::variables_map vm =
       pact::ParseCommandLine(argc, argv, desc, "Usage: pact-participant --name N --port P [options]");
   pact::InitLogging(argv[0]);
