@@ -17,7 +17,8 @@ Result<std::unique_ptr<Client>> Client::Connect(const std::string& coordinator,
 
 Client::Client(Endpoint coordinator, ClientOptions options)
     : options_(options),
-      coordinator_(std::make_unique<CoordinatorPool>(std::move(coordinator), options.timeouts)) {}
+      coordinator_(std::make_unique<CoordinatorPool>(std::move(coordinator), options.timeouts,
+                                                        options.credentials)) {}
 
 Client::~Client() = default;
 
@@ -47,7 +48,8 @@ Result<std::shared_ptr<Client::ParticipantPool>> Client::PoolFor(const std::stri
   for (const auto& p : registered) {
     auto& pool = participants_[p.name];
     if (!pool || pool->endpoint().host != p.host || pool->endpoint().port != p.port) {
-      pool = std::make_shared<ParticipantPool>(Endpoint{p.host, p.port}, options_.timeouts);
+      pool = std::make_shared<ParticipantPool>(Endpoint{p.host, p.port}, options_.timeouts,
+                                               options_.credentials);
     }
     known += (known.empty() ? "" : ", ") + p.name;
   }
@@ -120,6 +122,12 @@ Status Transaction::Commit() {
       // Asked again after a lost answer, and the coordinator (restarted
       // meanwhile) no longer knows it: it may have committed and forgotten.
       st = Status::Unavailable("the coordinator no longer knows it: " + st.message());
+      break;
+    }
+    if (attempt > 1 && (st.code() == StatusCode::kUnauthenticated ||
+                        st.code() == StatusCode::kPermissionDenied)) {
+      // A refusal of the caller says nothing of what the first ask did.
+      st = Status::Unavailable("asking again was refused: " + st.message());
       break;
     }
     if (!lost(st) || WallMillis() + backoff_ms >= give_up) break;

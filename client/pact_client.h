@@ -32,6 +32,11 @@ class Transaction;
 
 struct ClientOptions {
   RpcTimeouts timeouts;
+  // How the application proves who it is to the coordinator and the
+  // participants: a TLS context (certificate with O=application) or the
+  // application token. Empty: for servers that are open (the quick start).
+  // MakeClientCredentials (thrift/security_flags.h) builds one from flags.
+  RpcCredentials credentials;
   // How long Commit keeps asking when the coordinator's answer is lost (the
   // connection breaks, or the coordinator restarts): commit is idempotent, so
   // it asks again until it hears the outcome or this budget is spent. One ask

@@ -17,6 +17,8 @@ const char* StatusCodeName(StatusCode code) {
     case StatusCode::kBusy: return "BUSY";
     case StatusCode::kInternal: return "INTERNAL";
     case StatusCode::kHeuristicMixed: return "HEURISTIC_MIXED";
+    case StatusCode::kUnauthenticated: return "UNAUTHENTICATED";
+    case StatusCode::kPermissionDenied: return "PERMISSION_DENIED";
   }
   return "UNKNOWN_CODE";
 }

@@ -25,6 +25,8 @@ enum class StatusCode {
   kBusy = 10,               // a resource is held by another transaction
   kInternal = 11,
   kHeuristicMixed = 12,     // an operator decided a branch the other way
+  kUnauthenticated = 13,    // the caller did not prove who it is
+  kPermissionDenied = 14,   // the caller may not make this call; nothing changed
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -48,6 +50,12 @@ class [[nodiscard]] Status {
   static Status Corruption(std::string m) { return {StatusCode::kCorruption, std::move(m)}; }
   static Status Busy(std::string m) { return {StatusCode::kBusy, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+  static Status Unauthenticated(std::string m) {
+    return {StatusCode::kUnauthenticated, std::move(m)};
+  }
+  static Status PermissionDenied(std::string m) {
+    return {StatusCode::kPermissionDenied, std::move(m)};
+  }
   static Status HeuristicMixed(std::string m) {
     return {StatusCode::kHeuristicMixed, std::move(m)};
   }

@@ -1,5 +1,6 @@
 #include "coordinator/coordinator_handler.h"
 
+#include "thrift/rpc_auth.h"
 #include "thrift/rpc_convert.h"
 
 namespace pact {
@@ -47,15 +48,31 @@ T ValueOrThrow(Result<T> result) {
   return std::move(result).value();
 }
 
+// Who may call what (README, "Security model"). A participant acts under its
+// own name only: AuthorizeAs binds the name to the caller's certificate.
+constexpr Roles kAnyone = Roles::All();
+constexpr Roles kApplicationOrOperator = Roles(Role::kApplication) | Role::kOperator;
+
+void Allow(Roles roles, const char* what) { ThrowIfError(Authorize(roles, what)); }
+void AllowParticipant(const std::string& name, const char* what) {
+  ThrowIfError(AuthorizeAs(Role::kParticipant, name, what));
+}
+
 }  // namespace
 
+void CoordinatorHandler::authenticate(const std::string& token) {
+  ThrowIfError(AuthenticateConnection(token));
+}
+
 void CoordinatorHandler::info(rpc::CoordinatorInfo& out) {
+  Allow(kAnyone, "info");
   out.name = coordinator_->name();
   out.epoch = coordinator_->epoch();
   out.ready = coordinator_->ready();
 }
 
 void CoordinatorHandler::beginTxn(rpc::BeginResult& out, int64_t timeout_ms) {
+  Allow(Role::kApplication, "beginTxn");
   BeginInfo begun = ValueOrThrow(coordinator_->Begin(timeout_ms));
   out.txn_id = begun.txn_id;
   out.timeout_ms = begun.timeout_ms;
@@ -63,24 +80,29 @@ void CoordinatorHandler::beginTxn(rpc::BeginResult& out, int64_t timeout_ms) {
 
 int64_t CoordinatorHandler::enlist(const std::string& txn_id, const std::string& participant,
                                    const std::string& branch) {
+  AllowParticipant(participant, "enlist");
   return ValueOrThrow(coordinator_->Enlist(txn_id, participant, branch));
 }
 
 void CoordinatorHandler::commitTxn(rpc::CommitResult& out, const std::string& txn_id) {
+  Allow(Role::kApplication, "commitTxn");
   CommitOutcome outcome = ValueOrThrow(coordinator_->Commit(txn_id));
   out.state = ToRpc(outcome.state);
   out.reason = outcome.reason;
 }
 
 void CoordinatorHandler::rollbackTxn(const std::string& txn_id) {
+  Allow(Role::kApplication, "rollbackTxn");
   ThrowIfError(coordinator_->Rollback(txn_id));
 }
 
 void CoordinatorHandler::status(rpc::TxnStatus& out, const std::string& txn_id) {
+  Allow(kApplicationOrOperator, "status");
   out = ToRpc(ValueOrThrow(coordinator_->GetStatus(txn_id)));
 }
 
 rpc::Outcome::type CoordinatorHandler::outcome(const std::string& txn_id) {
+  Allow(Role::kParticipant, "outcome");
   switch (ValueOrThrow(coordinator_->Inquire(txn_id))) {
     case Outcome::kCommitted: return rpc::Outcome::COMMITTED;
     case Outcome::kActive: return rpc::Outcome::ACTIVE;
@@ -90,11 +112,13 @@ rpc::Outcome::type CoordinatorHandler::outcome(const std::string& txn_id) {
 }
 
 void CoordinatorHandler::registerParticipant(const rpc::ParticipantEndpoint& participant) {
+  AllowParticipant(participant.name, "registerParticipant");
   ThrowIfError(coordinator_->RegisterParticipant(
       {participant.name, participant.host, participant.port, participant.backend}));
 }
 
 void CoordinatorHandler::listParticipants(std::vector<rpc::ParticipantEndpoint>& out) {
+  Allow(kApplicationOrOperator, "listParticipants");  // clients find participants here
   for (const auto& p : coordinator_->ListParticipants()) {
     rpc::ParticipantEndpoint endpoint;
     endpoint.name = p.name;
@@ -107,6 +131,7 @@ void CoordinatorHandler::listParticipants(std::vector<rpc::ParticipantEndpoint>&
 
 void CoordinatorHandler::listTransactions(std::vector<rpc::TxnStatus>& out,
                                           const std::vector<rpc::TxnState::type>& states) {
+  Allow(Role::kOperator, "listTransactions");
   std::vector<TxnState> wanted;
   for (auto s : states) {
     if (s < rpc::TxnState::ACTIVE || s > rpc::TxnState::ABORTED) {
@@ -117,20 +142,29 @@ void CoordinatorHandler::listTransactions(std::vector<rpc::TxnStatus>& out,
   for (const auto& s : coordinator_->ListTransactions(wanted)) out.push_back(ToRpc(s));
 }
 
+void CoordinatorHandler::stats(std::map<std::string, int64_t>& out) {
+  Allow(Role::kOperator, "stats");
+  out = coordinator_->Stats();
+}
+
 void CoordinatorHandler::retryCommit(const std::string& txn_id) {
+  Allow(Role::kOperator, "retryCommit");
   ThrowIfError(coordinator_->RetryCommit(txn_id));
 }
 
 void CoordinatorHandler::removeParticipant(const std::string& name, bool force) {
+  Allow(Role::kOperator, "removeParticipant");
   ThrowIfError(coordinator_->RemoveParticipant(name, force));
 }
 
 void CoordinatorHandler::reportHeuristic(const rpc::HeuristicInfo& h) {
+  AllowParticipant(h.participant, "reportHeuristic");
   ThrowIfError(coordinator_->ReportHeuristic(
       {h.txn_id, h.participant, h.committed, h.decision, h.at_ms}));
 }
 
 void CoordinatorHandler::listHeuristics(std::vector<rpc::HeuristicInfo>& out) {
+  Allow(Role::kOperator, "listHeuristics");
   for (const auto& h : ValueOrThrow(coordinator_->ListHeuristics())) {
     rpc::HeuristicInfo info;
     info.txn_id = h.txn_id;
@@ -143,6 +177,7 @@ void CoordinatorHandler::listHeuristics(std::vector<rpc::HeuristicInfo>& out) {
 }
 
 void CoordinatorHandler::forgetHeuristic(const std::string& txn_id) {
+  Allow(Role::kOperator, "forgetHeuristic");
   ThrowIfError(coordinator_->ForgetHeuristic(txn_id));
 }
 

@@ -10,6 +10,7 @@ class CoordinatorHandler : public rpc::CoordinatorIf {
  public:
   explicit CoordinatorHandler(Coordinator* coordinator) : coordinator_(coordinator) {}
 
+  void authenticate(const std::string& token) override;
   void info(rpc::CoordinatorInfo& out) override;
   void beginTxn(rpc::BeginResult& out, int64_t timeout_ms) override;
   int64_t enlist(const std::string& txn_id, const std::string& participant,
@@ -22,7 +23,7 @@ class CoordinatorHandler : public rpc::CoordinatorIf {
   void listParticipants(std::vector<rpc::ParticipantEndpoint>& out) override;
   void listTransactions(std::vector<rpc::TxnStatus>& out,
                         const std::vector<rpc::TxnState::type>& states) override;
-  void stats(std::map<std::string, int64_t>& out) override { out = coordinator_->Stats(); }
+  void stats(std::map<std::string, int64_t>& out) override;
   void retryCommit(const std::string& txn_id) override;
   void removeParticipant(const std::string& name, bool force) override;
   void reportHeuristic(const rpc::HeuristicInfo& heuristic) override;

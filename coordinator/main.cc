@@ -20,6 +20,7 @@
 #include "journal/sqlite_journal.h"
 #include "thrift/rpc_server.h"
 #include "thrift/rpc_server_flags.h"
+#include "thrift/security_flags.h"
 
 namespace po = boost::program_options;
 
@@ -28,8 +29,9 @@ int main(int argc, char** argv) {
   pact::ProtocolOptions& protocol = options.protocol;
   pact::RpcTimeouts rpc_timeouts;
   pact::RpcServerOptions rpc_server;
+  pact::SecurityFlags security;
   pact::SqliteJournalOptions journal_options;
-  std::string host, journal_path;
+  std::string host, journal_path, metrics_host;
   int port = 0, metrics_port = -1, shutdown_grace_ms = 0;
   std::vector<std::string> static_participants;
 
@@ -65,11 +67,16 @@ int main(int argc, char** argv) {
       ("group_commit", po::value(&journal_options.group_commit)->default_value(true),
        "share one journal fsync among concurrent decisions")
       ("metrics_port", po::value(&metrics_port)->default_value(-1),
-       "serve Prometheus metrics on http://<host>:<port>/metrics (-1: off, 0: any free port)")
+       "serve Prometheus metrics on http://<metrics_host>:<port>/metrics (-1: off, 0: any "
+       "free port)")
+      ("metrics_host", po::value(&metrics_host)->default_value("127.0.0.1"),
+       "address the metrics page listens on (plain HTTP, no authentication: keep it "
+       "private)")
       ("shutdown_grace_ms", po::value(&shutdown_grace_ms)->default_value(10000),
        "on SIGTERM, how long to wait for transactions being decided and commits being "
        "delivered before exiting");
   pact::AddRpcServerFlags(&desc, &rpc_server);
+  pact::AddSecurityFlags(&desc, &security);
   pact::ParseCommandLine(argc, argv, desc, "Usage: pact-coordinator [options]");
   pact::InitLogging(argv[0]);
   pact::BlockStopSignals();
@@ -117,7 +124,17 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "cannot open journal " << journal_path << ": " << journal.status().ToString();
     return 1;
   }
-  pact::ThriftParticipants participants(rpc_timeouts);
+  auto server_security = pact::MakeServerSecurity(security);
+  auto credentials = pact::MakeClientCredentials(security, pact::Role::kCoordinator);
+  pact::Status identity = credentials.ok() ? pact::CheckOwnCertificate(
+                                                 *credentials, pact::Role::kCoordinator, options.name)
+                                           : credentials.status();
+  if (!server_security.ok() || !identity.ok()) {
+    LOG(ERROR) << (server_security.ok() ? identity : server_security.status()).ToString();
+    return 2;
+  }
+  rpc_server.security = *server_security;
+  pact::ThriftParticipants participants(rpc_timeouts, *credentials);
   pact::Coordinator coordinator(options, journal->get(), &participants, &metrics);
   // Bound before recovery touches any participant: a start that cannot
   // serve must fail before it raises epochs or rolls anything back. Until
@@ -155,7 +172,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  auto metrics_server = pact::ServeMetrics(&metrics.registry, host, metrics_port);
+  auto metrics_server = pact::ServeMetrics(&metrics.registry, metrics_host, metrics_port);
   if (!metrics_server.ok()) {
     LOG(ERROR) << metrics_server.status().ToString();
     return 1;

@@ -15,7 +15,8 @@ namespace pact {
 
 class ThriftParticipants : public Participants {
  public:
-  explicit ThriftParticipants(RpcTimeouts timeouts) : timeouts_(timeouts) {}
+  ThriftParticipants(RpcTimeouts timeouts, RpcCredentials credentials)
+      : timeouts_(timeouts), credentials_(std::move(credentials)) {}
 
   void SetFence(const Fence& fence) override;
   void SetEndpoint(const std::string& participant, const std::string& host, int port) override;
@@ -33,6 +34,7 @@ class ThriftParticipants : public Participants {
   Result<std::shared_ptr<Pool>> PoolFor(const std::string& participant);
 
   const RpcTimeouts timeouts_;
+  const RpcCredentials credentials_;  // as this coordinator
   rpc::Fence fence_;  // set before use, then read-only
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Pool>> pools_;  // guarded by mu_

@@ -39,8 +39,8 @@ class CoordinatorLink {
 
 class ThriftCoordinatorLink : public CoordinatorLink {
  public:
-  ThriftCoordinatorLink(Endpoint coordinator, RpcTimeouts timeouts)
-      : pool_(std::move(coordinator), timeouts) {}
+  ThriftCoordinatorLink(Endpoint coordinator, RpcTimeouts timeouts, RpcCredentials credentials)
+      : pool_(std::move(coordinator), timeouts, std::move(credentials)) {}
 
   Result<int64_t> Enlist(const std::string& txn_id, const std::string& participant,
                          const std::string& branch) override;

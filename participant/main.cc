@@ -16,6 +16,7 @@
 #include "participant/sqlite_backend.h"
 #include "thrift/rpc_server.h"
 #include "thrift/rpc_server_flags.h"
+#include "thrift/security_flags.h"
 
 namespace po = boost::program_options;
 
@@ -69,7 +70,8 @@ pact::Result<std::unique_ptr<pact::Backend>> OpenBackend(const std::string& kind
 
 int main(int argc, char** argv) {
   pact::ParticipantOptions options;
-  std::string listen_host, coordinator_address, backend_kind, state_dir;
+  std::string listen_host, coordinator_address, backend_kind, state_dir, metrics_host;
+  pact::SecurityFlags security;
   int metrics_port = -1, listen_port = 0, advertise_port = 0;
   pact::RpcTimeouts rpc_timeouts;
   pact::RpcServerOptions rpc_server;
@@ -123,8 +125,13 @@ int main(int argc, char** argv) {
       ("rpc_timeout_ms", po::value(&rpc_timeouts.call_ms)->default_value(10000),
        "timeout of calls to the coordinator")
       ("metrics_port", po::value(&metrics_port)->default_value(-1),
-       "serve Prometheus metrics on http://<host>:<port>/metrics (-1: off, 0: any free port)");
+       "serve Prometheus metrics on http://<metrics_host>:<port>/metrics (-1: off, 0: any "
+       "free port)")
+      ("metrics_host", po::value(&metrics_host)->default_value("127.0.0.1"),
+       "address the metrics page listens on (plain HTTP, no authentication: keep it "
+       "private)");
   pact::AddRpcServerFlags(&desc, &rpc_server);
+  pact::AddSecurityFlags(&desc, &security);
   po::variables_map vm =
       pact::ParseCommandLine(argc, argv, desc, "Usage: pact-participant --name N --port P [options]");
   pact::InitLogging(argv[0]);
@@ -138,6 +145,17 @@ int main(int argc, char** argv) {
               << "\n";
     return 2;
   }
+  auto server_security = pact::MakeServerSecurity(security);
+  auto credentials = pact::MakeClientCredentials(security, pact::Role::kParticipant);
+  pact::Status identity =
+      credentials.ok()
+          ? pact::CheckOwnCertificate(*credentials, pact::Role::kParticipant, options.self.name)
+          : credentials.status();
+  if (!server_security.ok() || !identity.ok()) {
+    LOG(ERROR) << (server_security.ok() ? identity : server_security.status()).ToString();
+    return 2;
+  }
+  rpc_server.security = *server_security;
   auto backend = OpenBackend(backend_kind, options.self.name, vm);
   if (!backend.ok()) {
     LOG(ERROR) << "cannot open the " << backend_kind
@@ -151,7 +169,7 @@ int main(int argc, char** argv) {
     LOG(ERROR) << state.status().ToString();
     return 1;
   }
-  pact::ThriftCoordinatorLink coordinator(*coordinator_endpoint, rpc_timeouts);
+  pact::ThriftCoordinatorLink coordinator(*coordinator_endpoint, rpc_timeouts, *credentials);
   pact::ParticipantService service(options, backend->get(), state->get(), &coordinator);
   pact::Status st = service.Start();
   if (!st.ok()) {
@@ -167,7 +185,7 @@ int main(int argc, char** argv) {
     LOG(ERROR) << st.ToString();
     return 1;
   }
-  auto metrics_server = pact::ServeMetrics(&service.metrics(), listen_host, metrics_port);
+  auto metrics_server = pact::ServeMetrics(&service.metrics(), metrics_host, metrics_port);
   if (!metrics_server.ok()) {
     LOG(ERROR) << metrics_server.status().ToString();
     return 1;

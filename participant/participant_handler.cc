@@ -1,9 +1,21 @@
 #include "participant/participant_handler.h"
 
+#include "thrift/rpc_auth.h"
 #include "thrift/rpc_convert.h"
 
 namespace pact {
 namespace {
+
+// Who may call what (README, "Security model"). Prepare, commit, rollback
+// and recover are the fence's coordinator's alone: AuthorizeAs binds the
+// fence name to the caller's certificate.
+constexpr Roles kAnyone = Roles::All();
+constexpr Roles kOperatorOrCoordinator = Roles(Role::kOperator) | Role::kCoordinator;
+
+void Allow(Roles roles, const char* what) { ThrowIfError(Authorize(roles, what)); }
+void AllowCoordinator(const rpc::Fence& fence, const char* what) {
+  ThrowIfError(AuthorizeAs(Role::kCoordinator, fence.coordinator, what));
+}
 
 Fence FromRpc(const rpc::Fence& fence) { return {fence.coordinator, fence.epoch}; }
 
@@ -18,13 +30,19 @@ rpc::BranchInfo ToRpc(const BranchSnapshot& s) {
 
 }  // namespace
 
+void ParticipantHandler::authenticate(const std::string& token) {
+  ThrowIfError(AuthenticateConnection(token));
+}
+
 void ParticipantHandler::info(rpc::ParticipantInfo& out) {
+  Allow(kAnyone, "info");
   out.name = service_->name();
   out.backend = service_->backend_name();
 }
 
 void ParticipantHandler::execute(rpc::ExecuteResult& out, const std::string& txn_id,
                                  const std::string& sql, const std::vector<rpc::Value>& params) {
+  Allow(Role::kApplication, "execute");
   auto values = FromRpcValues(params);
   ThrowIfError(values.status());
   auto result = service_->Execute(txn_id, sql, *values);
@@ -33,6 +51,7 @@ void ParticipantHandler::execute(rpc::ExecuteResult& out, const std::string& txn
 }
 
 rpc::Vote::type ParticipantHandler::prepare(const rpc::Fence& fence, const std::string& txn_id) {
+  AllowCoordinator(fence, "prepare");
   auto vote = service_->Prepare(FromRpc(fence), txn_id);
   ThrowIfError(vote.status());
   return *vote == Vote::kReadOnly ? rpc::Vote::READ_ONLY : rpc::Vote::COMMIT;
@@ -40,28 +59,34 @@ rpc::Vote::type ParticipantHandler::prepare(const rpc::Fence& fence, const std::
 
 void ParticipantHandler::commit(const rpc::Fence& fence, const std::string& txn_id,
                                 bool one_phase) {
+  AllowCoordinator(fence, "commit");
   ThrowIfError(service_->Commit(FromRpc(fence), txn_id, one_phase));
 }
 
 void ParticipantHandler::rollback(const rpc::Fence& fence, const std::string& txn_id) {
+  AllowCoordinator(fence, "rollback");
   ThrowIfError(service_->Rollback(FromRpc(fence), txn_id));
 }
 
 void ParticipantHandler::recover(std::vector<rpc::BranchInfo>& out, const rpc::Fence& fence) {
+  AllowCoordinator(fence, "recover");
   auto prepared = service_->Recover(FromRpc(fence));
   ThrowIfError(prepared.status());
   for (const auto& b : *prepared) out.push_back(ToRpc(b));
 }
 
 void ParticipantHandler::listBranches(std::vector<rpc::BranchInfo>& out) {
+  Allow(kOperatorOrCoordinator, "listBranches");
   for (const auto& b : service_->ListBranches()) out.push_back(ToRpc(b));
 }
 
 void ParticipantHandler::resolve(const std::string& txn_id, bool commit) {
+  Allow(Role::kOperator, "resolve");
   ThrowIfError(service_->Resolve(txn_id, commit));
 }
 
 void ParticipantHandler::listHeuristics(std::vector<rpc::HeuristicInfo>& out) {
+  Allow(Role::kOperator, "listHeuristics");
   for (const auto& h : service_->ListHeuristics()) {
     rpc::HeuristicInfo info;
     info.txn_id = h.txn_id;
@@ -73,6 +98,7 @@ void ParticipantHandler::listHeuristics(std::vector<rpc::HeuristicInfo>& out) {
 }
 
 void ParticipantHandler::forgetHeuristic(const std::string& txn_id) {
+  Allow(kOperatorOrCoordinator, "forgetHeuristic");
   ThrowIfError(service_->ForgetHeuristic(txn_id));
 }
 

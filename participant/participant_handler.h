@@ -10,6 +10,7 @@ class ParticipantHandler : public rpc::ParticipantIf {
  public:
   explicit ParticipantHandler(ParticipantService* service) : service_(service) {}
 
+  void authenticate(const std::string& token) override;
   void info(rpc::ParticipantInfo& out) override;
   void execute(rpc::ExecuteResult& out, const std::string& txn_id, const std::string& sql,
                const std::vector<rpc::Value>& params) override;

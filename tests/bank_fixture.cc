@@ -20,6 +20,7 @@ std::unique_ptr<Client> BankTest::Connect() {
   // Tests kill coordinators on purpose: ask again for a second, not fifteen.
   ClientOptions options;
   options.commit_budget_ms = 1000;
+  options.credentials = cluster_.application_credentials();
   auto client = Client::Connect(cluster_.coordinator_address(), options);
   EXPECT_TRUE(client.ok());
   return std::move(*client);

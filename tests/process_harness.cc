@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <deque>
 #include <fstream>
+#include <random>
 #include <thread>
 
 #include "gen-cpp/Coordinator.h"
@@ -183,10 +184,11 @@ Status Cluster::StartCoordinatorOnce(const std::map<std::string, std::string>& e
                                    "--port=" + std::to_string(coordinator_port_),
                                    "--journal=" + dir_.File("journal.db")};
   argv.insert(argv.end(), coordinator_flags.begin(), coordinator_flags.end());
+  for (const std::string& flag : SecurityFlagsOf("c1")) argv.push_back(flag);
   coordinator_ = std::make_unique<Process>(argv, env, dir_.File("coordinator.log"));
   RETURN_NOT_OK(coordinator_->Start());
   RpcConnection<rpc::CoordinatorClient> conn(Endpoint{"127.0.0.1", coordinator_port_},
-                                             RpcTimeouts{500, 2000});
+                                             RpcTimeouts{500, 2000}, credentials_);
   bool ready = PollUntil(
       [&] {
         if (!coordinator_->running()) return true;  // exited: reported below
@@ -236,12 +238,14 @@ Status Cluster::StartParticipantOnce(const std::string& name,
     argv.insert(argv.end(), p.backend_flags.begin(), p.backend_flags.end());
   }
   argv.insert(argv.end(), participant_flags.begin(), participant_flags.end());
+  if (security_ == Security::kTls) RETURN_NOT_OK(EnsureCertificate(name, "participant"));
+  for (const std::string& flag : SecurityFlagsOf(name)) argv.push_back(flag);
   p.process = std::make_unique<Process>(argv, env, dir_.File(name + ".log"));
   RETURN_NOT_OK(p.process->Start());
   RpcConnection<rpc::ParticipantClient> participant(Endpoint{"127.0.0.1", p.port},
-                                                    RpcTimeouts{500, 2000});
+                                                    RpcTimeouts{500, 2000}, credentials_);
   RpcConnection<rpc::CoordinatorClient> coordinator(Endpoint{"127.0.0.1", coordinator_port_},
-                                                    RpcTimeouts{500, 2000});
+                                                    RpcTimeouts{500, 2000}, credentials_);
   bool ready = PollUntil(
       [&] {
         if (!p.process->running()) return true;  // exited: reported below
@@ -268,6 +272,56 @@ Status Cluster::StartParticipantOnce(const std::string& name,
   return Status::Ok();
 }
 
+Status Cluster::EnsureCertificate(const std::string& name, const std::string& roles) {
+  if (access((tls_dir() + "/" + name + ".pem").c_str(), F_OK) == 0) return Status::Ok();
+  std::string cmd = std::string(PACT_SOURCE_DIR) + "/scripts/make-tls-certs '" + tls_dir() +
+                    "' '" + name + ":" + roles + "' >/dev/null";
+  if (std::system(cmd.c_str()) != 0) return Status::Internal("failed: " + cmd);
+  return Status::Ok();
+}
+
+Status Cluster::UseTls() {
+  security_ = Security::kTls;
+  RETURN_NOT_OK(EnsureCertificate("c1", "coordinator"));
+  RETURN_NOT_OK(EnsureCertificate("harness", "operator+application"));
+  ASSIGN_OR_RETURN(credentials_.tls, TlsContext::ForClient({tls_dir() + "/harness.pem",
+                                                             tls_dir() + "/harness-key.pem",
+                                                             tls_dir() + "/ca.pem"}));
+  application_credentials_ = credentials_;
+  return Status::Ok();
+}
+
+Status Cluster::UseTokens() {
+  security_ = Security::kTokens;
+  std::ofstream out(tokens_path());
+  std::random_device random;
+  for (const char* role : {"application", "coordinator", "participant", "operator"}) {
+    char token[33];
+    snprintf(token, sizeof(token), "%08x%08x%08x%08x", random(), random(), random(), random());
+    out << role << " " << token << "\n";
+  }
+  out.close();
+  if (!out) return Status::IoError("cannot write " + tokens_path());
+  ASSIGN_OR_RETURN(TokenTable tokens, TokenTable::Load(tokens_path()));
+  credentials_.token = tokens.TokenOf(Role::kOperator);
+  application_credentials_.token = tokens.TokenOf(Role::kApplication);
+  return Status::Ok();
+}
+
+std::vector<std::string> Cluster::SecurityFlagsOf(const std::string& name) const {
+  switch (security_) {
+    case Security::kOpen:
+      return {};
+    case Security::kTokens:
+      return {"--auth_tokens_path=" + tokens_path()};
+    case Security::kTls:
+      break;
+  }
+  return {"--tls_cert_path=" + tls_dir() + "/" + name + ".pem",
+          "--tls_key_path=" + tls_dir() + "/" + name + "-key.pem",
+          "--tls_ca_path=" + tls_dir() + "/ca.pem"};
+}
+
 Status Cluster::StopCoordinatorAndCheckJournal() {
   coordinator_->Signal(SIGTERM);
   int code = coordinator_->WaitForExit(20000);
@@ -281,7 +335,7 @@ Status Cluster::StopCoordinatorAndCheckJournal() {
 
 Result<std::vector<std::string>> Cluster::OpenBranches(const std::string& name) {
   RpcConnection<rpc::ParticipantClient> conn(Endpoint{"127.0.0.1", participants_.at(name).port},
-                                             RpcTimeouts{500, 2000});
+                                             RpcTimeouts{500, 2000}, credentials_);
   std::vector<rpc::BranchInfo> branches;
   RETURN_NOT_OK(conn.Call([&](rpc::ParticipantClient& c) { c.listBranches(branches); }));
   std::vector<std::string> out;

@@ -16,6 +16,7 @@
 #include "common/status.h"
 #include "tests/fault_proxy.h"
 #include "tests/temp_dir.h"
+#include "thrift/rpc_auth.h"
 
 namespace pact {
 
@@ -95,6 +96,26 @@ class Cluster {
   // too) and participant -> coordinator. The harness's own checks (readiness,
   // OpenBranches) and pactctl go around them, straight to the processes.
   void ProxyEveryLink();
+  // Every process of the cluster speaks mutual TLS from now on; call it
+  // before the first start. Certificates come from scripts/make-tls-certs in
+  // tls_dir(): the coordinator's (CN c1), each participant's (CN = its name,
+  // made at its first start) and the harness's own (CN harness, operator and
+  // application), which its checks and credentials() use.
+  Status UseTls();
+  // Instead: plaintext, and every process needs its role's token from a
+  // tokens file (tokens_path()); the harness presents the operator's.
+  Status UseTokens();
+  std::string tls_dir() const { return dir_.File("tls"); }
+  std::string tokens_path() const { return dir_.File("tokens"); }
+  // What the harness presents for its checks (operator), and what
+  // BankTest's clients present (application): empty for an open cluster.
+  const RpcCredentials& credentials() const { return credentials_; }
+  const RpcCredentials& application_credentials() const { return application_credentials_; }
+  // The security flags of the process named `name` (its certificate with
+  // TLS; the tokens file with tokens), e.g. "harness" for pactctl. Empty for
+  // an open cluster.
+  std::vector<std::string> SecurityFlagsOf(const std::string& name) const;
+
   // The proxies, once created (the participant's at its first start).
   FaultProxy& client_proxy() { return *client_proxy_; }
   FaultProxy& to_participant(const std::string& name) { return *participants_.at(name).to_proxy; }
@@ -143,7 +164,12 @@ class Cluster {
   // Creates the participant's proxies if every link is proxied.
   Status EnsureParticipantProxies(Participant& p);
 
+  // Makes name's certificate in tls_dir() unless it exists.
+  Status EnsureCertificate(const std::string& name, const std::string& roles);
+
   const TempDir& dir_;
+  enum class Security { kOpen, kTls, kTokens } security_ = Security::kOpen;
+  RpcCredentials credentials_, application_credentials_;
   int coordinator_port_;
   bool proxied_ = false;
   std::unique_ptr<FaultProxy> client_proxy_;

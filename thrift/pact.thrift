@@ -19,6 +19,8 @@ enum ErrorCode {
   BUSY = 10,                // the resource is held by another transaction
   INTERNAL = 11,
   HEURISTIC_MIXED = 12,     // an operator decided the branch the other way
+  UNAUTHENTICATED = 13,     // the caller did not prove who it is (no or unknown token)
+  PERMISSION_DENIED = 14,   // the caller's role may not make this call; nothing changed
 }
 
 exception PactError {
@@ -93,8 +95,16 @@ struct ParticipantInfo {
   2: string backend,          // "sqlite", ...
 }
 
+// Every call may fail with UNAUTHENTICATED or PERMISSION_DENIED: who may call
+// what is in the README ("Security model").
+
 service Participant {
-  ParticipantInfo info(),
+  // Without TLS, on a server that has tokens: presents this connection's
+  // token (once, before other calls); the connection then holds its role.
+  // A no-op with TLS (the certificate says who the caller is) or without tokens.
+  void authenticate(1: string token) throws (1: PactError error),
+
+  ParticipantInfo info() throws (1: PactError error),
 
   // Runs one statement inside the transaction's branch, creating the branch
   // (and enlisting it with the owning coordinator) on first use.
@@ -117,7 +127,7 @@ service Participant {
   list<BranchInfo> recover(1: Fence fence) throws (1: PactError error),
 
   // Every open branch (active and prepared), for operators.
-  list<BranchInfo> listBranches(),
+  list<BranchInfo> listBranches() throws (1: PactError error),
 
   // Heuristic decision by an operator whose coordinator is lost: commits or
   // rolls back a prepared branch here and records that it did. If the
@@ -125,10 +135,10 @@ service Participant {
   void resolve(1: string txn_id, 2: bool commit) throws (1: PactError error),
 
   // Heuristic decisions not yet reconciled with their coordinator.
-  list<HeuristicInfo> listHeuristics(),
+  list<HeuristicInfo> listHeuristics() throws (1: PactError error),
 
   // An operator dealt with the heuristic decision: stop reporting it.
-  void forgetHeuristic(1: string txn_id),
+  void forgetHeuristic(1: string txn_id) throws (1: PactError error),
 }
 
 // ---------------------------------------------------------------- coordinator
@@ -174,7 +184,10 @@ struct CoordinatorInfo {
 }
 
 service Coordinator {
-  CoordinatorInfo info(),
+  // As Participant.authenticate.
+  void authenticate(1: string token) throws (1: PactError error),
+
+  CoordinatorInfo info() throws (1: PactError error),
 
   // timeout_ms <= 0 takes the coordinator's default transaction timeout.
   BeginResult beginTxn(1: i64 timeout_ms) throws (1: PactError error),
@@ -201,15 +214,15 @@ service Coordinator {
   Outcome outcome(1: string txn_id) throws (1: PactError error),
 
   void registerParticipant(1: ParticipantEndpoint participant) throws (1: PactError error),
-  list<ParticipantEndpoint> listParticipants(),
+  list<ParticipantEndpoint> listParticipants() throws (1: PactError error),
 
   // Transactions the coordinator holds in memory (open and recently finished)
   // plus unfinished journal decisions; only those in `states` unless empty.
-  list<TxnStatus> listTransactions(1: list<TxnState> states),
+  list<TxnStatus> listTransactions(1: list<TxnState> states) throws (1: PactError error),
 
   // Counters since start: transactions begun/committed/aborted/timed out,
   // journal commit records and fsync batches, commit latency percentiles.
-  map<string, i64> stats(),
+  map<string, i64> stats() throws (1: PactError error),
 
   // Retries the pending commits of a COMMITTING transaction now.
   void retryCommit(1: string txn_id) throws (1: PactError error),

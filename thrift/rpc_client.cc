@@ -25,7 +25,8 @@ Result<Endpoint> Endpoint::Parse(const std::string& text) {
   return Endpoint{text.substr(0, colon), static_cast<int>(port)};
 }
 
-Status RpcChannel::Open(const Endpoint& endpoint, const RpcTimeouts& timeouts) {
+Status RpcChannel::Open(const Endpoint& endpoint, const RpcTimeouts& timeouts,
+                        const RpcCredentials& credentials) {
   // Thrift prints every failed connect to stderr; the failure reaches the
   // caller as a Status already, so keep the library's copy for verbose logs.
   static std::once_flag quiet_thrift;
@@ -33,10 +34,16 @@ Status RpcChannel::Open(const Endpoint& endpoint, const RpcTimeouts& timeouts) {
     apache::thrift::GlobalOutput.setOutputFunction([](const char* msg) { VLOG(1) << msg; });
   });
   Close();
-  socket = std::make_shared<TSocket>(endpoint.host, endpoint.port);
+  std::shared_ptr<TlsSocket> tls;
+  if (credentials.tls) {
+    tls = credentials.tls->Connect(endpoint.host, endpoint.port);
+    socket = tls;
+  } else {
+    socket = std::make_shared<TSocket>(endpoint.host, endpoint.port);
+  }
   socket->setConnTimeout(timeouts.connect_ms);
-  socket->setRecvTimeout(timeouts.call_ms);
-  socket->setSendTimeout(timeouts.call_ms);
+  socket->setRecvTimeout(tls ? timeouts.connect_ms : timeouts.call_ms);
+  socket->setSendTimeout(tls ? timeouts.connect_ms : timeouts.call_ms);
   socket->setNoDelay(true);
   auto framed = std::make_shared<BoundedFramedTransport>(socket, RpcLimits{});
   transport = framed;
@@ -46,6 +53,16 @@ Status RpcChannel::Open(const Endpoint& endpoint, const RpcTimeouts& timeouts) {
   } catch (const std::exception& e) {
     Close();
     return Status::Unavailable(std::string("cannot connect: ") + e.what());
+  }
+  if (tls) {
+    try {
+      tls->Handshake();
+    } catch (const std::exception& e) {
+      Close();
+      if (!IsTlsFailure(e)) return Status::Unavailable(std::string("TLS handshake: ") + e.what());
+      return Status::Unauthenticated(std::string("TLS handshake refused: ") + e.what());
+    }
+    SetCallTimeout(timeouts.call_ms);
   }
   return Status::Ok();
 }

@@ -2,6 +2,7 @@
 // exception-to-Status mapping, so callers never see a Thrift exception.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -13,6 +14,7 @@
 #include <thrift/transport/TSocket.h>
 
 #include "common/status.h"
+#include "thrift/rpc_auth.h"
 #include "thrift/rpc_convert.h"
 #include "thrift/rpc_limits.h"
 
@@ -28,19 +30,26 @@ struct Endpoint {
 };
 
 struct RpcTimeouts {
-  int connect_ms = 2000;
+  int connect_ms = 2000;  // TCP connect, and the TLS handshake
   int call_ms = 10000;  // send and receive; a call that exceeds it is UNAVAILABLE
+  // A connection unused for this long is closed and opened anew before the
+  // next call, so that a call never races the server's idle timeout
+  // (--idle_timeout_ms, 300 s by default) closing it.
+  int max_idle_ms = 60000;
 };
 
-// Opens the socket, framed transport and binary protocol for `endpoint`, with
-// the default RpcLimits on every reply. Shared by every RpcConnection
-// instantiation.
+// Opens the socket (TLS when the credentials have a context), framed
+// transport and binary protocol for `endpoint`, with the default RpcLimits on
+// every reply. Shared by every RpcConnection instantiation.
 struct RpcChannel {
   std::shared_ptr<apache::thrift::transport::TSocket> socket;
   std::shared_ptr<apache::thrift::transport::TTransport> transport;
   std::shared_ptr<apache::thrift::protocol::TProtocol> protocol;
 
-  Status Open(const Endpoint& endpoint, const RpcTimeouts& timeouts);
+  // A TLS handshake the server refuses, or whose certificate this side
+  // refuses, is kUnauthenticated: nothing was sent.
+  Status Open(const Endpoint& endpoint, const RpcTimeouts& timeouts,
+              const RpcCredentials& credentials);
   void Close();
   bool IsOpen() const { return transport && transport->isOpen(); }
   // False when the peer closed an idle connection (e.g. it restarted), so a
@@ -53,8 +62,8 @@ struct RpcChannel {
 template <typename ClientT>
 class RpcConnection {
  public:
-  RpcConnection(Endpoint endpoint, RpcTimeouts timeouts)
-      : endpoint_(std::move(endpoint)), timeouts_(timeouts) {}
+  RpcConnection(Endpoint endpoint, RpcTimeouts timeouts, RpcCredentials credentials = {})
+      : endpoint_(std::move(endpoint)), timeouts_(timeouts), credentials_(std::move(credentials)) {}
   ~RpcConnection() { channel_.Close(); }
 
   const Endpoint& endpoint() const { return endpoint_; }
@@ -72,12 +81,32 @@ class RpcConnection {
   Status Call(Fn&& fn) {
     // One poll(2) per call: a server that restarted even a moment ago must
     // not receive a call into the void (execute is not idempotent).
-    if (channel_.IsOpen() && !channel_.LooksAlive()) channel_.Close();
+    auto now = std::chrono::steady_clock::now();
+    if (channel_.IsOpen() &&
+        (!channel_.LooksAlive() || now - last_used_ > std::chrono::milliseconds(timeouts_.max_idle_ms))) {
+      channel_.Close();
+    }
+    last_used_ = now;
     if (!channel_.IsOpen()) {
-      Status st = channel_.Open(endpoint_, timeouts_);
+      Status st = channel_.Open(endpoint_, timeouts_, credentials_);
       if (!st.ok()) return st.WithContext(endpoint_.ToString());
       client_ = std::make_unique<ClientT>(channel_.protocol);
+      if (!credentials_.token.empty()) {
+        // Once per connection, before anything else is sent on it.
+        st = Run([this](ClientT& c) { c.authenticate(credentials_.token); });
+        if (!st.ok()) {
+          channel_.Close();
+          client_.reset();
+          return st;
+        }
+      }
     }
+    return Run(std::forward<Fn>(fn));
+  }
+
+ private:
+  template <typename Fn>
+  Status Run(Fn&& fn) {
     try {
       fn(*client_);
       return Status::Ok();
@@ -92,11 +121,12 @@ class RpcConnection {
     }
   }
 
- private:
   Endpoint endpoint_;
   RpcTimeouts timeouts_;
+  const RpcCredentials credentials_;
   RpcChannel channel_;
   std::unique_ptr<ClientT> client_;
+  std::chrono::steady_clock::time_point last_used_;
 };
 
 // A thread-safe pool of connections to one endpoint: concurrent callers each
@@ -104,8 +134,12 @@ class RpcConnection {
 template <typename ClientT>
 class RpcPool {
  public:
-  RpcPool(Endpoint endpoint, RpcTimeouts timeouts, size_t max_idle = 64)
-      : endpoint_(std::move(endpoint)), timeouts_(timeouts), max_idle_(max_idle) {}
+  RpcPool(Endpoint endpoint, RpcTimeouts timeouts, RpcCredentials credentials = {},
+          size_t max_idle = 64)
+      : endpoint_(std::move(endpoint)),
+        timeouts_(timeouts),
+        credentials_(std::move(credentials)),
+        max_idle_(max_idle) {}
 
   const Endpoint& endpoint() const { return endpoint_; }
 
@@ -123,7 +157,9 @@ class RpcPool {
  private:
   std::unique_ptr<RpcConnection<ClientT>> Take() {
     std::lock_guard<std::mutex> lock(mu_);
-    if (idle_.empty()) return std::make_unique<RpcConnection<ClientT>>(endpoint_, timeouts_);
+    if (idle_.empty()) {
+      return std::make_unique<RpcConnection<ClientT>>(endpoint_, timeouts_, credentials_);
+    }
     auto conn = std::move(idle_.back());
     idle_.pop_back();
     return conn;
@@ -135,6 +171,7 @@ class RpcPool {
 
   const Endpoint endpoint_;
   const RpcTimeouts timeouts_;
+  const RpcCredentials credentials_;
   const size_t max_idle_;
   std::mutex mu_;
   std::vector<std::unique_ptr<RpcConnection<ClientT>>> idle_;  // guarded by mu_

@@ -20,7 +20,7 @@ Status StatusFromException(const std::exception& e) {
   if (const auto* pact_error = dynamic_cast<const rpc::PactError*>(&e)) {
     int code = static_cast<int>(pact_error->code);
     if (code < static_cast<int>(StatusCode::kNotFound) ||
-        code > static_cast<int>(StatusCode::kHeuristicMixed)) {
+        code > static_cast<int>(StatusCode::kPermissionDenied)) {
       return Status::Internal("peer sent unknown error code " + std::to_string(code) + ": " +
                               pact_error->message);
     }

@@ -22,17 +22,36 @@ using apache::thrift::transport::TTransportFactory;
 
 namespace {
 
-// Tells Start() when the server socket is listening.
-class ReadySignal : public TServerEventHandler {
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+}  // namespace
+
+// Tells Start() when the server socket is listening, and gives each
+// connection the record of who its caller is.
+class RpcServer::ConnectionEvents : public TServerEventHandler {
  public:
-  explicit ReadySignal(std::promise<void>* ready) : ready_(ready) {}
+  ConnectionEvents(std::promise<void>* ready, const ServerSecurity* security)
+      : ready_(ready), security_(security) {}
   void preServe() override { ready_->set_value(); }
+
+  void* createContext(std::shared_ptr<TProtocol> input, std::shared_ptr<TProtocol>) override {
+    auto* caller = new CallerConnection;
+    caller->security = security_;
+    auto framed = std::static_pointer_cast<BoundedFramedTransport>(input->getTransport());
+    caller->tls = std::dynamic_pointer_cast<TlsSocket>(framed->getUnderlyingTransport());
+    return caller;
+  }
+  void deleteContext(void* context, std::shared_ptr<TProtocol>,
+                     std::shared_ptr<TProtocol>) override {
+    delete static_cast<CallerConnection*>(context);
+  }
 
  private:
   std::promise<void>* ready_;
+  const ServerSecurity* security_;
 };
-
-}  // namespace
 
 // Turns a refused frame into a closed connection: counted and logged here,
 // not once per frame by Thrift.
@@ -43,11 +62,16 @@ class RpcServer::GuardedProcessor : public TProcessor {
 
   bool process(std::shared_ptr<TProtocol> in, std::shared_ptr<TProtocol> out,
                void* context) override {
+    CallerScope caller(static_cast<CallerConnection*>(context));
     try {
       if (inner_->process(in, out, context)) return true;
       server_->NoteRefusedFrame("not a call");  // a reply, or an unknown message type
       return false;
     } catch (const std::exception& e) {
+      if (IsTlsFailure(e)) {
+        server_->NoteRefusedHandshake(e.what());
+        return false;
+      }
       if (!IsRefusedFrame(e)) throw;  // the peer went away or fell idle
       server_->NoteRefusedFrame(e.what());
       return false;
@@ -59,11 +83,20 @@ class RpcServer::GuardedProcessor : public TProcessor {
   RpcServer* const server_;
 };
 
-// Closes a connection beyond the cap as soon as it is accepted.
+// Closes a connection beyond the cap as soon as it is accepted; speaks TLS
+// on the accepted connections when the server has a TLS context.
 class RpcServer::CappedServerSocket : public TServerSocket {
  public:
   CappedServerSocket(const std::string& host, int port, RpcServer* server)
       : TServerSocket(host, port), server_(server) {}
+
+  std::shared_ptr<TSocket> createSocket(THRIFT_SOCKET fd) override {
+    const std::shared_ptr<TlsContext>& tls = server_->options_.security.tls;
+    if (!tls) return TServerSocket::createSocket(fd);
+    // With the interrupt listener, Stop() wakes connection threads blocked
+    // in a read, as it does for plain sockets.
+    return tls->Accept(fd, interruptableChildren_ ? pChildInterruptSockReader_ : nullptr);
+  }
 
  protected:
   std::shared_ptr<TTransport> acceptImpl() override {
@@ -110,7 +143,8 @@ RpcServer::RpcServer(std::shared_ptr<TProcessor> processor, std::string host, in
       port_(port),
       options_(options),
       frames_refused_(&own_frames_refused_),
-      connections_refused_(&own_connections_refused_) {
+      connections_refused_(&own_connections_refused_),
+      handshakes_refused_(&own_handshakes_refused_) {
   if (options_.metrics != nullptr) {
     frames_refused_ = options_.metrics->AddCounter(
         "pact_rpc_frames_refused_total",
@@ -118,6 +152,10 @@ RpcServer::RpcServer(std::shared_ptr<TProcessor> processor, std::string host, in
     connections_refused_ = options_.metrics->AddCounter(
         "pact_rpc_connections_refused_total",
         "Connections closed on accept because max_connections were open");
+    handshakes_refused_ = options_.metrics->AddCounter(
+        "pact_rpc_tls_refused_total",
+        "TLS connections ended by TLS: a refused handshake (unknown CA, expired or "
+        "missing certificate, not TLS at all) or a broken record");
   }
 }
 
@@ -128,6 +166,14 @@ void RpcServer::NoteRefusedFrame(const std::string& why) {
   if (frame_log_.Allow()) {
     LOG(WARNING) << "refused a frame on port " << port_ << ": " << why << " ("
                  << frames_refused_->value() << " so far); connection closed";
+  }
+}
+
+void RpcServer::NoteRefusedHandshake(const std::string& why) {
+  handshakes_refused_->Add();
+  if (handshake_log_.Allow()) {
+    LOG(WARNING) << "refused a TLS connection on port " << port_ << ": " << why << " ("
+                 << handshakes_refused_->value() << " so far)";
   }
 }
 
@@ -143,6 +189,17 @@ bool RpcServer::AdmitConnection() {
 }
 
 Status RpcServer::Start() {
+  if (options_.security.open() && !IsLoopback(host_)) {
+    LOG(WARNING) << "\n"
+                 << "*****************************************************************\n"
+                 << "* INSECURE: listening on " << host_ << ":" << port_
+                 << " without TLS or tokens.\n"
+                 << "* Any process that reaches this port can make every call,\n"
+                 << "* including commit, resolve and removeParticipant. Set\n"
+                 << "* --tls_cert_path, --tls_key_path and --tls_ca_path (README,\n"
+                 << "* \"Security model\"), or listen on 127.0.0.1.\n"
+                 << "*****************************************************************";
+  }
   auto socket = std::make_shared<CappedServerSocket>(host_, port_, this);
   socket->setRecvTimeout(options_.idle_timeout_ms);
   socket->setSendTimeout(options_.frame_timeout_ms);
@@ -153,7 +210,8 @@ Status RpcServer::Start() {
   std::future<void> listening = ready.get_future();
   std::promise<std::string> failed;
   std::future<std::string> failure = failed.get_future();
-  server_->setServerEventHandler(std::make_shared<ReadySignal>(&ready));
+  server_->setServerEventHandler(
+      std::make_shared<ConnectionEvents>(&ready, &options_.security));
   thread_ = std::thread([this, failed = std::move(failed)]() mutable {
     try {
       server_->serve();

@@ -1,6 +1,8 @@
 // Serves one Thrift processor on host:port with a thread per connection
 // (TThreadedServer: the cheapest per call on loopback, see docs), reading
-// only bounded frames (rpc_limits.h) from a bounded number of connections.
+// only bounded frames (rpc_limits.h) from a bounded number of connections,
+// over mutual TLS when configured, with each call's caller in scope for the
+// handler's authorization (rpc_auth.h).
 #pragma once
 
 #include <memory>
@@ -12,12 +14,15 @@
 
 #include "common/metrics.h"
 #include "common/status.h"
+#include "thrift/rpc_auth.h"
 #include "thrift/rpc_limits.h"
 
 namespace pact {
 
 struct RpcServerOptions {
   RpcLimits limits;
+  // Mutual TLS, tokens, or open (rpc_auth.h). Open beyond loopback warns.
+  ServerSecurity security;
   // One thread each. Beyond this, new connections are closed at once (and
   // counted): enough for pooled clients (a pool keeps up to 64 per client).
   int max_connections = 1024;
@@ -46,14 +51,18 @@ class RpcServer {
 
   int64_t frames_refused() const { return frames_refused_->value(); }
   int64_t connections_refused() const { return connections_refused_->value(); }
+  int64_t handshakes_refused() const { return handshakes_refused_->value(); }
 
  private:
   class GuardedProcessor;
+  class ConnectionEvents;
   class CappedServerSocket;
   class Transports;
   class Protocols;
   // Counts a frame refused by the limits; logs once per 10 s at most.
   void NoteRefusedFrame(const std::string& why);
+  // Counts a TLS connection refused in its handshake; logs as rarely.
+  void NoteRefusedHandshake(const std::string& why);
   // False (and counted) if the server holds max_connections already.
   bool AdmitConnection();
 
@@ -61,10 +70,11 @@ class RpcServer {
   std::string host_;
   int port_;
   const RpcServerOptions options_;
-  Counter own_frames_refused_, own_connections_refused_;
+  Counter own_frames_refused_, own_connections_refused_, own_handshakes_refused_;
   Counter* frames_refused_;
   Counter* connections_refused_;
-  LogLimiter frame_log_, connection_log_;
+  Counter* handshakes_refused_;
+  LogLimiter frame_log_, connection_log_, handshake_log_;
   std::shared_ptr<apache::thrift::server::TThreadedServer> server_;
   std::thread thread_;
 };

@@ -5,7 +5,10 @@
 #include <iostream>
 #include <string>
 
+#include <boost/program_options.hpp>
+
 #include "client/pact_client.h"
+#include "thrift/security_flags.h"
 
 namespace {
 
@@ -68,8 +71,36 @@ pact::Result<int64_t> PrintBalances(pact::Client& client, const std::string& tit
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string coordinator = argc > 1 ? argv[1] : "127.0.0.1:7700";
-  auto client = pact::Client::Connect(coordinator);
+  namespace po = boost::program_options;
+  std::string coordinator;
+  pact::SecurityFlags security;
+  po::options_description desc("Usage: pact-bank-demo [COORDINATOR_HOST:PORT] [options]");
+  desc.add_options()("help,h", "print this help")(
+      "coordinator", po::value(&coordinator)->default_value("127.0.0.1:7700"),
+      "coordinator HOST:PORT");
+  pact::AddSecurityFlags(&desc, &security);
+  po::positional_options_description positional;
+  positional.add("coordinator", 1);
+  try {
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc, argv).options(desc).positional(positional).run(), vm);
+    po::notify(vm);
+    if (vm.count("help")) {
+      std::cout << desc << "\n";
+      return 0;
+    }
+  } catch (const po::error& e) {
+    std::cerr << "pact-bank-demo: " << e.what() << "\n" << desc << "\n";
+    return 2;
+  }
+  pact::ClientOptions options;
+  auto credentials = pact::MakeClientCredentials(security, pact::Role::kApplication);
+  if (!credentials.ok()) {
+    std::cerr << "pact-bank-demo: " << credentials.status().ToString() << "\n";
+    return 2;
+  }
+  options.credentials = *credentials;
+  auto client = pact::Client::Connect(coordinator, options);
   if (!client.ok()) {
     std::cerr << client.status().ToString() << "\n";
     return 1;

@@ -24,6 +24,7 @@ struct Context {
   std::string journal;  // --journal: the registry's source while the coordinator is down
   bool json = false;
   RpcTimeouts timeouts{2000, 5000};
+  RpcCredentials credentials;  // as an operator
 };
 
 // Prints the error; returns the exit code for it.
@@ -41,7 +42,7 @@ Result<std::vector<rpc::ParticipantEndpoint>> Registry(const Context& ctx,
 // Runs fn(client) against the coordinator.
 template <typename Fn>
 Status CallCoordinator(const Context& ctx, Fn&& fn) {
-  RpcConnection<rpc::CoordinatorClient> conn(ctx.coordinator, ctx.timeouts);
+  RpcConnection<rpc::CoordinatorClient> conn(ctx.coordinator, ctx.timeouts, ctx.credentials);
   return conn.Call(std::forward<Fn>(fn));
 }
 

@@ -6,6 +6,7 @@
 
 #include <boost/program_options.hpp>
 
+#include "thrift/security_flags.h"
 #include "tools/pactctl.h"
 
 namespace po = boost::program_options;
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
   std::string coordinator, state, command;
   std::vector<std::string> args;
   ResolveRequest resolve;
+  pact::SecurityFlags security;
   po::options_description desc("Options");
   desc.add_options()
       ("help,h", "print this help")
@@ -74,6 +76,7 @@ int main(int argc, char** argv) {
        "participants, branches, in-doubt, resolve: the coordinator's journal file, to find "
        "the participants while the coordinator is down")
       ("force", "resolve, remove-participant: override the safety refusal");
+  pact::AddSecurityFlags(&desc, &security);
   po::options_description hidden;
   hidden.add_options()("command", po::value(&command))("args", po::value(&args));
   po::options_description all;
@@ -97,8 +100,14 @@ int main(int argc, char** argv) {
     std::cerr << "pactctl: --coordinator: " << endpoint.status().ToString() << "\n";
     return kExitUsage;
   }
+  auto credentials = pact::MakeClientCredentials(security, pact::Role::kOperator);
+  if (!credentials.ok()) {
+    std::cerr << "pactctl: " << credentials.status().ToString() << "\n";
+    return kExitUsage;
+  }
   Context ctx;
   ctx.coordinator = *endpoint;
+  ctx.credentials = *credentials;
   ctx.json = vm.count("json") > 0;
   ctx.journal = vm["journal"].as<std::string>();
   bool force = vm.count("force") > 0;

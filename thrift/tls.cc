@@ -1,0 +1,177 @@
+#include "thrift/tls.h"
+
+#include <csignal>
+#include <mutex>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+namespace pact {
+
+using apache::thrift::transport::DefaultClientAccessManager;
+using apache::thrift::transport::SSLContext;
+using apache::thrift::transport::TSSLException;
+using apache::thrift::transport::TSSLSocket;
+using apache::thrift::transport::TSSLSocketFactory;
+
+namespace {
+
+std::string Utf8(X509_NAME_ENTRY* entry) {
+  unsigned char* utf8 = nullptr;
+  int size = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(entry));
+  if (size < 0) return "";
+  std::string out(reinterpret_cast<char*>(utf8), static_cast<size_t>(size));
+  OPENSSL_free(utf8);
+  return out;
+}
+
+std::vector<std::string> SubjectEntries(const X509* cert, int nid) {
+  std::vector<std::string> out;
+  const X509_NAME* subject = X509_get_subject_name(cert);
+  for (int i = X509_NAME_get_index_by_NID(subject, nid, -1); i >= 0;
+       i = X509_NAME_get_index_by_NID(subject, nid, i)) {
+    out.push_back(Utf8(X509_NAME_get_entry(subject, i)));
+  }
+  return out;
+}
+
+std::string OpenSslErrors() {
+  std::string out;
+  for (unsigned long e = ERR_get_error(); e != 0; e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out.empty() ? "unknown error" : out;
+}
+
+PeerCertificate Subject(const X509* cert) {
+  PeerCertificate subject;
+  std::vector<std::string> names = SubjectEntries(cert, NID_commonName);
+  if (!names.empty()) subject.common_name = names.front();
+  subject.organizations = SubjectEntries(cert, NID_organizationName);
+  return subject;
+}
+
+}  // namespace
+
+void TlsSocket::authorize() {
+  // Chain verified against the CA, a certificate present, and (clients) the
+  // dialed host named in it: Thrift's checks. Then remember who it is.
+  TSSLSocket::authorize();
+  X509* cert = SSL_get1_peer_certificate(ssl_);
+  if (cert == nullptr) return;
+  peer_ = Subject(cert);
+  X509_free(cert);
+}
+
+// Thrift's factory, with access to its SSL_CTX and making TlsSockets.
+class TlsContext::Factory : public TSSLSocketFactory {
+ public:
+  Factory() : TSSLSocketFactory(apache::thrift::transport::SSLTLS) {}
+  SSL_CTX* ctx() { return ctx_->get(); }
+  std::shared_ptr<SSLContext> shared_ctx() { return ctx_; }
+};
+
+namespace {
+
+// A TlsSocket's constructors are protected in Thrift; these make them.
+class ClientTlsSocket : public TlsSocket {
+ public:
+  ClientTlsSocket(std::shared_ptr<SSLContext> ctx, const std::string& host, int port)
+      : TlsSocket(std::move(ctx), host, port) {}
+};
+class ServerTlsSocket : public TlsSocket {
+ public:
+  ServerTlsSocket(std::shared_ptr<SSLContext> ctx, THRIFT_SOCKET fd,
+                  std::shared_ptr<THRIFT_SOCKET> interrupt)
+      : TlsSocket(std::move(ctx), fd, std::move(interrupt)) {}
+};
+
+void InitOpenSslOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // OpenSSL 1.1+ initializes itself; Thrift's global init/cleanup would
+    // tear it down when the last factory goes, under other sockets' feet.
+    TSSLSocketFactory::setManualOpenSSLInitialization(true);
+    OPENSSL_init_ssl(0, nullptr);
+    // OpenSSL writes to sockets without MSG_NOSIGNAL: a peer that hung up
+    // must be an error, not a signal that ends the process.
+    std::signal(SIGPIPE, SIG_IGN);
+  });
+}
+
+}  // namespace
+
+Result<std::shared_ptr<TlsContext>> TlsContext::ForServer(const TlsFiles& files) {
+  return Load(files, /*server=*/true);
+}
+
+Result<std::shared_ptr<TlsContext>> TlsContext::ForClient(const TlsFiles& files) {
+  return Load(files, /*server=*/false);
+}
+
+Result<std::shared_ptr<TlsContext>> TlsContext::Load(const TlsFiles& files, bool server) {
+  if (files.cert_path.empty() || files.key_path.empty() || files.ca_path.empty()) {
+    return Status::InvalidArgument(
+        "TLS needs all of --tls_cert_path, --tls_key_path and --tls_ca_path");
+  }
+  InitOpenSslOnce();
+  auto factory = std::make_shared<Factory>();
+  try {
+    factory->server(server);
+    // Both ends verify the other against the CA, and require a certificate.
+    factory->authenticate(true);
+    factory->loadCertificate(files.cert_path.c_str());
+    factory->loadPrivateKey(files.key_path.c_str());
+    factory->loadTrustedCertificates(files.ca_path.c_str());
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(std::string("TLS: ") + e.what());
+  }
+  SSL_CTX* ctx = factory->ctx();
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+    return Status::Internal("TLS: cannot require TLS 1.2: " + OpenSslErrors());
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    return Status::InvalidArgument("TLS: " + files.key_path + " is not the key of " +
+                                   files.cert_path + ": " + OpenSslErrors());
+  }
+  X509* own = SSL_CTX_get0_certificate(ctx);
+  if (X509_cmp_current_time(X509_get0_notAfter(own)) <= 0) {
+    return Status::InvalidArgument("TLS: certificate " + files.cert_path + " has expired");
+  }
+  if (X509_cmp_current_time(X509_get0_notBefore(own)) >= 0) {
+    return Status::InvalidArgument("TLS: certificate " + files.cert_path +
+                                   " is not valid yet");
+  }
+  if (server) {
+    // No session tickets: a client would find an unread ticket on an idle
+    // pooled connection and take the connection for closed.
+    SSL_CTX_set_num_tickets(ctx, 0);
+  }
+  return std::shared_ptr<TlsContext>(new TlsContext(std::move(factory), Subject(own)));
+}
+
+std::shared_ptr<TlsSocket> TlsContext::Connect(const std::string& host, int port) {
+  auto socket = std::make_shared<ClientTlsSocket>(factory_->shared_ctx(), host, port);
+  socket->server(false);
+  // Checks the server certificate's subjectAltName (DNS or IP), then CN,
+  // against `host`.
+  socket->access(std::make_shared<DefaultClientAccessManager>());
+  return socket;
+}
+
+std::shared_ptr<TlsSocket> TlsContext::Accept(THRIFT_SOCKET fd,
+                                              std::shared_ptr<THRIFT_SOCKET> interrupt) {
+  auto socket = std::make_shared<ServerTlsSocket>(factory_->shared_ctx(), fd, std::move(interrupt));
+  socket->server(true);
+  return socket;
+}
+
+bool IsTlsFailure(const std::exception& e) {
+  return dynamic_cast<const TSSLException*>(&e) != nullptr;
+}
+
+}  // namespace pact

@@ -1,0 +1,83 @@
+// Mutual TLS for Pact's links, on Thrift's OpenSSL transports: both ends
+// present a certificate signed by the cluster's CA, TLS 1.2 or later only,
+// and a client checks that the server's certificate names the host it dialed.
+// The peer's identity is its certificate's subject: CN is its name (a
+// coordinator's or participant's name, or any name for applications and
+// operators) and each O entry one role it holds (see rpc_auth.h).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <thrift/transport/TSSLSocket.h>
+
+#include "common/status.h"
+
+namespace pact {
+
+struct TlsFiles {
+  std::string cert_path;  // PEM: this process's certificate (and chain)
+  std::string key_path;   // PEM: its private key
+  std::string ca_path;    // PEM: the CA that signs every peer of the cluster
+
+  bool enabled() const { return !cert_path.empty() || !key_path.empty() || !ca_path.empty(); }
+};
+
+// Who the peer's certificate says it is.
+struct PeerCertificate {
+  std::string common_name;
+  std::vector<std::string> organizations;  // one role per O entry
+};
+
+// A TLS socket whose handshake can be driven on purpose (a client finishes it
+// inside the connect timeout, so a refusal is known before a request is
+// sent) and which keeps the verified peer's certificate subject.
+class TlsSocket : public apache::thrift::transport::TSSLSocket {
+ public:
+  using TSSLSocket::TSSLSocket;
+
+  // Runs the handshake now if it has not run yet. Throws TSSLException.
+  void Handshake() { initializeHandshake(); }
+  // Empty until the handshake has verified the peer.
+  const PeerCertificate& peer() const { return peer_; }
+
+ protected:
+  void authorize() override;
+
+ private:
+  PeerCertificate peer_;
+};
+
+// One side's TLS configuration, loaded once and shared by all its sockets.
+class TlsContext {
+ public:
+  // Loads and checks the files: all three are required, the key must match
+  // the certificate, the certificate must be valid now.
+  static Result<std::shared_ptr<TlsContext>> ForServer(const TlsFiles& files);
+  static Result<std::shared_ptr<TlsContext>> ForClient(const TlsFiles& files);
+
+  // Who this side's own certificate says it is.
+  const PeerCertificate& own() const { return own_; }
+
+  // A client socket to host:port (not connected yet).
+  std::shared_ptr<TlsSocket> Connect(const std::string& host, int port);
+  // A server socket over an accepted connection; `interrupt` (may be null)
+  // wakes its blocked reads when the server stops.
+  std::shared_ptr<TlsSocket> Accept(THRIFT_SOCKET fd, std::shared_ptr<THRIFT_SOCKET> interrupt);
+
+ private:
+  class Factory;
+  TlsContext(std::shared_ptr<Factory> factory, PeerCertificate own)
+      : factory_(std::move(factory)), own_(std::move(own)) {}
+  static Result<std::shared_ptr<TlsContext>> Load(const TlsFiles& files, bool server);
+
+  std::shared_ptr<Factory> factory_;
+  PeerCertificate own_;
+};
+
+// True if `e` came from TLS itself (a handshake refused, a bad record), as
+// opposed to the network.
+bool IsTlsFailure(const std::exception& e);
+
+}  // namespace pact
