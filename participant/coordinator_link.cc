@@ -31,6 +31,12 @@ Status ThriftCoordinatorLink::Register(const ParticipantAddress& self) {
   return pool_.Call([&](rpc::CoordinatorClient& c) { c.registerParticipant(endpoint); });
 }
 
+Result<CoordinatorIdentity> ThriftCoordinatorLink::Identify() {
+  rpc::CoordinatorInfo info;
+  RETURN_NOT_OK(pool_.Call([&](rpc::CoordinatorClient& c) { c.info(info); }));
+  return CoordinatorIdentity{info.name, info.epoch, pool_.endpoint().ToString()};
+}
+
 Status ThriftCoordinatorLink::ReportHeuristic(const std::string& participant,
                                              const HeuristicDecision& heuristic) {
   rpc::HeuristicInfo info;

@@ -20,6 +20,17 @@ struct ParticipantAddress {
   std::string backend;
 };
 
+// Who answers at the coordinator address this participant was configured
+// with. The participant's only trustworthy source for a coordinator's epoch:
+// a fence in a message is just the sender's claim.
+struct CoordinatorIdentity {
+  std::string name;
+  // Already the new run's epoch while that run is still recovering (it raises
+  // its epoch before it calls participants), so its recovery calls confirm.
+  int64_t epoch = 0;
+  std::string address;  // where it was asked, "host:port"; for messages
+};
+
 class CoordinatorLink {
  public:
   virtual ~CoordinatorLink() = default;
@@ -32,6 +43,9 @@ class CoordinatorLink {
                                  const std::string& branch) = 0;
   virtual Result<Outcome> Inquire(const std::string& txn_id) = 0;
   virtual Status Register(const ParticipantAddress& self) = 0;
+  // Asks the coordinator at the configured address its name and current
+  // epoch. kUnavailable when it cannot be asked.
+  virtual Result<CoordinatorIdentity> Identify() = 0;
   // Tells the coordinator an operator's decision here disagrees with its own.
   virtual Status ReportHeuristic(const std::string& participant,
                                  const HeuristicDecision& heuristic) = 0;
@@ -46,6 +60,7 @@ class ThriftCoordinatorLink : public CoordinatorLink {
                          const std::string& branch) override;
   Result<Outcome> Inquire(const std::string& txn_id) override;
   Status Register(const ParticipantAddress& self) override;
+  Result<CoordinatorIdentity> Identify() override;
   Status ReportHeuristic(const std::string& participant,
                          const HeuristicDecision& heuristic) override;
 

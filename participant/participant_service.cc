@@ -40,6 +40,10 @@ void ParticipantService::RegisterMetrics() {
                    "Unprepared branches rolled back here because their deadline passed.");
   metrics_.heuristic_decisions = r.AddCounter("pact_participant_heuristic_decisions_total",
                                               "Branches decided by an operator.");
+  metrics_.fences_refused = r.AddCounter(
+      "pact_participant_fences_refused_total",
+      "Calls whose fence raised a coordinator's epoch without the coordinator's confirmation "
+      "(forged, another coordinator, or it could not be asked).");
   auto count = [this](bool prepared) {
     int64_t n = 0;
     for (const auto& b : ListBranches()) n += b.prepared == prepared;
@@ -194,8 +198,56 @@ Result<QueryResult> ParticipantService::Execute(const std::string& txn_id,
 }
 
 Status ParticipantService::AdmitFence(const Fence& fence) {
+  std::unique_lock<std::mutex> raising(raise_mu_, std::defer_lock);
+  if (RaisesEpoch(fence)) {
+    raising.lock();
+    if (RaisesEpoch(fence)) {  // not admitted by a call ahead of us
+      Status confirmed = ConfirmRaise(fence);
+      if (!confirmed.ok()) {
+        // Anyone can send these: the first and every 100th are logged, not
+        // all. Counted per service, so a simulated run logs deterministically.
+        metrics_.fences_refused->Add();
+        int64_t refused = metrics_.fences_refused->value();
+        LOG_IF(WARNING, refused % 100 == 1)
+            << "refused a fence (" << refused << " so far): " << confirmed.ToString();
+        return confirmed;
+      }
+    }
+  }
   ASSIGN_OR_RETURN(bool raised, state_->Admit(fence.coordinator, fence.epoch));
+  if (raising.owns_lock()) raising.unlock();
   if (raised) RollBackSuperseded(fence.coordinator, fence.epoch);
+  return Status::Ok();
+}
+
+bool ParticipantService::RaisesEpoch(const Fence& fence) {
+  // 0: a name never admitted. Epochs start at 1, so that is also the
+  // answer for an unknown name, which must be confirmed whatever its epoch.
+  int64_t highest = state_->HighestEpoch(fence.coordinator);
+  return highest == 0 || fence.epoch > highest;
+}
+
+Status ParticipantService::ConfirmRaise(const Fence& fence) {
+  auto serving = coordinator_->Identify();
+  if (!serving.ok()) {
+    // Nothing is stored; the coordinator retries, and a real raise is
+    // confirmed once its address answers.
+    return Status::Unavailable("cannot confirm epoch " + std::to_string(fence.epoch) +
+                               " of coordinator " + fence.coordinator +
+                               " with the coordinator: " + serving.status().message());
+  }
+  if (serving->name != fence.coordinator) {
+    return Status::Fenced("coordinator '" + fence.coordinator +
+                          "' is not the one this participant serves ('" + serving->name +
+                          "' at " + serving->address + ")");
+  }
+  if (serving->epoch < fence.epoch) {
+    // A forgery, or a second run of the coordinator that is not the one at
+    // its address (FENCED makes such a run stop deciding).
+    return Status::Fenced("epoch " + std::to_string(fence.epoch) + " of coordinator " +
+                          fence.coordinator + " is not the one serving at " + serving->address +
+                          " (epoch " + std::to_string(serving->epoch) + ")");
+  }
   return Status::Ok();
 }
 

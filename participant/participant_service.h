@@ -124,9 +124,19 @@ class ParticipantService {
   // Asks the coordinator about each heuristic decision; forgets those that
   // agree with it and reports those that do not.
   void ReconcileHeuristics();
-  // Admits the caller's fence. When it raises the coordinator's epoch, the
-  // unprepared branches of its older epochs can only roll back: done at once.
+  // Admits the caller's fence. A fence is only its sender's claim, and
+  // anyone who reaches our port can send one: one that would raise its
+  // coordinator's epoch (or names a coordinator not seen before) is stored
+  // only once the coordinator confirms it (ConfirmRaise), since a stored
+  // epoch fences off every lower one for good. When it raises the epoch, the
+  // unprepared branches of older epochs can only roll back: done at once.
   Status AdmitFence(const Fence& fence);
+  // Whether admitting `fence` would store an epoch not confirmed yet.
+  bool RaisesEpoch(const Fence& fence);
+  // REQUIRES: raise_mu_ held. OK when the coordinator at the configured
+  // address is fence.coordinator, at fence.epoch or later; kFenced when it
+  // is another one or an older epoch, kUnavailable when it cannot be asked.
+  Status ConfirmRaise(const Fence& fence);
   // REQUIRES: entry->mu held. The fence is still the newest of its
   // coordinator (re-checked under the branch's lock, so a fence raised
   // meanwhile wins over a message admitted just before).
@@ -152,6 +162,7 @@ class ParticipantService {
     Counter* rollbacks;
     Counter* deadline_rollbacks;
     Counter* heuristic_decisions;
+    Counter* fences_refused;
   };
   void RegisterMetrics();
 
@@ -160,6 +171,11 @@ class ParticipantService {
   Backend* const backend_;
   StateStore* const state_;
   CoordinatorLink* const coordinator_;
+
+  // One epoch raise is confirmed at a time: the first calls of a restarted
+  // coordinator arrive together, and those behind the first find its epoch
+  // admitted instead of asking again. Never held on the hot path.
+  std::mutex raise_mu_;
 
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Entry>> branches_;  // guarded by mu_

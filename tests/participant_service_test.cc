@@ -102,7 +102,9 @@ class ScriptedBackend : public Backend {
 };
 
 // The coordinator as the test scripts it. Inquire can be frozen (it blocks
-// until thawed), like a coordinator stopped with SIGSTOP.
+// until thawed), like a coordinator stopped with SIGSTOP. Identify answers
+// as coordinator c1 at its current run's epoch (Restart raises it), or
+// UNAVAILABLE while it is down.
 class ScriptedLink : public CoordinatorLink {
  public:
   Result<int64_t> Enlist(const std::string& txn_id, const std::string&,
@@ -119,6 +121,12 @@ class ScriptedLink : public CoordinatorLink {
     return it == outcomes_.end() ? Outcome::kActive : it->second;
   }
   Status Register(const ParticipantAddress&) override { return Status::Ok(); }
+  Result<CoordinatorIdentity> Identify() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    identifies_++;
+    if (down_) return Status::Unavailable("127.0.0.1:7700: connection refused");
+    return CoordinatorIdentity{"c1", epoch_, "127.0.0.1:7700"};
+  }
   Status ReportHeuristic(const std::string&, const HeuristicDecision&) override {
     return Status::Ok();
   }
@@ -133,6 +141,23 @@ class ScriptedLink : public CoordinatorLink {
       frozen_ = false;
     }
     thawed_.notify_all();
+  }
+  // The coordinator restarts: its new run serves at the next epoch.
+  void RestartCoordinator() {
+    std::lock_guard<std::mutex> lock(mu_);
+    epoch_++;
+  }
+  void SetEpoch(int64_t epoch) {
+    std::lock_guard<std::mutex> lock(mu_);
+    epoch_ = epoch;
+  }
+  void SetDown(bool down) {
+    std::lock_guard<std::mutex> lock(mu_);
+    down_ = down;
+  }
+  int identifies() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return identifies_;
   }
   void SetOutcome(const std::string& txn_id, Outcome outcome) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -157,6 +182,9 @@ class ScriptedLink : public CoordinatorLink {
   bool frozen_ = false;
   int64_t deadline_ms_ = 60000;
   int inquiries_ = 0;
+  int64_t epoch_ = 1;
+  bool down_ = false;
+  int identifies_ = 0;
   std::map<std::string, Outcome> outcomes_;
   std::map<std::string, std::vector<std::string>> openings_;
 };
@@ -216,6 +244,7 @@ TEST_F(ParticipantServiceTest, RaisedEpochRollsBackOlderActiveBranchesAtOnce) {
   ASSERT_TRUE(service_->Prepare({"c1", 1}, "c1.1.2").ok());
   ASSERT_TRUE(service_->Execute("other.1.1", "UPDATE x", {}).ok());
   // The coordinator restarted as epoch 2 and asks for its prepared branches.
+  link_.RestartCoordinator();
   auto prepared = service_->Recover({"c1", 2});
   ASSERT_TRUE(prepared.ok());
   EXPECT_EQ(backend_.Count("rollback", "c1.1.1"), 1);  // active, older epoch: gone
@@ -287,6 +316,7 @@ TEST_F(ParticipantServiceTest, AgreeingHeuristicIsSettledByTheDecisionItself) {
 }
 
 TEST_F(ParticipantServiceTest, StaleFenceIsRefusedAndChangesNothing) {
+  link_.SetEpoch(3);
   Start();
   ASSERT_TRUE(service_->Execute("c1.3.1", "UPDATE x", {}).ok());
   ASSERT_TRUE(service_->Prepare({"c1", 3}, "c1.3.1").ok());
@@ -294,6 +324,113 @@ TEST_F(ParticipantServiceTest, StaleFenceIsRefusedAndChangesNothing) {
   EXPECT_EQ(service_->Recover({"c1", 2}).status().code(), StatusCode::kFenced);
   EXPECT_TRUE(backend_.Prepared("c1.3.1"));
   EXPECT_EQ(state_.HighestEpoch("c1"), 3);
+}
+
+// Anyone who reaches the port can send a fence: the "highest epoch" of the
+// real coordinator's name must not rise on the sender's word, or every
+// transaction of the real coordinator is FENCED from then on, for good.
+TEST_F(ParticipantServiceTest, ForgedHigherEpochIsRefusedAndNotStored) {
+  Start();
+  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE x", {}).ok());
+  ASSERT_TRUE(service_->Prepare({"c1", 1}, "c1.1.1").ok());
+  ASSERT_TRUE(service_->Execute("c1.1.2", "UPDATE x", {}).ok());
+  const int64_t forged = 1000000000000;
+  Status st = service_->Rollback({"c1", forged}, "x.1.1");
+  EXPECT_EQ(st.code(), StatusCode::kFenced) << st.ToString();
+  EXPECT_NE(st.message().find("epoch 1000000000000 of coordinator c1 is not the one serving at "
+                              "127.0.0.1:7700 (epoch 1)"),
+            std::string::npos)
+      << st.ToString();
+  EXPECT_EQ(service_->Prepare({"c1", forged}, "c1.1.2").status().code(), StatusCode::kFenced);
+  EXPECT_EQ(service_->Commit({"c1", forged}, "c1.1.1", false).code(), StatusCode::kFenced);
+  EXPECT_EQ(service_->Rollback({"c1", 2}, "c1.1.1").code(), StatusCode::kFenced);
+  EXPECT_EQ(service_->Recover({"c1", forged}).status().code(), StatusCode::kFenced);
+  EXPECT_EQ(state_.HighestEpoch("c1"), 1);
+  // Nothing was rolled back (no raise happened), and the real run carries on.
+  EXPECT_EQ(backend_.Count("rollback", "c1.1.1"), 0);
+  EXPECT_EQ(backend_.Count("rollback", "c1.1.2"), 0);
+  EXPECT_TRUE(service_->Commit({"c1", 1}, "c1.1.1", false).ok());
+  EXPECT_TRUE(service_->Commit({"c1", 1}, "c1.1.2", /*one_phase=*/true).ok());
+  EXPECT_NE(service_->metrics().RenderPrometheus().find("pact_participant_fences_refused_total 5"),
+            std::string::npos);
+}
+
+TEST_F(ParticipantServiceTest, UnknownCoordinatorIsRefusedAndNotStored) {
+  Start();
+  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE x", {}).ok());
+  for (int64_t epoch : {0, 1, 7}) {
+    Status st = service_->Rollback({"stranger", epoch}, "c1.1.1");
+    EXPECT_EQ(st.code(), StatusCode::kFenced) << st.ToString();
+    EXPECT_NE(st.message().find("coordinator 'stranger' is not the one this participant serves "
+                                "('c1' at 127.0.0.1:7700)"),
+              std::string::npos)
+        << st.ToString();
+    EXPECT_EQ(state_.HighestEpoch("stranger"), 0);
+  }
+  EXPECT_EQ(service_->Recover({"stranger", 1}).status().code(), StatusCode::kFenced);
+  EXPECT_EQ(state_.HighestEpoch("stranger"), 0);
+  EXPECT_EQ(state_.HighestEpoch("c1"), 0);
+  EXPECT_EQ(backend_.Count("rollback", "c1.1.1"), 0);
+  EXPECT_TRUE(service_->Commit({"c1", 1}, "c1.1.1", /*one_phase=*/true).ok());
+}
+
+TEST_F(ParticipantServiceTest, ConfirmedRaiseIsAdmittedOnceAndRollsBackOlderActiveBranches) {
+  Start();
+  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE x", {}).ok());
+  ASSERT_TRUE(service_->Execute("c1.1.2", "UPDATE x", {}).ok());
+  ASSERT_TRUE(service_->Prepare({"c1", 1}, "c1.1.2").ok());
+  EXPECT_EQ(link_.identifies(), 1);  // the first sight of c1 is confirmed too
+  EXPECT_TRUE(service_->Prepare({"c1", 1}, "c1.1.2").ok());
+  EXPECT_EQ(link_.identifies(), 1);  // an admitted epoch is not asked again
+  link_.RestartCoordinator();        // epoch 2, and it says so while recovering
+  auto prepared = service_->Recover({"c1", 2});
+  ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+  EXPECT_EQ(link_.identifies(), 2);
+  EXPECT_EQ(state_.HighestEpoch("c1"), 2);
+  EXPECT_EQ(backend_.Count("rollback", "c1.1.1"), 1);  // active, older epoch: gone
+  EXPECT_EQ(backend_.Count("rollback", "c1.1.2"), 0);  // prepared: waits for the decision
+  ASSERT_EQ(prepared->size(), 1u);
+  EXPECT_TRUE(service_->Rollback({"c1", 2}, "c1.1.2").ok());
+  EXPECT_EQ(link_.identifies(), 2);
+  // A late message of a run that is already gone (epoch 3 died, 4 serves)
+  // is confirmed too: the coordinator is past it.
+  link_.SetEpoch(4);
+  EXPECT_TRUE(service_->Recover({"c1", 3}).ok());
+  EXPECT_EQ(state_.HighestEpoch("c1"), 3);
+  EXPECT_NE(service_->metrics().RenderPrometheus().find("pact_participant_fences_refused_total 0"),
+            std::string::npos);
+}
+
+TEST_F(ParticipantServiceTest, RaiseThatCannotBeConfirmedIsUnavailableAndStoresNothing) {
+  Start();
+  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE x", {}).ok());
+  ASSERT_TRUE(service_->Prepare({"c1", 1}, "c1.1.1").ok());
+  link_.RestartCoordinator();
+  link_.SetDown(true);
+  Status st = service_->Rollback({"c1", 2}, "c1.1.1");
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+  EXPECT_EQ(service_->Recover({"c1", 2}).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(state_.HighestEpoch("c1"), 1);
+  EXPECT_TRUE(backend_.Prepared("c1.1.1"));
+  // The coordinator retries once its address answers.
+  link_.SetDown(false);
+  EXPECT_TRUE(service_->Rollback({"c1", 2}, "c1.1.1").ok());
+  EXPECT_EQ(state_.HighestEpoch("c1"), 2);
+  EXPECT_FALSE(backend_.Prepared("c1.1.1"));
+}
+
+// The first calls of a restarted coordinator arrive together: one asks.
+TEST_F(ParticipantServiceTest, ConcurrentFirstCallsOfANewEpochConfirmItOnce) {
+  Start();
+  std::vector<std::thread> callers;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 8; i++) {
+    callers.emplace_back([&] { ok += service_->Recover({"c1", 1}).ok(); });
+  }
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(ok, 8);
+  EXPECT_EQ(link_.identifies(), 1);
+  EXPECT_EQ(state_.HighestEpoch("c1"), 1);
 }
 
 }  // namespace

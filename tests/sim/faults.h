@@ -26,6 +26,7 @@ struct Faults {
   double crash = 0;
   double partition = 0;
   double zombie = 0;  // the coordinator freezes as a zombie (Simulation::Freeze)
+  double forge = 0;   // a stranger sends a participant a forged fence (Simulation::Forge)
 
   static Faults Draw(SimRandom& random) {
     Faults f;
@@ -44,6 +45,7 @@ struct Faults {
     f.crash = draw(0.08);
     f.partition = draw(0.03);
     f.zombie = draw(0.1);
+    f.forge = draw(0.05);
     return f;
   }
 };

@@ -35,6 +35,13 @@ void Invariants::CheckFence(const std::string& txn, const std::string& participa
                             const char* effect) {
   if (deliveries_.empty() || deliveries_.back().participant != participant) return;
   const Fence& fence = deliveries_.back().fence;
+  if (deliveries_.back().forged) {
+    if (deliveries_.back().crashed) return;
+    Violation("forgery: " + participant + " applied " + effect + " of " + txn +
+              " on a forged message of coordinator " + fence.coordinator + " epoch " +
+              std::to_string(fence.epoch));
+    return;
+  }
   int64_t highest = highest_epoch ? highest_epoch(participant) : 0;
   if (fence.epoch < highest) {
     Violation("fence: " + participant + " applied " + effect + " of " + txn +
@@ -43,13 +50,28 @@ void Invariants::CheckFence(const std::string& txn, const std::string& participa
   }
 }
 
-void Invariants::BeginDelivery(const std::string& participant, const Fence& fence) {
-  deliveries_.push_back({participant, fence});
+void Invariants::BeginDelivery(const std::string& participant, const Fence& fence,
+                               bool forged) {
+  deliveries_.push_back({participant, fence, forged});
 }
 
 void Invariants::EndDelivery(const Status& answer) {
+  Delivery delivery = deliveries_.back();
   deliveries_.pop_back();
-  if (answer.code() == StatusCode::kFenced) ++fenced_answers_;
+  if (!delivery.forged) {
+    if (answer.code() == StatusCode::kFenced) ++fenced_answers_;
+    return;
+  }
+  if (answer.ok()) {
+    Violation("forgery: " + delivery.participant + " accepted a forged message of coordinator " +
+              delivery.fence.coordinator + " epoch " + std::to_string(delivery.fence.epoch));
+  }
+}
+
+void Invariants::Crashed(const std::string& participant) {
+  for (auto& d : deliveries_) {
+    if (d.participant == participant) d.crashed = true;
+  }
 }
 
 void Invariants::Wrote(const std::string& txn, const std::string& participant) {

@@ -37,8 +37,13 @@ class Invariants {
   // The network delivers a coordinator's message carrying `fence` to a
   // participant: effects meanwhile are that message's (a message of a
   // superseded epoch, e.g. the zombie's, must have none).
-  void BeginDelivery(const std::string& participant, const Fence& fence);
+  // A forged message (a stranger's made-up fence) must have no effect at
+  // all, and must be refused.
+  void BeginDelivery(const std::string& participant, const Fence& fence, bool forged = false);
   void EndDelivery(const Status& answer);
+  // The participant crashed: what it loses now is the crash's doing, not
+  // that of the message it was handling.
+  void Crashed(const std::string& participant);
   int64_t fenced_answers() const { return fenced_answers_; }
 
   // --- clients
@@ -63,6 +68,8 @@ class Invariants {
   struct Delivery {
     std::string participant;
     Fence fence;
+    bool forged = false;
+    bool crashed = false;  // the participant crashed while handling it
   };
   std::vector<Delivery> deliveries_;  // nested deliveries, innermost last
   int64_t fenced_answers_ = 0;        // messages the participants refused as superseded

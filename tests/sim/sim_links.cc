@@ -103,6 +103,16 @@ Status SimCoordinatorLink::Register(const ParticipantAddress& self) {
                                 [=] { return d->coordinator_object->RegisterParticipant(record); });
 }
 
+Result<CoordinatorIdentity> SimCoordinatorLink::Identify() {
+  Directory* d = directory_;
+  return network_->Send<Result<CoordinatorIdentity>>(
+      *self_, d->coordinator, "info", [=]() -> Result<CoordinatorIdentity> {
+        const Coordinator* c = d->coordinator_object;
+        if (c == nullptr) return Status::Unavailable("sim: no coordinator object");
+        return CoordinatorIdentity{c->name(), c->epoch(), "sim:coordinator"};
+      });
+}
+
 Status SimCoordinatorLink::ReportHeuristic(const std::string& participant,
                                            const HeuristicDecision& heuristic) {
   Directory* d = directory_;

@@ -33,6 +33,8 @@ struct Directory {
     ParticipantService* service = nullptr;
   };
   std::map<std::string, std::unique_ptr<Node>> participants;
+  // Anyone else who reaches the participants' ports; never crashes.
+  Process stranger{"stranger"};
 
   Node* Find(const std::string& participant) {
     auto it = participants.find(participant);
@@ -86,6 +88,8 @@ class SimCoordinatorLink : public CoordinatorLink {
                          const std::string& branch) override;
   Result<Outcome> Inquire(const std::string& txn_id) override;
   Status Register(const ParticipantAddress& self) override;
+  // Asks the live coordinator run (the one at "the address"); never the zombie.
+  Result<CoordinatorIdentity> Identify() override;
   Status ReportHeuristic(const std::string& participant,
                          const HeuristicDecision& heuristic) override;
 

@@ -25,6 +25,9 @@ std::string ShowValue(const std::vector<BranchSnapshot>& branches) {
 }
 
 std::string ShowValue(const TxnSnapshot& txn) { return TxnStateName(txn.state); }
+std::string ShowValue(const CoordinatorIdentity& identity) {
+  return identity.name + " epoch " + std::to_string(identity.epoch);
+}
 
 void SimNetwork::Partition(const std::string& a, const std::string& b, int64_t ms) {
   partitions_[std::minmax(a, b)] = clock_->elapsed_ms() + ms;

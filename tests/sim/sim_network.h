@@ -38,6 +38,7 @@ std::string ShowValue(const CommitOutcome& outcome);
 std::string ShowValue(const QueryResult& result);
 std::string ShowValue(const std::vector<BranchSnapshot>& branches);
 std::string ShowValue(const TxnSnapshot& txn);
+std::string ShowValue(const CoordinatorIdentity& identity);
 template <typename T>
 std::string Show(const Result<T>& result) {
   return result.ok() ? ShowValue(*result) : Show(result.status());

@@ -74,6 +74,7 @@ class Simulation {
   void InjectFault();
   void Freeze(const std::string& when);
   void StepZombie();
+  void Forge();
   void RestartSomeone(bool all);
   void StartClient();
   void TickParticipants();
@@ -143,7 +144,8 @@ void Simulation::Setup() {
                std::to_string(faults_.commit_failure) + "/" +
                std::to_string(faults_.one_phase_ambiguous) + " crash=" +
                std::to_string(faults_.crash) + " partition=" + std::to_string(faults_.partition) +
-               " zombie=" + std::to_string(faults_.zombie));
+               " zombie=" + std::to_string(faults_.zombie) +
+               " forge=" + std::to_string(faults_.forge));
   for (int i = 0; i < kParticipants; ++i) {
     std::string name = "p" + std::to_string(i);
     Bank& bank = banks_[name];
@@ -153,6 +155,7 @@ void Simulation::Setup() {
       history_.Add("CRASH " + name + " " + why);
       Count("crashes");
       directory_.Find(name)->process.down_since_ms = clock_.elapsed_ms();
+      invariants_.Crashed(name);
       if (banks_[name].backend) banks_[name].backend->LoseVolatile();
     });
     directory_.participants[name] = std::move(node);
@@ -164,6 +167,7 @@ void Simulation::Setup() {
   });
   directory_.zombie.OnCrash([this](const std::string& why) { history_.Add("CRASH zombie " + why); });
   directory_.client.Start();
+  directory_.stranger.Start();
   invariants_.highest_epoch = [this](const std::string& participant) {
     return banks_[participant].state.HighestEpoch(kCoordinatorName);
   };
@@ -313,6 +317,7 @@ void Simulation::InjectFault() {
       history_.Add("armed: coordinator freezes at its event " + std::to_string(n) + " from now");
     }
   }
+  if (random_.Chance(faults_.forge)) Forge();
   if (random_.Chance(faults_.partition)) {
     std::vector<std::string> nodes = Names();
     nodes.push_back("coordinator");
@@ -375,6 +380,55 @@ void Simulation::StepZombie() {
   Count("zombies woken");
   history_.Add("WAKE zombie (epoch " + std::to_string(epoch) + "): it carries on");
   zombie_.coordinator->Tick();
+}
+
+// The forgery fault: a stranger on the network sends a participant a fenced
+// call with a made-up fence, an epoch of the real coordinator's name that no
+// run of it will reach or another coordinator's name, about a branch it
+// holds. It must be refused, change nothing, and leave no trace in the
+// participant's state (a stored forged epoch would fence the real
+// coordinator off for good).
+void Simulation::Forge() {
+  constexpr int64_t kForgedEpoch = 1000000000000;
+  const std::string target = random_.Pick(Names());
+  Directory::Node* node = directory_.Find(target);
+  Fence fence = random_.Chance(0.5)
+                    ? Fence{kCoordinatorName, kForgedEpoch + random_.Range(0, 1000)}
+                    : Fence{"stranger-" + random_.Hex(4), random_.Range(0, 3)};
+  std::string txn_id = std::string(kCoordinatorName) + ".1.1";
+  if (node->process.up()) {
+    auto held = node->service->ListBranches();
+    if (!held.empty()) txn_id = random_.Pick(held).txn_id;
+  }
+  static const char* const kVerbs[] = {"prepare", "commit", "commit-1pc", "rollback", "recover"};
+  const std::string verb = kVerbs[random_.Below(5)];
+  Count("forgeries");
+  Directory* directory = &directory_;
+  Invariants* invariants = &invariants_;
+  StateStore* state = &banks_[target].state;
+  (void)network_.Send<Status>(  // the stranger does not care what it is told
+      directory_.stranger, node->process,
+      "forged " + verb + " " + txn_id + " [" + fence.coordinator + " epoch " +
+          std::to_string(fence.epoch) + "]",
+      [=]() -> Status {
+        ParticipantService* p = directory->Find(target)->service;
+        invariants->BeginDelivery(target, fence, /*forged=*/true);
+        Status st = verb == "prepare"      ? p->Prepare(fence, txn_id).status()
+                    : verb == "commit"     ? p->Commit(fence, txn_id, false)
+                    : verb == "commit-1pc" ? p->Commit(fence, txn_id, true)
+                    : verb == "rollback"   ? p->Rollback(fence, txn_id)
+                                           : p->Recover(fence).status();
+        invariants->EndDelivery(st);
+        // The name never seen before, or the epoch no run reaches: stored
+        // would be a leak (the first fences the real one off for good).
+        int64_t stored = state->HighestEpoch(fence.coordinator);
+        if (fence.coordinator == kCoordinatorName ? stored >= kForgedEpoch : stored != 0) {
+          invariants->Violation("forgery: " + target + " stored epoch " +
+                                std::to_string(stored) + " of coordinator " +
+                                fence.coordinator + " on a stranger's word");
+        }
+        return st;
+      });
 }
 
 void Simulation::RestartSomeone(bool all) {
