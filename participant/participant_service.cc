@@ -251,6 +251,13 @@ Status ParticipantService::ConfirmRaise(const Fence& fence) {
   return Status::Ok();
 }
 
+Status ParticipantService::CheckOwner(const Fence& fence, const std::string& txn_id) {
+  auto id = TxnId::Parse(txn_id);
+  if (!id.ok() || id->coordinator == fence.coordinator) return Status::Ok();
+  return Status::PermissionDenied("transaction " + txn_id + " belongs to coordinator " +
+                                  id->coordinator + ", not to " + fence.coordinator);
+}
+
 Status ParticipantService::CheckFence(const Fence& fence) {
   int64_t highest = state_->HighestEpoch(fence.coordinator);
   if (fence.epoch >= highest) return Status::Ok();
@@ -278,6 +285,7 @@ void ParticipantService::RollBackSuperseded(const std::string& coordinator, int6
 }
 
 Result<Vote> ParticipantService::Prepare(const Fence& fence, const std::string& txn_id) {
+  RETURN_NOT_OK(CheckOwner(fence, txn_id));
   RETURN_NOT_OK(AdmitFence(fence));
   auto entry = Lookup(txn_id);
   if (!entry) return NoSuchBranch(txn_id);
@@ -352,6 +360,7 @@ Status ParticipantService::CommitForgotten(const std::string& txn_id, bool one_p
 }
 
 Status ParticipantService::Commit(const Fence& fence, const std::string& txn_id, bool one_phase) {
+  RETURN_NOT_OK(CheckOwner(fence, txn_id));
   RETURN_NOT_OK(AdmitFence(fence));
   auto entry = Lookup(txn_id);
   if (!entry) return CommitForgotten(txn_id, one_phase);
@@ -396,6 +405,7 @@ Status ParticipantService::Commit(const Fence& fence, const std::string& txn_id,
 }
 
 Status ParticipantService::Rollback(const Fence& fence, const std::string& txn_id) {
+  RETURN_NOT_OK(CheckOwner(fence, txn_id));
   RETURN_NOT_OK(AdmitFence(fence));
   auto entry = Lookup(txn_id);
   auto heuristic = state_->FindHeuristic(txn_id);
@@ -423,7 +433,11 @@ Result<std::vector<BranchSnapshot>> ParticipantService::Recover(const Fence& fen
   RETURN_NOT_OK(AdmitFence(fence));
   std::vector<BranchSnapshot> prepared;
   for (auto& b : ListBranches()) {
-    if (b.prepared) prepared.push_back(std::move(b));
+    auto id = TxnId::Parse(b.txn_id);
+    // Only its own: another coordinator's branches are none of its business.
+    if (b.prepared && id.ok() && id->coordinator == fence.coordinator) {
+      prepared.push_back(std::move(b));
+    }
   }
   return prepared;
 }

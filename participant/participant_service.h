@@ -131,6 +131,8 @@ class ParticipantService {
   // epoch fences off every lower one for good. When it raises the epoch, the
   // unprepared branches of older epochs can only roll back: done at once.
   Status AdmitFence(const Fence& fence);
+  // A coordinator decides its own transactions only (the id names it).
+  Status CheckOwner(const Fence& fence, const std::string& txn_id);
   // Whether admitting `fence` would store an epoch not confirmed yet.
   bool RaisesEpoch(const Fence& fence);
   // REQUIRES: raise_mu_ held. OK when the coordinator at the configured

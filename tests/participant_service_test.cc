@@ -335,7 +335,7 @@ TEST_F(ParticipantServiceTest, ForgedHigherEpochIsRefusedAndNotStored) {
   ASSERT_TRUE(service_->Prepare({"c1", 1}, "c1.1.1").ok());
   ASSERT_TRUE(service_->Execute("c1.1.2", "UPDATE x", {}).ok());
   const int64_t forged = 1000000000000;
-  Status st = service_->Rollback({"c1", forged}, "x.1.1");
+  Status st = service_->Rollback({"c1", forged}, "c1.1.1");
   EXPECT_EQ(st.code(), StatusCode::kFenced) << st.ToString();
   EXPECT_NE(st.message().find("epoch 1000000000000 of coordinator c1 is not the one serving at "
                               "127.0.0.1:7700 (epoch 1)"),
@@ -358,8 +358,11 @@ TEST_F(ParticipantServiceTest, ForgedHigherEpochIsRefusedAndNotStored) {
 TEST_F(ParticipantServiceTest, UnknownCoordinatorIsRefusedAndNotStored) {
   Start();
   ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE x", {}).ok());
+  // Another coordinator's transaction is refused before its fence is looked at.
+  Status refused = service_->Rollback({"stranger", 1}, "c1.1.1");
+  EXPECT_EQ(refused.code(), StatusCode::kPermissionDenied) << refused.ToString();
   for (int64_t epoch : {0, 1, 7}) {
-    Status st = service_->Rollback({"stranger", epoch}, "c1.1.1");
+    Status st = service_->Rollback({"stranger", epoch}, "stranger.1.1");
     EXPECT_EQ(st.code(), StatusCode::kFenced) << st.ToString();
     EXPECT_NE(st.message().find("coordinator 'stranger' is not the one this participant serves "
                                 "('c1' at 127.0.0.1:7700)"),

@@ -91,6 +91,7 @@ class RpcConnection {
       Status st = channel_.Open(endpoint_, timeouts_, credentials_);
       if (!st.ok()) return st.WithContext(endpoint_.ToString());
       client_ = std::make_unique<ClientT>(channel_.protocol);
+      fresh_ = true;
       if (!credentials_.token.empty()) {
         // Once per connection, before anything else is sent on it.
         st = Run([this](ClientT& c) { c.authenticate(credentials_.token); });
@@ -109,10 +110,16 @@ class RpcConnection {
   Status Run(Fn&& fn) {
     try {
       fn(*client_);
+      fresh_ = false;
       return Status::Ok();
     } catch (const std::exception& e) {
       NoteClientFailure(e);
       Status st = StatusFromException(e);
+      if (fresh_ && !credentials_.tls && st.code() == StatusCode::kUnavailable) {
+        // A TLS server closes a plaintext connection at its first bytes.
+        st = Status::Unavailable(st.message() + " (if the server speaks TLS, give this side "
+                                                "--tls_cert_path, --tls_key_path and --tls_ca_path)");
+      }
       if (st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kInternal) {
         channel_.Close();
         client_.reset();
@@ -127,6 +134,7 @@ class RpcConnection {
   RpcChannel channel_;
   std::unique_ptr<ClientT> client_;
   std::chrono::steady_clock::time_point last_used_;
+  bool fresh_ = false;  // no call answered on this connection yet
 };
 
 // A thread-safe pool of connections to one endpoint: concurrent callers each

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include "gen-cpp/Coordinator.h"
@@ -48,9 +49,31 @@ Result<std::unique_ptr<BenchCluster>> BenchCluster::Create(BenchClusterOptions o
     ASSIGN_OR_RETURN(int port, FreeLoopbackPort());
     cluster->participant_ports_.push_back(port);
   }
+  if (cluster->options_.tls) RETURN_NOT_OK(cluster->MakeCertificates());
   cluster->admin_ = std::make_unique<RpcConnection<rpc::CoordinatorClient>>(
-      Endpoint{"127.0.0.1", cluster->coordinator_port_}, kAdminTimeouts);
+      Endpoint{"127.0.0.1", cluster->coordinator_port_}, kAdminTimeouts, cluster->credentials_);
   return cluster;
+}
+
+Status BenchCluster::MakeCertificates() {
+  std::string cmd = std::string(PACT_SOURCE_DIR) + "/scripts/make-tls-certs '" + options_.dir +
+                    "/tls' '" + options_.coordinator_name + ":coordinator' " +
+                    "bench:application+operator";
+  for (const std::string& name : participant_names()) cmd += " " + name + ":participant";
+  if (std::system((cmd + " >/dev/null").c_str()) != 0) {
+    return Status::Internal("cannot make TLS certificates: " + cmd);
+  }
+  std::string dir = options_.dir + "/tls/";
+  ASSIGN_OR_RETURN(credentials_.tls, TlsContext::ForClient({dir + "bench.pem", dir + "bench-key.pem",
+                                                           dir + "ca.pem"}));
+  return Status::Ok();
+}
+
+std::vector<std::string> BenchCluster::TlsFlags(const std::string& name) const {
+  if (!options_.tls) return {};
+  std::string dir = options_.dir + "/tls/";
+  return {"--tls_cert_path=" + dir + name + ".pem", "--tls_key_path=" + dir + name + "-key.pem",
+          "--tls_ca_path=" + dir + "ca.pem"};
 }
 
 std::string BenchCluster::coordinator_address() const {
@@ -89,6 +112,7 @@ Status BenchCluster::StartCoordinator() {
                                    "--port=" + std::to_string(coordinator_port_),
                                    "--journal=" + journal_path()};
   argv.insert(argv.end(), options_.coordinator_flags.begin(), options_.coordinator_flags.end());
+  for (const std::string& flag : TlsFlags(options_.coordinator_name)) argv.push_back(flag);
   coordinator_ =
       std::make_unique<ChildProcess>("coordinator", argv, options_.dir + "/coordinator.log");
   return coordinator_->Start();
@@ -107,6 +131,7 @@ std::vector<std::string> BenchCluster::ParticipantArgv(int index) const {
     argv.push_back("--pg_conninfo=" + options_.pg_conninfo[index]);
   }
   argv.insert(argv.end(), options_.participant_flags.begin(), options_.participant_flags.end());
+  for (const std::string& flag : TlsFlags(name)) argv.push_back(flag);
   return argv;
 }
 
@@ -153,7 +178,8 @@ Status BenchCluster::WaitParticipantsRegistered(int timeout_ms) {
 Status BenchCluster::WaitParticipantsServing(int timeout_ms) {
   auto all_serving = [&] {
     for (int port : participant_ports_) {
-      RpcConnection<rpc::ParticipantClient> conn(Endpoint{"127.0.0.1", port}, kAdminTimeouts);
+      RpcConnection<rpc::ParticipantClient> conn(Endpoint{"127.0.0.1", port}, kAdminTimeouts,
+                                                 credentials_);
       rpc::ParticipantInfo info;
       if (!conn.Call([&](rpc::ParticipantClient& c) { c.info(info); }).ok()) return false;
     }
@@ -207,7 +233,7 @@ Result<int64_t> BenchCluster::CountOpenBranches() {
     // A participant that died is reported as such; its branches wait for its restart.
     if (!participants_[i]->Running()) continue;
     RpcConnection<rpc::ParticipantClient> conn(Endpoint{"127.0.0.1", participant_ports_[i]},
-                                               kAdminTimeouts);
+                                               kAdminTimeouts, credentials_);
     std::vector<rpc::BranchInfo> branches;
     RETURN_NOT_OK(conn.Call([&](rpc::ParticipantClient& c) { c.listBranches(branches); }));
     open += static_cast<int64_t>(branches.size());

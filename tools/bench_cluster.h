@@ -30,6 +30,10 @@ struct BenchClusterOptions {
   std::vector<std::string> coordinator_flags;
   std::vector<std::string> participant_flags;
   std::string coordinator_name = "bench";
+  // Every link on mutual TLS: certificates are made here (by
+  // scripts/make-tls-certs) for the coordinator, each participant, and the
+  // bench itself (operator and application).
+  bool tls = false;
 };
 
 class BenchCluster {
@@ -64,6 +68,9 @@ class BenchCluster {
   std::vector<const ChildProcess*> processes() const;
   ChildProcess* coordinator() { return coordinator_.get(); }
 
+  // What the bench presents, as an application and as an operator.
+  const RpcCredentials& credentials() const { return credentials_; }
+
   // The coordinator's counters (see the IDL's stats()).
   Result<std::map<std::string, int64_t>> CoordinatorStats();
   // How many transactions the coordinator holds in the given states.
@@ -76,11 +83,15 @@ class BenchCluster {
 
  private:
   explicit BenchCluster(BenchClusterOptions options);
+  // With --tls: the certificates, and the bench's own credentials.
+  Status MakeCertificates();
+  std::vector<std::string> TlsFlags(const std::string& name) const;
   std::vector<std::string> ParticipantArgv(int index) const;
   Status Died(const ChildProcess& process) const;
   Status AnyParticipantDied() const;
 
   const BenchClusterOptions options_;
+  RpcCredentials credentials_;
   int coordinator_port_ = 0;
   std::vector<int> participant_ports_;
   std::unique_ptr<ChildProcess> coordinator_;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "thrift/rpc_auth.h"
 
 namespace pact {
 
@@ -61,7 +62,8 @@ class PactTransferDriver : public TransferDriver {
   // backend, which stores nothing).
   static Result<std::unique_ptr<TransferDriver>> Create(const std::string& coordinator,
                                                         std::vector<std::string> participants,
-                                                        bool expect_one_row);
+                                                        bool expect_one_row,
+                                                        RpcCredentials credentials);
   ~PactTransferDriver() override;
   TxnResult Run(const std::vector<Update>& transfer) override;
 

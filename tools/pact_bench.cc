@@ -53,6 +53,7 @@ const char kUsage[] =
     "coordinator's memory and the journal's size at the start and end of the window.\n"
     "\n"
     "  pact-bench --backend null --clients 16 --duration 5\n"
+    "  pact-bench --backend null --clients 16 --duration 5 --tls\n"
     "  pact-bench --backend sqlite --coordinator_flag=--group_commit=false\n"
     "  pact-bench --backend postgresql --pg_conninfo 'dbname=a' --pg_conninfo 'dbname=b'\n"
     "  pact-bench --raw --pg_conninfo 'dbname=a' --pg_conninfo 'dbname=b'\n"
@@ -82,6 +83,7 @@ struct BenchOptions {
   bool progress = true;
   bool keep = false;
   bool raw = false;
+  bool tls = false;
   int64_t recovery = 0;
   std::string bin_dir;
   std::vector<std::string> coordinator_flags;
@@ -147,6 +149,8 @@ int ParseOptions(int argc, char** argv, BenchOptions* o) {
       ("pg_conninfo", po::value(&o->pg_conninfo)->composing(),
        "postgresql: libpq connection string of one participant's database, once per "
        "participant, each a different database; its accounts table is replaced")
+      ("tls", po::bool_switch(&o->tls),
+       "every link on mutual TLS (a throwaway CA and certificates in the run directory)")
       ("raw", po::bool_switch(&o->raw),
        "postgresql only: no Pact; each client runs the same transfer itself with PREPARE "
        "TRANSACTION on every database, then COMMIT PREPARED: the work Pact coordinates")
@@ -279,6 +283,7 @@ LoadReport MakeReport(const BenchOptions& o, const std::string& mode) {
   } else {
     r.backend_label = "Pact, backend " + o.backend;
   }
+  if (mode != "raw" && o.tls) r.backend_label += ", mutual TLS on every link";
   r.clients = o.clients;
   r.participants = o.participants;
   r.statements = o.statements;
@@ -430,6 +435,7 @@ int RunPact(const BenchOptions& o, BenchClusterOptions cluster_options, RunDir& 
   cluster_options.pg_conninfo = o.pg_conninfo;
   cluster_options.coordinator_flags = o.coordinator_flags;
   cluster_options.participant_flags = o.participant_flags;
+  cluster_options.tls = o.tls;
   auto cluster = BenchCluster::Create(cluster_options);
   Status st = cluster.ok() ? CreateAccounts(o, cluster->get()) : cluster.status();
   int64_t balance_before = 0;
@@ -452,7 +458,8 @@ int RunPact(const BenchOptions& o, BenchClusterOptions cluster_options, RunDir& 
   auto result = RunLoad(
       MakeLoadOptions(o),
       [&](int) {
-        return PactTransferDriver::Create(c.coordinator_address(), names, expect_one_row);
+        return PactTransferDriver::Create(c.coordinator_address(), names, expect_one_row,
+                                          c.credentials());
       },
       [&] { start = SampleWindow(c); }, [&] { end = SampleWindow(c); });
   if (!result.ok()) {
