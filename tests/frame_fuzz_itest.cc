@@ -21,12 +21,12 @@ namespace pact {
 namespace {
 
 const std::vector<std::string> kCoordinatorMethods = {
-    "info",         "beginTxn",         "enlist",           "commitTxn",
+    "authenticate", "info",         "beginTxn",         "enlist",           "commitTxn",
     "rollbackTxn",  "status",           "outcome",          "registerParticipant",
     "listParticipants", "listTransactions", "stats",        "retryCommit",
     "removeParticipant", "reportHeuristic", "listHeuristics", "forgetHeuristic"};
 const std::vector<std::string> kParticipantMethods = {
-    "info",    "execute",      "prepare", "commit",         "rollback",
+    "authenticate", "info",    "execute",      "prepare", "commit",         "rollback",
     "recover", "listBranches", "resolve", "listHeuristics", "forgetHeuristic"};
 
 // Thrift binary protocol type codes.

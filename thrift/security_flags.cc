@@ -49,9 +49,10 @@ Status CheckOwnCertificate(const RpcCredentials& credentials, Role role,
   bool has_role = false;
   for (const std::string& o : own.organizations) has_role |= o == RoleName(role);
   if (own.common_name == name && has_role) return Status::Ok();
+  std::string has = "CN=" + own.common_name;
+  for (const std::string& o : own.organizations) has += ", O=" + o;
   return Status::InvalidArgument("--tls_cert_path must name this " + std::string(RoleName(role)) +
-                                 ": CN=" + name + " and O=" + RoleName(role) + "; it has CN=" +
-                                 own.common_name);
+                                 ": CN=" + name + " and O=" + RoleName(role) + "; it has " + has);
 }
 
 }  // namespace pact

@@ -58,13 +58,13 @@ Result<std::unique_ptr<BenchCluster>> BenchCluster::Create(BenchClusterOptions o
 Status BenchCluster::MakeCertificates() {
   std::string cmd = std::string(PACT_SOURCE_DIR) + "/scripts/make-tls-certs '" + options_.dir +
                     "/tls' '" + options_.coordinator_name + ":coordinator' " +
-                    "bench:application+operator";
+                    "bench-client:application+operator";
   for (const std::string& name : participant_names()) cmd += " " + name + ":participant";
   if (std::system((cmd + " >/dev/null").c_str()) != 0) {
     return Status::Internal("cannot make TLS certificates: " + cmd);
   }
   std::string dir = options_.dir + "/tls/";
-  ASSIGN_OR_RETURN(credentials_.tls, TlsContext::ForClient({dir + "bench.pem", dir + "bench-key.pem",
+  ASSIGN_OR_RETURN(credentials_.tls, TlsContext::ForClient({dir + "bench-client.pem", dir + "bench-client-key.pem",
                                                            dir + "ca.pem"}));
   return Status::Ok();
 }
