@@ -209,6 +209,32 @@ TEST_F(TlsBankTest, CertificatesOfAnotherCaAreRefusedBothWays) {
   ExpectUntouchedAndWorking(0);
 }
 
+TEST_F(TlsBankTest, ServerWhoseCertificateNamesAnotherHostIsRefused) {
+  // A coordinator with a valid certificate of the cluster's CA, but for
+  // elsewhere.example only: dialled at 127.0.0.1, the client refuses it.
+  MakeCertificates(cluster_.tls_dir(),
+                   {"--no-loopback", "--host", "elsewhere.example", "c9:coordinator"});
+  int port = FreePort();
+  std::vector<std::string> argv = {PACT_COORDINATOR_BIN, "--name=c9", "--port=" + std::to_string(port),
+                                   "--journal=" + dir_.File("c9.db")};
+  for (const std::string& flag : cluster_.SecurityFlagsOf("c9")) argv.push_back(flag);
+  Process impostor(argv, {}, dir_.File("c9.log"));
+  ASSERT_TRUE(impostor.Start().ok());
+  RpcConnection<rpc::CoordinatorClient> conn(Endpoint{"127.0.0.1", port}, kTimeouts,
+                                             cluster_.credentials());
+  Status st;
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        rpc::CoordinatorInfo info;
+        st = conn.Call([&](rpc::CoordinatorClient& c) { c.info(info); });
+        return st.code() != StatusCode::kUnavailable;  // listening
+      },
+      10000))
+      << st.ToString() << "\n" << LogTail(dir_.File("c9.log"));
+  EXPECT_EQ(st.code(), StatusCode::kUnauthenticated) << st.ToString();
+  EXPECT_NE(st.message().find("authorize"), std::string::npos) << st.ToString();
+}
+
 TEST_F(TlsBankTest, ExpiredCertificateIsRefusedByTheServer) {
   MakeCertificates(cluster_.tls_dir(), {"--days", "-1", "expired:application"});
   // Pact's own client will not even load it.
