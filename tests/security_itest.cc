@@ -47,8 +47,16 @@ TlsFiles FilesOf(const std::string& dir, const std::string& name, const std::str
 // A TLS client written straight on OpenSSL, which (unlike Pact's) does not
 // check its own certificate first: presents `files` to 127.0.0.1:port,
 // sends `frame` and returns what happened (OpenSSL's error, or "answered").
-std::string RawTlsCall(int port, const TlsFiles& files, const std::string& frame) {
+// max_version: offer no TLS version above it (0: any).
+std::string RawTlsCall(int port, const TlsFiles& files, const std::string& frame,
+                       int max_version = 0) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (max_version != 0) {
+    // Let this side offer old versions at all; the server must refuse them.
+    SSL_CTX_set_security_level(ctx, 0);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+    SSL_CTX_set_max_proto_version(ctx, max_version);
+  }
   SSL_CTX_use_certificate_chain_file(ctx, files.cert_path.c_str());
   SSL_CTX_use_PrivateKey_file(ctx, files.key_path.c_str(), SSL_FILETYPE_PEM);
   SSL_CTX_load_verify_locations(ctx, files.ca_path.c_str(), nullptr);
@@ -235,7 +243,7 @@ TEST_F(TlsBankTest, ServerWhoseCertificateNamesAnotherHostIsRefused) {
   EXPECT_NE(st.message().find("authorize"), std::string::npos) << st.ToString();
 }
 
-TEST_F(TlsBankTest, ExpiredCertificateIsRefusedByTheServer) {
+TEST_F(TlsBankTest, ExpiredCertificateAndOldTlsAreRefusedByTheServer) {
   MakeCertificates(cluster_.tls_dir(), {"--days", "-1", "expired:application"});
   // Pact's own client will not even load it.
   auto mine = TlsContext::ForClient(FilesOf(cluster_.tls_dir(), "expired", cluster_.tls_dir()));
@@ -245,8 +253,13 @@ TEST_F(TlsBankTest, ExpiredCertificateIsRefusedByTheServer) {
       RawTlsCall(CoordinatorEndpoint().port,
                  FilesOf(cluster_.tls_dir(), "expired", cluster_.tls_dir()), BeginFrame());
   EXPECT_NE(outcome.find("certificate expired"), std::string::npos) << outcome;
-  // The same raw client with a valid certificate is answered: the refusal
-  // above was the expiry.
+  // Nor TLS 1.1, with a valid certificate.
+  outcome = RawTlsCall(CoordinatorEndpoint().port,
+                       FilesOf(cluster_.tls_dir(), "harness", cluster_.tls_dir()), BeginFrame(),
+                       TLS1_1_VERSION);
+  EXPECT_NE(outcome.find("alert protocol version"), std::string::npos) << outcome;
+  // The same raw client with a valid certificate is answered: the refusals
+  // above were the expiry and the version.
   EXPECT_EQ(RawTlsCall(CoordinatorEndpoint().port,
                        FilesOf(cluster_.tls_dir(), "harness", cluster_.tls_dir()), BeginFrame()),
             "answered");
