@@ -124,17 +124,14 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "cannot open journal " << journal_path << ": " << journal.status().ToString();
     return 1;
   }
-  auto server_security = pact::MakeServerSecurity(security);
-  auto credentials = pact::MakeClientCredentials(security, pact::Role::kCoordinator);
-  pact::Status identity = credentials.ok() ? pact::CheckOwnCertificate(
-                                                 *credentials, pact::Role::kCoordinator, options.name)
-                                           : credentials.status();
-  if (!server_security.ok() || !identity.ok()) {
-    LOG(ERROR) << (server_security.ok() ? identity : server_security.status()).ToString();
+  auto process_security =
+      pact::MakeProcessSecurity(security, pact::Role::kCoordinator, options.name);
+  if (!process_security.ok()) {
+    LOG(ERROR) << process_security.status().ToString();
     return 2;
   }
-  rpc_server.security = *server_security;
-  pact::ThriftParticipants participants(rpc_timeouts, *credentials);
+  rpc_server.security = process_security->server;
+  pact::ThriftParticipants participants(rpc_timeouts, process_security->client);
   pact::Coordinator coordinator(options, journal->get(), &participants, &metrics);
   // Bound before recovery touches any participant: a start that cannot
   // serve must fail before it raises epochs or rolls anything back. Until

@@ -145,17 +145,13 @@ int main(int argc, char** argv) {
               << "\n";
     return 2;
   }
-  auto server_security = pact::MakeServerSecurity(security);
-  auto credentials = pact::MakeClientCredentials(security, pact::Role::kParticipant);
-  pact::Status identity =
-      credentials.ok()
-          ? pact::CheckOwnCertificate(*credentials, pact::Role::kParticipant, options.self.name)
-          : credentials.status();
-  if (!server_security.ok() || !identity.ok()) {
-    LOG(ERROR) << (server_security.ok() ? identity : server_security.status()).ToString();
+  auto process_security =
+      pact::MakeProcessSecurity(security, pact::Role::kParticipant, options.self.name);
+  if (!process_security.ok()) {
+    LOG(ERROR) << process_security.status().ToString();
     return 2;
   }
-  rpc_server.security = *server_security;
+  rpc_server.security = process_security->server;
   auto backend = OpenBackend(backend_kind, options.self.name, vm);
   if (!backend.ok()) {
     LOG(ERROR) << "cannot open the " << backend_kind
@@ -169,7 +165,8 @@ int main(int argc, char** argv) {
     LOG(ERROR) << state.status().ToString();
     return 1;
   }
-  pact::ThriftCoordinatorLink coordinator(*coordinator_endpoint, rpc_timeouts, *credentials);
+  pact::ThriftCoordinatorLink coordinator(*coordinator_endpoint, rpc_timeouts,
+                                          process_security->client);
   pact::ParticipantService service(options, backend->get(), state->get(), &coordinator);
   pact::Status st = service.Start();
   if (!st.ok()) {

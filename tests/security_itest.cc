@@ -3,17 +3,16 @@
 // error and for changing nothing (balances, open branches, what a later
 // transfer does).
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
-
-#include <gtest/gtest.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 #include "gen-cpp/Coordinator.h"
 #include "gen-cpp/Participant.h"
@@ -103,10 +102,10 @@ std::string BeginFrame() {
   std::string name = "beginTxn";
   put32(static_cast<uint32_t>(name.size()));
   body += name;
-  put32(1);                                      // seqid
-  body += std::string("\x0a\x00\x01", 3);        // field 1: i64
-  body += std::string(8, '\0');                  // timeout_ms = 0
-  body.push_back('\0');                          // stop
+  put32(1);                                // seqid
+  body += std::string("\x0a\x00\x01", 3);  // field 1: i64
+  body += std::string(8, '\0');            // timeout_ms = 0
+  body.push_back('\0');                    // stop
   std::string frame;
   uint32_t n = static_cast<uint32_t>(body.size());
   for (int shift = 24; shift >= 0; shift -= 8) frame.push_back(static_cast<char>(n >> shift));
@@ -138,9 +137,11 @@ class SecureBankTest : public BankTest {
     if (!client.ok()) return client.status();
     auto txn = (*client)->Begin();
     if (!txn.ok()) return txn.status();
-    RETURN_NOT_OK((*txn)->Execute("bank_a", "UPDATE accounts SET balance = balance - 10 WHERE id = 1")
+    RETURN_NOT_OK((*txn)
+                      ->Execute("bank_a", "UPDATE accounts SET balance = balance - 10 WHERE id = 1")
                       .status());
-    RETURN_NOT_OK((*txn)->Execute("bank_b", "UPDATE accounts SET balance = balance + 10 WHERE id = 1")
+    RETURN_NOT_OK((*txn)
+                      ->Execute("bank_b", "UPDATE accounts SET balance = balance + 10 WHERE id = 1")
                       .status());
     return (*txn)->Commit();
   }
@@ -204,9 +205,9 @@ TEST_F(TlsBankTest, CertificatesOfAnotherCaAreRefusedBothWays) {
   EXPECT_FALSE(st.ok());
   // Our certificate, trusting their CA: the client refuses the server, before
   // sending anything.
-  auto distrustful = TlsContext::ForClient(
-      {cluster_.tls_dir() + "/harness.pem", cluster_.tls_dir() + "/harness-key.pem",
-       other + "/ca.pem"});
+  auto distrustful =
+      TlsContext::ForClient({cluster_.tls_dir() + "/harness.pem",
+                             cluster_.tls_dir() + "/harness-key.pem", other + "/ca.pem"});
   ASSERT_TRUE(distrustful.ok()) << distrustful.status().ToString();
   RpcConnection<rpc::CoordinatorClient> conn(CoordinatorEndpoint(), kTimeouts,
                                              RpcCredentials{*distrustful, ""});
@@ -223,7 +224,8 @@ TEST_F(TlsBankTest, ServerWhoseCertificateNamesAnotherHostIsRefused) {
   MakeCertificates(cluster_.tls_dir(),
                    {"--no-loopback", "--host", "elsewhere.example", "c9:coordinator"});
   int port = FreePort();
-  std::vector<std::string> argv = {PACT_COORDINATOR_BIN, "--name=c9", "--port=" + std::to_string(port),
+  std::vector<std::string> argv = {PACT_COORDINATOR_BIN, "--name=c9",
+                                   "--port=" + std::to_string(port),
                                    "--journal=" + dir_.File("c9.db")};
   for (const std::string& flag : cluster_.SecurityFlagsOf("c9")) argv.push_back(flag);
   Process impostor(argv, {}, dir_.File("c9.log"));
@@ -238,9 +240,27 @@ TEST_F(TlsBankTest, ServerWhoseCertificateNamesAnotherHostIsRefused) {
         return st.code() != StatusCode::kUnavailable;  // listening
       },
       10000))
-      << st.ToString() << "\n" << LogTail(dir_.File("c9.log"));
+      << st.ToString() << "\n"
+      << LogTail(dir_.File("c9.log"));
   EXPECT_EQ(st.code(), StatusCode::kUnauthenticated) << st.ToString();
   EXPECT_NE(st.message().find("authorize"), std::string::npos) << st.ToString();
+}
+
+TEST_F(TlsBankTest, ProcessWhoseCertificateNamesAnotherRefusesToStart) {
+  // bank_a's certificate on a coordinator named c1: its peers would refuse
+  // every call, so it says so and stops before touching anything.
+  std::vector<std::string> argv = {PACT_COORDINATOR_BIN, "--name=c1",
+                                   "--port=" + std::to_string(FreePort()),
+                                   "--journal=" + dir_.File("other-journal.db")};
+  for (const std::string& flag : cluster_.SecurityFlagsOf("bank_a")) argv.push_back(flag);
+  Process misconfigured(argv, {}, dir_.File("misconfigured.log"));
+  ASSERT_TRUE(misconfigured.Start().ok());
+  EXPECT_EQ(misconfigured.WaitForExit(10000), 2);
+  EXPECT_NE(LogTail(dir_.File("misconfigured.log"))
+                .find("must name this coordinator: CN=c1 and O=coordinator; it has CN=bank_a, "
+                      "O=participant"),
+            std::string::npos)
+      << LogTail(dir_.File("misconfigured.log"));
 }
 
 TEST_F(TlsBankTest, ExpiredCertificateAndOldTlsAreRefusedByTheServer) {
@@ -295,35 +315,32 @@ TEST_F(TlsBankTest, EachRoleMayMakeOnlyItsOwnCalls) {
   refusals.push_back({"an application prepares", participant("app", [&](rpc::ParticipantClient& c) {
                         c.prepare(FenceOf("c1", 1), id);
                       })});
-  refusals.push_back({"an application resolves", participant("app", [&](rpc::ParticipantClient& c) {
-                        c.resolve(id, true);
-                      })});
+  refusals.push_back({"an application resolves",
+                      participant("app", [&](rpc::ParticipantClient& c) { c.resolve(id, true); })});
   refusals.push_back({"an operator begins", coordinator("ops", [&](rpc::CoordinatorClient& c) {
                         c.beginTxn(begun, 0);
                       })});
   refusals.push_back({"an operator commits", coordinator("ops", [&](rpc::CoordinatorClient& c) {
                         c.commitTxn(result, id);
                       })});
-  refusals.push_back({"an application removes a participant",
-                      coordinator("app", [&](rpc::CoordinatorClient& c) {
-                        c.removeParticipant("bank_b", true);
-                      })});
+  refusals.push_back(
+      {"an application removes a participant", coordinator("app", [&](rpc::CoordinatorClient& c) {
+         c.removeParticipant("bank_b", true);
+       })});
   refusals.push_back({"another coordinator rolls back under c1's name",
                       participant("c2", [&](rpc::ParticipantClient& c) {
                         c.rollback(FenceOf("c1", kForgedEpoch), id);
                       })});
-  refusals.push_back({"another coordinator rolls back c1's transaction under its own name",
-                      participant("c2", [&](rpc::ParticipantClient& c) {
-                        c.rollback(FenceOf("c2", 1), id);
-                      })});
+  refusals.push_back(
+      {"another coordinator rolls back c1's transaction under its own name",
+       participant("c2", [&](rpc::ParticipantClient& c) { c.rollback(FenceOf("c2", 1), id); })});
   refusals.push_back({"another coordinator recovers under c1's name",
                       participant("c2", [&](rpc::ParticipantClient& c) {
                         c.recover(branches, FenceOf("c1", 1));
                       })});
-  refusals.push_back({"participant bank_a enlists as bank_b",
-                      coordinator("bank_a", [&](rpc::CoordinatorClient& c) {
-                        c.enlist(id, "bank_b", "x.1");
-                      })});
+  refusals.push_back(
+      {"participant bank_a enlists as bank_b",
+       coordinator("bank_a", [&](rpc::CoordinatorClient& c) { c.enlist(id, "bank_b", "x.1"); })});
   refusals.push_back({"participant bank_a registers bank_b at its own address",
                       coordinator("bank_a", [&](rpc::CoordinatorClient& c) {
                         rpc::ParticipantEndpoint endpoint;
@@ -332,11 +349,13 @@ TEST_F(TlsBankTest, EachRoleMayMakeOnlyItsOwnCalls) {
                         endpoint.port = 1;
                         c.registerParticipant(endpoint);
                       })});
-  refusals.push_back({"a participant commits a branch", participant("bank_a", [&](rpc::ParticipantClient& c) {
-                        c.commit(FenceOf("c1", 1), id, true);
-                      })});
+  refusals.push_back(
+      {"a participant commits a branch", participant("bank_a", [&](rpc::ParticipantClient& c) {
+         c.commit(FenceOf("c1", 1), id, true);
+       })});
   for (const auto& r : refusals) {
-    EXPECT_EQ(r.status.code(), StatusCode::kPermissionDenied) << r.what << ": " << r.status.ToString();
+    EXPECT_EQ(r.status.code(), StatusCode::kPermissionDenied)
+        << r.what << ": " << r.status.ToString();
   }
   // The refused calls changed nothing: the transaction is still open and
   // commits; the registry still has bank_b where it was.
@@ -347,8 +366,8 @@ TEST_F(TlsBankTest, EachRoleMayMakeOnlyItsOwnCalls) {
 
 TEST_F(TlsBankTest, PactctlWorksOverTlsAndNotWithout) {
   std::vector<std::string> args = cluster_.SecurityFlagsOf("harness");
-  args.insert(args.end(), {"--coordinator", cluster_.coordinator_address(), "--json",
-                           "participants"});
+  args.insert(args.end(),
+              {"--coordinator", cluster_.coordinator_address(), "--json", "participants"});
   Ran ran = RunPactctl(args);
   EXPECT_EQ(ran.code, 0) << ran.out;
   size_t reachable = 0;
@@ -405,7 +424,9 @@ TEST(OpenServerTest, ListeningBeyondLoopbackWithoutTlsWarnsLoudly) {
                       {}, dir.File("coordinator.log"));
   ASSERT_TRUE(coordinator.Start().ok());
   bool warned = PollUntil(
-      [&] { return LogTail(dir.File("coordinator.log"), 40).find("INSECURE") != std::string::npos; },
+      [&] {
+        return LogTail(dir.File("coordinator.log"), 40).find("INSECURE") != std::string::npos;
+      },
       10000);
   EXPECT_TRUE(warned) << LogTail(dir.File("coordinator.log"));
 }

@@ -1,9 +1,9 @@
 #include "thrift/rpc_auth.h"
 
+#include <openssl/crypto.h>
+
 #include <fstream>
 #include <sstream>
-
-#include <openssl/crypto.h>
 
 namespace pact {
 
@@ -18,8 +18,8 @@ thread_local CallerConnection* current_caller = nullptr;
 // The caller's roles and certificate name.
 struct Caller {
   Roles roles;
-  std::string name;           // certificate CN; "" without TLS
-  bool identified = false;    // presented a certificate or a token
+  std::string name;         // certificate CN; "" without TLS
+  bool identified = false;  // presented a certificate or a token
 };
 
 Caller CurrentCaller() {

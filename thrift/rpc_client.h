@@ -63,7 +63,9 @@ template <typename ClientT>
 class RpcConnection {
  public:
   RpcConnection(Endpoint endpoint, RpcTimeouts timeouts, RpcCredentials credentials = {})
-      : endpoint_(std::move(endpoint)), timeouts_(timeouts), credentials_(std::move(credentials)) {}
+      : endpoint_(std::move(endpoint)),
+        timeouts_(timeouts),
+        credentials_(std::move(credentials)) {}
   ~RpcConnection() { channel_.Close(); }
 
   const Endpoint& endpoint() const { return endpoint_; }
@@ -82,10 +84,8 @@ class RpcConnection {
     // One poll(2) per call: a server that restarted even a moment ago must
     // not receive a call into the void (execute is not idempotent).
     auto now = std::chrono::steady_clock::now();
-    if (channel_.IsOpen() &&
-        (!channel_.LooksAlive() || now - last_used_ > std::chrono::milliseconds(timeouts_.max_idle_ms))) {
-      channel_.Close();
-    }
+    bool idle_too_long = now - last_used_ > std::chrono::milliseconds(timeouts_.max_idle_ms);
+    if (channel_.IsOpen() && (idle_too_long || !channel_.LooksAlive())) channel_.Close();
     last_used_ = now;
     if (!channel_.IsOpen()) {
       Status st = channel_.Open(endpoint_, timeouts_, credentials_);
@@ -117,8 +117,9 @@ class RpcConnection {
       Status st = StatusFromException(e);
       if (fresh_ && !credentials_.tls && st.code() == StatusCode::kUnavailable) {
         // A TLS server closes a plaintext connection at its first bytes.
-        st = Status::Unavailable(st.message() + " (if the server speaks TLS, give this side "
-                                                "--tls_cert_path, --tls_key_path and --tls_ca_path)");
+        st = Status::Unavailable(st.message() +
+                                 " (if the server speaks TLS, give this side --tls_cert_path, "
+                                 "--tls_key_path and --tls_ca_path)");
       }
       if (st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kInternal) {
         channel_.Close();

@@ -42,13 +42,16 @@ Result<RpcCredentials> MakeClientCredentials(const SecurityFlags& flags, Role ro
   return credentials;
 }
 
-Status CheckOwnCertificate(const RpcCredentials& credentials, Role role,
-                          const std::string& name) {
-  if (!credentials.tls) return Status::Ok();
-  const PeerCertificate& own = credentials.tls->own();
+Result<ProcessSecurity> MakeProcessSecurity(const SecurityFlags& flags, Role role,
+                                            const std::string& name) {
+  ProcessSecurity security;
+  ASSIGN_OR_RETURN(security.server, MakeServerSecurity(flags));
+  ASSIGN_OR_RETURN(security.client, MakeClientCredentials(flags, role));
+  if (!security.client.tls) return security;
+  const PeerCertificate& own = security.client.tls->own();
   bool has_role = false;
   for (const std::string& o : own.organizations) has_role |= o == RoleName(role);
-  if (own.common_name == name && has_role) return Status::Ok();
+  if (own.common_name == name && has_role) return security;
   std::string has = "CN=" + own.common_name;
   for (const std::string& o : own.organizations) has += ", O=" + o;
   return Status::InvalidArgument("--tls_cert_path must name this " + std::string(RoleName(role)) +

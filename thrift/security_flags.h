@@ -2,9 +2,8 @@
 // learn who calls them (rpc_auth.h), shared by every binary.
 #pragma once
 
-#include <string>
-
 #include <boost/program_options.hpp>
+#include <string>
 
 #include "thrift/rpc_auth.h"
 #include "thrift/tls.h"
@@ -25,8 +24,16 @@ Result<ServerSecurity> MakeServerSecurity(const SecurityFlags& flags);
 // What this process presents when it calls out as `role`: its certificate,
 // or that role's token from the tokens file.
 Result<RpcCredentials> MakeClientCredentials(const SecurityFlags& flags, Role role);
-// With TLS, this process's certificate must name it `name` and hold `role`,
-// or its peers would refuse every call it makes: say so at start.
-Status CheckOwnCertificate(const RpcCredentials& credentials, Role role, const std::string& name);
+
+// What a serving process (coordinator, participant) needs: how its server
+// authenticates callers, and what it presents when it calls out as `role`.
+// With TLS its certificate must name it `name` and hold `role`, or its peers
+// would refuse every call it makes: that is refused here, at start.
+struct ProcessSecurity {
+  ServerSecurity server;
+  RpcCredentials client;
+};
+Result<ProcessSecurity> MakeProcessSecurity(const SecurityFlags& flags, Role role,
+                                            const std::string& name);
 
 }  // namespace pact

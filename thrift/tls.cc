@@ -1,11 +1,11 @@
 #include "thrift/tls.h"
 
-#include <csignal>
-#include <mutex>
-
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+
+#include <csignal>
+#include <mutex>
 
 namespace pact {
 
@@ -143,8 +143,7 @@ Result<std::shared_ptr<TlsContext>> TlsContext::Load(const TlsFiles& files, bool
     return Status::InvalidArgument("TLS: certificate " + files.cert_path + " has expired");
   }
   if (X509_cmp_current_time(X509_get0_notBefore(own)) >= 0) {
-    return Status::InvalidArgument("TLS: certificate " + files.cert_path +
-                                   " is not valid yet");
+    return Status::InvalidArgument("TLS: certificate " + files.cert_path + " is not valid yet");
   }
   if (server) {
     // No session tickets: a client would find an unread ticket on an idle

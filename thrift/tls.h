@@ -6,11 +6,11 @@
 // operators) and each O entry one role it holds (see rpc_auth.h).
 #pragma once
 
+#include <thrift/transport/TSSLSocket.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <thrift/transport/TSSLSocket.h>
 
 #include "common/status.h"
 
