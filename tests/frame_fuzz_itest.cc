@@ -2,7 +2,7 @@
 // and deeply nested frames to every method of both services, from a seeded
 // RNG. Every process must keep running with bounded memory and a normal
 // transfer must commit afterwards. A long run:
-//   PACT_FUZZ_FRAMES=200000 PACT_FUZZ_SEED=7 frame_fuzz_itest --gtest_filter='*Survive*'
+//   scripts/fuzz-frames --frames 200000 --seed 7
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
