@@ -56,7 +56,7 @@ Status RpcChannel::Open(const Endpoint& endpoint, const RpcTimeouts& timeouts,
   }
   if (tls) {
     try {
-      tls->Handshake();
+      tls->Handshake(timeouts.connect_ms);
     } catch (const std::exception& e) {
       Close();
       if (!IsTlsFailure(e)) return Status::Unavailable(std::string("TLS handshake: ") + e.what());

@@ -1,6 +1,12 @@
 #include "thrift/tls.h"
 
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <chrono>
 #include <csignal>
+#include <cstring>
 #include <mutex>
 
 #include <openssl/err.h>
@@ -14,6 +20,7 @@ using apache::thrift::transport::SSLContext;
 using apache::thrift::transport::TSSLException;
 using apache::thrift::transport::TSSLSocket;
 using apache::thrift::transport::TSSLSocketFactory;
+using apache::thrift::transport::TTransportException;
 
 namespace {
 
@@ -56,6 +63,60 @@ PeerCertificate Subject(const X509* cert) {
 }
 
 }  // namespace
+
+void TlsSocket::Handshake(int timeout_ms) {
+  if (checkHandshake()) return;
+  if (timeout_ms > 0) {
+    if (!TSocket::isOpen()) throw TTransportException(TTransportException::NOT_OPEN);
+    if (ssl_ == nullptr) initializeHandshakeParams();  // non-blocking socket, its SSL
+    if (ssl_ == nullptr || !TSocket::isOpen()) {
+      throw TSSLException("cannot set up TLS on the connection");
+    }
+    if (!server()) SSL_set_tlsext_host_name(ssl_, getHost().c_str());
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    const char* what = server() ? "SSL_accept" : "SSL_connect";
+    while (true) {
+      ERR_clear_error();
+      int rc = server() ? SSL_accept(ssl_) : SSL_connect(ssl_);
+      if (rc == 1) break;
+      int error = SSL_get_error(ssl_, rc);
+      int errno_copy = errno;
+      bool retry = error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE ||
+                   (error == SSL_ERROR_SYSCALL && (errno_copy == EINTR || errno_copy == EAGAIN));
+      if (!retry) {
+        std::string why = OpenSslErrors();
+        if (why == "unknown error" && error == SSL_ERROR_SYSCALL) {
+          why = errno_copy == 0 ? "connection closed" : std::strerror(errno_copy);
+        }
+        throw TSSLException(std::string(what) + ": " + why);
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        // Ends the connection here: closing it would otherwise resume the
+        // handshake (Thrift's flush and close do), without our deadline.
+        ::shutdown(static_cast<int>(socket_), SHUT_RDWR);
+        // Slow, not refused: the peer may try again (a timeout, as for a frame).
+        throw TTransportException(TTransportException::TIMED_OUT,
+                                  std::string(what) + ": handshake not complete within " +
+                                      std::to_string(timeout_ms) + " ms");
+      }
+      pollfd fds[2] = {{static_cast<int>(socket_),
+                        static_cast<short>(error == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN), 0},
+                       {interruptListener_ ? *interruptListener_ : -1, POLLIN, 0}};
+      int ready = poll(fds, interruptListener_ ? 2 : 1, static_cast<int>(left.count()));
+      if (ready < 0 && errno != EINTR) {
+        throw TTransportException(TTransportException::UNKNOWN, "poll failed", errno);
+      }
+      if (ready > 0 && interruptListener_ && (fds[1].revents & POLLIN)) {
+        throw TTransportException(TTransportException::INTERRUPTED, "Interrupted");
+      }
+    }
+  }
+  // Done (SSL_accept/SSL_connect answer 1 at once now), or without a limit:
+  // Thrift's handshake checks the peer (authorize) and marks it complete.
+  initializeHandshake();
+}
 
 void TlsSocket::authorize() {
   // Chain verified against the CA, a certificate present, and (clients) the

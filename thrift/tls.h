@@ -37,8 +37,13 @@ class TlsSocket : public apache::thrift::transport::TSSLSocket {
  public:
   using TSSLSocket::TSSLSocket;
 
-  // Runs the handshake now if it has not run yet. Throws TSSLException.
-  void Handshake() { initializeHandshake(); }
+  // Runs the handshake now if it has not run yet, and gives up when it is
+  // not done within timeout_ms in all (Thrift's own handshake waits up to
+  // the receive timeout for each byte, so a peer that dribbles its hello
+  // would hold the socket for ever). timeout_ms <= 0: no limit of our own.
+  // Throws TSSLException (refused) or TTransportException (TIMED_OUT: too
+  // slow; interrupted, closed).
+  void Handshake(int timeout_ms);
   // Empty until the handshake has verified the peer.
   const PeerCertificate& peer() const { return peer_; }
 
