@@ -126,6 +126,21 @@ void TlsSocket::authorize() {
   if (cert == nullptr) return;
   peer_ = Subject(cert);
   X509_free(cert);
+  if (server()) return;
+  // Any certificate of the CA names the host (they all may): the server must
+  // also be who this client means to call, or a holder of any certificate
+  // who can listen at the address could answer for it.
+  bool has_role = expected_.organization.empty();
+  for (const std::string& o : peer_.organizations) has_role |= o == expected_.organization;
+  bool has_name = expected_.common_name.empty() || peer_.common_name == expected_.common_name;
+  if (!has_role || !has_name) {
+    std::string has = "CN=" + peer_.common_name;
+    for (const std::string& o : peer_.organizations) has += ", O=" + o;
+    throw TSSLException("the server at " + getHost() + ":" + std::to_string(getPort()) +
+                        " is not " +
+                        (expected_.common_name.empty() ? "a" : "'" + expected_.common_name + "', a") +
+                        " " + expected_.organization + ": its certificate has " + has);
+  }
 }
 
 // Thrift's factory, with access to its SSL_CTX and making TlsSockets.
@@ -215,9 +230,11 @@ Result<std::shared_ptr<TlsContext>> TlsContext::Load(const TlsFiles& files, bool
   return std::shared_ptr<TlsContext>(new TlsContext(std::move(factory), Subject(own)));
 }
 
-std::shared_ptr<TlsSocket> TlsContext::Connect(const std::string& host, int port) {
+std::shared_ptr<TlsSocket> TlsContext::Connect(const std::string& host, int port,
+                                               ServerExpectation expected) {
   auto socket = std::make_shared<ClientTlsSocket>(factory_->shared_ctx(), host, port);
   socket->server(false);
+  socket->expected_ = std::move(expected);
   // Checks the server certificate's subjectAltName (DNS or IP), then CN,
   // against `host`.
   socket->access(std::make_shared<DefaultClientAccessManager>());
