@@ -17,8 +17,9 @@ Result<std::unique_ptr<Client>> Client::Connect(const std::string& coordinator,
 
 Client::Client(Endpoint coordinator, ClientOptions options)
     : options_(options),
-      coordinator_(std::make_unique<CoordinatorPool>(std::move(coordinator), options.timeouts,
-                                                        options.credentials)) {}
+      coordinator_(std::make_unique<CoordinatorPool>(
+          std::move(coordinator), options.timeouts,
+          options.credentials.ToServer(Role::kCoordinator))) {}
 
 Client::~Client() = default;
 
@@ -48,8 +49,9 @@ Result<std::shared_ptr<Client::ParticipantPool>> Client::PoolFor(const std::stri
   for (const auto& p : registered) {
     auto& pool = participants_[p.name];
     if (!pool || pool->endpoint().host != p.host || pool->endpoint().port != p.port) {
-      pool = std::make_shared<ParticipantPool>(Endpoint{p.host, p.port}, options_.timeouts,
-                                               options_.credentials);
+      pool = std::make_shared<ParticipantPool>(
+          Endpoint{p.host, p.port}, options_.timeouts,
+          options_.credentials.ToServer(Role::kParticipant, p.name));
     }
     known += (known.empty() ? "" : ", ") + p.name;
   }

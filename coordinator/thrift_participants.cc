@@ -12,7 +12,8 @@ void ThriftParticipants::SetEndpoint(const std::string& participant, const std::
   std::lock_guard<std::mutex> lock(mu_);
   auto& pool = pools_[participant];
   if (pool && pool->endpoint().host == host && pool->endpoint().port == port) return;
-  pool = std::make_shared<Pool>(Endpoint{host, port}, timeouts_, credentials_);
+  pool = std::make_shared<Pool>(Endpoint{host, port}, timeouts_,
+                                credentials_.ToServer(Role::kParticipant, participant));
 }
 
 Result<std::shared_ptr<ThriftParticipants::Pool>> ThriftParticipants::PoolFor(

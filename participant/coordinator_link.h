@@ -54,7 +54,7 @@ class CoordinatorLink {
 class ThriftCoordinatorLink : public CoordinatorLink {
  public:
   ThriftCoordinatorLink(Endpoint coordinator, RpcTimeouts timeouts, RpcCredentials credentials)
-      : pool_(std::move(coordinator), timeouts, std::move(credentials)) {}
+      : pool_(std::move(coordinator), timeouts, credentials.ToServer(Role::kCoordinator)) {}
 
   Result<int64_t> Enlist(const std::string& txn_id, const std::string& participant,
                          const std::string& branch) override;

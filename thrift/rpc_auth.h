@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/status.h"
@@ -78,9 +79,21 @@ struct ServerSecurity {
 };
 
 // What a client presents: a TLS context, or (plaintext) its role's token.
+// With TLS, also whom it calls: the server's certificate must hold
+// server_role (when set) and be CN=server_name (when not empty).
 struct RpcCredentials {
   std::shared_ptr<TlsContext> tls;
   std::string token;
+  std::optional<Role> server_role = std::nullopt;
+  std::string server_name = {};
+
+  // These credentials, for calling a server that is `role` (named `name`).
+  RpcCredentials ToServer(Role role, std::string name = "") const {
+    RpcCredentials out = *this;
+    out.server_role = role;
+    out.server_name = std::move(name);
+    return out;
+  }
 };
 
 // What a server knows of one connection's caller. RpcServer makes one per

@@ -36,7 +36,10 @@ Status RpcChannel::Open(const Endpoint& endpoint, const RpcTimeouts& timeouts,
   Close();
   std::shared_ptr<TlsSocket> tls;
   if (credentials.tls) {
-    tls = credentials.tls->Connect(endpoint.host, endpoint.port);
+    tls = credentials.tls->Connect(
+        endpoint.host, endpoint.port,
+        {credentials.server_role ? RoleName(*credentials.server_role) : "",
+         credentials.server_name});
     socket = tls;
   } else {
     socket = std::make_shared<TSocket>(endpoint.host, endpoint.port);
@@ -56,7 +59,7 @@ Status RpcChannel::Open(const Endpoint& endpoint, const RpcTimeouts& timeouts,
   }
   if (tls) {
     try {
-      tls->Handshake();
+      tls->Handshake(timeouts.connect_ms);
     } catch (const std::exception& e) {
       Close();
       if (!IsTlsFailure(e)) return Status::Unavailable(std::string("TLS handshake: ") + e.what());

@@ -62,8 +62,12 @@ class RpcServer::GuardedProcessor : public TProcessor {
 
   bool process(std::shared_ptr<TProtocol> in, std::shared_ptr<TProtocol> out,
                void* context) override {
-    CallerScope caller(static_cast<CallerConnection*>(context));
+    auto* connection = static_cast<CallerConnection*>(context);
+    CallerScope caller(connection);
     try {
+      // Bounded like a frame: a peer that never finishes its hello (it needs
+      // no certificate to start one) cannot hold this thread past it.
+      if (connection->tls) connection->tls->Handshake(server_->options_.frame_timeout_ms);
       if (inner_->process(in, out, context)) return true;
       server_->NoteRefusedFrame("not a call");  // a reply, or an unknown message type
       return false;

@@ -1,11 +1,17 @@
 #include "thrift/tls.h"
 
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <mutex>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-
-#include <csignal>
-#include <mutex>
 
 namespace pact {
 
@@ -14,6 +20,7 @@ using apache::thrift::transport::SSLContext;
 using apache::thrift::transport::TSSLException;
 using apache::thrift::transport::TSSLSocket;
 using apache::thrift::transport::TSSLSocketFactory;
+using apache::thrift::transport::TTransportException;
 
 namespace {
 
@@ -57,6 +64,60 @@ PeerCertificate Subject(const X509* cert) {
 
 }  // namespace
 
+void TlsSocket::Handshake(int timeout_ms) {
+  if (checkHandshake()) return;
+  if (timeout_ms > 0) {
+    if (!TSocket::isOpen()) throw TTransportException(TTransportException::NOT_OPEN);
+    if (ssl_ == nullptr) initializeHandshakeParams();  // non-blocking socket, its SSL
+    if (ssl_ == nullptr || !TSocket::isOpen()) {
+      throw TSSLException("cannot set up TLS on the connection");
+    }
+    if (!server()) SSL_set_tlsext_host_name(ssl_, getHost().c_str());
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    const char* what = server() ? "SSL_accept" : "SSL_connect";
+    while (true) {
+      ERR_clear_error();
+      int rc = server() ? SSL_accept(ssl_) : SSL_connect(ssl_);
+      if (rc == 1) break;
+      int error = SSL_get_error(ssl_, rc);
+      int errno_copy = errno;
+      bool retry = error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE ||
+                   (error == SSL_ERROR_SYSCALL && (errno_copy == EINTR || errno_copy == EAGAIN));
+      if (!retry) {
+        std::string why = OpenSslErrors();
+        if (why == "unknown error" && error == SSL_ERROR_SYSCALL) {
+          why = errno_copy == 0 ? "connection closed" : std::strerror(errno_copy);
+        }
+        throw TSSLException(std::string(what) + ": " + why);
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        // Ends the connection here: closing it would otherwise resume the
+        // handshake (Thrift's flush and close do), without our deadline.
+        ::shutdown(static_cast<int>(socket_), SHUT_RDWR);
+        // Slow, not refused: the peer may try again (a timeout, as for a frame).
+        throw TTransportException(TTransportException::TIMED_OUT,
+                                  std::string(what) + ": handshake not complete within " +
+                                      std::to_string(timeout_ms) + " ms");
+      }
+      pollfd fds[2] = {{static_cast<int>(socket_),
+                        static_cast<short>(error == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN), 0},
+                       {interruptListener_ ? *interruptListener_ : -1, POLLIN, 0}};
+      int ready = poll(fds, interruptListener_ ? 2 : 1, static_cast<int>(left.count()));
+      if (ready < 0 && errno != EINTR) {
+        throw TTransportException(TTransportException::UNKNOWN, "poll failed", errno);
+      }
+      if (ready > 0 && interruptListener_ && (fds[1].revents & POLLIN)) {
+        throw TTransportException(TTransportException::INTERRUPTED, "Interrupted");
+      }
+    }
+  }
+  // Done (SSL_accept/SSL_connect answer 1 at once now), or without a limit:
+  // Thrift's handshake checks the peer (authorize) and marks it complete.
+  initializeHandshake();
+}
+
 void TlsSocket::authorize() {
   // Chain verified against the CA, a certificate present, and (clients) the
   // dialed host named in it: Thrift's checks. Then remember who it is.
@@ -65,6 +126,21 @@ void TlsSocket::authorize() {
   if (cert == nullptr) return;
   peer_ = Subject(cert);
   X509_free(cert);
+  if (server()) return;
+  // Any certificate of the CA names the host (they all may): the server must
+  // also be who this client means to call, or a holder of any certificate
+  // who can listen at the address could answer for it.
+  bool has_role = expected_.organization.empty();
+  for (const std::string& o : peer_.organizations) has_role |= o == expected_.organization;
+  bool has_name = expected_.common_name.empty() || peer_.common_name == expected_.common_name;
+  if (!has_role || !has_name) {
+    std::string has = "CN=" + peer_.common_name;
+    for (const std::string& o : peer_.organizations) has += ", O=" + o;
+    throw TSSLException("the server at " + getHost() + ":" + std::to_string(getPort()) +
+                        " is not " +
+                        (expected_.common_name.empty() ? "a" : "'" + expected_.common_name + "', a") +
+                        " " + expected_.organization + ": its certificate has " + has);
+  }
 }
 
 // Thrift's factory, with access to its SSL_CTX and making TlsSockets.
@@ -153,9 +229,11 @@ Result<std::shared_ptr<TlsContext>> TlsContext::Load(const TlsFiles& files, bool
   return std::shared_ptr<TlsContext>(new TlsContext(std::move(factory), Subject(own)));
 }
 
-std::shared_ptr<TlsSocket> TlsContext::Connect(const std::string& host, int port) {
+std::shared_ptr<TlsSocket> TlsContext::Connect(const std::string& host, int port,
+                                               ServerExpectation expected) {
   auto socket = std::make_shared<ClientTlsSocket>(factory_->shared_ctx(), host, port);
   socket->server(false);
+  socket->expected_ = std::move(expected);
   // Checks the server certificate's subjectAltName (DNS or IP), then CN,
   // against `host`.
   socket->access(std::make_shared<DefaultClientAccessManager>());

@@ -30,6 +30,13 @@ struct PeerCertificate {
   std::vector<std::string> organizations;  // one role per O entry
 };
 
+// What a client requires of the server's certificate beyond the CA and the
+// host: an O entry (a role) and, when set, the CN (a name). Empty: anything.
+struct ServerExpectation {
+  std::string organization;
+  std::string common_name;
+};
+
 // A TLS socket whose handshake can be driven on purpose (a client finishes it
 // inside the connect timeout, so a refusal is known before a request is
 // sent) and which keeps the verified peer's certificate subject.
@@ -37,8 +44,13 @@ class TlsSocket : public apache::thrift::transport::TSSLSocket {
  public:
   using TSSLSocket::TSSLSocket;
 
-  // Runs the handshake now if it has not run yet. Throws TSSLException.
-  void Handshake() { initializeHandshake(); }
+  // Runs the handshake now if it has not run yet, and gives up when it is
+  // not done within timeout_ms in all (Thrift's own handshake waits up to
+  // the receive timeout for each byte, so a peer that dribbles its hello
+  // would hold the socket for ever). timeout_ms <= 0: no limit of our own.
+  // Throws TSSLException (refused) or TTransportException (TIMED_OUT: too
+  // slow; interrupted, closed).
+  void Handshake(int timeout_ms);
   // Empty until the handshake has verified the peer.
   const PeerCertificate& peer() const { return peer_; }
 
@@ -46,7 +58,9 @@ class TlsSocket : public apache::thrift::transport::TSSLSocket {
   void authorize() override;
 
  private:
+  friend class TlsContext;
   PeerCertificate peer_;
+  ServerExpectation expected_;  // clients only
 };
 
 // One side's TLS configuration, loaded once and shared by all its sockets.
@@ -60,8 +74,10 @@ class TlsContext {
   // Who this side's own certificate says it is.
   const PeerCertificate& own() const { return own_; }
 
-  // A client socket to host:port (not connected yet).
-  std::shared_ptr<TlsSocket> Connect(const std::string& host, int port);
+  // A client socket to host:port (not connected yet), whose handshake
+  // refuses a server certificate that does not meet `expected`.
+  std::shared_ptr<TlsSocket> Connect(const std::string& host, int port,
+                                     ServerExpectation expected = {});
   // A server socket over an accepted connection; `interrupt` (may be null)
   // wakes its blocked reads when the server stops.
   std::shared_ptr<TlsSocket> Accept(THRIFT_SOCKET fd, std::shared_ptr<THRIFT_SOCKET> interrupt);

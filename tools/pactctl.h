@@ -42,7 +42,8 @@ Result<std::vector<rpc::ParticipantEndpoint>> Registry(const Context& ctx,
 // Runs fn(client) against the coordinator.
 template <typename Fn>
 Status CallCoordinator(const Context& ctx, Fn&& fn) {
-  RpcConnection<rpc::CoordinatorClient> conn(ctx.coordinator, ctx.timeouts, ctx.credentials);
+  RpcConnection<rpc::CoordinatorClient> conn(ctx.coordinator, ctx.timeouts,
+                                             ctx.credentials.ToServer(Role::kCoordinator));
   return conn.Call(std::forward<Fn>(fn));
 }
 

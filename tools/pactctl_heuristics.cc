@@ -64,7 +64,8 @@ int Resolve(const Context& ctx, const ResolveRequest& request) {
   json.BeginArray();
   Table table({"PARTICIPANT", "RESULT"});
   for (const auto& [name, endpoint] : targets) {
-    RpcConnection<rpc::ParticipantClient> participant(endpoint, ctx.timeouts, ctx.credentials);
+    RpcConnection<rpc::ParticipantClient> participant(
+        endpoint, ctx.timeouts, ctx.credentials.ToServer(Role::kParticipant, name));
     Status st = participant.Call(
         [&](rpc::ParticipantClient& c) { c.resolve(request.txn_id, request.commit); });
     std::string result = st.ok() ? (request.commit ? "committed (heuristic)"

@@ -21,8 +21,9 @@ Result<std::vector<ParticipantView>> ViewParticipants(const Context& ctx) {
   for (const auto& p : registered) {
     ParticipantView view;
     view.endpoint = p;
-    RpcConnection<rpc::ParticipantClient> participant(Endpoint{p.host, p.port}, ctx.timeouts,
-                                                      ctx.credentials);
+    RpcConnection<rpc::ParticipantClient> participant(
+        Endpoint{p.host, p.port}, ctx.timeouts,
+        ctx.credentials.ToServer(Role::kParticipant, p.name));
     view.reached =
         participant.Call([&](rpc::ParticipantClient& c) { c.listBranches(view.branches); });
     views.push_back(std::move(view));

@@ -1,0 +1,218 @@
+// Attacks on the security of the real processes, each one a weakness found
+// in review: a stranger without a certificate pinning connection threads
+// with a TLS handshake that never ends; a holder of any certificate of the
+// cluster's CA (an application's) posing as the coordinator to a
+// participant, or as a participant to the coordinator, where it can listen
+// at their address.
+#include <arpa/inet.h>
+#include <signal.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "common/crash_point.h"
+#include "gen-cpp/Coordinator.h"
+#include "gen-cpp/Participant.h"
+#include "tests/bank_fixture.h"
+#include "thrift/rpc_auth.h"
+#include "thrift/rpc_client.h"
+#include "thrift/rpc_server.h"
+
+namespace pact {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kIdleTimeoutMs = 2000;
+constexpr int kFrameTimeoutMs = 1000;
+
+// A plain TCP connection to 127.0.0.1:port, or -1.
+int ConnectTo(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// True once the server closed `fd` (EOF or reset), without waiting.
+bool ClosedByServer(int fd) {
+  char byte;
+  ssize_t n = recv(fd, &byte, 1, MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+class TlsAttackTest : public BankTest {
+ protected:
+  void SetUp() override {
+    Status st = cluster_.UseTls();
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    for (auto* flags : {&cluster_.coordinator_flags, &cluster_.participant_flags}) {
+      flags->push_back("--rpc_idle_timeout_ms=" + std::to_string(kIdleTimeoutMs));
+      flags->push_back("--rpc_frame_timeout_ms=" + std::to_string(kFrameTimeoutMs));
+    }
+    BankTest::SetUp();
+  }
+
+  int CoordinatorPort() { return Endpoint::Parse(cluster_.coordinator_address())->port; }
+
+  // A server at 127.0.0.1:port with `handler`, presenting mallory's
+  // certificate: CN mallory, O application, from the cluster's CA (what any
+  // application server of the cluster holds).
+  std::unique_ptr<RpcServer> ServeAsMallory(std::shared_ptr<apache::thrift::TProcessor> processor,
+                                            int port) {
+    std::string cmd = std::string(PACT_SOURCE_DIR) + "/scripts/make-tls-certs '" +
+                      cluster_.tls_dir() + "' mallory:application >/dev/null";
+    if (std::system(cmd.c_str()) != 0) ADD_FAILURE() << cmd;
+    auto tls = TlsContext::ForServer({cluster_.tls_dir() + "/mallory.pem",
+                                      cluster_.tls_dir() + "/mallory-key.pem",
+                                      cluster_.tls_dir() + "/ca.pem"});
+    EXPECT_TRUE(tls.ok()) << tls.status().ToString();
+    RpcServerOptions options;
+    options.security.tls = tls.ok() ? *tls : nullptr;
+    auto server = std::make_unique<RpcServer>(std::move(processor), "127.0.0.1", port, options);
+    Status st = server->Start();
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return server;
+  }
+};
+
+// Answers a participant's inquiry with a lie: ABORTED, to bank_a only (its
+// certificate names it), and "not decided yet" to anyone else.
+class LyingCoordinator : public rpc::CoordinatorNull {
+ public:
+  void info(rpc::CoordinatorInfo& out) override {
+    out.name = "c1";
+    out.epoch = 1000000000000;
+    out.ready = true;
+  }
+  rpc::Outcome::type outcome(const std::string&) override {
+    if (!AuthorizeAs(Role::kParticipant, "bank_a", "outcome").ok()) return rpc::Outcome::ACTIVE;
+    ++lies;
+    return rpc::Outcome::ABORTED;
+  }
+  std::atomic<int> lies{0};
+};
+
+// Votes yes and commits, holding nothing.
+class LyingParticipant : public rpc::ParticipantNull {
+ public:
+  void info(rpc::ParticipantInfo& out) override {
+    out.name = "bank_a";
+    out.backend = "sqlite";
+  }
+  rpc::Vote::type prepare(const rpc::Fence&, const std::string&) override {
+    ++lies;
+    return rpc::Vote::COMMIT;
+  }
+  void commit(const rpc::Fence&, const std::string&, bool) override { ++lies; }
+  std::atomic<int> lies{0};
+};
+
+// A stranger (no certificate at all) opens a connection to a TLS port and
+// sends the start of a ClientHello one byte at a time, each byte within the
+// idle timeout. The server must give up on the handshake within the frame
+// timeout (plus the idle timeout for the bytes in flight), as it does for a
+// plaintext frame: otherwise max_connections such strangers hold every
+// connection thread for ever, at a few bytes per second in all.
+TEST_F(TlsAttackTest, AStrangerCannotHoldAThreadWithAHandshakeThatNeverEnds) {
+  for (int port : {CoordinatorPort(), cluster_.participant_port("bank_a")}) {
+    int fd = ConnectTo(port);
+    ASSERT_GE(fd, 0);
+    // A TLS 1.0 record header of a 512-byte handshake message, then its body.
+    std::string hello = std::string("\x16\x03\x01\x02\x00", 5) + std::string(512, '\x01');
+    auto start = Clock::now();
+    auto limit = std::chrono::milliseconds(kFrameTimeoutMs + kIdleTimeoutMs + 2000);
+    bool closed = false;
+    for (size_t i = 0; i < hello.size() && Clock::now() - start < 3 * limit; ++i) {
+      if (ClosedByServer(fd)) {
+        closed = true;
+        break;
+      }
+      send(fd, hello.data() + i, 1, MSG_NOSIGNAL);
+      std::this_thread::sleep_for(std::chrono::milliseconds(kIdleTimeoutMs / 2));
+    }
+    auto held = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+    close(fd);
+    EXPECT_TRUE(closed) << "port " << port << ": the handshake still held its thread after "
+                        << held.count() << " ms";
+    EXPECT_LT(held.count(), limit.count()) << "port " << port;
+  }
+  // Nothing else suffered.
+  auto client = Connect();
+  auto txn = PrepareTransfer(*client, 10);
+  ASSERT_NE(txn, nullptr);
+  Status st = txn->Commit();
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Total("bank_a") + Total("bank_b"), 6 * kInitialBalance);
+}
+
+// The coordinator crashes after logging COMMIT of a transfer both banks
+// prepared. While it is down, mallory (an application's certificate) listens
+// at its address. bank_a inquires there about its in-doubt branch: its TLS
+// client checks that the server's certificate is from the CA and names the
+// host, not that it is a coordinator's, so it believes mallory's ABORTED and
+// rolls back; the coordinator comes back and commits bank_b. Money appears.
+// (The same server would confirm any forged epoch of c1, too.)
+TEST_F(TlsAttackTest, AnApplicationCertificateCannotPoseAsTheCoordinator) {
+  ASSERT_TRUE(cluster_.StartCoordinator({{"PACT_CRASH_POINT", "after_decision_logged"}}).ok());
+  auto client = Connect();
+  auto txn = PrepareTransfer(*client, 10);
+  ASSERT_NE(txn, nullptr);
+  EXPECT_FALSE(txn->Commit().ok());
+  ASSERT_EQ(cluster_.coordinator().WaitForExit(5000), kCrashExitCode);
+
+  auto liar = std::make_shared<LyingCoordinator>();
+  auto server = ServeAsMallory(std::make_shared<rpc::CoordinatorProcessor>(liar), CoordinatorPort());
+  // bank_a inquires every 200 ms.
+  PollUntil([&] { return liar->lies > 0; }, 3000);
+  server->Stop();
+  EXPECT_EQ(liar->lies, 0) << "bank_a took the outcome from a server with an application's "
+                              "certificate";
+
+  ASSERT_TRUE(cluster_.StartCoordinator().ok());
+  EXPECT_TRUE(cluster_.EventuallyNoOpenBranches(10000));
+  EXPECT_EQ(Balance("bank_a", 1), kInitialBalance - 10);
+  EXPECT_EQ(Balance("bank_b", 1), kInitialBalance + 10);
+  EXPECT_EQ(Total("bank_a") + Total("bank_b"), 6 * kInitialBalance);
+}
+
+// bank_a dies holding an unprepared branch of a transfer (gone with it).
+// mallory listens at bank_a's address; the coordinator's TLS client accepts
+// its certificate (right CA, right host), mallory votes yes and "commits",
+// and the application is told COMMITTED for a transfer that debited no one.
+TEST_F(TlsAttackTest, AnApplicationCertificateCannotPoseAsAParticipant) {
+  auto client = Connect();
+  auto txn = PrepareTransfer(*client, 10);
+  ASSERT_NE(txn, nullptr);
+  cluster_.participant("bank_a").Signal(SIGKILL);
+  ASSERT_NE(cluster_.participant("bank_a").WaitForExit(5000), -1);
+
+  auto liar = std::make_shared<LyingParticipant>();
+  auto server = ServeAsMallory(std::make_shared<rpc::ParticipantProcessor>(liar),
+                               cluster_.participant_port("bank_a"));
+  Status committed = txn->Commit();
+  server->Stop();
+  EXPECT_EQ(liar->lies, 0) << "the coordinator took a vote from a server with an application's "
+                              "certificate";
+  EXPECT_FALSE(committed.ok()) << "reported COMMITTED, but bank_a never prepared";
+
+  ASSERT_TRUE(cluster_.StartParticipant("bank_a").ok());
+  EXPECT_TRUE(cluster_.EventuallyNoOpenBranches(10000));
+  EXPECT_EQ(Total("bank_a") + Total("bank_b"), 6 * kInitialBalance);
+}
+
+}  // namespace
+}  // namespace pact
