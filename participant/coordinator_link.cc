@@ -1,19 +1,34 @@
 #include "participant/coordinator_link.h"
 
+#include "common/txn_id.h"
+
 namespace pact {
+
+namespace {
+
+// The coordinator a transaction belongs to; "" if the id does not parse
+// (then only the certificate's role is checked).
+std::string OwnerOf(const std::string& txn_id) {
+  auto id = TxnId::Parse(txn_id);
+  return id.ok() ? id->coordinator : "";
+}
+
+}  // namespace
 
 Result<int64_t> ThriftCoordinatorLink::Enlist(const std::string& txn_id,
                                               const std::string& participant,
                                               const std::string& branch) {
   int64_t left_ms = 0;
   RETURN_NOT_OK(pool_.Call(
-      [&](rpc::CoordinatorClient& c) { left_ms = c.enlist(txn_id, participant, branch); }));
+      [&](rpc::CoordinatorClient& c) { left_ms = c.enlist(txn_id, participant, branch); }, 0,
+      OwnerOf(txn_id)));
   return left_ms;
 }
 
 Result<Outcome> ThriftCoordinatorLink::Inquire(const std::string& txn_id) {
   rpc::Outcome::type outcome = rpc::Outcome::ACTIVE;
-  RETURN_NOT_OK(pool_.Call([&](rpc::CoordinatorClient& c) { outcome = c.outcome(txn_id); }));
+  RETURN_NOT_OK(pool_.Call([&](rpc::CoordinatorClient& c) { outcome = c.outcome(txn_id); }, 0,
+                           OwnerOf(txn_id)));
   switch (outcome) {
     case rpc::Outcome::COMMITTED: return Outcome::kCommitted;
     case rpc::Outcome::ABORTED: return Outcome::kAborted;
@@ -31,9 +46,9 @@ Status ThriftCoordinatorLink::Register(const ParticipantAddress& self) {
   return pool_.Call([&](rpc::CoordinatorClient& c) { c.registerParticipant(endpoint); });
 }
 
-Result<CoordinatorIdentity> ThriftCoordinatorLink::Identify() {
+Result<CoordinatorIdentity> ThriftCoordinatorLink::Identify(const std::string& coordinator) {
   rpc::CoordinatorInfo info;
-  RETURN_NOT_OK(pool_.Call([&](rpc::CoordinatorClient& c) { c.info(info); }));
+  RETURN_NOT_OK(pool_.Call([&](rpc::CoordinatorClient& c) { c.info(info); }, 0, coordinator));
   return CoordinatorIdentity{info.name, info.epoch, pool_.endpoint().ToString()};
 }
 
@@ -44,7 +59,8 @@ Status ThriftCoordinatorLink::ReportHeuristic(const std::string& participant,
   info.participant = participant;
   info.committed = heuristic.committed;
   info.at_ms = heuristic.at_ms;
-  return pool_.Call([&](rpc::CoordinatorClient& c) { c.reportHeuristic(info); });
+  return pool_.Call([&](rpc::CoordinatorClient& c) { c.reportHeuristic(info); }, 0,
+                    OwnerOf(heuristic.txn_id));
 }
 
 }  // namespace pact

@@ -43,14 +43,20 @@ class CoordinatorLink {
                                  const std::string& branch) = 0;
   virtual Result<Outcome> Inquire(const std::string& txn_id) = 0;
   virtual Status Register(const ParticipantAddress& self) = 0;
-  // Asks the coordinator at the configured address its name and current
-  // epoch. kUnavailable when it cannot be asked.
-  virtual Result<CoordinatorIdentity> Identify() = 0;
+  // Asks the coordinator at the configured address, which should be
+  // `coordinator`, its name and current epoch. kUnavailable when it cannot be
+  // asked; with TLS, kUnauthenticated when the certificate there is not
+  // `coordinator`'s.
+  virtual Result<CoordinatorIdentity> Identify(const std::string& coordinator) = 0;
   // Tells the coordinator an operator's decision here disagrees with its own.
   virtual Status ReportHeuristic(const std::string& participant,
                                  const HeuristicDecision& heuristic) = 0;
 };
 
+// With TLS, every call about a transaction goes only to a server whose
+// certificate names the transaction's coordinator (its id says which): a
+// holder of another coordinator's certificate at this address cannot answer
+// for it.
 class ThriftCoordinatorLink : public CoordinatorLink {
  public:
   ThriftCoordinatorLink(Endpoint coordinator, RpcTimeouts timeouts, RpcCredentials credentials)
@@ -60,7 +66,7 @@ class ThriftCoordinatorLink : public CoordinatorLink {
                          const std::string& branch) override;
   Result<Outcome> Inquire(const std::string& txn_id) override;
   Status Register(const ParticipantAddress& self) override;
-  Result<CoordinatorIdentity> Identify() override;
+  Result<CoordinatorIdentity> Identify(const std::string& coordinator) override;
   Status ReportHeuristic(const std::string& participant,
                          const HeuristicDecision& heuristic) override;
 

@@ -228,7 +228,14 @@ bool ParticipantService::RaisesEpoch(const Fence& fence) {
 }
 
 Status ParticipantService::ConfirmRaise(const Fence& fence) {
-  auto serving = coordinator_->Identify();
+  auto serving = coordinator_->Identify(fence.coordinator);
+  if (serving.status().code() == StatusCode::kUnauthenticated) {
+    // TLS: whoever serves at the address holds another certificate, so the
+    // caller is not the coordinator serving there.
+    return Status::Fenced("coordinator " + fence.coordinator +
+                          " is not the one this participant serves: " +
+                          serving.status().message());
+  }
   if (!serving.ok()) {
     // Nothing is stored; the coordinator retries, and a real raise is
     // confirmed once its address answers.

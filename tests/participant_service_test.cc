@@ -121,7 +121,7 @@ class ScriptedLink : public CoordinatorLink {
     return it == outcomes_.end() ? Outcome::kActive : it->second;
   }
   Status Register(const ParticipantAddress&) override { return Status::Ok(); }
-  Result<CoordinatorIdentity> Identify() override {
+  Result<CoordinatorIdentity> Identify(const std::string&) override {
     std::lock_guard<std::mutex> lock(mu_);
     identifies_++;
     if (down_) return Status::Unavailable("127.0.0.1:7700: connection refused");

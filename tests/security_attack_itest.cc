@@ -54,41 +54,6 @@ bool ClosedByServer(int fd) {
   return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
-class TlsAttackTest : public BankTest {
- protected:
-  void SetUp() override {
-    Status st = cluster_.UseTls();
-    ASSERT_TRUE(st.ok()) << st.ToString();
-    for (auto* flags : {&cluster_.coordinator_flags, &cluster_.participant_flags}) {
-      flags->push_back("--rpc_idle_timeout_ms=" + std::to_string(kIdleTimeoutMs));
-      flags->push_back("--rpc_frame_timeout_ms=" + std::to_string(kFrameTimeoutMs));
-    }
-    BankTest::SetUp();
-  }
-
-  int CoordinatorPort() { return Endpoint::Parse(cluster_.coordinator_address())->port; }
-
-  // A server at 127.0.0.1:port with `handler`, presenting mallory's
-  // certificate: CN mallory, O application, from the cluster's CA (what any
-  // application server of the cluster holds).
-  std::unique_ptr<RpcServer> ServeAsMallory(std::shared_ptr<apache::thrift::TProcessor> processor,
-                                            int port) {
-    std::string cmd = std::string(PACT_SOURCE_DIR) + "/scripts/make-tls-certs '" +
-                      cluster_.tls_dir() + "' mallory:application >/dev/null";
-    if (std::system(cmd.c_str()) != 0) ADD_FAILURE() << cmd;
-    auto tls = TlsContext::ForServer({cluster_.tls_dir() + "/mallory.pem",
-                                      cluster_.tls_dir() + "/mallory-key.pem",
-                                      cluster_.tls_dir() + "/ca.pem"});
-    EXPECT_TRUE(tls.ok()) << tls.status().ToString();
-    RpcServerOptions options;
-    options.security.tls = tls.ok() ? *tls : nullptr;
-    auto server = std::make_unique<RpcServer>(std::move(processor), "127.0.0.1", port, options);
-    Status st = server->Start();
-    EXPECT_TRUE(st.ok()) << st.ToString();
-    return server;
-  }
-};
-
 // Answers a participant's inquiry with a lie: ABORTED, to bank_a only (its
 // certificate names it), and "not decided yet" to anyone else.
 class LyingCoordinator : public rpc::CoordinatorNull {
@@ -120,6 +85,72 @@ class LyingParticipant : public rpc::ParticipantNull {
   void commit(const rpc::Fence&, const std::string&, bool) override { ++lies; }
   std::atomic<int> lies{0};
 };
+
+class TlsAttackTest : public BankTest {
+ protected:
+  void SetUp() override {
+    Status st = cluster_.UseTls();
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    for (auto* flags : {&cluster_.coordinator_flags, &cluster_.participant_flags}) {
+      flags->push_back("--rpc_idle_timeout_ms=" + std::to_string(kIdleTimeoutMs));
+      flags->push_back("--rpc_frame_timeout_ms=" + std::to_string(kFrameTimeoutMs));
+    }
+    BankTest::SetUp();
+  }
+
+  int CoordinatorPort() { return Endpoint::Parse(cluster_.coordinator_address())->port; }
+
+  // A server at 127.0.0.1:port with `processor`, presenting a certificate of
+  // the cluster's CA made for `name` with `roles`: by default mallory's, an
+  // application's (what any application server of the cluster holds).
+  std::unique_ptr<RpcServer> ServeAs(std::shared_ptr<apache::thrift::TProcessor> processor,
+                                     int port, const std::string& name = "mallory",
+                                     const std::string& roles = "application") {
+    std::string cmd = std::string(PACT_SOURCE_DIR) + "/scripts/make-tls-certs '" +
+                      cluster_.tls_dir() + "' " + name + ":" + roles + " >/dev/null";
+    if (std::system(cmd.c_str()) != 0) ADD_FAILURE() << cmd;
+    auto tls = TlsContext::ForServer({cluster_.tls_dir() + "/" + name + ".pem",
+                                      cluster_.tls_dir() + "/" + name + "-key.pem",
+                                      cluster_.tls_dir() + "/ca.pem"});
+    EXPECT_TRUE(tls.ok()) << tls.status().ToString();
+    RpcServerOptions options;
+    options.security.tls = tls.ok() ? *tls : nullptr;
+    auto server = std::make_unique<RpcServer>(std::move(processor), "127.0.0.1", port, options);
+    Status st = server->Start();
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return server;
+  }
+
+  // The coordinator crashes after logging COMMIT of a transfer both banks
+  // prepared; while it is down, a server with the certificate of `name`
+  // (`roles`) listens at its address and answers bank_a's inquiries with
+  // ABORTED. bank_a must not believe it: once the coordinator is back, the
+  // transfer is committed everywhere.
+  void ExpectNoImpostorCoordinator(const std::string& name, const std::string& roles) {
+    ASSERT_TRUE(cluster_.StartCoordinator({{"PACT_CRASH_POINT", "after_decision_logged"}}).ok());
+    auto client = Connect();
+    auto txn = PrepareTransfer(*client, 10);
+    ASSERT_NE(txn, nullptr);
+    EXPECT_FALSE(txn->Commit().ok());
+    ASSERT_EQ(cluster_.coordinator().WaitForExit(5000), kCrashExitCode);
+
+    auto liar = std::make_shared<LyingCoordinator>();
+    auto server =
+        ServeAs(std::make_shared<rpc::CoordinatorProcessor>(liar), CoordinatorPort(), name, roles);
+    // bank_a inquires every 200 ms.
+    PollUntil([&] { return liar->lies > 0; }, 3000);
+    server->Stop();
+    EXPECT_EQ(liar->lies, 0) << "bank_a took the outcome from a server with " << name
+                             << "'s certificate (" << roles << ")";
+
+    ASSERT_TRUE(cluster_.StartCoordinator().ok());
+    EXPECT_TRUE(cluster_.EventuallyNoOpenBranches(10000));
+    EXPECT_EQ(Balance("bank_a", 1), kInitialBalance - 10);
+    EXPECT_EQ(Balance("bank_b", 1), kInitialBalance + 10);
+    EXPECT_EQ(Total("bank_a") + Total("bank_b"), 6 * kInitialBalance);
+  }
+};
+
 
 // A stranger (no certificate at all) opens a connection to a TLS port and
 // sends the start of a ClientHello one byte at a time, each byte within the
@@ -167,26 +198,13 @@ TEST_F(TlsAttackTest, AStrangerCannotHoldAThreadWithAHandshakeThatNeverEnds) {
 // rolls back; the coordinator comes back and commits bank_b. Money appears.
 // (The same server would confirm any forged epoch of c1, too.)
 TEST_F(TlsAttackTest, AnApplicationCertificateCannotPoseAsTheCoordinator) {
-  ASSERT_TRUE(cluster_.StartCoordinator({{"PACT_CRASH_POINT", "after_decision_logged"}}).ok());
-  auto client = Connect();
-  auto txn = PrepareTransfer(*client, 10);
-  ASSERT_NE(txn, nullptr);
-  EXPECT_FALSE(txn->Commit().ok());
-  ASSERT_EQ(cluster_.coordinator().WaitForExit(5000), kCrashExitCode);
+  ExpectNoImpostorCoordinator("mallory", "application");
+}
 
-  auto liar = std::make_shared<LyingCoordinator>();
-  auto server = ServeAsMallory(std::make_shared<rpc::CoordinatorProcessor>(liar), CoordinatorPort());
-  // bank_a inquires every 200 ms.
-  PollUntil([&] { return liar->lies > 0; }, 3000);
-  server->Stop();
-  EXPECT_EQ(liar->lies, 0) << "bank_a took the outcome from a server with an application's "
-                              "certificate";
-
-  ASSERT_TRUE(cluster_.StartCoordinator().ok());
-  EXPECT_TRUE(cluster_.EventuallyNoOpenBranches(10000));
-  EXPECT_EQ(Balance("bank_a", 1), kInitialBalance - 10);
-  EXPECT_EQ(Balance("bank_b", 1), kInitialBalance + 10);
-  EXPECT_EQ(Total("bank_a") + Total("bank_b"), 6 * kInitialBalance);
+// The same with the certificate of another coordinator (c2): a coordinator,
+// but not the one the transaction belongs to.
+TEST_F(TlsAttackTest, AnotherCoordinatorsCertificateCannotPoseAsTheCoordinator) {
+  ExpectNoImpostorCoordinator("c2", "coordinator");
 }
 
 // bank_a dies holding an unprepared branch of a transfer (gone with it).
@@ -201,7 +219,7 @@ TEST_F(TlsAttackTest, AnApplicationCertificateCannotPoseAsAParticipant) {
   ASSERT_NE(cluster_.participant("bank_a").WaitForExit(5000), -1);
 
   auto liar = std::make_shared<LyingParticipant>();
-  auto server = ServeAsMallory(std::make_shared<rpc::ParticipantProcessor>(liar),
+  auto server = ServeAs(std::make_shared<rpc::ParticipantProcessor>(liar),
                                cluster_.participant_port("bank_a"));
   Status committed = txn->Commit();
   server->Stop();

@@ -89,6 +89,11 @@ bool RpcChannel::LooksAlive() const {
   return poll(&pfd, 1, 0) == 0;
 }
 
+std::string RpcChannel::PeerName() const {
+  auto tls = std::dynamic_pointer_cast<TlsSocket>(socket);
+  return tls ? tls->peer().common_name : "";
+}
+
 void RpcChannel::SetCallTimeout(int ms) {
   if (!socket) return;
   socket->setRecvTimeout(ms);

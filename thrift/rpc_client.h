@@ -55,6 +55,8 @@ struct RpcChannel {
   // False when the peer closed an idle connection (e.g. it restarted), so a
   // pooled connection is not used to send a call into the void.
   bool LooksAlive() const;
+  // With TLS, the CN of the server's verified certificate; "" without.
+  std::string PeerName() const;
   void SetCallTimeout(int ms);
 };
 
@@ -79,8 +81,11 @@ class RpcConnection {
   // Runs fn(client), connecting first if needed. Any exception becomes a
   // Status; after a transport failure the connection is dropped, because the
   // stream may hold half a reply, and the next call reconnects.
+  // server_name: with TLS, the server's certificate must be CN=server_name
+  // for this call (checked before anything is sent); "" takes the
+  // credentials' own expectation only.
   template <typename Fn>
-  Status Call(Fn&& fn) {
+  Status Call(Fn&& fn, const std::string& server_name = "") {
     // One poll(2) per call: a server that restarted even a moment ago must
     // not receive a call into the void (execute is not idempotent).
     auto now = std::chrono::steady_clock::now();
@@ -101,6 +106,10 @@ class RpcConnection {
           return st;
         }
       }
+    }
+    if (!server_name.empty() && credentials_.tls && channel_.PeerName() != server_name) {
+      return Status::Unauthenticated(endpoint_.ToString() + " is '" + channel_.PeerName() +
+                                     "', not '" + server_name + "'");
     }
     return Run(std::forward<Fn>(fn));
   }
@@ -154,11 +163,12 @@ class RpcPool {
 
   // Runs fn(client) on a pooled connection with the given call timeout
   // (<= 0: the pool's default).
+  // server_name: as RpcConnection::Call.
   template <typename Fn>
-  Status Call(Fn&& fn, int call_timeout_ms = 0) {
+  Status Call(Fn&& fn, int call_timeout_ms = 0, const std::string& server_name = "") {
     std::unique_ptr<RpcConnection<ClientT>> conn = Take();
     conn->SetCallTimeout(call_timeout_ms > 0 ? call_timeout_ms : timeouts_.call_ms);
-    Status st = conn->Call(std::forward<Fn>(fn));
+    Status st = conn->Call(std::forward<Fn>(fn), server_name);
     Give(std::move(conn));
     return st;
   }

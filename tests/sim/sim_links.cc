@@ -103,7 +103,7 @@ Status SimCoordinatorLink::Register(const ParticipantAddress& self) {
                                 [=] { return d->coordinator_object->RegisterParticipant(record); });
 }
 
-Result<CoordinatorIdentity> SimCoordinatorLink::Identify() {
+Result<CoordinatorIdentity> SimCoordinatorLink::Identify(const std::string&) {
   Directory* d = directory_;
   return network_->Send<Result<CoordinatorIdentity>>(
       *self_, d->coordinator, "info", [=]() -> Result<CoordinatorIdentity> {

@@ -89,7 +89,7 @@ class SimCoordinatorLink : public CoordinatorLink {
   Result<Outcome> Inquire(const std::string& txn_id) override;
   Status Register(const ParticipantAddress& self) override;
   // Asks the live coordinator run (the one at "the address"); never the zombie.
-  Result<CoordinatorIdentity> Identify() override;
+  Result<CoordinatorIdentity> Identify(const std::string& coordinator) override;
   Status ReportHeuristic(const std::string& participant,
                          const HeuristicDecision& heuristic) override;
 
