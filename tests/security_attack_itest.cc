@@ -1,6 +1,7 @@
 // Attacks on the security of the real processes, each one a weakness found
 // in review: a stranger without a certificate pinning connection threads
-// with a TLS handshake that never ends; a holder of any certificate of the
+// with a TLS handshake that never ends, or a peer with one pinning them with
+// a TLS record sent a byte at a time; a holder of any certificate of the
 // cluster's CA (an application's) posing as the coordinator to a
 // participant, or as a participant to the coordinator, where it can listen
 // at their address.
@@ -16,6 +17,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <openssl/ssl.h>
 
 #include "common/crash_point.h"
 #include "gen-cpp/Coordinator.h"
@@ -188,6 +190,54 @@ TEST_F(TlsAttackTest, AStrangerCannotHoldAThreadWithAHandshakeThatNeverEnds) {
   Status st = txn->Commit();
   EXPECT_TRUE(st.ok()) << st.ToString();
   EXPECT_EQ(Total("bank_a") + Total("bank_b"), 6 * kInitialBalance);
+}
+
+// A peer with a valid certificate completes the handshake, then sends one
+// TLS record (a whole call) a byte at a time, each byte within the idle
+// timeout. Thrift's TLS read waits the receive timeout for each byte, so
+// without a deadline of the read's own the frame timeout never fires and the
+// thread is held for as long as the record lasts.
+TEST_F(TlsAttackTest, APeerCannotHoldAThreadWithARecordSentAByteAtATime) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  std::string dir = cluster_.tls_dir() + "/";
+  ASSERT_EQ(SSL_CTX_use_certificate_chain_file(ctx, (dir + "harness.pem").c_str()), 1);
+  ASSERT_EQ(SSL_CTX_use_PrivateKey_file(ctx, (dir + "harness-key.pem").c_str(), SSL_FILETYPE_PEM),
+            1);
+  int fd = ConnectTo(CoordinatorPort());
+  ASSERT_GE(fd, 0);
+  SSL* ssl = SSL_new(ctx);
+  SSL_set_fd(ssl, fd);
+  ASSERT_EQ(SSL_connect(ssl), 1);
+  // The record goes to memory instead of the socket, to be sent by hand.
+  BIO* record = BIO_new(BIO_s_mem());
+  SSL_set0_wbio(ssl, record);
+  std::string call(400, 'x');  // any bytes: the server never gets to see them
+  ASSERT_GT(SSL_write(ssl, call.data(), static_cast<int>(call.size())), 0);
+  char* bytes = nullptr;
+  long size = BIO_get_mem_data(record, &bytes);
+  ASSERT_GT(size, 0);
+  auto start = Clock::now();
+  auto limit = std::chrono::milliseconds(kFrameTimeoutMs + kIdleTimeoutMs + 2000);
+  bool closed = false;
+  for (long i = 0; i < size && Clock::now() - start < 3 * limit; ++i) {
+    if (ClosedByServer(fd)) {
+      closed = true;
+      break;
+    }
+    send(fd, bytes + i, 1, MSG_NOSIGNAL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(kFrameTimeoutMs / 2));
+  }
+  auto held = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  close(fd);
+  EXPECT_TRUE(closed) << "the record still held its thread after " << held.count() << " ms";
+  EXPECT_LT(held.count(), limit.count());
+  auto client = Connect();
+  auto txn = PrepareTransfer(*client, 10);
+  ASSERT_NE(txn, nullptr);
+  Status st = txn->Commit();
+  EXPECT_TRUE(st.ok()) << st.ToString();
 }
 
 // The coordinator crashes after logging COMMIT of a transfer both banks

@@ -90,9 +90,7 @@ void TlsSocket::Handshake(int timeout_ms) {
         }
         throw TSSLException(std::string(what) + ": " + why);
       }
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) {
+      if (!WaitUntil(deadline, error)) {
         // Ends the connection here: closing it would otherwise resume the
         // handshake (Thrift's flush and close do), without our deadline.
         ::shutdown(static_cast<int>(socket_), SHUT_RDWR);
@@ -101,21 +99,66 @@ void TlsSocket::Handshake(int timeout_ms) {
                                   std::string(what) + ": handshake not complete within " +
                                       std::to_string(timeout_ms) + " ms");
       }
-      pollfd fds[2] = {{static_cast<int>(socket_),
-                        static_cast<short>(error == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN), 0},
-                       {interruptListener_ ? *interruptListener_ : -1, POLLIN, 0}};
-      int ready = poll(fds, interruptListener_ ? 2 : 1, static_cast<int>(left.count()));
-      if (ready < 0 && errno != EINTR) {
-        throw TTransportException(TTransportException::UNKNOWN, "poll failed", errno);
-      }
-      if (ready > 0 && interruptListener_ && (fds[1].revents & POLLIN)) {
-        throw TTransportException(TTransportException::INTERRUPTED, "Interrupted");
-      }
     }
   }
   // Done (SSL_accept/SSL_connect answer 1 at once now), or without a limit:
   // Thrift's handshake checks the peer (authorize) and marks it complete.
   initializeHandshake();
+}
+
+bool TlsSocket::WaitUntil(std::chrono::steady_clock::time_point deadline, int ssl_error) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return false;
+  pollfd fds[2] = {{static_cast<int>(socket_),
+                    static_cast<short>(ssl_error == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN), 0},
+                   {interruptListener_ ? *interruptListener_ : -1, POLLIN, 0}};
+  int ready = poll(fds, interruptListener_ ? 2 : 1, static_cast<int>(left.count()));
+  if (ready < 0 && errno != EINTR) {
+    throw TTransportException(TTransportException::UNKNOWN, "poll failed", errno);
+  }
+  if (ready > 0 && interruptListener_ && (fds[1].revents & POLLIN)) {
+    throw TTransportException(TTransportException::INTERRUPTED, "Interrupted");
+  }
+  return true;
+}
+
+uint32_t TlsSocket::read(uint8_t* buf, uint32_t len) {
+  // Thrift's read waits up to the receive timeout for each piece of a TLS
+  // record, so a peer that sends a record a byte at a time would hold the
+  // thread far beyond it (and beyond the frame timeout that sets it). Here
+  // the receive timeout bounds the whole read, as it does for a plain socket.
+  if (!checkHandshake() || recvTimeout_ <= 0) return TSSLSocket::read(buf, len);
+  checkReadBytesAvailable(len);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(recvTimeout_);
+  while (true) {
+    ERR_clear_error();
+    int n = SSL_read(ssl_, buf, static_cast<int>(len));
+    if (n > 0) return static_cast<uint32_t>(n);
+    int error = SSL_get_error(ssl_, n);
+    int errno_copy = errno;
+    if (error == SSL_ERROR_ZERO_RETURN) {
+      throw TTransportException(TTransportException::END_OF_FILE, "client disconnected");
+    }
+    if (error == SSL_ERROR_SYSCALL && errno_copy == 0 && ERR_peek_error() == 0) {
+      return 0;  // the peer closed without a close_notify: end of file
+    }
+    bool retry = error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE ||
+                 (error == SSL_ERROR_SYSCALL && (errno_copy == EINTR || errno_copy == EAGAIN));
+    if (!retry) {
+      std::string why = OpenSslErrors();
+      if (why == "unknown error" && errno_copy != 0) why = std::strerror(errno_copy);
+      throw TSSLException("SSL_read: " + why);
+    }
+    if (!WaitUntil(deadline, error)) {
+      // A stream cut mid-record is of no further use, and closing it would
+      // wait on the peer again (SSL_shutdown reads, with Thrift's waits).
+      ::shutdown(static_cast<int>(socket_), SHUT_RDWR);
+      throw TTransportException(TTransportException::TIMED_OUT,
+                                "SSL_read: nothing complete within " +
+                                    std::to_string(recvTimeout_) + " ms");
+    }
+  }
 }
 
 void TlsSocket::authorize() {

@@ -8,6 +8,7 @@
 
 #include <thrift/transport/TSSLSocket.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,11 +55,18 @@ class TlsSocket : public apache::thrift::transport::TSSLSocket {
   // Empty until the handshake has verified the peer.
   const PeerCertificate& peer() const { return peer_; }
 
+  // After the handshake: the receive timeout bounds the whole read.
+  uint32_t read(uint8_t* buf, uint32_t len) override;
+
  protected:
   void authorize() override;
 
  private:
   friend class TlsContext;
+  // Waits for the socket as `ssl_error` (WANT_READ or WANT_WRITE) asks, or
+  // for Stop()'s interrupt; false once `deadline` passed.
+  bool WaitUntil(std::chrono::steady_clock::time_point deadline, int ssl_error);
+
   PeerCertificate peer_;
   ServerExpectation expected_;  // clients only
 };
