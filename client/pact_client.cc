@@ -32,7 +32,7 @@ Result<std::unique_ptr<Transaction>> Client::Begin(int64_t timeout_ms) {
 Result<TxnState> Client::GetState(const std::string& txn_id) {
   rpc::TxnStatus status;
   RETURN_NOT_OK(coordinator_->Call([&](rpc::CoordinatorClient& c) { c.status(status, txn_id); }));
-  return static_cast<TxnState>(static_cast<int>(status.state) - 1);
+  return TxnStateFromRpc(status.state);
 }
 
 Result<std::shared_ptr<Client::ParticipantPool>> Client::PoolFor(const std::string& participant) {

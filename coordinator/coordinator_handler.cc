@@ -6,34 +6,18 @@
 namespace pact {
 namespace {
 
-// Both enums list the states in the same order; the IDL counts from 1.
-rpc::TxnState::type ToRpc(TxnState state) {
-  return static_cast<rpc::TxnState::type>(static_cast<int>(state) + 1);
-}
-TxnState FromRpc(rpc::TxnState::type state) {
-  return static_cast<TxnState>(static_cast<int>(state) - 1);
-}
-
-rpc::Vote::type ToRpc(Vote vote) {
-  switch (vote) {
-    case Vote::kCommit: return rpc::Vote::COMMIT;
-    case Vote::kReadOnly: return rpc::Vote::READ_ONLY;
-    case Vote::kAbort: break;
-  }
-  return rpc::Vote::ABORT;
-}
 
 rpc::TxnStatus ToRpc(const TxnSnapshot& s) {
   rpc::TxnStatus out;
   out.txn_id = s.id;
-  out.state = ToRpc(s.state);
+  out.state = TxnStateToRpc(s.state);
   out.age_ms = s.age_ms;
   out.deadline_in_ms = s.deadline_in_ms;
   out.reason = s.reason;
   for (const auto& b : s.branches) {
     rpc::BranchStatus branch;
     branch.participant = b.participant;
-    if (b.vote) branch.__set_vote(ToRpc(*b.vote));
+    if (b.vote) branch.__set_vote(VoteToRpc(*b.vote));
     branch.state = BranchStateName(b.state);
     branch.attempts = b.attempts;
     branch.last_error = b.last_error;
@@ -87,7 +71,7 @@ int64_t CoordinatorHandler::enlist(const std::string& txn_id, const std::string&
 void CoordinatorHandler::commitTxn(rpc::CommitResult& out, const std::string& txn_id) {
   Allow(Role::kApplication, "commitTxn");
   CommitOutcome outcome = ValueOrThrow(coordinator_->Commit(txn_id));
-  out.state = ToRpc(outcome.state);
+  out.state = TxnStateToRpc(outcome.state);
   out.reason = outcome.reason;
 }
 
@@ -103,12 +87,7 @@ void CoordinatorHandler::status(rpc::TxnStatus& out, const std::string& txn_id) 
 
 rpc::Outcome::type CoordinatorHandler::outcome(const std::string& txn_id) {
   Allow(Role::kParticipant, "outcome");
-  switch (ValueOrThrow(coordinator_->Inquire(txn_id))) {
-    case Outcome::kCommitted: return rpc::Outcome::COMMITTED;
-    case Outcome::kActive: return rpc::Outcome::ACTIVE;
-    case Outcome::kAborted: break;
-  }
-  return rpc::Outcome::ABORTED;
+  return OutcomeToRpc(ValueOrThrow(coordinator_->Inquire(txn_id)));
 }
 
 void CoordinatorHandler::registerParticipant(const rpc::ParticipantEndpoint& participant) {
@@ -133,12 +112,7 @@ void CoordinatorHandler::listTransactions(std::vector<rpc::TxnStatus>& out,
                                           const std::vector<rpc::TxnState::type>& states) {
   Allow(Role::kOperator, "listTransactions");
   std::vector<TxnState> wanted;
-  for (auto s : states) {
-    if (s < rpc::TxnState::ACTIVE || s > rpc::TxnState::ABORTED) {
-      ThrowIfError(Status::InvalidArgument("unknown transaction state " + std::to_string(s)));
-    }
-    wanted.push_back(FromRpc(s));
-  }
+  for (auto s : states) wanted.push_back(ValueOrThrow(TxnStateFromRpc(s)));
   for (const auto& s : coordinator_->ListTransactions(wanted)) out.push_back(ToRpc(s));
 }
 

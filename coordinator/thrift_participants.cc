@@ -32,12 +32,7 @@ Result<Vote> ThriftParticipants::Prepare(const std::string& participant,
   rpc::Vote::type vote = rpc::Vote::ABORT;
   RETURN_NOT_OK(pool->Call([&](rpc::ParticipantClient& c) { vote = c.prepare(fence_, txn_id); },
                            timeout_ms));
-  switch (vote) {
-    case rpc::Vote::COMMIT: return Vote::kCommit;
-    case rpc::Vote::READ_ONLY: return Vote::kReadOnly;
-    case rpc::Vote::ABORT: break;
-  }
-  return Vote::kAbort;
+  return VoteFromRpc(vote);
 }
 
 Status ThriftParticipants::Commit(const std::string& participant, const std::string& txn_id,

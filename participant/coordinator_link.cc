@@ -29,12 +29,7 @@ Result<Outcome> ThriftCoordinatorLink::Inquire(const std::string& txn_id) {
   rpc::Outcome::type outcome = rpc::Outcome::ACTIVE;
   RETURN_NOT_OK(pool_.Call([&](rpc::CoordinatorClient& c) { outcome = c.outcome(txn_id); }, 0,
                            OwnerOf(txn_id)));
-  switch (outcome) {
-    case rpc::Outcome::COMMITTED: return Outcome::kCommitted;
-    case rpc::Outcome::ABORTED: return Outcome::kAborted;
-    case rpc::Outcome::ACTIVE: break;
-  }
-  return Outcome::kActive;
+  return OutcomeFromRpc(outcome);
 }
 
 Status ThriftCoordinatorLink::Register(const ParticipantAddress& self) {

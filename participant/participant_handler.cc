@@ -54,7 +54,7 @@ rpc::Vote::type ParticipantHandler::prepare(const rpc::Fence& fence, const std::
   AllowCoordinator(fence, "prepare");
   auto vote = service_->Prepare(FromRpc(fence), txn_id);
   ThrowIfError(vote.status());
-  return *vote == Vote::kReadOnly ? rpc::Vote::READ_ONLY : rpc::Vote::COMMIT;
+  return VoteToRpc(*vote);
 }
 
 void ParticipantHandler::commit(const rpc::Fence& fence, const std::string& txn_id,

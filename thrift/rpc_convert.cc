@@ -7,7 +7,7 @@ namespace pact {
 
 rpc::PactError ToPactError(const Status& status) {
   rpc::PactError error;
-  error.code = static_cast<rpc::ErrorCode::type>(status.code());
+  error.code = ErrorCodeToRpc(status.code());
   error.message = status.message();
   return error;
 }
@@ -16,15 +16,111 @@ void ThrowIfError(const Status& status) {
   if (!status.ok()) throw ToPactError(status);
 }
 
+rpc::ErrorCode::type ErrorCodeToRpc(StatusCode code) {
+  switch (code) {
+    case StatusCode::kNotFound: return rpc::ErrorCode::NOT_FOUND;
+    case StatusCode::kInvalidArgument: return rpc::ErrorCode::INVALID_ARGUMENT;
+    case StatusCode::kFailedPrecondition: return rpc::ErrorCode::FAILED_PRECONDITION;
+    case StatusCode::kAborted: return rpc::ErrorCode::ABORTED;
+    case StatusCode::kTimedOut: return rpc::ErrorCode::TIMED_OUT;
+    case StatusCode::kUnavailable: return rpc::ErrorCode::UNAVAILABLE;
+    case StatusCode::kIoError: return rpc::ErrorCode::IO_ERROR;
+    case StatusCode::kFenced: return rpc::ErrorCode::FENCED;
+    case StatusCode::kCorruption: return rpc::ErrorCode::CORRUPTION;
+    case StatusCode::kBusy: return rpc::ErrorCode::BUSY;
+    case StatusCode::kHeuristicMixed: return rpc::ErrorCode::HEURISTIC_MIXED;
+    case StatusCode::kUnauthenticated: return rpc::ErrorCode::UNAUTHENTICATED;
+    case StatusCode::kPermissionDenied: return rpc::ErrorCode::PERMISSION_DENIED;
+    case StatusCode::kOk:  // never sent: an error is thrown only for a failure
+    case StatusCode::kInternal: break;
+  }
+  return rpc::ErrorCode::INTERNAL;
+}
+
+Status StatusFromRpc(rpc::ErrorCode::type code, const std::string& message) {
+  switch (code) {
+    case rpc::ErrorCode::NOT_FOUND: return Status::NotFound(message);
+    case rpc::ErrorCode::INVALID_ARGUMENT: return Status::InvalidArgument(message);
+    case rpc::ErrorCode::FAILED_PRECONDITION: return Status::FailedPrecondition(message);
+    case rpc::ErrorCode::ABORTED: return Status::Aborted(message);
+    case rpc::ErrorCode::TIMED_OUT: return Status::TimedOut(message);
+    case rpc::ErrorCode::UNAVAILABLE: return Status::Unavailable(message);
+    case rpc::ErrorCode::IO_ERROR: return Status::IoError(message);
+    case rpc::ErrorCode::FENCED: return Status::Fenced(message);
+    case rpc::ErrorCode::CORRUPTION: return Status::Corruption(message);
+    case rpc::ErrorCode::BUSY: return Status::Busy(message);
+    case rpc::ErrorCode::INTERNAL: return Status::Internal(message);
+    case rpc::ErrorCode::HEURISTIC_MIXED: return Status::HeuristicMixed(message);
+    case rpc::ErrorCode::UNAUTHENTICATED: return Status::Unauthenticated(message);
+    case rpc::ErrorCode::PERMISSION_DENIED: return Status::PermissionDenied(message);
+  }
+  return Status::Internal("peer sent unknown error code " + std::to_string(code) + ": " +
+                          message);
+}
+
+rpc::TxnState::type TxnStateToRpc(TxnState state) {
+  switch (state) {
+    case TxnState::kActive: return rpc::TxnState::ACTIVE;
+    case TxnState::kPreparing: return rpc::TxnState::PREPARING;
+    case TxnState::kCommitting: return rpc::TxnState::COMMITTING;
+    case TxnState::kCommitted: return rpc::TxnState::COMMITTED;
+    case TxnState::kAborting: return rpc::TxnState::ABORTING;
+    case TxnState::kAborted: break;
+  }
+  return rpc::TxnState::ABORTED;
+}
+
+Result<TxnState> TxnStateFromRpc(rpc::TxnState::type state) {
+  switch (state) {
+    case rpc::TxnState::ACTIVE: return TxnState::kActive;
+    case rpc::TxnState::PREPARING: return TxnState::kPreparing;
+    case rpc::TxnState::COMMITTING: return TxnState::kCommitting;
+    case rpc::TxnState::COMMITTED: return TxnState::kCommitted;
+    case rpc::TxnState::ABORTING: return TxnState::kAborting;
+    case rpc::TxnState::ABORTED: return TxnState::kAborted;
+  }
+  return Status::InvalidArgument("unknown transaction state " + std::to_string(state));
+}
+
+rpc::Vote::type VoteToRpc(Vote vote) {
+  switch (vote) {
+    case Vote::kCommit: return rpc::Vote::COMMIT;
+    case Vote::kReadOnly: return rpc::Vote::READ_ONLY;
+    case Vote::kAbort: break;
+  }
+  return rpc::Vote::ABORT;
+}
+
+Vote VoteFromRpc(rpc::Vote::type vote) {
+  switch (vote) {
+    case rpc::Vote::COMMIT: return Vote::kCommit;
+    case rpc::Vote::READ_ONLY: return Vote::kReadOnly;
+    case rpc::Vote::ABORT: break;
+  }
+  return Vote::kAbort;
+}
+
+rpc::Outcome::type OutcomeToRpc(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kCommitted: return rpc::Outcome::COMMITTED;
+    case Outcome::kAborted: return rpc::Outcome::ABORTED;
+    case Outcome::kActive: break;
+  }
+  return rpc::Outcome::ACTIVE;
+}
+
+Outcome OutcomeFromRpc(rpc::Outcome::type outcome) {
+  switch (outcome) {
+    case rpc::Outcome::COMMITTED: return Outcome::kCommitted;
+    case rpc::Outcome::ABORTED: return Outcome::kAborted;
+    case rpc::Outcome::ACTIVE: break;
+  }
+  return Outcome::kActive;
+}
+
 Status StatusFromException(const std::exception& e) {
   if (const auto* pact_error = dynamic_cast<const rpc::PactError*>(&e)) {
-    int code = static_cast<int>(pact_error->code);
-    if (code < static_cast<int>(StatusCode::kNotFound) ||
-        code > static_cast<int>(StatusCode::kPermissionDenied)) {
-      return Status::Internal("peer sent unknown error code " + std::to_string(code) + ": " +
-                              pact_error->message);
-    }
-    return Status(static_cast<StatusCode>(code), pact_error->message);
+    return StatusFromRpc(pact_error->code, pact_error->message);
   }
   if (dynamic_cast<const apache::thrift::transport::TTransportException*>(&e) != nullptr) {
     return Status::Unavailable(std::string("transport: ") + e.what());

@@ -1,10 +1,13 @@
-// The one place where Status meets the IDL: Status <-> PactError, Thrift
-// exceptions -> Status, and SQL values between their plain and wire forms.
+// The one place where Pact's types meet the IDL's: Status <-> PactError,
+// Thrift exceptions -> Status, the protocol's enums, and SQL values between
+// their plain and wire forms. Every enum is converted by a switch, so a new
+// value on either side is a compile warning, not a silent off-by-one.
 #pragma once
 
 #include <exception>
 #include <vector>
 
+#include "common/protocol.h"
 #include "common/sql_value.h"
 #include "common/status.h"
 #include "gen-cpp/pact_types.h"
@@ -20,6 +23,22 @@ void ThrowIfError(const Status& status);
 // Maps what a Thrift call threw to a Status. A transport or protocol failure
 // becomes kUnavailable: the peer may or may not have acted on the call.
 Status StatusFromException(const std::exception& e);
+
+rpc::ErrorCode::type ErrorCodeToRpc(StatusCode code);
+// kInternal (with the number) for a code this side does not know.
+Status StatusFromRpc(rpc::ErrorCode::type code, const std::string& message);
+
+rpc::TxnState::type TxnStateToRpc(TxnState state);
+// kInvalidArgument for a state this side does not know.
+Result<TxnState> TxnStateFromRpc(rpc::TxnState::type state);
+
+rpc::Vote::type VoteToRpc(Vote vote);
+// A vote this side does not know counts as ABORT: nothing commits on it.
+Vote VoteFromRpc(rpc::Vote::type vote);
+
+rpc::Outcome::type OutcomeToRpc(Outcome outcome);
+// An outcome this side does not know is "not decided yet": ask again later.
+Outcome OutcomeFromRpc(rpc::Outcome::type outcome);
 
 rpc::Value ToRpcValue(const SqlValue& value);
 // kInvalidArgument for a value whose type is unknown or lacks its field.

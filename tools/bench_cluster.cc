@@ -218,10 +218,7 @@ Result<std::map<std::string, int64_t>> BenchCluster::CoordinatorStats() {
 
 Result<int64_t> BenchCluster::CountTransactions(const std::vector<TxnState>& states) {
   std::vector<rpc::TxnState::type> wire;
-  // The IDL numbers the states from 1 in the same order as pact::TxnState.
-  for (TxnState s : states) {
-    wire.push_back(static_cast<rpc::TxnState::type>(static_cast<int>(s) + 1));
-  }
+  for (TxnState s : states) wire.push_back(TxnStateToRpc(s));
   std::vector<rpc::TxnStatus> txns;
   RETURN_NOT_OK(admin_->Call([&](rpc::CoordinatorClient& c) { c.listTransactions(txns, wire); }));
   return static_cast<int64_t>(txns.size());
