@@ -5,7 +5,7 @@
 #include "common/clock.h"
 #include "gen-cpp/Coordinator.h"
 #include "gen-cpp/Participant.h"
-#include "thrift/rpc_convert.h"
+#include "rpc/rpc_convert.h"
 
 namespace pact {
 

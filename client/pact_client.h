@@ -19,7 +19,7 @@
 #include "common/protocol.h"
 #include "common/sql_value.h"
 #include "common/status.h"
-#include "thrift/rpc_client.h"
+#include "rpc/rpc_client.h"
 
 namespace pact {
 
@@ -35,7 +35,7 @@ struct ClientOptions {
   // How the application proves who it is to the coordinator and the
   // participants: a TLS context (certificate with O=application) or the
   // application token. Empty: for servers that are open (the quick start).
-  // MakeClientCredentials (thrift/security_flags.h) builds one from flags.
+  // MakeClientCredentials (rpc/security_flags.h) builds one from flags.
   RpcCredentials credentials;
   // How long Commit keeps asking when the coordinator's answer is lost (the
   // connection breaks, or the coordinator restarts): commit is idempotent, so

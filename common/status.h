@@ -1,5 +1,5 @@
 // Status and Result<T>: how every Pact module reports errors. Exceptions are
-// used only at the Thrift boundary (see thrift/rpc_status.h).
+// used only at the Thrift boundary (see rpc/rpc_convert.h).
 #pragma once
 
 #include <optional>
@@ -10,7 +10,7 @@
 namespace pact {
 
 // One code per way a caller must react differently. Kept in step with
-// rpc::ErrorCode in thrift/pact.thrift.
+// rpc::ErrorCode in rpc/pact.thrift.
 enum class StatusCode {
   kOk = 0,
   kNotFound = 1,            // unknown transaction, branch or participant

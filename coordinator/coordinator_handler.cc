@@ -1,7 +1,7 @@
 #include "coordinator/coordinator_handler.h"
 
-#include "thrift/rpc_auth.h"
-#include "thrift/rpc_convert.h"
+#include "rpc/rpc_auth.h"
+#include "rpc/rpc_convert.h"
 
 namespace pact {
 namespace {

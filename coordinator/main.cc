@@ -18,9 +18,9 @@
 #include "coordinator/thrift_participants.h"
 #include "journal/fsync_fault_vfs.h"
 #include "journal/sqlite_journal.h"
-#include "thrift/rpc_server.h"
-#include "thrift/rpc_server_flags.h"
-#include "thrift/security_flags.h"
+#include "rpc/rpc_server.h"
+#include "rpc/rpc_server_flags.h"
+#include "rpc/security_flags.h"
 
 namespace po = boost::program_options;
 

@@ -9,7 +9,7 @@
 
 #include "coordinator/participants.h"
 #include "gen-cpp/Participant.h"
-#include "thrift/rpc_client.h"
+#include "rpc/rpc_client.h"
 
 namespace pact {
 

@@ -9,7 +9,7 @@
 #include "common/status.h"
 #include "gen-cpp/Coordinator.h"
 #include "participant/state_store.h"
-#include "thrift/rpc_client.h"
+#include "rpc/rpc_client.h"
 
 namespace pact {
 

@@ -14,9 +14,9 @@
 #include "participant/postgres_backend.h"
 #include "participant/state_store.h"
 #include "participant/sqlite_backend.h"
-#include "thrift/rpc_server.h"
-#include "thrift/rpc_server_flags.h"
-#include "thrift/security_flags.h"
+#include "rpc/rpc_server.h"
+#include "rpc/rpc_server_flags.h"
+#include "rpc/security_flags.h"
 
 namespace po = boost::program_options;
 

@@ -3,7 +3,7 @@
 #include "gen-cpp/Coordinator.h"
 #include "gen-cpp/Participant.h"
 #include "tests/bank_fixture.h"
-#include "thrift/rpc_client.h"
+#include "rpc/rpc_client.h"
 
 namespace pact {
 namespace {

@@ -11,7 +11,7 @@
 #include "gen-cpp/Coordinator.h"
 #include "tests/fault_proxy.h"
 #include "tests/process_harness.h"
-#include "thrift/rpc_client.h"
+#include "rpc/rpc_client.h"
 
 namespace pact {
 namespace {

@@ -15,6 +15,8 @@
 
 #include <httplib.h>
 
+#include "gen-cpp/Coordinator.h"
+#include "rpc/rpc_client.h"
 #include "tests/bank_fixture.h"
 
 namespace pact {
@@ -335,6 +337,15 @@ TEST_F(ConnectionCapTest, ConnectionsBeyondTheCapAreClosedAtOnceAndCounted) {
       << ClosedByPeer(silent) << " of 60 closed";
   EXPECT_GE(Scrape(metrics_port_, "pact_rpc_connections_refused_total"), 20);
   for (int fd : silent) close(fd);
+  // Their threads notice the close a moment later, and free their places.
+  RpcConnection<rpc::CoordinatorClient> probe(*Endpoint::Parse(cluster_.coordinator_address()),
+                                              RpcTimeouts{500, 1000});
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        rpc::CoordinatorInfo info;
+        return probe.Call([&](rpc::CoordinatorClient& c) { c.info(info); }).ok();
+      },
+      5000));
   ExpectTransferCommits();
   EXPECT_EQ(Scrape(metrics_port_, "pact_rpc_frames_refused_total"), 0);
 }

@@ -19,7 +19,7 @@
 
 #include "gen-cpp/Coordinator.h"
 #include "gen-cpp/Participant.h"
-#include "thrift/rpc_client.h"
+#include "rpc/rpc_client.h"
 
 namespace pact {
 

@@ -16,7 +16,7 @@
 #include "common/status.h"
 #include "tests/fault_proxy.h"
 #include "tests/temp_dir.h"
-#include "thrift/rpc_auth.h"
+#include "rpc/rpc_auth.h"
 
 namespace pact {
 

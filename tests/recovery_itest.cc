@@ -6,7 +6,7 @@
 #include "common/crash_point.h"
 #include "gen-cpp/Participant.h"
 #include "tests/bank_fixture.h"
-#include "thrift/rpc_client.h"
+#include "rpc/rpc_client.h"
 
 namespace pact {
 namespace {

@@ -1,6 +1,6 @@
 // The tokens file and the role checks, in-process. (On the real processes:
 // security_itest.)
-#include "thrift/rpc_auth.h"
+#include "rpc/rpc_auth.h"
 
 #include <fstream>
 

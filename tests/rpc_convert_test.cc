@@ -1,6 +1,6 @@
 // The IDL conversions: every value of every enum makes the round trip, and
 // values this side does not know are taken the safe way.
-#include "thrift/rpc_convert.h"
+#include "rpc/rpc_convert.h"
 
 #include <gtest/gtest.h>
 

@@ -23,9 +23,9 @@
 #include "gen-cpp/Coordinator.h"
 #include "gen-cpp/Participant.h"
 #include "tests/bank_fixture.h"
-#include "thrift/rpc_auth.h"
-#include "thrift/rpc_client.h"
-#include "thrift/rpc_server.h"
+#include "rpc/rpc_auth.h"
+#include "rpc/rpc_client.h"
+#include "rpc/rpc_server.h"
 
 namespace pact {
 namespace {

@@ -8,7 +8,7 @@
 #include <boost/program_options.hpp>
 
 #include "client/pact_client.h"
-#include "thrift/security_flags.h"
+#include "rpc/security_flags.h"
 
 namespace {
 

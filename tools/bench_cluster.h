@@ -11,7 +11,7 @@
 
 #include "common/protocol.h"
 #include "common/status.h"
-#include "thrift/rpc_client.h"
+#include "rpc/rpc_client.h"
 #include "tools/bench_process.h"
 
 namespace pact {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "thrift/rpc_auth.h"
+#include "rpc/rpc_auth.h"
 
 namespace pact {
 

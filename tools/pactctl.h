@@ -8,7 +8,7 @@
 #include "common/status.h"
 #include "gen-cpp/Coordinator.h"
 #include "gen-cpp/Participant.h"
-#include "thrift/rpc_client.h"
+#include "rpc/rpc_client.h"
 #include "tools/output.h"
 
 namespace pact::ctl {

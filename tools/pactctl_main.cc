@@ -6,7 +6,7 @@
 
 #include <boost/program_options.hpp>
 
-#include "thrift/security_flags.h"
+#include "rpc/security_flags.h"
 #include "tools/pactctl.h"
 
 namespace po = boost::program_options;

@@ -20,7 +20,7 @@
 #include <string>
 
 #include "common/status.h"
-#include "thrift/tls.h"
+#include "rpc/tls.h"
 
 namespace pact {
 

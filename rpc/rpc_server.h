@@ -14,8 +14,8 @@
 
 #include "common/metrics.h"
 #include "common/status.h"
-#include "thrift/rpc_auth.h"
-#include "thrift/rpc_limits.h"
+#include "rpc/rpc_auth.h"
+#include "rpc/rpc_limits.h"
 
 namespace pact {
 

@@ -1,4 +1,4 @@
-#include "thrift/rpc_server.h"
+#include "rpc/rpc_server.h"
 
 #include <future>
 

@@ -1,4 +1,4 @@
-#include "thrift/rpc_server_flags.h"
+#include "rpc/rpc_server_flags.h"
 
 namespace pact {
 

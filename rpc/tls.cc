@@ -1,4 +1,4 @@
-#include "thrift/tls.h"
+#include "rpc/tls.h"
 
 #include <poll.h>
 #include <sys/socket.h>

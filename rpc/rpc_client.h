@@ -14,9 +14,9 @@
 #include <thrift/transport/TSocket.h>
 
 #include "common/status.h"
-#include "thrift/rpc_auth.h"
-#include "thrift/rpc_convert.h"
-#include "thrift/rpc_limits.h"
+#include "rpc/rpc_auth.h"
+#include "rpc/rpc_convert.h"
+#include "rpc/rpc_limits.h"
 
 namespace pact {
 

@@ -1,4 +1,4 @@
-#include "thrift/security_flags.h"
+#include "rpc/security_flags.h"
 
 namespace pact {
 

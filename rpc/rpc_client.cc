@@ -1,4 +1,4 @@
-#include "thrift/rpc_client.h"
+#include "rpc/rpc_client.h"
 
 #include <poll.h>
 

@@ -1,4 +1,4 @@
-#include "thrift/rpc_limits.h"
+#include "rpc/rpc_limits.h"
 
 #include <arpa/inet.h>
 

@@ -1,4 +1,4 @@
-#include "thrift/rpc_convert.h"
+#include "rpc/rpc_convert.h"
 
 #include <thrift/TApplicationException.h>
 #include <thrift/transport/TTransportException.h>

@@ -1,4 +1,4 @@
-#include "thrift/rpc_auth.h"
+#include "rpc/rpc_auth.h"
 
 #include <openssl/crypto.h>
 

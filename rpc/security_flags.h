@@ -5,8 +5,8 @@
 #include <boost/program_options.hpp>
 #include <string>
 
-#include "thrift/rpc_auth.h"
-#include "thrift/tls.h"
+#include "rpc/rpc_auth.h"
+#include "rpc/tls.h"
 
 namespace pact {
 

@@ -4,7 +4,7 @@
 
 #include <boost/program_options.hpp>
 
-#include "thrift/rpc_server.h"
+#include "rpc/rpc_server.h"
 
 namespace pact {
 
