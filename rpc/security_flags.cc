@@ -49,13 +49,10 @@ Result<ProcessSecurity> MakeProcessSecurity(const SecurityFlags& flags, Role rol
   ASSIGN_OR_RETURN(security.client, MakeClientCredentials(flags, role));
   if (!security.client.tls) return security;
   const PeerCertificate& own = security.client.tls->own();
-  bool has_role = false;
-  for (const std::string& o : own.organizations) has_role |= o == RoleName(role);
-  if (own.common_name == name && has_role) return security;
-  std::string has = "CN=" + own.common_name;
-  for (const std::string& o : own.organizations) has += ", O=" + o;
+  if (own.common_name == name && own.HasOrganization(RoleName(role))) return security;
   return Status::InvalidArgument("--tls_cert_path must name this " + std::string(RoleName(role)) +
-                                 ": CN=" + name + " and O=" + RoleName(role) + "; it has " + has);
+                                 ": CN=" + name + " and O=" + RoleName(role) + "; it has " +
+                                 own.ToString());
 }
 
 }  // namespace pact

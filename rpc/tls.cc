@@ -54,6 +54,21 @@ std::string OpenSslErrors() {
   return out.empty() ? "unknown error" : out;
 }
 
+// True if an SSL call that failed with `error` (errno `errno_copy`) only
+// waits for the socket to be ready.
+bool WaitsForSocket(int error, int errno_copy) {
+  return error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE ||
+         (error == SSL_ERROR_SYSCALL && (errno_copy == EINTR || errno_copy == EAGAIN));
+}
+
+// Why an SSL call failed: OpenSSL's errors, else the system's.
+std::string SslFailure(int error, int errno_copy) {
+  std::string why = OpenSslErrors();
+  if (why != "unknown error") return why;
+  if (errno_copy != 0) return std::strerror(errno_copy);
+  return error == SSL_ERROR_SYSCALL ? "connection closed" : why;
+}
+
 PeerCertificate Subject(const X509* cert) {
   PeerCertificate subject;
   std::vector<std::string> names = SubjectEntries(cert, NID_commonName);
@@ -63,6 +78,19 @@ PeerCertificate Subject(const X509* cert) {
 }
 
 }  // namespace
+
+bool PeerCertificate::HasOrganization(const std::string& organization) const {
+  for (const std::string& o : organizations) {
+    if (o == organization) return true;
+  }
+  return false;
+}
+
+std::string PeerCertificate::ToString() const {
+  std::string out = "CN=" + common_name;
+  for (const std::string& o : organizations) out += ", O=" + o;
+  return out;
+}
 
 void TlsSocket::Handshake(int timeout_ms) {
   if (checkHandshake()) return;
@@ -81,29 +109,26 @@ void TlsSocket::Handshake(int timeout_ms) {
       if (rc == 1) break;
       int error = SSL_get_error(ssl_, rc);
       int errno_copy = errno;
-      bool retry = error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE ||
-                   (error == SSL_ERROR_SYSCALL && (errno_copy == EINTR || errno_copy == EAGAIN));
-      if (!retry) {
-        std::string why = OpenSslErrors();
-        if (why == "unknown error" && error == SSL_ERROR_SYSCALL) {
-          why = errno_copy == 0 ? "connection closed" : std::strerror(errno_copy);
-        }
-        throw TSSLException(std::string(what) + ": " + why);
+      if (!WaitsForSocket(error, errno_copy)) {
+        throw TSSLException(std::string(what) + ": " + SslFailure(error, errno_copy));
       }
       if (!WaitUntil(deadline, error)) {
-        // Ends the connection here: closing it would otherwise resume the
-        // handshake (Thrift's flush and close do), without our deadline.
-        ::shutdown(static_cast<int>(socket_), SHUT_RDWR);
-        // Slow, not refused: the peer may try again (a timeout, as for a frame).
-        throw TTransportException(TTransportException::TIMED_OUT,
-                                  std::string(what) + ": handshake not complete within " +
-                                      std::to_string(timeout_ms) + " ms");
+        // Closing would otherwise resume the handshake (Thrift's flush and
+        // close do), without our deadline. Slow, not refused: the peer may
+        // try again (a timeout, as for a frame).
+        CutOff(std::string(what) + ": handshake not complete within " +
+               std::to_string(timeout_ms) + " ms");
       }
     }
   }
   // Done (SSL_accept/SSL_connect answer 1 at once now), or without a limit:
   // Thrift's handshake checks the peer (authorize) and marks it complete.
   initializeHandshake();
+}
+
+void TlsSocket::CutOff(const std::string& why) {
+  ::shutdown(static_cast<int>(socket_), SHUT_RDWR);
+  throw TTransportException(TTransportException::TIMED_OUT, why);
 }
 
 bool TlsSocket::WaitUntil(std::chrono::steady_clock::time_point deadline, int ssl_error) {
@@ -143,20 +168,13 @@ uint32_t TlsSocket::read(uint8_t* buf, uint32_t len) {
     if (error == SSL_ERROR_SYSCALL && errno_copy == 0 && ERR_peek_error() == 0) {
       return 0;  // the peer closed without a close_notify: end of file
     }
-    bool retry = error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE ||
-                 (error == SSL_ERROR_SYSCALL && (errno_copy == EINTR || errno_copy == EAGAIN));
-    if (!retry) {
-      std::string why = OpenSslErrors();
-      if (why == "unknown error" && errno_copy != 0) why = std::strerror(errno_copy);
-      throw TSSLException("SSL_read: " + why);
+    if (!WaitsForSocket(error, errno_copy)) {
+      throw TSSLException("SSL_read: " + SslFailure(error, errno_copy));
     }
     if (!WaitUntil(deadline, error)) {
       // A stream cut mid-record is of no further use, and closing it would
       // wait on the peer again (SSL_shutdown reads, with Thrift's waits).
-      ::shutdown(static_cast<int>(socket_), SHUT_RDWR);
-      throw TTransportException(TTransportException::TIMED_OUT,
-                                "SSL_read: nothing complete within " +
-                                    std::to_string(recvTimeout_) + " ms");
+      CutOff("SSL_read: nothing complete within " + std::to_string(recvTimeout_) + " ms");
     }
   }
 }
@@ -173,16 +191,15 @@ void TlsSocket::authorize() {
   // Any certificate of the CA names the host (they all may): the server must
   // also be who this client means to call, or a holder of any certificate
   // who can listen at the address could answer for it.
-  bool has_role = expected_.organization.empty();
-  for (const std::string& o : peer_.organizations) has_role |= o == expected_.organization;
+  bool has_role =
+      expected_.organization.empty() || peer_.HasOrganization(expected_.organization);
   bool has_name = expected_.common_name.empty() || peer_.common_name == expected_.common_name;
   if (!has_role || !has_name) {
-    std::string has = "CN=" + peer_.common_name;
-    for (const std::string& o : peer_.organizations) has += ", O=" + o;
     throw TSSLException("the server at " + getHost() + ":" + std::to_string(getPort()) +
                         " is not " +
                         (expected_.common_name.empty() ? "a" : "'" + expected_.common_name + "', a") +
-                        " " + expected_.organization + ": its certificate has " + has);
+                        " " + expected_.organization + ": its certificate has " +
+                        peer_.ToString());
   }
 }
 

@@ -29,6 +29,10 @@ struct TlsFiles {
 struct PeerCertificate {
   std::string common_name;
   std::vector<std::string> organizations;  // one role per O entry
+
+  bool HasOrganization(const std::string& organization) const;
+  // "CN=bank_a, O=participant", for messages.
+  std::string ToString() const;
 };
 
 // What a client requires of the server's certificate beyond the CA and the
@@ -66,6 +70,8 @@ class TlsSocket : public apache::thrift::transport::TSSLSocket {
   // Waits for the socket as `ssl_error` (WANT_READ or WANT_WRITE) asks, or
   // for Stop()'s interrupt; false once `deadline` passed.
   bool WaitUntil(std::chrono::steady_clock::time_point deadline, int ssl_error);
+  // Ends the connection at once and throws TIMED_OUT with `why`.
+  [[noreturn]] void CutOff(const std::string& why);
 
   PeerCertificate peer_;
   ServerExpectation expected_;  // clients only
