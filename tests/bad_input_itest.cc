@@ -2,8 +2,8 @@
 // is left prepared or locked afterwards.
 #include "gen-cpp/Coordinator.h"
 #include "gen-cpp/Participant.h"
-#include "tests/bank_fixture.h"
 #include "rpc/rpc_client.h"
+#include "tests/bank_fixture.h"
 
 namespace pact {
 namespace {

@@ -31,7 +31,8 @@ class AmbiguousJournal : public JournalWrapper {
  public:
   using JournalWrapper::JournalWrapper;
   Status LogCommit(const CommitRecord& r) override {
-    JournalWrapper::LogCommit(r);  // it did reach the disk
+    Status written = JournalWrapper::LogCommit(r);  // it did reach the disk
+    EXPECT_TRUE(written.ok()) << written.ToString();
     return Status::Unavailable("fsync failed: the transaction may or may not be durable");
   }
   Status LogAbort(const std::string& txn_id) override {

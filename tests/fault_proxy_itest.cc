@@ -1,7 +1,6 @@
 // The FaultProxy itself, in front of a real coordinator: each fault does what
 // its name says to the caller and to the server, and nothing else.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -9,9 +8,9 @@
 #include <thread>
 
 #include "gen-cpp/Coordinator.h"
+#include "rpc/rpc_client.h"
 #include "tests/fault_proxy.h"
 #include "tests/process_harness.h"
-#include "rpc/rpc_client.h"
 
 namespace pact {
 namespace {
@@ -166,12 +165,8 @@ TEST_F(FaultProxyTest, RefusesNewConnectionsForAWhile) {
 }
 
 TEST_F(FaultProxyTest, ResetConnectionsClosesTheOpenOnes) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(proxy().port()));
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  int fd = ConnectToLoopback(proxy().port());
+  ASSERT_GE(fd, 0);
   timeval timeout{2, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   // Once the proxy holds the connection, a reset ends it: EOF or ECONNRESET,

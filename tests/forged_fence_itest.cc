@@ -8,8 +8,8 @@
 #include <optional>
 
 #include "gen-cpp/Participant.h"
-#include "tests/bank_fixture.h"
 #include "rpc/rpc_client.h"
+#include "tests/bank_fixture.h"
 
 namespace pact {
 namespace {

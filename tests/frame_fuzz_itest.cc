@@ -149,12 +149,8 @@ class FrameGenerator {
 // Sends `frame` to 127.0.0.1:port on a new connection, waits a moment for an
 // answer and closes. The outcome does not matter, only the server's.
 void Send(int port, const std::string& frame) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+  int fd = ConnectToLoopback(port);
+  if (fd >= 0) {
     size_t sent = 0;
     while (sent < frame.size()) {
       ssize_t n = send(fd, frame.data() + sent, frame.size() - sent, MSG_NOSIGNAL);
@@ -163,8 +159,8 @@ void Send(int port, const std::string& frame) {
     }
     pollfd pfd{fd, POLLIN, 0};
     poll(&pfd, 1, 20);
+    close(fd);
   }
-  close(fd);
 }
 
 // VmHWM (peak resident set) or VmRSS of a process, in KiB; -1 if gone.
@@ -270,16 +266,8 @@ TEST_F(FrameFuzzTest, HostileFramesToEveryMethodLeaveEveryProcessAliveAndSmall) 
 std::vector<int> SilentConnections(int port, int count) {
   std::vector<int> fds;
   for (int i = 0; i < count; ++i) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      close(fd);
-      continue;
-    }
-    fds.push_back(fd);
+    int fd = ConnectToLoopback(port);
+    if (fd >= 0) fds.push_back(fd);
   }
   return fds;
 }

@@ -36,6 +36,31 @@ int FreePort() {
   return ntohs(addr.sin_port);
 }
 
+int ConnectToLoopback(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+Status MakeTlsCertificates(const std::string& dir, const std::vector<std::string>& args) {
+  std::string cmd = std::string(PACT_SOURCE_DIR) + "/scripts/make-tls-certs '" + dir + "'";
+  for (const std::string& a : args) cmd += " '" + a + "'";
+  if (std::system((cmd + " >/dev/null").c_str()) != 0) return Status::Internal("failed: " + cmd);
+  return Status::Ok();
+}
+
+TlsFiles CertificateFiles(const std::string& dir, const std::string& name,
+                          const std::string& ca_dir) {
+  return {dir + "/" + name + ".pem", dir + "/" + name + "-key.pem", ca_dir + "/ca.pem"};
+}
+
 Process::Process(std::vector<std::string> argv, std::map<std::string, std::string> env,
                  std::string log_path)
     : argv_(std::move(argv)), env_(std::move(env)), log_path_(std::move(log_path)) {}
@@ -274,19 +299,15 @@ Status Cluster::StartParticipantOnce(const std::string& name,
 
 Status Cluster::EnsureCertificate(const std::string& name, const std::string& roles) {
   if (access((tls_dir() + "/" + name + ".pem").c_str(), F_OK) == 0) return Status::Ok();
-  std::string cmd = std::string(PACT_SOURCE_DIR) + "/scripts/make-tls-certs '" + tls_dir() +
-                    "' '" + name + ":" + roles + "' >/dev/null";
-  if (std::system(cmd.c_str()) != 0) return Status::Internal("failed: " + cmd);
-  return Status::Ok();
+  return MakeTlsCertificates(tls_dir(), {name + ":" + roles});
 }
 
 Status Cluster::UseTls() {
   security_ = Security::kTls;
   RETURN_NOT_OK(EnsureCertificate("c1", "coordinator"));
   RETURN_NOT_OK(EnsureCertificate("harness", "operator+application"));
-  ASSIGN_OR_RETURN(credentials_.tls, TlsContext::ForClient({tls_dir() + "/harness.pem",
-                                                             tls_dir() + "/harness-key.pem",
-                                                             tls_dir() + "/ca.pem"}));
+  ASSIGN_OR_RETURN(credentials_.tls,
+                   TlsContext::ForClient(CertificateFiles(tls_dir(), "harness", tls_dir())));
   application_credentials_ = credentials_;
   return Status::Ok();
 }
@@ -317,9 +338,9 @@ std::vector<std::string> Cluster::SecurityFlagsOf(const std::string& name) const
     case Security::kTls:
       break;
   }
-  return {"--tls_cert_path=" + tls_dir() + "/" + name + ".pem",
-          "--tls_key_path=" + tls_dir() + "/" + name + "-key.pem",
-          "--tls_ca_path=" + tls_dir() + "/ca.pem"};
+  TlsFiles files = CertificateFiles(tls_dir(), name, tls_dir());
+  return {"--tls_cert_path=" + files.cert_path, "--tls_key_path=" + files.key_path,
+          "--tls_ca_path=" + files.ca_path};
 }
 
 Status Cluster::StopCoordinatorAndCheckJournal() {

@@ -14,14 +14,24 @@
 
 #include "common/sql_value.h"
 #include "common/status.h"
+#include "rpc/rpc_auth.h"
+#include "rpc/tls.h"
 #include "tests/fault_proxy.h"
 #include "tests/temp_dir.h"
-#include "rpc/rpc_auth.h"
 
 namespace pact {
 
 // Asks the kernel for a loopback port that is free right now.
 int FreePort();
+// A plain TCP connection to 127.0.0.1:port; -1 if it cannot connect.
+int ConnectToLoopback(int port);
+
+// Runs scripts/make-tls-certs DIR ARGS...: a throwaway CA in DIR (made once)
+// and certificates, e.g. {"--days", "-1", "expired:application"}.
+Status MakeTlsCertificates(const std::string& dir, const std::vector<std::string>& args);
+// The files of certificate `name` made in `dir`, trusting the CA of `ca_dir`.
+TlsFiles CertificateFiles(const std::string& dir, const std::string& name,
+                          const std::string& ca_dir);
 
 // Polls `ready` every 20 ms until it holds or timeout_ms passed; its last
 // answer.

@@ -5,8 +5,8 @@
 
 #include "common/crash_point.h"
 #include "gen-cpp/Participant.h"
-#include "tests/bank_fixture.h"
 #include "rpc/rpc_client.h"
+#include "tests/bank_fixture.h"
 
 namespace pact {
 namespace {

@@ -5,15 +5,12 @@
 // cluster's CA (an application's) posing as the coordinator to a
 // participant, or as a participant to the coordinator, where it can listen
 // at their address.
-#include <arpa/inet.h>
 #include <signal.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -22,10 +19,10 @@
 #include "common/crash_point.h"
 #include "gen-cpp/Coordinator.h"
 #include "gen-cpp/Participant.h"
-#include "tests/bank_fixture.h"
 #include "rpc/rpc_auth.h"
 #include "rpc/rpc_client.h"
 #include "rpc/rpc_server.h"
+#include "tests/bank_fixture.h"
 
 namespace pact {
 namespace {
@@ -34,20 +31,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kIdleTimeoutMs = 2000;
 constexpr int kFrameTimeoutMs = 1000;
-
-// A plain TCP connection to 127.0.0.1:port, or -1.
-int ConnectTo(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 // True once the server closed `fd` (EOF or reset), without waiting.
 bool ClosedByServer(int fd) {
@@ -108,12 +91,9 @@ class TlsAttackTest : public BankTest {
   std::unique_ptr<RpcServer> ServeAs(std::shared_ptr<apache::thrift::TProcessor> processor,
                                      int port, const std::string& name = "mallory",
                                      const std::string& roles = "application") {
-    std::string cmd = std::string(PACT_SOURCE_DIR) + "/scripts/make-tls-certs '" +
-                      cluster_.tls_dir() + "' " + name + ":" + roles + " >/dev/null";
-    if (std::system(cmd.c_str()) != 0) ADD_FAILURE() << cmd;
-    auto tls = TlsContext::ForServer({cluster_.tls_dir() + "/" + name + ".pem",
-                                      cluster_.tls_dir() + "/" + name + "-key.pem",
-                                      cluster_.tls_dir() + "/ca.pem"});
+    Status made = MakeTlsCertificates(cluster_.tls_dir(), {name + ":" + roles});
+    EXPECT_TRUE(made.ok()) << made.ToString();
+    auto tls = TlsContext::ForServer(CertificateFiles(cluster_.tls_dir(), name, cluster_.tls_dir()));
     EXPECT_TRUE(tls.ok()) << tls.status().ToString();
     RpcServerOptions options;
     options.security.tls = tls.ok() ? *tls : nullptr;
@@ -162,7 +142,7 @@ class TlsAttackTest : public BankTest {
 // connection thread for ever, at a few bytes per second in all.
 TEST_F(TlsAttackTest, AStrangerCannotHoldAThreadWithAHandshakeThatNeverEnds) {
   for (int port : {CoordinatorPort(), cluster_.participant_port("bank_a")}) {
-    int fd = ConnectTo(port);
+    int fd = ConnectToLoopback(port);
     ASSERT_GE(fd, 0);
     // A TLS 1.0 record header of a 512-byte handshake message, then its body.
     std::string hello = std::string("\x16\x03\x01\x02\x00", 5) + std::string(512, '\x01');
@@ -199,11 +179,10 @@ TEST_F(TlsAttackTest, AStrangerCannotHoldAThreadWithAHandshakeThatNeverEnds) {
 // thread is held for as long as the record lasts.
 TEST_F(TlsAttackTest, APeerCannotHoldAThreadWithARecordSentAByteAtATime) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  std::string dir = cluster_.tls_dir() + "/";
-  ASSERT_EQ(SSL_CTX_use_certificate_chain_file(ctx, (dir + "harness.pem").c_str()), 1);
-  ASSERT_EQ(SSL_CTX_use_PrivateKey_file(ctx, (dir + "harness-key.pem").c_str(), SSL_FILETYPE_PEM),
-            1);
-  int fd = ConnectTo(CoordinatorPort());
+  TlsFiles harness = CertificateFiles(cluster_.tls_dir(), "harness", cluster_.tls_dir());
+  ASSERT_EQ(SSL_CTX_use_certificate_chain_file(ctx, harness.cert_path.c_str()), 1);
+  ASSERT_EQ(SSL_CTX_use_PrivateKey_file(ctx, harness.key_path.c_str(), SSL_FILETYPE_PEM), 1);
+  int fd = ConnectToLoopback(CoordinatorPort());
   ASSERT_GE(fd, 0);
   SSL* ssl = SSL_new(ctx);
   SSL_set_fd(ssl, fd);

@@ -2,22 +2,19 @@
 // tokens, and the quick start's open one. Every refusal is checked for its
 // error and for changing nothing (balances, open branches, what a later
 // transfer does).
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <fstream>
 
 #include "gen-cpp/Coordinator.h"
 #include "gen-cpp/Participant.h"
-#include "tests/bank_fixture.h"
 #include "rpc/rpc_client.h"
+#include "tests/bank_fixture.h"
 
 namespace pact {
 namespace {
@@ -34,13 +31,8 @@ rpc::Fence FenceOf(const std::string& coordinator, int64_t epoch) {
 
 // Makes certificates with the project's own helper script.
 void MakeCertificates(const std::string& dir, const std::vector<std::string>& args) {
-  std::string cmd = std::string(PACT_SOURCE_DIR) + "/scripts/make-tls-certs '" + dir + "'";
-  for (const auto& a : args) cmd += " '" + a + "'";
-  ASSERT_EQ(std::system((cmd + " >/dev/null").c_str()), 0) << cmd;
-}
-
-TlsFiles FilesOf(const std::string& dir, const std::string& name, const std::string& ca_dir) {
-  return {dir + "/" + name + ".pem", dir + "/" + name + "-key.pem", ca_dir + "/ca.pem"};
+  Status st = MakeTlsCertificates(dir, args);
+  ASSERT_TRUE(st.ok()) << st.ToString();
 }
 
 // A TLS client written straight on OpenSSL, which (unlike Pact's) does not
@@ -59,15 +51,11 @@ std::string RawTlsCall(int port, const TlsFiles& files, const std::string& frame
   SSL_CTX_use_certificate_chain_file(ctx, files.cert_path.c_str());
   SSL_CTX_use_PrivateKey_file(ctx, files.key_path.c_str(), SSL_FILETYPE_PEM);
   SSL_CTX_load_verify_locations(ctx, files.ca_path.c_str(), nullptr);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{3, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  int fd = ConnectToLoopback(port);
   std::string outcome = "cannot connect";
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+  if (fd >= 0) {
+    timeval tv{3, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     SSL* ssl = SSL_new(ctx);
     SSL_set_fd(ssl, fd);
     char buf[256];
@@ -86,8 +74,8 @@ std::string RawTlsCall(int port, const TlsFiles& files, const std::string& frame
       outcome = "answered";
     }
     SSL_free(ssl);
+    close(fd);
   }
-  close(fd);
   SSL_CTX_free(ctx);
   return outcome;
 }
@@ -164,7 +152,7 @@ class TlsBankTest : public SecureBankTest {
 
   // Credentials from a certificate in the cluster's CA directory.
   RpcCredentials As(const std::string& name) {
-    auto tls = TlsContext::ForClient(FilesOf(cluster_.tls_dir(), name, cluster_.tls_dir()));
+    auto tls = TlsContext::ForClient(CertificateFiles(cluster_.tls_dir(), name, cluster_.tls_dir()));
     EXPECT_TRUE(tls.ok()) << tls.status().ToString();
     return RpcCredentials{tls.ok() ? *tls : nullptr, ""};
   }
@@ -199,7 +187,7 @@ TEST_F(TlsBankTest, CertificatesOfAnotherCaAreRefusedBothWays) {
   std::string other = dir_.File("other-ca");
   MakeCertificates(other, {"--ca-name", "someone-else", "app:application+operator"});
   // Their certificate, trusting our CA: the server refuses the client.
-  auto theirs = TlsContext::ForClient(FilesOf(other, "app", cluster_.tls_dir()));
+  auto theirs = TlsContext::ForClient(CertificateFiles(other, "app", cluster_.tls_dir()));
   ASSERT_TRUE(theirs.ok()) << theirs.status().ToString();
   Status st = Transfer(RpcCredentials{*theirs, ""});
   EXPECT_FALSE(st.ok());
@@ -266,22 +254,22 @@ TEST_F(TlsBankTest, ProcessWhoseCertificateNamesAnotherRefusesToStart) {
 TEST_F(TlsBankTest, ExpiredCertificateAndOldTlsAreRefusedByTheServer) {
   MakeCertificates(cluster_.tls_dir(), {"--days", "-1", "expired:application"});
   // Pact's own client will not even load it.
-  auto mine = TlsContext::ForClient(FilesOf(cluster_.tls_dir(), "expired", cluster_.tls_dir()));
+  auto mine = TlsContext::ForClient(CertificateFiles(cluster_.tls_dir(), "expired", cluster_.tls_dir()));
   EXPECT_EQ(mine.status().code(), StatusCode::kInvalidArgument);
   // A client that does: the coordinator ends the handshake.
   std::string outcome =
       RawTlsCall(CoordinatorEndpoint().port,
-                 FilesOf(cluster_.tls_dir(), "expired", cluster_.tls_dir()), BeginFrame());
+                 CertificateFiles(cluster_.tls_dir(), "expired", cluster_.tls_dir()), BeginFrame());
   EXPECT_NE(outcome.find("certificate expired"), std::string::npos) << outcome;
   // Nor TLS 1.1, with a valid certificate.
   outcome = RawTlsCall(CoordinatorEndpoint().port,
-                       FilesOf(cluster_.tls_dir(), "harness", cluster_.tls_dir()), BeginFrame(),
+                       CertificateFiles(cluster_.tls_dir(), "harness", cluster_.tls_dir()), BeginFrame(),
                        TLS1_1_VERSION);
   EXPECT_NE(outcome.find("alert protocol version"), std::string::npos) << outcome;
   // The same raw client with a valid certificate is answered: the refusals
   // above were the expiry and the version.
   EXPECT_EQ(RawTlsCall(CoordinatorEndpoint().port,
-                       FilesOf(cluster_.tls_dir(), "harness", cluster_.tls_dir()), BeginFrame()),
+                       CertificateFiles(cluster_.tls_dir(), "harness", cluster_.tls_dir()), BeginFrame()),
             "answered");
   ExpectUntouchedAndWorking(0);
 }

@@ -7,10 +7,10 @@
 
 #include "coordinator/coordinator.h"
 #include "participant/participant_service.h"
+#include "participant/state_store.h"
 #include "tests/sim/faults.h"
 #include "tests/sim/history.h"
 #include "tests/sim/invariants.h"
-#include "participant/state_store.h"
 #include "tests/sim/sim_backend.h"
 #include "tests/sim/sim_journal.h"
 #include "tests/sim/sim_links.h"
