@@ -1,4 +1,4 @@
-#include "participant/mariadb_backend.h"
+#include "participant/backends/mariadb/mariadb_backend.h"
 
 #include <gtest/gtest.h>
 #include <mysql.h>

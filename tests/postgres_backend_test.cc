@@ -1,4 +1,4 @@
-#include "participant/postgres_backend.h"
+#include "participant/backends/postgres/postgres_backend.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>

@@ -1,4 +1,4 @@
-#include "participant/sqlite_backend.h"
+#include "participant/backends/sqlite/sqlite_backend.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>

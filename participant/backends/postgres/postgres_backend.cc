@@ -1,0 +1,858 @@
+#include "participant/backends/postgres/postgres_backend.h"
+
+#include <glog/logging.h>
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+#include "common/clock.h"
+#include "common/txn_id.h"
+
+namespace pact {
+namespace {
+
+// Type oids from pg_type.h, which is not among libpq's public headers.
+constexpr Oid kBoolOid = 16;
+constexpr Oid kByteaOid = 17;
+constexpr Oid kInt8Oid = 20;
+constexpr Oid kInt2Oid = 21;
+constexpr Oid kInt4Oid = 23;
+constexpr Oid kOidOid = 26;
+constexpr Oid kFloat4Oid = 700;
+constexpr Oid kFloat8Oid = 701;
+constexpr Oid kNumericOid = 1700;
+
+constexpr size_t kMaxGidBytes = 199;  // GIDSIZE is 200 with the terminating NUL
+
+// How long a decision or an outcome query keeps reconnecting before it
+// answers kUnavailable (plus at most one connect_timeout_s).
+constexpr int kRetryWindowMs = 2000;
+constexpr int kFirstBackoffMs = 50;
+constexpr int kMaxBackoffMs = 400;
+// Old commit markers are pruned after every Nth commit.
+constexpr uint64_t kPruneEveryCommits = 1000;
+
+struct ConnCloser {
+  void operator()(PGconn* conn) const { PQfinish(conn); }
+};
+struct ResultClearer {
+  void operator()(PGresult* res) const { PQclear(res); }
+};
+using ConnPtr = std::unique_ptr<PGconn, ConnCloser>;
+using ResultPtr = std::unique_ptr<PGresult, ResultClearer>;
+
+bool Broken(PGconn* conn) { return conn == nullptr || PQstatus(conn) != CONNECTION_OK; }
+
+std::string Trimmed(const char* text) {
+  std::string s = text != nullptr ? text : "";
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  return s;
+}
+
+// The one place that turns a PostgreSQL error into a Status.
+Status PgError(PGconn* conn, const PGresult* res, const std::string& context) {
+  const char* field = res != nullptr ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  const std::string state = field != nullptr ? field : "";
+  std::string message;
+  if (const char* primary =
+          res != nullptr ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : nullptr) {
+    message = primary;
+    if (const char* detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL)) {
+      message += std::string(" (") + detail + ")";
+    }
+  } else {
+    message = Trimmed(conn != nullptr ? PQerrorMessage(conn) : "no connection");
+  }
+  message = context + ": " + message + (state.empty() ? "" : " [SQLSTATE " + state + "]");
+  auto starts = [&](const char* prefix) { return state.rfind(prefix, 0) == 0; };
+  // A dead connection first: then the server has rolled back whatever was open.
+  // No SQLSTATE means libpq made the error up (no result, a reply it could not
+  // read): whatever the server did is unknown, so it counts as unreachable.
+  if (Broken(conn) || state.empty() || starts("08") || state == "57P01" || state == "57P02" ||
+      state == "57P03" || state == "53300") {
+    return Status::Unavailable(message);
+  }
+  if (state == "40P01") {
+    return Status::Aborted("deadlock detected; this transaction must roll back: " + message);
+  }
+  if (starts("40")) return Status::Aborted("this transaction must roll back: " + message);
+  if (state == "53100" || starts("58")) return Status::IoError(message);
+  if (starts("53")) return Status::Unavailable(message);  // out of memory, too many files
+  if (state == "57014" || state == "55P03" || state == "55006") return Status::Busy(message);
+  if (state == "XX001" || state == "XX002") return Status::Corruption(message);
+  if (starts("XX")) return Status::Internal(message);
+  if (starts("25")) return Status::FailedPrecondition(message);
+  return Status::InvalidArgument(message);  // syntax, constraints, unknown objects, privileges
+}
+
+// A statement's outcome, with the SQLSTATE where callers must tell errors apart.
+struct Reply {
+  ResultPtr res;
+  Status status;
+  std::string sqlstate;
+  bool ok() const { return status.ok(); }
+};
+
+Reply Collect(PGconn* conn, PGresult* raw, const std::string& context) {
+  Reply reply;
+  reply.res.reset(raw);
+  ExecStatusType st = raw != nullptr ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return reply;
+  if (st == PGRES_EMPTY_QUERY) {
+    reply.status = Status::InvalidArgument(context + ": no SQL statement");
+    return reply;
+  }
+  if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+    reply.status =
+        Status::InvalidArgument(context + ": COPY from or to the client is not supported");
+    return reply;
+  }
+  const char* state = raw != nullptr ? PQresultErrorField(raw, PG_DIAG_SQLSTATE) : nullptr;
+  reply.sqlstate = state != nullptr ? state : "";
+  reply.status = PgError(conn, raw, context);
+  return reply;
+}
+
+// Runs one of Pact's own statements; text parameters, nullptr for NULL.
+Reply Run(PGconn* conn, const std::string& sql, const std::vector<const char*>& params = {}) {
+  PGresult* raw = PQexecParams(conn, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                               params.data(), nullptr, nullptr, 0);
+  return Collect(conn, raw, sql);
+}
+
+// Runs several of Pact's own statements in one round trip (the simple query
+// protocol, which takes no parameters). PostgreSQL stops at the first error,
+// which is then the reply.
+Reply RunScript(PGconn* conn, const std::string& sql) {
+  return Collect(conn, PQexec(conn, sql.c_str()), sql);
+}
+
+// First column of the first row, or nullopt for NULL or no row.
+std::optional<std::string> FirstValue(const Reply& reply) {
+  if (PQntuples(reply.res.get()) < 1 || PQgetisnull(reply.res.get(), 0, 0)) return std::nullopt;
+  return std::string(PQgetvalue(reply.res.get(), 0, 0));
+}
+
+// A literal for utility statements, which take no parameters. Right whatever
+// standard_conforming_strings says; Pact's gids never need the E'' form.
+std::string QuoteLiteral(const std::string& text) {
+  const bool backslash = text.find('\\') != std::string::npos;
+  std::string out = backslash ? "E'" : "'";
+  for (char c : text) {
+    if (c == '\'' || (backslash && c == '\\')) out += c;
+    out += c;
+  }
+  return out + "'";
+}
+
+void LogNotice(void*, const char* message) { VLOG(1) << "postgresql: " << Trimmed(message); }
+
+// --- The caller's SQL: skipping comments and literals, never parsing. ---
+
+bool IsIdentChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+// Skips whitespace and comments (nested /* */ as PostgreSQL does).
+size_t SkipBlank(const std::string& sql, size_t i) {
+  while (i < sql.size()) {
+    if (std::isspace(static_cast<unsigned char>(sql[i]))) {
+      ++i;
+    } else if (sql.compare(i, 2, "--") == 0) {
+      i = sql.find('\n', i);
+      if (i == std::string::npos) return sql.size();
+    } else if (sql.compare(i, 2, "/*") == 0) {
+      int depth = 0;
+      do {
+        if (sql.compare(i, 2, "/*") == 0) {
+          ++depth;
+          i += 2;
+        } else if (sql.compare(i, 2, "*/") == 0) {
+          --depth;
+          i += 2;
+        } else {
+          ++i;
+        }
+      } while (depth > 0 && i < sql.size());
+    } else {
+      break;
+    }
+  }
+  return i;
+}
+
+// The first `count` keywords, upper-cased.
+std::vector<std::string> LeadingWords(const std::string& sql, int count) {
+  std::vector<std::string> words;
+  size_t i = 0;
+  while (static_cast<int>(words.size()) < count) {
+    i = SkipBlank(sql, i);
+    std::string word;
+    while (i < sql.size() && IsIdentChar(sql[i])) {
+      word += static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i++])));
+    }
+    if (word.empty()) break;
+    words.push_back(std::move(word));
+  }
+  return words;
+}
+
+// Pact owns BEGIN, PREPARE and the decision; a statement ending or
+// splitting the transaction would break the branch's contract.
+Status CheckStatement(const std::string& sql) {
+  if (SkipBlank(sql, 0) == sql.size()) return Status::InvalidArgument("no SQL statement");
+  const std::vector<std::string> w = LeadingWords(sql, 3);
+  auto is = [&](size_t i, const char* word) { return w.size() > i && w[i] == word; };
+  if (is(0, "BEGIN") || is(0, "START") || is(0, "COMMIT") || is(0, "ROLLBACK") || is(0, "END") ||
+      is(0, "ABORT") || is(0, "SAVEPOINT") || is(0, "RELEASE") ||
+      (is(0, "PREPARE") && is(1, "TRANSACTION")) || (is(0, "SET") && is(1, "TRANSACTION")) ||
+      (is(0, "SET") && is(1, "SESSION") && is(2, "CHARACTERISTICS"))) {
+    return Status::InvalidArgument("transaction control is Pact's job: refused " + sql);
+  }
+  return Status::Ok();
+}
+
+// Rewrites the ?N and ? placeholders every backend takes into PostgreSQL's $N
+// (a bare ? is one more than the highest number so far, as in SQLite),
+// outside literals, quoted identifiers and comments. SQL already using $N is
+// left alone.
+std::string ToDollarPlaceholders(const std::string& sql) {
+  std::string out;
+  out.reserve(sql.size() + 8);
+  int highest = 0;
+  size_t i = 0;
+  auto copy_until = [&](size_t end) {
+    out.append(sql, i, end - i);
+    i = end;
+  };
+  while (i < sql.size()) {
+    const char c = sql[i];
+    const bool after_ident = i > 0 && (IsIdentChar(sql[i - 1]) || sql[i - 1] == '$');
+    if (c == '-' || c == '/') {
+      size_t end = SkipBlank(sql, i);
+      copy_until(end > i ? end : i + 1);
+    } else if (c == '\'' || c == '"') {
+      // E'..' strings escape with backslashes; all quote by doubling.
+      const bool escapes = c == '\'' && i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
+                           (i < 2 || !IsIdentChar(sql[i - 2]));
+      size_t j = i + 1;
+      while (j < sql.size()) {
+        if (escapes && sql[j] == '\\') {
+          j += 2;
+        } else if (sql[j] == c) {
+          if (j + 1 < sql.size() && sql[j + 1] == c) {
+            j += 2;
+          } else {
+            break;
+          }
+        } else {
+          ++j;
+        }
+      }
+      copy_until(std::min(j + 1, sql.size()));
+    } else if (c == '$' && !after_ident) {
+      size_t j = i + 1;
+      if (j < sql.size() && std::isdigit(static_cast<unsigned char>(sql[j]))) return sql;
+      while (j < sql.size() && IsIdentChar(sql[j])) ++j;
+      if (j < sql.size() && sql[j] == '$') {  // $tag$ ... $tag$
+        const std::string tag = sql.substr(i, j + 1 - i);
+        size_t end = sql.find(tag, j + 1);
+        copy_until(end == std::string::npos ? sql.size() : end + tag.size());
+      } else {
+        copy_until(j);
+      }
+    } else if (c == '?') {
+      size_t j = i + 1;
+      while (j < sql.size() && std::isdigit(static_cast<unsigned char>(sql[j]))) ++j;
+      const int number = j > i + 1 ? std::atoi(sql.c_str() + i + 1) : highest + 1;
+      highest = std::max(highest, number);
+      out += "$" + std::to_string(number);
+      i = j;
+    } else {
+      out += c;
+      ++i;
+    }
+  }
+  return out;
+}
+
+SqlValue ColumnValue(const PGresult* res, int row, int col) {
+  if (PQgetisnull(res, row, col)) return std::monostate();
+  const char* text = PQgetvalue(res, row, col);
+  switch (PQftype(res, col)) {
+    case kInt2Oid:
+    case kInt4Oid:
+    case kInt8Oid:
+    case kOidOid:
+      return static_cast<int64_t>(std::strtoll(text, nullptr, 10));
+    case kFloat4Oid:
+    case kFloat8Oid:
+    case kNumericOid:  // a double: numeric's exact digits beyond 17 are lost
+      return std::strtod(text, nullptr);
+    case kBoolOid:
+      return static_cast<int64_t>(text[0] == 't' ? 1 : 0);
+    case kByteaOid: {
+      size_t size = 0;
+      unsigned char* bytes = PQunescapeBytea(reinterpret_cast<const unsigned char*>(text), &size);
+      Blob blob{std::string(reinterpret_cast<const char*>(bytes), bytes != nullptr ? size : 0)};
+      PQfreemem(bytes);
+      return blob;
+    }
+    default:
+      return std::string(text, PQgetlength(res, row, col));
+  }
+}
+
+}  // namespace
+
+struct PostgresBackend::Shared {
+  PostgresBackendOptions options;
+  std::string marker_table;  // schema-qualified: a branch may change search_path
+  std::atomic<uint64_t> commits{0};
+
+  std::mutex mu;
+  std::vector<ConnPtr> idle;  // guarded by mu
+  // Backend pids of branches whose COMMIT or PREPARE lost its reply: that
+  // session may still finish it, so no answer is final until it is gone.
+  std::unordered_map<std::string, int> unsettled;  // guarded by mu
+
+  Result<ConnPtr> Connect() {
+    const std::string timeout = std::to_string(options.connect_timeout_s);
+    // The caller's conninfo comes last, so its own settings win. Keepalives
+    // notice a server that vanished while a statement waits for its reply.
+    const char* keys[] = {
+        "connect_timeout",     "application_name", "keepalives", "keepalives_idle",
+        "keepalives_interval", "keepalives_count", "dbname",     nullptr};
+    const char* values[] = {timeout.c_str(),          "pact", "1", "30", "10", "3",
+                            options.conninfo.c_str(), nullptr};
+    ConnPtr conn(PQconnectdbParams(keys, values, 1));
+    if (Broken(conn.get())) {
+      return Status::Unavailable(
+          "cannot connect to PostgreSQL: " +
+          Trimmed(conn != nullptr ? PQerrorMessage(conn.get()) : "no memory"));
+    }
+    PQsetNoticeProcessor(conn.get(), &LogNotice, nullptr);
+    return conn;
+  }
+
+  // An idle pooled connection that still looks alive, or a new one.
+  Result<ConnPtr> Take() {
+    while (true) {
+      ConnPtr conn;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (idle.empty()) break;
+        conn = std::move(idle.back());
+        idle.pop_back();
+      }
+      // Reads without blocking to notice a server that ended the session. It
+      // sends its reason before closing, so the close shows on a second read.
+      if (PQconsumeInput(conn.get()) == 1 && PQconsumeInput(conn.get()) == 1 &&
+          !Broken(conn.get())) {
+        return conn;
+      }
+    }
+    return Connect();
+  }
+
+  // Keeps a connection for reuse if it is healthy and outside any
+  // transaction; `reset` clears what the caller's SQL may have left in the
+  // session (settings, temp tables, advisory locks) for the next branch.
+  void Give(ConnPtr conn, bool reset) {
+    if (Broken(conn.get()) || PQtransactionStatus(conn.get()) != PQTRANS_IDLE) return;
+    if (reset && !Run(conn.get(), "DISCARD ALL").ok()) return;
+    std::lock_guard<std::mutex> lock(mu);
+    if (static_cast<int>(idle.size()) < options.max_idle_connections) {
+      idle.push_back(std::move(conn));
+    }
+  }
+
+  // After one connection failed the others most likely died with it.
+  void DropIdle() {
+    std::vector<ConnPtr> dropped;
+    std::lock_guard<std::mutex> lock(mu);
+    dropped.swap(idle);
+  }
+
+  // Runs a statement on some connection, reconnecting through connection
+  // failures until kRetryWindowMs has passed.
+  Reply RunWithRetry(const std::string& sql, const std::vector<const char*>& params = {}) {
+    const TimePoint deadline = SteadyClock::now() + Millis(kRetryWindowMs);
+    int backoff_ms = kFirstBackoffMs;
+    while (true) {
+      Reply reply;
+      Result<ConnPtr> conn = Take();
+      if (conn.ok()) {
+        reply = Run(conn->get(), sql, params);
+        if (reply.status.code() != StatusCode::kUnavailable) {
+          Give(std::move(*conn), false);
+          return reply;
+        }
+      } else {
+        reply.status = conn.status();
+      }
+      DropIdle();
+      if (SteadyClock::now() + Millis(backoff_ms) > deadline) return reply;
+      LOG(WARNING) << "retrying in " << backoff_ms << " ms: " << reply.status.ToString();
+      std::this_thread::sleep_for(Millis(backoff_ms));
+      backoff_ms = std::min(backoff_ms * 2, kMaxBackoffMs);
+    }
+  }
+
+  // The statement that writes the branch's marker, as a literal row.
+  std::string MarkerInsert(const std::string& txn_id) const {
+    return "INSERT INTO " + marker_table + "(txn_id, participant) SELECT " + QuoteLiteral(txn_id) +
+           ", " + QuoteLiteral(options.participant_name);
+  }
+
+  // Old markers go after every Nth commit, so the table stays bounded
+  // without a thread of its own.
+  void CountCommit() {
+    if (commits.fetch_add(1) % kPruneEveryCommits != kPruneEveryCommits - 1) return;
+    Status pruned = Prune();
+    LOG_IF(WARNING, !pruned.ok()) << "pruning commit markers: " << pruned.ToString();
+  }
+
+  Status Prune() {
+    const std::string retention = std::to_string(options.commit_marker_retention_ms);
+    return RunWithRetry("DELETE FROM " + marker_table +
+                            " WHERE participant = $1 AND committed_at <"
+                            " now() - $2::int8 * interval '1 millisecond'",
+                        {options.participant_name.c_str(), retention.c_str()})
+        .status;
+  }
+
+  void NoteUnsettled(const std::string& txn_id, int pid) {
+    std::lock_guard<std::mutex> lock(mu);
+    unsettled[txn_id] = pid;
+  }
+
+  // Makes sure the session that lost a reply for `txn_id` can no longer
+  // commit or prepare it: ends it and waits until it is gone.
+  Status Settle(const std::string& txn_id) {
+    int pid = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = unsettled.find(txn_id);
+      if (it == unsettled.end()) return Status::Ok();
+      pid = it->second;
+    }
+    const std::string pid_text = std::to_string(pid);
+    // Only a session of this database and role: after a server restart the
+    // pid may name someone else's.
+    const std::string terminate =
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE pid = $1 AND datname = current_database() AND usename = current_user";
+    const TimePoint deadline = SteadyClock::now() + Millis(kRetryWindowMs);
+    Reply gone = RunWithRetry(terminate, {pid_text.c_str()});
+    while (gone.ok() && FirstValue(gone)) {  // it shows until it has ended its transaction
+      if (SteadyClock::now() > deadline) {
+        return Status::Unavailable("session " + pid_text + " of branch " + txn_id +
+                                   " is still ending");
+      }
+      std::this_thread::sleep_for(Millis(kFirstBackoffMs));
+      gone = RunWithRetry(terminate, {pid_text.c_str()});
+    }
+    if (!gone.ok()) return gone.status.WithContext("cannot end the session of branch " + txn_id);
+    std::lock_guard<std::mutex> lock(mu);
+    unsettled.erase(txn_id);
+    return Status::Ok();
+  }
+
+  // Whether the branch committed: its marker commits with it and nothing else.
+  Result<bool> Committed(const std::string& txn_id) {
+    RETURN_NOT_OK(Settle(txn_id));
+    Reply reply =
+        RunWithRetry("SELECT 1 FROM " + marker_table + " WHERE txn_id = $1 AND participant = $2",
+                     {txn_id.c_str(), options.participant_name.c_str()});
+    if (!reply.ok()) {
+      return reply.status.WithContext("whether branch " + txn_id + " committed is unknown");
+    }
+    return FirstValue(reply).has_value();
+  }
+};
+
+class PostgresBackend::PgBranch : public Branch {
+ public:
+  // An active branch: `conn` is inside BEGIN. A prepared one: `conn` is null.
+  PgBranch(std::shared_ptr<Shared> shared, std::string txn_id, ConnPtr conn)
+      : shared_(std::move(shared)),
+        txn_id_(std::move(txn_id)),
+        gid_(Gid(shared_->options.participant_name, txn_id_)),
+        conn_(std::move(conn)),
+        pid_(conn_ != nullptr ? PQbackendPID(conn_.get()) : 0),
+        state_(conn_ != nullptr ? State::kActive : State::kPrepared) {}
+
+  ~PgBranch() override {
+    // An active branch's connection closes, and PostgreSQL rolls it back.
+    if (state_ == State::kPrepared) {
+      LOG(WARNING) << "prepared branch " << gid_ << " dropped undecided; it stays prepared in "
+                   << "PostgreSQL and RecoverPrepared finds it again";
+    }
+  }
+
+  Result<QueryResult> Execute(const std::string& sql,
+                              const std::vector<SqlValue>& params) override {
+    if (state_ != State::kActive) {
+      return Status::FailedPrecondition("branch " + txn_id_ + " is " + StateName() +
+                                        "; it takes no more statements");
+    }
+    if (!failed_.empty()) {
+      return Status::FailedPrecondition(
+          "an earlier statement failed; the transaction can only roll back (" + failed_ + ")");
+    }
+    RETURN_NOT_OK(CheckStatement(sql));
+    const std::string text = params.empty() ? sql : ToDollarPlaceholders(sql);
+
+    // Text parameters of unknown type, which PostgreSQL types from the context
+    // like quoted literals; blobs go as binary bytea.
+    std::vector<std::string> storage(params.size());
+    std::vector<const char*> values(params.size(), nullptr);
+    std::vector<int> lengths(params.size(), 0);
+    std::vector<int> formats(params.size(), 0);
+    std::vector<Oid> types(params.size(), 0);
+    for (size_t i = 0; i < params.size(); ++i) {
+      const SqlValue& value = params[i];
+      if (auto* v = std::get_if<int64_t>(&value)) {
+        storage[i] = std::to_string(*v);
+      } else if (auto* v = std::get_if<double>(&value)) {
+        char buffer[64];
+        std::snprintf(buffer, sizeof(buffer), "%.17g", *v);
+        storage[i] = buffer;
+      } else if (auto* v = std::get_if<std::string>(&value)) {
+        storage[i] = *v;
+      } else if (auto* v = std::get_if<Blob>(&value)) {
+        storage[i] = v->bytes;
+        formats[i] = 1;
+        types[i] = kByteaOid;
+      } else {
+        continue;  // NULL
+      }
+      values[i] = storage[i].data();
+      lengths[i] = static_cast<int>(storage[i].size());
+    }
+    ran_user_sql_ = true;
+    PGresult* raw = PQexecParams(conn_.get(), text.c_str(), static_cast<int>(params.size()),
+                                 types.data(), values.data(), lengths.data(), formats.data(), 0);
+    Reply reply = Collect(conn_.get(), raw, "execute");
+    if (!reply.ok()) {
+      // PostgreSQL aborts the transaction at any error (or lost it with the
+      // connection); only a statement it never ran leaves it usable.
+      if (PQtransactionStatus(conn_.get()) != PQTRANS_INTRANS) failed_ = reply.status.message();
+      return reply.status;
+    }
+    PGresult* res = reply.res.get();
+    QueryResult result;
+    const int columns = PQnfields(res);
+    const int rows = PQntuples(res);
+    for (int c = 0; c < columns; ++c) result.columns.emplace_back(PQfname(res, c));
+    result.rows.reserve(rows);
+    for (int r = 0; r < rows; ++r) {
+      std::vector<SqlValue>& row = result.rows.emplace_back();
+      row.reserve(columns);
+      for (int c = 0; c < columns; ++c) row.push_back(ColumnValue(res, r, c));
+    }
+    // PQcmdTuples also counts the rows a SELECT returned; only changes count.
+    const std::vector<std::string> command = LeadingWords(PQcmdStatus(res), 1);
+    if (!command.empty() && (command[0] == "INSERT" || command[0] == "UPDATE" ||
+                             command[0] == "DELETE" || command[0] == "MERGE")) {
+      result.affected_rows = std::strtoll(PQcmdTuples(res), nullptr, 10);
+    }
+    return result;
+  }
+
+  Result<Vote> Prepare(std::string* abort_reason) override {
+    if (state_ != State::kActive) {
+      return Status::FailedPrecondition("cannot prepare branch " + txn_id_ + ": " + StateName());
+    }
+    auto vote_abort = [&](const std::string& reason) {
+      *abort_reason = reason;
+      RollbackActive();
+      return Vote::kAbort;
+    };
+    if (!failed_.empty()) return vote_abort(failed_);
+    Reply xid = Run(conn_.get(), "SELECT pg_current_xact_id_if_assigned()");
+    if (!xid.ok()) return vote_abort(xid.status.message());
+    if (!FirstValue(xid)) {
+      // No xid: the branch never wrote, so there is nothing to hold.
+      Reply commit = Run(conn_.get(), "COMMIT");
+      if (!commit.ok()) return vote_abort(commit.status.message());
+      Release(State::kCommitted);
+      return Vote::kReadOnly;
+    }
+    // The marker is part of the prepared transaction, so it commits exactly
+    // when COMMIT PREPARED does; one round trip for both.
+    Reply prepare = RunScript(conn_.get(), shared_->MarkerInsert(txn_id_) +
+                                               "; PREPARE TRANSACTION " + QuoteLiteral(gid_));
+    if (prepare.status.code() == StatusCode::kUnavailable) {
+      // The reply was lost: the branch may be prepared or rolled back. Held
+      // as prepared, so the Rollback that follows an error takes it back.
+      LoseConnection();
+      state_ = State::kPrepared;
+      return prepare.status.WithContext("branch " + txn_id_ + " may be prepared");
+    }
+    if (!prepare.ok()) return vote_abort(prepare.status.message());  // PostgreSQL rolled it back
+    Release(State::kPrepared);
+    return Vote::kCommit;
+  }
+
+  Status CommitOnePhase() override {
+    if (state_ == State::kCommitted) return Status::Ok();
+    if (state_ != State::kActive) {
+      return Status::FailedPrecondition("cannot commit branch " + txn_id_ +
+                                        " in one phase: " + StateName());
+    }
+    if (!failed_.empty()) {
+      RollbackActive();
+      return Status::Aborted("an earlier statement failed, so the branch rolled back: " + failed_);
+    }
+    // The marker commits with the changes, in the same round trip; a branch
+    // that wrote nothing gets none and stays read-only.
+    Reply commit = RunScript(conn_.get(), shared_->MarkerInsert(txn_id_) +
+                                              " WHERE pg_current_xact_id_if_assigned() IS NOT NULL"
+                                              "; COMMIT");
+    if (commit.status.code() != StatusCode::kUnavailable) {
+      // COMMIT on an aborted transaction "succeeds" as ROLLBACK.
+      const bool committed =
+          commit.ok() && std::strcmp(PQcmdStatus(commit.res.get()), "COMMIT") == 0;
+      if (!committed) {
+        RollbackActive();  // an error in the INSERT leaves the transaction open
+        return Status::Aborted("COMMIT of branch " + txn_id_ + " rolled back" +
+                               (commit.ok() ? "" : ": " + commit.status.message()));
+      }
+      Release(State::kCommitted);
+      shared_->CountCommit();
+      return Status::Ok();
+    }
+    // The COMMIT's reply was lost: the marker tells, once the session is gone.
+    LoseConnection();
+    Result<bool> committed = shared_->Committed(txn_id_);
+    if (!committed.ok()) {
+      state_ = State::kUnknown;
+      return Status::Unavailable(
+          "COMMIT of branch " + txn_id_ +
+          " lost its reply; outcome unknown: " + committed.status().message());
+    }
+    state_ = *committed ? State::kCommitted : State::kRolledBack;
+    if (*committed) return Status::Ok();
+    return Status::Aborted("COMMIT of branch " + txn_id_ + " lost its reply and rolled back");
+  }
+
+  Status CommitPrepared() override {
+    if (state_ == State::kCommitted) return Status::Ok();
+    if (state_ != State::kPrepared) {
+      return Status::FailedPrecondition("cannot commit branch " + txn_id_ +
+                                        " as prepared: " + StateName());
+    }
+    Reply reply = shared_->RunWithRetry("COMMIT PREPARED " + QuoteLiteral(gid_));
+    if (reply.sqlstate == "42704") {
+      // XA's NOTA after a commit: an earlier attempt committed and its reply
+      // was lost, or someone committed it by hand. Rolling back a prepared
+      // branch is only ever Pact's decision, so this is taken as done.
+      LOG(WARNING) << "prepared transaction " << gid_ << " is gone; taking it as committed";
+    } else if (!reply.ok()) {
+      return reply.status.WithContext("branch " + txn_id_ + " stays prepared");
+    }
+    state_ = State::kCommitted;
+    shared_->CountCommit();
+    return Status::Ok();
+  }
+
+  Status Rollback() override {
+    switch (state_) {
+      case State::kRolledBack:
+        return Status::Ok();
+      case State::kCommitted:
+        return Status::FailedPrecondition("branch " + txn_id_ + " already committed");
+      case State::kUnknown:
+        return Status::FailedPrecondition("branch " + txn_id_ +
+                                          " sent COMMIT and its outcome is unknown");
+      case State::kActive:
+        RollbackActive();
+        return Status::Ok();
+      case State::kPrepared:
+        break;
+    }
+    // "No such gid" is only final once no session can still be preparing it.
+    Status settled = shared_->Settle(txn_id_);
+    if (!settled.ok()) return settled.WithContext("branch " + txn_id_ + " may stay prepared");
+    Reply reply = shared_->RunWithRetry("ROLLBACK PREPARED " + QuoteLiteral(gid_));
+    if (!reply.ok() && reply.sqlstate != "42704") {  // 42704: already gone
+      return reply.status.WithContext("branch " + txn_id_ + " stays prepared");
+    }
+    state_ = State::kRolledBack;
+    return Status::Ok();
+  }
+
+ private:
+  enum class State {
+    kActive,      // holds a connection inside BEGIN
+    kPrepared,    // PostgreSQL holds it under gid_; no connection
+    kCommitted,   // also after a read-only vote
+    kRolledBack,  // also after an abort vote
+    kUnknown,     // COMMIT sent, reply lost, and the server could not be asked
+  };
+
+  const char* StateName() const {
+    switch (state_) {
+      case State::kActive:
+        return "active";
+      case State::kPrepared:
+        return "prepared";
+      case State::kCommitted:
+        return "committed";
+      case State::kRolledBack:
+        return "rolled back";
+      case State::kUnknown:
+        return "of unknown outcome";
+    }
+    return "?";
+  }
+
+  // Ends the branch's hold on its connection, which goes back to the pool if
+  // it is still usable.
+  void Release(State final_state) {
+    shared_->Give(std::move(conn_), ran_user_sql_);
+    state_ = final_state;
+  }
+
+  // After a lost reply: the session may still be working on it, and is
+  // settled before any answer about the branch counts.
+  void LoseConnection() {
+    conn_.reset();
+    shared_->DropIdle();
+    shared_->NoteUnsettled(txn_id_, pid_);
+  }
+
+  // A broken connection needs no ROLLBACK: the server rolled it back.
+  void RollbackActive() {
+    if (!Broken(conn_.get()) && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
+      Reply reply = Run(conn_.get(), "ROLLBACK");
+      LOG_IF(WARNING, !reply.ok()) << txn_id_ << ": " << reply.status.ToString();
+    }
+    Release(State::kRolledBack);
+  }
+
+  const std::shared_ptr<Shared> shared_;
+  const std::string txn_id_;
+  const std::string gid_;
+  ConnPtr conn_;
+  const int pid_;  // the server process of conn_, 0 for a recovered branch
+  State state_;
+  std::string failed_;         // the first statement error: only rollback is left
+  bool ran_user_sql_ = false;  // the session may carry the caller's settings
+};
+
+PostgresBackend::PostgresBackend(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
+
+PostgresBackend::~PostgresBackend() = default;
+
+std::string PostgresBackend::Gid(const std::string& participant_name, const std::string& txn_id) {
+  return "pact:" + participant_name + ":" + txn_id;
+}
+
+Result<std::unique_ptr<PostgresBackend>> PostgresBackend::Open(
+    const PostgresBackendOptions& options) {
+  if (!IsValidName(options.participant_name)) {
+    return Status::InvalidArgument("participant name '" + options.participant_name +
+                                   "' is not [A-Za-z0-9_-]{1,64}");
+  }
+  auto shared = std::make_shared<Shared>();
+  shared->options = options;
+  ASSIGN_OR_RETURN(ConnPtr conn, shared->Connect());
+  const int version = PQserverVersion(conn.get());
+  if (version < 130000) {  // pg_current_xact_id_if_assigned, pg_xact_status(xid8)
+    return Status::FailedPrecondition("PostgreSQL " + std::to_string(version / 10000) +
+                                      " is too old; Pact needs 13 or later");
+  }
+  Reply reply = Run(conn.get(), "SHOW max_prepared_transactions");
+  if (!reply.ok()) return reply.status;
+  if (FirstValue(reply).value_or("0") == "0") {
+    return Status::FailedPrecondition(
+        "max_prepared_transactions is 0 on this server; set it to at least the number of "
+        "concurrent transactions (e.g. 100) and restart PostgreSQL");
+  }
+  Reply schema = Run(conn.get(), "SELECT quote_ident(current_schema())");
+  if (!schema.ok()) return schema.status;
+  if (!FirstValue(schema)) {
+    return Status::FailedPrecondition("no schema on the search_path for " +
+                                      std::string(kMarkerTable));
+  }
+  shared->marker_table = *FirstValue(schema) + "." + kMarkerTable;
+  // Two participants opening one database at once may both create it.
+  Reply created = Run(conn.get(), "CREATE TABLE IF NOT EXISTS " + shared->marker_table +
+                                      "(txn_id text NOT NULL, participant text NOT NULL,"
+                                      " committed_at timestamptz NOT NULL DEFAULT now(),"
+                                      " PRIMARY KEY(txn_id, participant))");
+  if (!created.ok() && created.sqlstate != "23505" && created.sqlstate != "42P07") {
+    return created.status.WithContext("cannot create the commit marker table");
+  }
+  shared->Give(std::move(conn), false);
+  RETURN_NOT_OK(shared->Prune());
+  return std::unique_ptr<PostgresBackend>(new PostgresBackend(std::move(shared)));
+}
+
+Result<std::unique_ptr<Branch>> PostgresBackend::Begin(const std::string& txn_id) {
+  // Parsing also keeps the gid free of characters that would need quoting.
+  RETURN_NOT_OK(TxnId::Parse(txn_id).status());
+  const std::string gid = Gid(shared_->options.participant_name, txn_id);
+  if (gid.size() > kMaxGidBytes) {
+    return Status::InvalidArgument("gid " + gid + " is longer than PostgreSQL's 199 bytes");
+  }
+  // A pooled connection can die unnoticed (a server restart): one retry.
+  for (int attempt = 0;; ++attempt) {
+    ASSIGN_OR_RETURN(ConnPtr conn, shared_->Take());
+    Reply reply = Run(conn.get(), "BEGIN");
+    if (reply.ok()) {
+      return std::unique_ptr<Branch>(new PgBranch(shared_, txn_id, std::move(conn)));
+    }
+    if (reply.status.code() != StatusCode::kUnavailable || attempt > 0) return reply.status;
+    shared_->DropIdle();
+  }
+}
+
+Result<std::vector<RecoveredBranch>> PostgresBackend::RecoverPrepared() {
+  return PreparedBranches({});
+}
+
+Result<std::vector<RecoveredBranch>> PostgresBackend::FindOrphans(
+    const std::set<std::string>& held) {
+  return PreparedBranches(held);
+}
+
+Result<std::vector<RecoveredBranch>> PostgresBackend::PreparedBranches(
+    const std::set<std::string>& skip) {
+  const std::string prefix = Gid(shared_->options.participant_name, "");
+  // starts_with rather than LIKE: '_' in a participant name is a wildcard.
+  Reply reply = shared_->RunWithRetry(
+      "SELECT gid, (extract(epoch FROM prepared) * 1000)::int8 FROM pg_prepared_xacts"
+      " WHERE database = current_database() AND starts_with(gid, $1) ORDER BY prepared",
+      {prefix.c_str()});
+  if (!reply.ok()) return reply.status;
+  std::vector<RecoveredBranch> found;
+  for (int r = 0; r < PQntuples(reply.res.get()); ++r) {
+    const std::string gid = PQgetvalue(reply.res.get(), r, 0);
+    RecoveredBranch branch;
+    branch.txn_id = gid.substr(prefix.size());
+    if (skip.count(branch.txn_id) > 0) continue;
+    branch.prepared_at_ms = std::strtoll(PQgetvalue(reply.res.get(), r, 1), nullptr, 10);
+    branch.branch.reset(new PgBranch(shared_, branch.txn_id, nullptr));
+    LOG(INFO) << "found prepared transaction " << gid;
+    found.push_back(std::move(branch));
+  }
+  return found;
+}
+
+Result<bool> PostgresBackend::IsCommitted(const std::string& txn_id) {
+  return shared_->Committed(txn_id);
+}
+
+}  // namespace pact
