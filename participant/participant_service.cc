@@ -13,7 +13,39 @@ Status NoSuchBranch(const std::string& txn_id) {
                           " here (never executed here, or already finished)");
 }
 
+// Every move a branch makes here; anything else is a bug.
+struct PhaseMove {
+  BranchPhase from;
+  BranchPhase to;
+};
+constexpr PhaseMove kPhaseMoves[] = {
+    // Voted COMMIT: the backend made it durable as prepared.
+    {BranchPhase::kActive, BranchPhase::kPrepared},
+    // Committed in one phase; rolled back (asked to, its deadline passed, its
+    // coordinator restarted, this process stops); voted READ_ONLY or ABORT;
+    // or its opening failed.
+    {BranchPhase::kActive, BranchPhase::kDone},
+    // Committed or rolled back as its coordinator, or an operator, decided.
+    {BranchPhase::kPrepared, BranchPhase::kDone},
+};
+
 }  // namespace
+
+const char* BranchPhaseName(BranchPhase phase) {
+  switch (phase) {
+    case BranchPhase::kActive: return "active";
+    case BranchPhase::kPrepared: return "prepared";
+    case BranchPhase::kDone: return "done";
+  }
+  return "?";
+}
+
+bool BranchMoveAllowed(BranchPhase from, BranchPhase to) {
+  for (const PhaseMove& move : kPhaseMoves) {
+    if (move.from == from && move.to == to) return true;
+  }
+  return false;
+}
 
 ParticipantService::ParticipantService(ParticipantOptions options, Backend* backend,
                                        StateStore* state, CoordinatorLink* coordinator)
@@ -69,15 +101,13 @@ Status ParticipantService::Start() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& r : recovered) {
-      auto entry = std::make_shared<Entry>();
-      entry->branch = std::move(r.branch);
-      entry->phase = Phase::kPrepared;
-      entry->since = clock()->Now() - Millis(clock()->WallMillis() - r.prepared_at_ms);
       // Ask after one interval: a coordinator that is re-driving its commits
       // at its own restart usually delivers the decision first.
-      entry->next_inquiry = clock()->Now() + Millis(options_.inquiry_interval_ms);
+      branches_[r.txn_id] =
+          HeldPrepared(std::move(r.branch),
+                       clock()->Now() - Millis(clock()->WallMillis() - r.prepared_at_ms),
+                       clock()->Now() + Millis(options_.inquiry_interval_ms));
       LOG(INFO) << "restored prepared branch of " << r.txn_id << "; asking its coordinator";
-      branches_[r.txn_id] = std::move(entry);
     }
   }
   next_orphan_check_ = clock()->Now() + Millis(options_.orphan_check_interval_ms);
@@ -103,11 +133,11 @@ void ParticipantService::Stop() {
   housekeeping_.clear();
   for (const auto& [txn_id, entry] : AllEntries()) {
     std::lock_guard<std::mutex> lock(entry->mu);
-    if (entry->phase != Phase::kActive) continue;
-    Status st = entry->branch->Rollback();
+    if (entry->phase != BranchPhase::kActive) continue;
+    Status st;
+    if (!Move(txn_id, entry.get(), BranchPhase::kDone, &Branch::Rollback, &st).ok()) continue;
     LOG(INFO) << "stopping: rolled back the unprepared branch of " << txn_id
               << (st.ok() ? "" : ": " + st.ToString());
-    Forget(txn_id, entry.get());
   }
 }
 
@@ -127,12 +157,50 @@ std::shared_ptr<ParticipantService::Entry> ParticipantService::Lookup(const std:
   return it == branches_.end() ? nullptr : it->second;
 }
 
-void ParticipantService::Forget(const std::string& txn_id, Entry* entry) {
-  entry->phase = Phase::kDone;
-  entry->branch.reset();
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = branches_.find(txn_id);
-  if (it != branches_.end() && it->second.get() == entry) branches_.erase(it);
+Status ParticipantService::Move(const std::string& txn_id, Entry* entry, BranchPhase to,
+                                Step step, Status* step_answer) {
+  if (!BranchMoveAllowed(entry->phase, to)) {
+    Status refused = Status::Internal(std::string("illegal move ") +
+                                      BranchPhaseName(entry->phase) + " -> " +
+                                      BranchPhaseName(to) + " of the branch of " + txn_id);
+    LOG(ERROR) << refused.ToString();
+    return refused;
+  }
+  if (step != nullptr) {
+    // The database first: the phase published below must be one it holds.
+    Status answer = (entry->branch.get()->*step)();
+    if (step_answer != nullptr) {
+      *step_answer = answer;
+    } else if (!answer.ok()) {
+      return answer;
+    }
+  }
+  entry->phase = to;
+  switch (to) {
+    case BranchPhase::kActive:
+      break;  // no move leads back here
+    case BranchPhase::kPrepared:
+      entry->since = clock()->Now();
+      entry->next_inquiry = entry->since + Millis(options_.inquiry_interval_ms);
+      break;
+    case BranchPhase::kDone: {
+      entry->branch.reset();
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = branches_.find(txn_id);
+      if (it != branches_.end() && it->second.get() == entry) branches_.erase(it);
+      break;
+    }
+  }
+  return Status::Ok();
+}
+
+std::shared_ptr<ParticipantService::Entry> ParticipantService::HeldPrepared(
+    std::unique_ptr<Branch> branch, TimePoint since, TimePoint first_inquiry) {
+  auto entry = std::make_shared<Entry>(BranchPhase::kPrepared);
+  entry->branch = std::move(branch);
+  entry->since = since;
+  entry->next_inquiry = first_inquiry;
+  return entry;
 }
 
 Status ParticipantService::Open(const std::string& txn_id, Entry* entry) {
@@ -168,7 +236,7 @@ Result<QueryResult> ParticipantService::Execute(const std::string& txn_id,
     std::lock_guard<std::mutex> map_lock(mu_);
     auto& slot = branches_[txn_id];
     if (!slot) {
-      slot = std::make_shared<Entry>();
+      slot = std::make_shared<Entry>(BranchPhase::kActive);
       // Locked before it is published: no other thread (housekeeping, a
       // listing) may see a branch that is not open yet. Uncontended, so
       // taking it under mu_ cannot deadlock.
@@ -181,16 +249,16 @@ Result<QueryResult> ParticipantService::Execute(const std::string& txn_id,
   if (created) {
     Status opened = Open(txn_id, entry.get());
     if (!opened.ok()) {
-      Forget(txn_id, entry.get());
+      RETURN_NOT_OK(Move(txn_id, entry.get(), BranchPhase::kDone));  // nothing to undo
       return opened;
     }
   }
   switch (entry->phase) {
-    case Phase::kActive: break;
-    case Phase::kPrepared:
+    case BranchPhase::kActive: break;
+    case BranchPhase::kPrepared:
       return Status::FailedPrecondition("transaction " + txn_id +
                                         " is prepared here; it accepts no more statements");
-    case Phase::kDone:
+    case BranchPhase::kDone:
       return Status::FailedPrecondition("the branch of transaction " + txn_id +
                                         " here has ended");
   }
@@ -278,16 +346,16 @@ void ParticipantService::RollBackSuperseded(const std::string& coordinator, int6
     auto id = TxnId::Parse(txn_id);
     if (!id.ok() || id->coordinator != coordinator || id->epoch >= epoch) continue;
     std::lock_guard<std::mutex> lock(entry->mu);
-    if (entry->phase != Phase::kActive) continue;  // prepared ones wait for the decision
+    if (entry->phase != BranchPhase::kActive) continue;  // prepared ones wait for the decision
     // Its coordinator restarted: the new run does not know the transaction,
     // so it can never commit; holding its locks until the deadline only
     // blocks others.
-    Status st = entry->branch->Rollback();
+    Status st;
+    if (!Move(txn_id, entry.get(), BranchPhase::kDone, &Branch::Rollback, &st).ok()) continue;
     metrics_.rollbacks->Add();
     LOG(WARNING) << "txn " << txn_id << ": rolled back the unprepared branch here, coordinator "
                  << coordinator << " restarted (epoch " << epoch << ")"
                  << (st.ok() ? "" : " (rollback error: " + st.ToString() + ")");
-    Forget(txn_id, entry.get());
   }
 }
 
@@ -298,35 +366,35 @@ Result<Vote> ParticipantService::Prepare(const Fence& fence, const std::string& 
   if (!entry) return NoSuchBranch(txn_id);
   std::lock_guard<std::mutex> lock(entry->mu);
   RETURN_NOT_OK(CheckFence(fence));
-  if (entry->phase == Phase::kPrepared) return Vote::kCommit;  // a repeated prepare
-  if (entry->phase == Phase::kDone) return NoSuchBranch(txn_id);
+  if (entry->phase == BranchPhase::kPrepared) return Vote::kCommit;  // a repeated prepare
+  if (entry->phase == BranchPhase::kDone) return NoSuchBranch(txn_id);
   std::string reason;
   auto vote = entry->branch->Prepare(&reason);
   if (!vote.ok()) {
     // Not durable as prepared: release it, the coordinator takes this as ABORT.
     metrics_.votes_abort->Add();
-    Status rolled_back = entry->branch->Rollback();
+    Status rolled_back;
+    RETURN_NOT_OK(
+        Move(txn_id, entry.get(), BranchPhase::kDone, &Branch::Rollback, &rolled_back));
     LOG_IF(WARNING, !rolled_back.ok()) << rolled_back.ToString();
-    Forget(txn_id, entry.get());
     return vote.status();
   }
+  // The vote's own step made the database's half: prepared, or released.
   switch (*vote) {
     case Vote::kCommit:
       metrics_.votes_commit->Add();
-      entry->phase = Phase::kPrepared;
-      entry->since = clock()->Now();
-      entry->next_inquiry = entry->since + Millis(options_.inquiry_interval_ms);
+      RETURN_NOT_OK(Move(txn_id, entry.get(), BranchPhase::kPrepared));
       CrashPoint("after_prepare_durable");
       return Vote::kCommit;
     case Vote::kReadOnly:
       metrics_.votes_read_only->Add();
-      Forget(txn_id, entry.get());
+      RETURN_NOT_OK(Move(txn_id, entry.get(), BranchPhase::kDone));
       return Vote::kReadOnly;
     case Vote::kAbort:
       break;
   }
   metrics_.votes_abort->Add();
-  Forget(txn_id, entry.get());
+  RETURN_NOT_OK(Move(txn_id, entry.get(), BranchPhase::kDone));
   LOG(WARNING) << "txn " << txn_id << ": voted ABORT: " << reason;
   return Status::Aborted(reason);
 }
@@ -373,14 +441,15 @@ Status ParticipantService::Commit(const Fence& fence, const std::string& txn_id,
   if (!entry) return CommitForgotten(txn_id, one_phase);
   std::lock_guard<std::mutex> lock(entry->mu);
   RETURN_NOT_OK(CheckFence(fence));
-  if (entry->phase == Phase::kDone) return CommitForgotten(txn_id, one_phase);
+  if (entry->phase == BranchPhase::kDone) return CommitForgotten(txn_id, one_phase);
   if (one_phase) {
-    if (entry->phase == Phase::kPrepared) {
+    if (entry->phase == BranchPhase::kPrepared) {
       return Status::FailedPrecondition("the branch of " + txn_id +
                                         " is prepared; a one-phase commit does not apply");
     }
-    Status st = entry->branch->CommitOnePhase();
-    Forget(txn_id, entry.get());
+    Status st;
+    RETURN_NOT_OK(
+        Move(txn_id, entry.get(), BranchPhase::kDone, &Branch::CommitOnePhase, &st));
     if (st.code() == StatusCode::kUnavailable) {
       // The database did not answer the COMMIT: it may have committed. A
       // repeated commit asks the backend (IsCommitted) what happened.
@@ -394,7 +463,7 @@ Status ParticipantService::Commit(const Fence& fence, const std::string& txn_id,
     CrashPoint("after_commit_applied");
     return Status::Ok();
   }
-  if (entry->phase == Phase::kActive) {
+  if (entry->phase == BranchPhase::kActive) {
     return Status::FailedPrecondition("the branch of " + txn_id +
                                       " is not prepared; commit needs a COMMIT vote first");
   }
@@ -404,10 +473,10 @@ Status ParticipantService::Commit(const Fence& fence, const std::string& txn_id,
     return CompareAndSettleHeuristic(*heuristic, /*committed=*/true);
   }
   CrashPoint("before_commit_applied");
-  RETURN_NOT_OK(entry->branch->CommitPrepared());  // on error it stays prepared
+  // On error it stays prepared.
+  RETURN_NOT_OK(Move(txn_id, entry.get(), BranchPhase::kDone, &Branch::CommitPrepared));
   CrashPoint("after_commit_applied");
   metrics_.commits->Add();
-  Forget(txn_id, entry.get());
   return Status::Ok();
 }
 
@@ -416,23 +485,23 @@ Status ParticipantService::Rollback(const Fence& fence, const std::string& txn_i
   RETURN_NOT_OK(AdmitFence(fence));
   auto entry = Lookup(txn_id);
   auto heuristic = state_->FindHeuristic(txn_id);
-  if (!entry || entry->phase == Phase::kDone) {
+  if (!entry || entry->phase == BranchPhase::kDone) {
     // Nothing held: already rolled back, unless an operator committed it.
     return heuristic ? CompareAndSettleHeuristic(*heuristic, /*committed=*/false) : Status::Ok();
   }
   std::lock_guard<std::mutex> lock(entry->mu);
   RETURN_NOT_OK(CheckFence(fence));
-  if (entry->phase == Phase::kDone) {
+  if (entry->phase == BranchPhase::kDone) {
     return heuristic ? CompareAndSettleHeuristic(*heuristic, /*committed=*/false) : Status::Ok();
   }
-  if (heuristic && entry->phase == Phase::kPrepared) {
+  if (heuristic && entry->phase == BranchPhase::kPrepared) {
     RETURN_NOT_OK(ApplyHeuristic(txn_id, entry.get(), heuristic->committed));
     return CompareAndSettleHeuristic(*heuristic, /*committed=*/false);
   }
-  RETURN_NOT_OK(entry->branch->Rollback());  // on error a prepared branch stays prepared
+  // On error it stays where it was (prepared, or active until its deadline).
+  RETURN_NOT_OK(Move(txn_id, entry.get(), BranchPhase::kDone, &Branch::Rollback));
   CrashPoint("after_rollback_applied");
   metrics_.rollbacks->Add();
-  Forget(txn_id, entry.get());
   return Status::Ok();
 }
 
@@ -457,8 +526,8 @@ std::vector<BranchSnapshot> ParticipantService::ListBranches() {
     BranchSnapshot s;
     s.txn_id = txn_id;
     if (lock.owns_lock()) {
-      if (entry->phase == Phase::kDone) continue;
-      s.prepared = entry->phase == Phase::kPrepared;
+      if (entry->phase == BranchPhase::kDone) continue;
+      s.prepared = entry->phase == BranchPhase::kPrepared;
       s.age_ms = -clock()->MillisUntil(entry->since);
       if (!s.prepared) s.deadline_in_ms = clock()->MillisUntil(entry->deadline);
     }
@@ -471,7 +540,7 @@ Status ParticipantService::Resolve(const std::string& txn_id, bool commit) {
   auto entry = Lookup(txn_id);
   if (!entry) return Status::NotFound("no prepared branch of transaction " + txn_id + " here");
   std::lock_guard<std::mutex> lock(entry->mu);
-  if (entry->phase != Phase::kPrepared) {
+  if (entry->phase != BranchPhase::kPrepared) {
     return Status::FailedPrecondition("the branch of " + txn_id +
                                       " here is not prepared; only in-doubt branches can be "
                                       "resolved by hand");
@@ -484,10 +553,10 @@ Status ParticipantService::Resolve(const std::string& txn_id, bool commit) {
 }
 
 Status ParticipantService::ApplyHeuristic(const std::string& txn_id, Entry* entry, bool commit) {
-  RETURN_NOT_OK(commit ? entry->branch->CommitPrepared() : entry->branch->Rollback());
+  RETURN_NOT_OK(Move(txn_id, entry, BranchPhase::kDone,
+                     commit ? &Branch::CommitPrepared : &Branch::Rollback));
   LOG(WARNING) << "txn " << txn_id << " HEURISTIC " << (commit ? "COMMIT" : "ROLLBACK")
                << " participant=" << name() << " by an operator";
-  Forget(txn_id, entry);
   return Status::Ok();
 }
 
@@ -497,7 +566,7 @@ void ParticipantService::ReconcileHeuristics() {
     if (entry) {
       // Recorded but not applied (a crash in between): apply it first.
       std::lock_guard<std::mutex> lock(entry->mu);
-      if (entry->phase == Phase::kPrepared) {
+      if (entry->phase == BranchPhase::kPrepared) {
         Status st = ApplyHeuristic(h.txn_id, entry.get(), h.committed);
         LOG_IF(WARNING, !st.ok()) << st.ToString();
         continue;
@@ -524,20 +593,20 @@ void ParticipantService::ReconcileHeuristics() {
 void ParticipantService::RollBackExpired(const std::string& txn_id,
                                          const std::shared_ptr<Entry>& entry) {
   std::lock_guard<std::mutex> lock(entry->mu);
-  if (entry->phase != Phase::kActive || entry->deadline > clock()->Now()) return;
+  if (entry->phase != BranchPhase::kActive || entry->deadline > clock()->Now()) return;
   // The client vanished or is too slow: release the locks it held.
-  Status st = entry->branch->Rollback();
+  Status st;
+  if (!Move(txn_id, entry.get(), BranchPhase::kDone, &Branch::Rollback, &st).ok()) return;
   metrics_.deadline_rollbacks->Add();
   LOG(WARNING) << "txn " << txn_id << ": rolled back the branch here, its deadline passed"
                << (st.ok() ? "" : " (rollback error: " + st.ToString() + ")");
-  Forget(txn_id, entry.get());
 }
 
 void ParticipantService::ResolveByInquiry(const std::string& txn_id,
                                           const std::shared_ptr<Entry>& entry) {
   auto outcome = coordinator_->Inquire(txn_id);
   std::lock_guard<std::mutex> lock(entry->mu);
-  if (entry->phase != Phase::kPrepared) return;  // decided meanwhile
+  if (entry->phase != BranchPhase::kPrepared) return;  // decided meanwhile
   entry->next_inquiry = clock()->Now() + Millis(options_.inquiry_interval_ms);
   if (!outcome.ok()) {
     LOG(WARNING) << "txn " << txn_id << ": prepared here, coordinator did not answer: "
@@ -546,7 +615,8 @@ void ParticipantService::ResolveByInquiry(const std::string& txn_id,
   }
   if (*outcome == Outcome::kActive) return;
   bool commit = *outcome == Outcome::kCommitted;
-  Status st = commit ? entry->branch->CommitPrepared() : entry->branch->Rollback();
+  Status st = Move(txn_id, entry.get(), BranchPhase::kDone,
+                   commit ? &Branch::CommitPrepared : &Branch::Rollback);
   if (!st.ok()) {
     LOG(WARNING) << "txn " << txn_id << ": " << (commit ? "commit" : "rollback")
                  << " after inquiry failed, will retry: " << st.ToString();
@@ -555,7 +625,6 @@ void ParticipantService::ResolveByInquiry(const std::string& txn_id,
   (commit ? metrics_.commits : metrics_.rollbacks)->Add();
   LOG(INFO) << "txn " << txn_id << ": coordinator says " << OutcomeName(*outcome) << "; "
             << (commit ? "committed" : "rolled back") << " the prepared branch here";
-  Forget(txn_id, entry.get());
 }
 
 void ParticipantService::AdoptOrphans() {
@@ -574,15 +643,11 @@ void ParticipantService::AdoptOrphans() {
   for (auto& orphan : *orphans) {
     // A branch opened since `held` was taken is the live one: keep that.
     if (branches_.count(orphan.txn_id) > 0) continue;
-    auto entry = std::make_shared<Entry>();
-    entry->branch = std::move(orphan.branch);
-    entry->phase = Phase::kPrepared;
-    entry->since = clock()->Now();
-    entry->next_inquiry = clock()->Now();
+    branches_[orphan.txn_id] =
+        HeldPrepared(std::move(orphan.branch), clock()->Now(), clock()->Now());
     LOG(WARNING) << "txn " << orphan.txn_id
                  << ": the database holds a prepared branch this process had lost track of "
                     "(its prepare's answer was lost); holding it and asking its coordinator";
-    branches_[orphan.txn_id] = std::move(entry);
   }
 }
 
@@ -592,7 +657,7 @@ void ParticipantService::RollBackExpiredBranches() {
     {
       std::unique_lock<std::mutex> lock(entry->mu, std::try_to_lock);
       if (!lock.owns_lock()) continue;  // busy: a call is deciding it
-      if (entry->phase != Phase::kActive || entry->deadline > now) continue;
+      if (entry->phase != BranchPhase::kActive || entry->deadline > now) continue;
     }
     RollBackExpired(txn_id, entry);
   }
@@ -610,7 +675,7 @@ void ParticipantService::TalkToCoordinator() {
     {
       std::unique_lock<std::mutex> lock(entry->mu, std::try_to_lock);
       if (!lock.owns_lock()) continue;
-      if (entry->phase != Phase::kPrepared || entry->next_inquiry > now) continue;
+      if (entry->phase != BranchPhase::kPrepared || entry->next_inquiry > now) continue;
     }
     ResolveByInquiry(txn_id, entry);
   }

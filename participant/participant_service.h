@@ -37,8 +37,39 @@ struct ParticipantOptions {
   // How often the database's own list of prepared branches is compared with
   // the ones held here (Backend::FindOrphans).
   int orphan_check_interval_ms = 10000;
+  // Its clock times deadlines, inquiries and orphan checks (the housekeeping
+  // threads only pace their rounds in real time); tests and the simulation
+  // pass their own.
   Runtime runtime;
 };
+
+// A branch's life in this service. Every change goes through
+// ParticipantService::Move: the database's half first, then the phase. A
+// branch is born kActive (Execute opens it) or kPrepared (the database holds
+// it prepared: restored at Start, or adopted as an orphan).
+enum class BranchPhase {
+  // Open in the database and taking statements. Nothing durable backs it: a
+  // restart loses it (the coordinator learns so from the incarnation in its
+  // enlisted name), and its deadline rolls it back.
+  kActive,
+  // Voted COMMIT. The backend's prepared record backs it, so it survives a
+  // crash (Backend::RecoverPrepared); it waits for the decision and asks its
+  // coordinator. An operator's decision goes to the state store's heuristics
+  // before it is applied.
+  kPrepared,
+  // Committed or rolled back in the database, or never opened; the entry is
+  // forgotten. A commit stays answerable from the backend (IsCommitted), a
+  // rollback from nothing held (presumed abort), an operator's decision from
+  // its heuristic record until it is reconciled.
+  kDone,
+};
+
+const char* BranchPhaseName(BranchPhase phase);
+// Whether a branch may move from `from` to `to` (the table is in the .cc).
+// Never to the phase it is in: a repeated message is answered by its verb (a
+// second prepare votes again, a commit of a forgotten branch asks the
+// database), not by a move.
+bool BranchMoveAllowed(BranchPhase from, BranchPhase to);
 
 struct BranchSnapshot {
   std::string txn_id;
@@ -91,11 +122,11 @@ class ParticipantService {
   void Tick();
 
  private:
-  enum class Phase { kActive, kPrepared, kDone };
   struct Entry {
+    explicit Entry(BranchPhase born) : phase(born) {}
     std::mutex mu;
     std::unique_ptr<Branch> branch;  // guarded by mu
-    Phase phase = Phase::kActive;    // guarded by mu
+    BranchPhase phase;               // guarded by mu; changed by Move only
     TimePoint since;                 // guarded by mu; begun, or prepared
     TimePoint deadline;              // guarded by mu; kActive only
     TimePoint next_inquiry;          // guarded by mu; kPrepared only
@@ -104,8 +135,22 @@ class ParticipantService {
   Entries AllEntries();
 
   std::shared_ptr<Entry> Lookup(const std::string& txn_id);
-  // REQUIRES: entry->mu held. Marks the branch finished and forgets it.
-  void Forget(const std::string& txn_id, Entry* entry);
+  // The database's half of a move: one call on the branch.
+  using Step = Status (Branch::*)();
+  // REQUIRES: entry->mu held. The one place a branch changes phase. A move
+  // BranchMoveAllowed does not list is refused (kInternal, logged) and
+  // nothing runs. Otherwise `step` runs first and the phase is published
+  // after it: kPrepared starts the wait for an inquiry, kDone forgets the
+  // entry. When the step fails the branch stays where it was and the error
+  // is returned, unless `step_answer` is given: then the branch is let go
+  // whatever the database answers (an unprepared branch holds nothing
+  // durable) and the answer lands there.
+  Status Move(const std::string& txn_id, Entry* entry, BranchPhase to, Step step = nullptr,
+              Status* step_answer = nullptr);
+  // A branch the database holds prepared and this process did not (restored
+  // or adopted); it asks its coordinator from `first_inquiry` on.
+  static std::shared_ptr<Entry> HeldPrepared(std::unique_ptr<Branch> branch, TimePoint since,
+                                             TimePoint first_inquiry);
   // REQUIRES: entry->mu held. Begins the branch and enlists it.
   Status Open(const std::string& txn_id, Entry* entry);
   Clock* clock() const { return options_.runtime.clock; }
