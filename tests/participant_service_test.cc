@@ -1,14 +1,17 @@
 // The participant service over its seams: a scripted backend, an in-memory
-// state store and a coordinator link the test controls. Fencing, branch
-// openings, epoch raises, orphan adoption, heuristics and the housekeeping
-// threads, without a database or a network.
+// state store, a coordinator link and a clock the test controls. The phase
+// table, fencing, ownership, branch openings, epoch raises, retries,
+// deadlines, inquiries, orphan adoption, heuristics and the housekeeping
+// threads, without a database, a network or a sleep.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "participant/participant_service.h"
@@ -17,6 +20,22 @@ namespace pact {
 namespace {
 
 using namespace std::chrono_literals;
+
+// Time moves only when a test says so (Advance); safe to read from the
+// housekeeping threads while the test moves it.
+class ManualClock : public Clock {
+ public:
+  TimePoint Now() override { return TimePoint(Millis(kStartMs + elapsed_ms_)); }
+  int64_t WallMillis() override { return kWallStartMs + elapsed_ms_; }
+  void SleepFor(Millis d) override { Advance(d.count()); }
+  void Advance(int64_t ms) { elapsed_ms_ += ms; }
+
+ private:
+  // Far from zero, so "the distant past" (a default TimePoint) stays past.
+  static constexpr int64_t kStartMs = 1000000;
+  static constexpr int64_t kWallStartMs = 1700000000000;
+  std::atomic<int64_t> elapsed_ms_{0};
+};
 
 // Every branch call lands in one log; prepared branches survive "restarts"
 // of the service (the backend object outlives it, like a database).
@@ -54,6 +73,13 @@ class ScriptedBackend : public Backend {
     std::lock_guard<std::mutex> lock(mu_);
     return calls_[verb + " " + txn_id];
   }
+  // For the housekeeping threads: true once `verb` was called `n` times on
+  // the branch (and its effect is visible), false if not within `timeout`.
+  bool WaitFor(const std::string& verb, const std::string& txn_id, int n,
+               std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return noted_.wait_for(lock, timeout, [&] { return calls_[verb + " " + txn_id] >= n; });
+  }
   bool Prepared(const std::string& txn_id) {
     std::lock_guard<std::mutex> lock(mu_);
     return prepared_.count(txn_id) > 0;
@@ -69,9 +95,7 @@ class ScriptedBackend : public Backend {
       return QueryResult{};
     }
     Result<Vote> Prepare(std::string*) override {
-      backend_->Note("prepare", txn_id_);
-      std::lock_guard<std::mutex> lock(backend_->mu_);
-      backend_->prepared_.insert(txn_id_);
+      backend_->Note("prepare", txn_id_, [this] { backend_->prepared_.insert(txn_id_); });
       return Vote::kCommit;
     }
     Status CommitOnePhase() override { return Finish("commit", true); }
@@ -80,22 +104,29 @@ class ScriptedBackend : public Backend {
 
    private:
     Status Finish(const char* verb, bool committed) {
-      backend_->Note(verb, txn_id_);
-      std::lock_guard<std::mutex> lock(backend_->mu_);
-      backend_->prepared_.erase(txn_id_);
-      if (committed) backend_->committed_.insert(txn_id_);
+      backend_->Note(verb, txn_id_, [this, committed] {
+        backend_->prepared_.erase(txn_id_);
+        if (committed) backend_->committed_.insert(txn_id_);
+      });
       return Status::Ok();
     }
     ScriptedBackend* const backend_;
     const std::string txn_id_;
   };
 
-  void Note(const std::string& verb, const std::string& txn_id) {
-    std::lock_guard<std::mutex> lock(mu_);
-    calls_[verb + " " + txn_id]++;
+  // One call and its effect on the database (run under mu_), seen together.
+  void Note(const std::string& verb, const std::string& txn_id,
+            const std::function<void()>& effect = [] {}) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      calls_[verb + " " + txn_id]++;
+      effect();
+    }
+    noted_.notify_all();
   }
 
   std::mutex mu_;
+  std::condition_variable noted_;
   std::map<std::string, int> calls_;
   std::set<std::string> prepared_;
   std::set<std::string> committed_;
@@ -116,12 +147,14 @@ class ScriptedLink : public CoordinatorLink {
   Result<Outcome> Inquire(const std::string& txn_id) override {
     std::unique_lock<std::mutex> lock(mu_);
     inquiries_++;
+    asked_.notify_all();
     thawed_.wait(lock, [&] { return !frozen_; });
     auto it = outcomes_.find(txn_id);
     return it == outcomes_.end() ? Outcome::kActive : it->second;
   }
   Status Register(const ParticipantAddress&) override { return Status::Ok(); }
   Result<CoordinatorIdentity> Identify(const std::string&) override {
+    if (on_identify_) on_identify_();
     std::lock_guard<std::mutex> lock(mu_);
     identifies_++;
     if (down_) return Status::Unavailable("127.0.0.1:7700: connection refused");
@@ -159,6 +192,8 @@ class ScriptedLink : public CoordinatorLink {
     std::lock_guard<std::mutex> lock(mu_);
     return identifies_;
   }
+  // Runs at each Identify, before it answers. Set before the calls start.
+  void OnIdentify(std::function<void()> fn) { on_identify_ = std::move(fn); }
   void SetOutcome(const std::string& txn_id, Outcome outcome) {
     std::lock_guard<std::mutex> lock(mu_);
     outcomes_[txn_id] = outcome;
@@ -175,10 +210,17 @@ class ScriptedLink : public CoordinatorLink {
     std::lock_guard<std::mutex> lock(mu_);
     return inquiries_;
   }
+  // True once `n` inquiries have been made, false if not within `timeout`.
+  bool WaitForInquiries(int n, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return asked_.wait_for(lock, timeout, [&] { return inquiries_ >= n; });
+  }
 
  private:
   std::mutex mu_;
+  std::condition_variable asked_;
   std::condition_variable thawed_;
+  std::function<void()> on_identify_;
   bool frozen_ = false;
   int64_t deadline_ms_ = 60000;
   int inquiries_ = 0;
@@ -189,25 +231,16 @@ class ScriptedLink : public CoordinatorLink {
   std::map<std::string, std::vector<std::string>> openings_;
 };
 
-template <typename Fn>
-bool Eventually(Fn done, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return done();
-}
-
 class ParticipantServiceTest : public ::testing::Test {
  protected:
   void Start(bool threads = false) {
     ParticipantOptions options;
     options.self = {"p1", "127.0.0.1", 1, "scripted"};
     options.incarnation = "run" + std::to_string(++runs_);
-    options.inquiry_interval_ms = 0;
+    options.inquiry_interval_ms = inquiry_interval_ms_;
     options.housekeeping_interval_ms = 10;
-    options.orphan_check_interval_ms = 0;
+    options.orphan_check_interval_ms = orphan_check_interval_ms_;
+    options.runtime.clock = &clock_;
     options.runtime.background_threads = threads;
     service_ = std::make_unique<ParticipantService>(options, &backend_, &state_, &link_);
     ASSERT_TRUE(service_->Start().ok());
@@ -218,6 +251,10 @@ class ParticipantServiceTest : public ::testing::Test {
     Start(threads);
   }
 
+  // 0: every Tick asks about prepared branches and looks for orphans.
+  int inquiry_interval_ms_ = 0;
+  int orphan_check_interval_ms_ = 0;
+  ManualClock clock_;
   ScriptedBackend backend_;
   MemoryStateStore state_;
   ScriptedLink link_;
@@ -261,15 +298,18 @@ TEST_F(ParticipantServiceTest, FrozenCoordinatorDoesNotDelayDeadlineRollbacks) {
   backend_.AddPrepared("c1.1.1");  // restored at start: it asks the coordinator
   link_.Freeze();
   Start(/*threads=*/true);
-  ASSERT_TRUE(Eventually([&] { return link_.inquiries() > 0; }, 2s));
+  ASSERT_TRUE(link_.WaitForInquiries(1, 2s));
   link_.SetDeadline(50);
   ASSERT_TRUE(service_->Execute("c1.1.2", "UPDATE x", {}).ok());
+  clock_.Advance(50);
   // Rolled back at its deadline while the inquiry is stuck.
-  EXPECT_TRUE(Eventually([&] { return backend_.Count("rollback", "c1.1.2") == 1; }, 2s));
+  EXPECT_TRUE(backend_.WaitFor("rollback", "c1.1.2", 1, 2s));
+  EXPECT_EQ(backend_.Count("rollback", "c1.1.2"), 1);
   EXPECT_TRUE(backend_.Prepared("c1.1.1"));
   link_.SetOutcome("c1.1.1", Outcome::kAborted);
   link_.Thaw();
-  EXPECT_TRUE(Eventually([&] { return !backend_.Prepared("c1.1.1"); }, 2s));
+  EXPECT_TRUE(backend_.WaitFor("rollback", "c1.1.1", 1, 2s));
+  EXPECT_FALSE(backend_.Prepared("c1.1.1"));
   service_.reset();
 }
 
@@ -434,6 +474,229 @@ TEST_F(ParticipantServiceTest, ConcurrentFirstCallsOfANewEpochConfirmItOnce) {
   EXPECT_EQ(ok, 8);
   EXPECT_EQ(link_.identifies(), 1);
   EXPECT_EQ(state_.HighestEpoch("c1"), 1);
+}
+
+// The table: a branch only moves forward, and never to where it already is.
+TEST(BranchPhaseTest, OnlyTheProtocolsMovesAreAllowed) {
+  const BranchPhase all[] = {BranchPhase::kActive, BranchPhase::kPrepared, BranchPhase::kDone};
+  std::set<std::pair<BranchPhase, BranchPhase>> allowed;
+  for (BranchPhase from : all) {
+    for (BranchPhase to : all) {
+      if (BranchMoveAllowed(from, to)) allowed.insert({from, to});
+    }
+  }
+  std::set<std::pair<BranchPhase, BranchPhase>> expected = {
+      {BranchPhase::kActive, BranchPhase::kPrepared},
+      {BranchPhase::kActive, BranchPhase::kDone},
+      {BranchPhase::kPrepared, BranchPhase::kDone},
+  };
+  EXPECT_EQ(allowed, expected);
+  EXPECT_STREQ(BranchPhaseName(BranchPhase::kActive), "active");
+  EXPECT_STREQ(BranchPhaseName(BranchPhase::kPrepared), "prepared");
+  EXPECT_STREQ(BranchPhaseName(BranchPhase::kDone), "done");
+}
+
+// A verb that would need a move the table does not have is refused, and
+// the database is not touched.
+TEST_F(ParticipantServiceTest, VerbThatDoesNotFitTheBranchsPhaseIsRefusedAndChangesNothing) {
+  Start();
+  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE x", {}).ok());
+  // Active: no second-phase commit without a COMMIT vote, no operator's decision.
+  EXPECT_EQ(service_->Commit({"c1", 1}, "c1.1.1", false).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(service_->Resolve("c1.1.1", true).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(backend_.Count("commit", "c1.1.1"), 0);
+  // Prepared: no more statements, no one-phase commit.
+  ASSERT_TRUE(service_->Prepare({"c1", 1}, "c1.1.1").ok());
+  EXPECT_EQ(service_->Execute("c1.1.1", "UPDATE y", {}).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(service_->Commit({"c1", 1}, "c1.1.1", true).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(backend_.Count("execute", "c1.1.1"), 1);
+  EXPECT_EQ(backend_.Count("commit", "c1.1.1"), 0);
+  EXPECT_TRUE(backend_.Prepared("c1.1.1"));
+  auto listed = service_->ListBranches();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_TRUE(listed.front().prepared);
+  // Unknown here: nothing to prepare or resolve.
+  EXPECT_EQ(service_->Prepare({"c1", 1}, "c1.1.2").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(service_->Resolve("c1.1.2", true).code(), StatusCode::kNotFound);
+}
+
+TEST_F(ParticipantServiceTest, StaleFenceCannotPrepareCommitOrRollBackAnActiveBranch) {
+  link_.SetEpoch(3);
+  Start();
+  ASSERT_TRUE(service_->Execute("c1.3.1", "UPDATE x", {}).ok());
+  ASSERT_TRUE(service_->Recover({"c1", 3}).ok());
+  EXPECT_EQ(service_->Prepare({"c1", 2}, "c1.3.1").status().code(), StatusCode::kFenced);
+  EXPECT_EQ(service_->Commit({"c1", 2}, "c1.3.1", /*one_phase=*/true).code(),
+            StatusCode::kFenced);
+  EXPECT_EQ(service_->Rollback({"c1", 2}, "c1.3.1").code(), StatusCode::kFenced);
+  EXPECT_EQ(backend_.Count("prepare", "c1.3.1"), 0);
+  EXPECT_EQ(backend_.Count("commit", "c1.3.1"), 0);
+  EXPECT_EQ(backend_.Count("rollback", "c1.3.1"), 0);
+  EXPECT_EQ(link_.identifies(), 1);  // a lower epoch raises nothing to confirm
+  EXPECT_EQ(state_.HighestEpoch("c1"), 3);
+  // The serving run still has it.
+  EXPECT_TRUE(service_->Prepare({"c1", 3}, "c1.3.1").ok());
+}
+
+// A stored epoch fences off every lower one for good: it is stored only once
+// the coordinator at the configured address has said it is serving.
+TEST_F(ParticipantServiceTest, RaisedEpochIsConfirmedBeforeItIsStored) {
+  std::vector<int64_t> stored_while_asked;
+  link_.OnIdentify([&] { stored_while_asked.push_back(state_.HighestEpoch("c1")); });
+  Start();
+  ASSERT_TRUE(service_->Recover({"c1", 1}).ok());
+  link_.RestartCoordinator();
+  ASSERT_TRUE(service_->Recover({"c1", 2}).ok());
+  EXPECT_EQ(stored_while_asked, (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(state_.HighestEpoch("c1"), 2);
+}
+
+// The transaction id names its coordinator; a confirmed coordinator can
+// still decide only its own.
+TEST_F(ParticipantServiceTest, CoordinatorCannotDecideAnotherCoordinatorsBranch) {
+  backend_.AddPrepared("c2.1.2");
+  Start();
+  ASSERT_TRUE(service_->Execute("c2.1.1", "UPDATE x", {}).ok());
+  ASSERT_TRUE(service_->Recover({"c1", 1}).ok());
+  const int identifies = link_.identifies();
+  EXPECT_EQ(service_->Prepare({"c1", 1}, "c2.1.1").status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(service_->Commit({"c1", 1}, "c2.1.1", /*one_phase=*/true).code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(service_->Commit({"c1", 1}, "c2.1.2", false).code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(service_->Rollback({"c1", 1}, "c2.1.2").code(), StatusCode::kPermissionDenied);
+  for (const char* txn : {"c2.1.1", "c2.1.2"}) {
+    EXPECT_EQ(backend_.Count("prepare", txn), 0) << txn;
+    EXPECT_EQ(backend_.Count("commit", txn), 0) << txn;
+    EXPECT_EQ(backend_.Count("rollback", txn), 0) << txn;
+  }
+  EXPECT_TRUE(backend_.Prepared("c2.1.2"));
+  EXPECT_EQ(service_->ListBranches().size(), 2u);
+  EXPECT_EQ(link_.identifies(), identifies);  // refused before its fence is looked at
+}
+
+TEST_F(ParticipantServiceTest, RecoverReturnsOnlyTheCallersPreparedBranches) {
+  backend_.AddPrepared("c1.1.1");
+  backend_.AddPrepared("c2.1.1");
+  Start();
+  ASSERT_TRUE(service_->Execute("c1.1.2", "UPDATE x", {}).ok());  // active: not in doubt
+  auto prepared = service_->Recover({"c1", 1});
+  ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+  ASSERT_EQ(prepared->size(), 1u);
+  EXPECT_EQ(prepared->front().txn_id, "c1.1.1");
+  EXPECT_TRUE(prepared->front().prepared);
+}
+
+// After a lost reply the coordinator asks again: the answer is the same and
+// the database does the work once.
+TEST_F(ParticipantServiceTest, RepeatedPrepareCommitAndRollbackDoTheWorkOnce) {
+  Start();
+  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE x", {}).ok());
+  for (int i = 0; i < 2; i++) {
+    auto vote = service_->Prepare({"c1", 1}, "c1.1.1");
+    ASSERT_TRUE(vote.ok()) << vote.status().ToString();
+    EXPECT_EQ(*vote, Vote::kCommit);
+  }
+  EXPECT_EQ(backend_.Count("prepare", "c1.1.1"), 1);
+  EXPECT_TRUE(service_->Commit({"c1", 1}, "c1.1.1", false).ok());
+  EXPECT_TRUE(service_->Commit({"c1", 1}, "c1.1.1", false).ok());  // forgotten: the database says
+  Restart();
+  EXPECT_TRUE(service_->Commit({"c1", 1}, "c1.1.1", false).ok());
+  EXPECT_EQ(backend_.Count("commit", "c1.1.1"), 1);
+  // A rolled-back branch stays rolled back, and a commit of it is no success.
+  ASSERT_TRUE(service_->Execute("c1.1.2", "UPDATE x", {}).ok());
+  ASSERT_TRUE(service_->Prepare({"c1", 1}, "c1.1.2").ok());
+  EXPECT_TRUE(service_->Rollback({"c1", 1}, "c1.1.2").ok());
+  EXPECT_TRUE(service_->Rollback({"c1", 1}, "c1.1.2").ok());
+  EXPECT_EQ(backend_.Count("rollback", "c1.1.2"), 1);
+  EXPECT_EQ(service_->Commit({"c1", 1}, "c1.1.2", false).code(), StatusCode::kNotFound);
+  EXPECT_EQ(backend_.Count("commit", "c1.1.2"), 0);
+}
+
+TEST_F(ParticipantServiceTest, ActiveBranchIsRolledBackWhenItsDeadlinePasses) {
+  link_.SetDeadline(1000);
+  Start();
+  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE x", {}).ok());
+  ASSERT_TRUE(service_->Execute("c1.1.2", "UPDATE x", {}).ok());
+  ASSERT_TRUE(service_->Prepare({"c1", 1}, "c1.1.2").ok());
+  clock_.Advance(999);
+  service_->Tick();
+  EXPECT_EQ(backend_.Count("rollback", "c1.1.1"), 0);
+  auto listed = service_->ListBranches();
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed.front().txn_id, "c1.1.1");
+  EXPECT_EQ(listed.front().deadline_in_ms, 1);
+  clock_.Advance(1);
+  service_->Tick();
+  EXPECT_EQ(backend_.Count("rollback", "c1.1.1"), 1);
+  EXPECT_EQ(backend_.Count("rollback", "c1.1.2"), 0);  // prepared: waits for the decision
+  EXPECT_TRUE(backend_.Prepared("c1.1.2"));
+  listed = service_->ListBranches();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed.front().txn_id, "c1.1.2");
+  EXPECT_NE(service_->metrics().RenderPrometheus().find(
+                "pact_participant_deadline_rollbacks_total 1"),
+            std::string::npos);
+  // The coordinator learns it is gone.
+  EXPECT_EQ(service_->Prepare({"c1", 1}, "c1.1.1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(service_->Commit({"c1", 1}, "c1.1.1", /*one_phase=*/true).code(),
+            StatusCode::kAborted);
+}
+
+// A prepared branch asks its coordinator once per inquiry interval: the
+// decision usually arrives on its own first.
+TEST_F(ParticipantServiceTest, PreparedBranchAsksItsCoordinatorOncePerInquiryInterval) {
+  inquiry_interval_ms_ = 1000;
+  backend_.AddPrepared("c1.1.1");  // restored at start
+  Start();
+  ASSERT_TRUE(service_->Execute("c1.1.2", "UPDATE x", {}).ok());
+  clock_.Advance(500);
+  ASSERT_TRUE(service_->Prepare({"c1", 1}, "c1.1.2").ok());
+  clock_.Advance(499);
+  service_->Tick();
+  EXPECT_EQ(link_.inquiries(), 0);
+  clock_.Advance(1);
+  service_->Tick();
+  EXPECT_EQ(link_.inquiries(), 1);  // the restored one; still undecided
+  clock_.Advance(500);
+  link_.SetOutcome("c1.1.2", Outcome::kCommitted);
+  service_->Tick();
+  EXPECT_EQ(link_.inquiries(), 2);
+  EXPECT_EQ(backend_.Count("commit", "c1.1.2"), 1);
+  link_.SetOutcome("c1.1.1", Outcome::kAborted);
+  clock_.Advance(499);
+  service_->Tick();
+  EXPECT_EQ(link_.inquiries(), 2);
+  EXPECT_TRUE(backend_.Prepared("c1.1.1"));
+  clock_.Advance(1);
+  service_->Tick();
+  EXPECT_EQ(link_.inquiries(), 3);
+  EXPECT_EQ(backend_.Count("rollback", "c1.1.1"), 1);
+  EXPECT_TRUE(service_->ListBranches().empty());
+}
+
+// The database's list of prepared branches is compared once per check
+// interval; a branch found there asks its coordinator at once.
+TEST_F(ParticipantServiceTest, OrphanIsLookedForOncePerCheckIntervalAndAsksAtOnce) {
+  inquiry_interval_ms_ = 1000;
+  orphan_check_interval_ms_ = 10000;
+  Start();
+  backend_.AddPrepared("c1.1.9");
+  clock_.Advance(9999);
+  service_->Tick();
+  EXPECT_TRUE(service_->ListBranches().empty());
+  clock_.Advance(1);
+  service_->Tick();
+  auto listed = service_->ListBranches();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_TRUE(listed.front().prepared);
+  EXPECT_EQ(link_.inquiries(), 0);
+  link_.SetOutcome("c1.1.9", Outcome::kCommitted);
+  service_->Tick();  // no time passed
+  EXPECT_EQ(link_.inquiries(), 1);
+  EXPECT_EQ(backend_.Count("commit", "c1.1.9"), 1);
+  EXPECT_TRUE(service_->ListBranches().empty());
 }
 
 }  // namespace
