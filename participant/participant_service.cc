@@ -485,15 +485,13 @@ Status ParticipantService::Rollback(const Fence& fence, const std::string& txn_i
   RETURN_NOT_OK(AdmitFence(fence));
   auto entry = Lookup(txn_id);
   auto heuristic = state_->FindHeuristic(txn_id);
+  std::unique_lock<std::mutex> lock;
+  if (entry) lock = std::unique_lock<std::mutex>(entry->mu);
   if (!entry || entry->phase == BranchPhase::kDone) {
     // Nothing held: already rolled back, unless an operator committed it.
     return heuristic ? CompareAndSettleHeuristic(*heuristic, /*committed=*/false) : Status::Ok();
   }
-  std::lock_guard<std::mutex> lock(entry->mu);
   RETURN_NOT_OK(CheckFence(fence));
-  if (entry->phase == BranchPhase::kDone) {
-    return heuristic ? CompareAndSettleHeuristic(*heuristic, /*committed=*/false) : Status::Ok();
-  }
   if (heuristic && entry->phase == BranchPhase::kPrepared) {
     RETURN_NOT_OK(ApplyHeuristic(txn_id, entry.get(), heuristic->committed));
     return CompareAndSettleHeuristic(*heuristic, /*committed=*/false);
