@@ -22,12 +22,13 @@ enum class Vote {
 };
 
 // A transaction's state at its coordinator. Every change goes through
-// Coordinator::Transition (journal first, then memory, then messages).
+// TwoPhaseCommit::Transition (coordinator/two_phase_commit.h): journal first,
+// then memory, then messages. Its table of moves says which record backs each.
 enum class TxnState {
   kActive,      // begun; branches may be enlisted and execute statements
   kPreparing,   // commit requested; collecting votes. No journal record yet.
   kCommitting,  // COMMIT record durable; telling the branches (retried until acked)
-  kCommitted,   // every branch acknowledged; the record is forgotten
+  kCommitted,   // every branch acknowledged (or none needed telling); no record left
   kAborting,    // decided ABORT (nothing journaled: presumed abort); telling branches
   kAborted,     // rolled back wherever it had reached
 };

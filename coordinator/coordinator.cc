@@ -78,11 +78,10 @@ Status Coordinator::Start() {
       auto txn = std::make_shared<Txn>(record.txn_id, options_.default_txn_timeout_ms,
                                        TxnState::kCommitting, clock()->Now());
       for (const auto& participant : record.branches) {
-        BranchProgress branch;
-        branch.participant = participant;
-        branch.vote = Vote::kCommit;
-        branch.state = BranchState::kCommitPending;
-        txn->branches.push_back(branch);
+        // All the COMMIT record says: it voted COMMIT and must hear the commit.
+        txn->branches.push_back(BranchProgress{participant, /*opening=*/"", Vote::kCommit,
+                                               BranchState::kCommitPending, /*attempts=*/0,
+                                               /*last_error=*/""});
       }
       txns_[record.txn_id] = txn;
     }
@@ -264,8 +263,8 @@ Result<CommitOutcome> Coordinator::Decide(const std::string& txn_id) {
   if (must_abort.empty() && clock()->Now() >= txn->deadline) must_abort = kDeadlineReason;
   if (must_abort.empty() && !protocol_->deciding()) must_abort = protocol_->WhyNotDeciding().message();
   if (!must_abort.empty()) {
-    if (protocol_->Claim(*txn, TxnState::kAborting, must_abort)) protocol_->Abort(txn);
-  } else if (protocol_->Claim(*txn, TxnState::kPreparing)) {
+    if (protocol_->Claim(txn, TxnState::kAborting, must_abort)) protocol_->Abort(txn);
+  } else if (protocol_->Claim(txn, TxnState::kPreparing)) {
     return protocol_->Commit(txn);
   }
   // Decided, or being decided by another caller: report that decision.
@@ -298,7 +297,7 @@ int Coordinator::DecidingWaitMs() const {
 
 Status Coordinator::Rollback(const std::string& txn_id) {
   ASSIGN_OR_RETURN(auto txn, Find(txn_id));
-  if (protocol_->Claim(*txn, TxnState::kAborting, "rolled back by the application")) {
+  if (protocol_->Claim(txn, TxnState::kAborting, "rolled back by the application")) {
     protocol_->Abort(txn);
     return Status::Ok();
   }
@@ -486,7 +485,7 @@ Status Coordinator::ReportHeuristic(HeuristicRecord heuristic) {
     if (txn) {
       std::lock_guard<std::mutex> lock(txn->mu);
       if (BranchProgress* branch = txn->FindBranch(heuristic.participant)) {
-        branch->state = BranchState::kHeuristicMixed;
+        txn->MoveBranch(branch, BranchState::kHeuristicMixed);
         branch->last_error = "reported by the participant: an operator " +
                              std::string(heuristic.committed ? "committed" : "rolled back") +
                              " this branch";
@@ -519,7 +518,7 @@ size_t Coordinator::Drain(int grace_ms) {
   draining_ = true;
   for (const TxnSnapshot& t : ListTransactions({TxnState::kActive})) {
     auto txn = Find(t.id);
-    if (txn.ok() && protocol_->Claim(**txn, TxnState::kAborting, "coordinator shutting down")) {
+    if (txn.ok() && protocol_->Claim(*txn, TxnState::kAborting, "coordinator shutting down")) {
       protocol_->Abort(*txn);
     }
   }
@@ -597,7 +596,7 @@ void Coordinator::CheckDeadlines() {
     }
   }
   for (const auto& txn : expired) {
-    if (protocol_->Claim(*txn, TxnState::kAborting, kDeadlineReason)) protocol_->Abort(txn);
+    if (protocol_->Claim(txn, TxnState::kAborting, kDeadlineReason)) protocol_->Abort(txn);
   }
 }
 

@@ -14,15 +14,20 @@
 namespace pact {
 
 // One participant's part in a transaction, as far as the coordinator knows.
+// Memory only, except where a state says which record backs it. Every change
+// goes through Txn::MoveBranch; its allowed moves are in transaction.cc.
 enum class BranchState {
-  kEnlisted,        // executing; not asked to prepare yet
+  kEnlisted,        // executing; not asked to prepare yet (or asked, and no vote came)
   kPrepared,        // voted COMMIT
   kReadOnly,        // voted READ_ONLY; released, needs nothing more
-  kCommitPending,   // told to commit, not acknowledged yet: retried with backoff
+  kCommitPending,   // told to commit, not acknowledged yet: retried with backoff. Backed by
+                    // the COMMIT record (recovery rebuilds it), or a one-phase commit's
+                    // outcome is unknown
   kCommitted,       // acknowledged the commit
   kRolledBack,      // acknowledged the rollback, or voted ABORT
   kRollbackFailed,  // unreachable; it rolls back by itself (deadline or inquiry)
-  kHeuristicMixed,  // an operator decided it the other way; journaled for operators
+  kHeuristicMixed,  // an operator decided it the other way; a heuristic record is journaled
+                    // for operators. Final: nothing the protocol does undoes it
 };
 
 const char* BranchStateName(BranchState state);
@@ -51,12 +56,18 @@ struct Txn {
 
   std::mutex mu;
   std::condition_variable changed;  // notified on every state change
-  TxnState state;                        // guarded by mu
+  // guarded by mu; written only by TwoPhaseCommit::Transition.
+  TxnState state;
   std::vector<BranchProgress> branches;  // guarded by mu
   std::string reason;                    // guarded by mu; why it aborted
   // guarded by mu; non-empty once the transaction can only abort (a branch
   // lost its work), saying why. Commit then aborts it.
   std::string doomed;
+
+  // REQUIRES: mu held. The one place a branch changes state: true once it is
+  // in `to` (at once if it already was); an illegal move is refused, logged,
+  // and changes nothing.
+  bool MoveBranch(BranchProgress* branch, BranchState to);
 
   // REQUIRES: mu held.
   BranchProgress* FindBranch(const std::string& participant) {

@@ -11,23 +11,63 @@
 namespace pact {
 namespace {
 
-// The moves the protocol makes; anything else is a bug.
-bool IsAllowed(TxnState from, TxnState to) {
-  switch (from) {
-    case TxnState::kActive:
-      return to == TxnState::kPreparing || to == TxnState::kAborting;
-    case TxnState::kPreparing:
-      return to == TxnState::kCommitting || to == TxnState::kCommitted ||
-             to == TxnState::kAborting;
-    case TxnState::kCommitting:
-      return to == TxnState::kCommitted;
-    case TxnState::kAborting:
-      return to == TxnState::kAborted;
-    case TxnState::kCommitted:
-    case TxnState::kAborted:
-      return false;
+struct TxnMove {
+  TxnState from;
+  TxnState to;
+};
+
+// The moves of the transaction machine; anything else is a bug. One comment
+// per state: what it means, and the durable record behind it.
+constexpr TxnMove kTxnMoves[] = {
+    // ACTIVE: begun; branches enlist and execute. Nothing journaled: forgotten
+    // at a crash, which presumed abort answers as ABORTED.
+    {TxnState::kActive, TxnState::kPreparing},  // commit asked
+    {TxnState::kActive, TxnState::kAborting},   // rollback, deadline, doomed, drained, not deciding
+    // PREPARING: collecting votes, or a one-phase commit's outcome is unknown
+    // (inquiries hear ACTIVE). Nothing journaled.
+    {TxnState::kPreparing, TxnState::kCommitting},  // every vote COMMIT or READ_ONLY
+    {TxnState::kPreparing, TxnState::kCommitted},   // no branch, all READ_ONLY, or one phase
+    {TxnState::kPreparing, TxnState::kAborting},    // an ABORT vote or none, or no COMMIT record
+    // COMMITTING: the COMMIT record, forced before the move; recovery resumes
+    // it and the branches that have not acknowledged are retried.
+    {TxnState::kCommitting, TxnState::kCommitted},  // every branch acknowledged
+    // ABORTING: telling the branches. Nothing journaled (presumed abort), but
+    // an ABORT record once a failed COMMIT write may have reached the disk.
+    {TxnState::kAborting, TxnState::kAborted},
+    // COMMITTED: final. From COMMITTING the END record, written first, retires
+    // the COMMIT record (recovery no longer sees it); otherwise none was written.
+    // ABORTED: final; rolled back wherever it had reached.
+};
+
+bool IsAllowedMove(TxnState from, TxnState to) {
+  for (const TxnMove& move : kTxnMoves) {
+    if (move.from == from && move.to == to) return true;
   }
   return false;
+}
+
+// What must be durable before a move: the COMMIT record before COMMITTING,
+// the END record before COMMITTING becomes COMMITTED.
+bool IsJournaled(TxnState from, TxnState to) {
+  return to == TxnState::kCommitting || from == TxnState::kCommitting;
+}
+
+// REQUIRES: txn.mu held. The COMMIT record of txn: the branches that voted COMMIT.
+CommitRecord DecisionRecord(const Txn& txn, int64_t decided_at_ms) {
+  CommitRecord record;
+  record.txn_id = txn.id;
+  record.decided_at_ms = decided_at_ms;
+  for (const auto& b : txn.branches) {
+    if (b.vote == Vote::kCommit) record.branches.push_back(b.participant);
+  }
+  return record;
+}
+
+// REQUIRES: txn.mu held, and the move allowed and durable. Makes it visible.
+void Publish(Txn& txn, TxnState to, const std::string& reason) {
+  txn.state = to;
+  if (!reason.empty()) txn.reason = reason;
+  txn.changed.notify_all();
 }
 
 std::string Join(const std::vector<std::string>& names) {
@@ -44,20 +84,6 @@ std::vector<std::string> BranchNames(Txn& txn) {
 }
 
 }  // namespace
-
-const char* BranchStateName(BranchState state) {
-  switch (state) {
-    case BranchState::kEnlisted: return "enlisted";
-    case BranchState::kPrepared: return "prepared";
-    case BranchState::kReadOnly: return "read-only";
-    case BranchState::kCommitPending: return "commit pending";
-    case BranchState::kCommitted: return "committed";
-    case BranchState::kRolledBack: return "rolled back";
-    case BranchState::kRollbackFailed: return "rollback unacknowledged";
-    case BranchState::kHeuristicMixed: return "HEURISTIC MIX";
-  }
-  return "?";
-}
 
 TwoPhaseCommit::TwoPhaseCommit(ProtocolOptions options, Runtime runtime, Journal* journal,
                                Participants* participants,
@@ -83,42 +109,47 @@ void TwoPhaseCommit::Stop() {
   if (retry_thread_.joinable()) retry_thread_.join();
 }
 
-bool TwoPhaseCommit::Claim(Txn& txn, TxnState to, const std::string& reason) {
-  std::lock_guard<std::mutex> lock(txn.mu);
-  if (txn.state != TxnState::kActive) return false;
-  txn.state = to;
-  if (!reason.empty()) txn.reason = reason;
-  txn.changed.notify_all();
-  return true;
+bool TwoPhaseCommit::Claim(const std::shared_ptr<Txn>& txn, TxnState to,
+                           const std::string& reason) {
+  return Transition(txn, to, reason, /*only_from=*/TxnState::kActive).ok();
 }
 
 Status TwoPhaseCommit::Transition(const std::shared_ptr<Txn>& txn, TxnState to,
-                                  const std::string& reason) {
+                                  const std::string& reason, std::optional<TxnState> only_from) {
+  TxnState from;
   CommitRecord record;
   {
     std::lock_guard<std::mutex> lock(txn->mu);
-    if (txn->state == to) return Status::Ok();
-    if (!IsAllowed(txn->state, to)) {
-      return Status::Internal(std::string("illegal transition ") + TxnStateName(txn->state) +
-                              " -> " + TxnStateName(to) + " of " + txn->id);
+    from = txn->state;
+    if (only_from && from != *only_from) {
+      return Status::FailedPrecondition(txn->id + " is " + TxnStateName(from) + ", not " +
+                                        TxnStateName(*only_from));
     }
+    if (from == to) return Status::Ok();
+    if (!IsAllowedMove(from, to)) {
+      Status refused = Status::Internal(std::string("illegal transition ") + TxnStateName(from) +
+                                        " -> " + TxnStateName(to) + " of " + txn->id +
+                                        " refused");
+      LOG(ERROR) << refused.ToString();
+      return refused;
+    }
+    if (!IsJournaled(from, to)) {
+      Publish(*txn, to, reason);
+    } else if (to == TxnState::kCommitting) {
+      record = DecisionRecord(*txn, runtime_.clock->WallMillis());
+    }
+  }
+  if (IsJournaled(from, to)) {
     if (to == TxnState::kCommitting) {
-      record.txn_id = txn->id;
-      record.decided_at_ms = runtime_.clock->WallMillis();
-      for (const auto& b : txn->branches) {
-        if (b.vote == Vote::kCommit) record.branches.push_back(b.participant);
-      }
+      // Journal first: nobody may hear COMMITTED before the record is on disk.
+      RETURN_NOT_OK(journal_->LogCommit(record));
+    } else {
+      // Unchecked: a lost END record leaves a COMMIT record that recovery
+      // re-drives, and the branches acknowledge their commit again.
+      journal_->LogEnd(txn->id);
     }
-  }
-  if (to == TxnState::kCommitting) {
-    // Journal first: nobody may hear COMMITTED before the record is on disk.
-    RETURN_NOT_OK(journal_->LogCommit(record));
-  }
-  {
     std::lock_guard<std::mutex> lock(txn->mu);
-    txn->state = to;
-    if (!reason.empty()) txn->reason = reason;
-    txn->changed.notify_all();
+    Publish(*txn, to, reason);
   }
   if (to == TxnState::kCommitted || to == TxnState::kAborted) on_finished_(txn);
   return Status::Ok();
@@ -128,8 +159,7 @@ Result<CommitOutcome> TwoPhaseCommit::Commit(const std::shared_ptr<Txn>& txn) {
   const std::vector<std::string> names = BranchNames(*txn);
   if (names.empty()) {
     // Nothing was enlisted: there is nothing to make durable.
-    Status st = Transition(txn, TxnState::kCommitted);
-    LOG_IF(ERROR, !st.ok()) << st.ToString();
+    (void)Transition(txn, TxnState::kCommitted);
     return CommitOutcome{TxnState::kCommitted, ""};
   }
   if (names.size() == 1) return CommitOnePhase(txn, names[0]);
@@ -150,7 +180,7 @@ Result<CommitOutcome> TwoPhaseCommit::Commit(const std::shared_ptr<Txn>& txn) {
       if (votes[i].status().code() == StatusCode::kAborted) {
         // An ABORT vote with the participant's reason.
         branch->vote = Vote::kAbort;
-        branch->state = BranchState::kRolledBack;
+        txn->MoveBranch(branch, BranchState::kRolledBack);
         branch->last_error = votes[i].status().message();
         if (abort_reason.empty()) {
           abort_reason = "participant " + names[i] + " voted ABORT: " + branch->last_error;
@@ -168,10 +198,10 @@ Result<CommitOutcome> TwoPhaseCommit::Commit(const std::shared_ptr<Txn>& txn) {
       }
       branch->vote = *votes[i];
       switch (*votes[i]) {
-        case Vote::kCommit: branch->state = BranchState::kPrepared; break;
-        case Vote::kReadOnly: branch->state = BranchState::kReadOnly; break;
+        case Vote::kCommit: txn->MoveBranch(branch, BranchState::kPrepared); break;
+        case Vote::kReadOnly: txn->MoveBranch(branch, BranchState::kReadOnly); break;
         case Vote::kAbort:
-          branch->state = BranchState::kRolledBack;
+          txn->MoveBranch(branch, BranchState::kRolledBack);
           if (abort_reason.empty()) abort_reason = "participant " + names[i] + " voted ABORT";
           break;
       }
@@ -186,8 +216,7 @@ Result<CommitOutcome> TwoPhaseCommit::Commit(const std::shared_ptr<Txn>& txn) {
                                      [](const Result<Vote>& v) { return *v == Vote::kCommit; });
   if (!any_commit_vote) {
     // All READ_ONLY: no branch holds anything; no journal write needed.
-    Status st = Transition(txn, TxnState::kCommitted);
-    LOG_IF(ERROR, !st.ok()) << st.ToString();
+    (void)Transition(txn, TxnState::kCommitted);
     return CommitOutcome{TxnState::kCommitted, ""};
   }
 
@@ -207,8 +236,7 @@ Result<CommitOutcome> TwoPhaseCommit::Commit(const std::shared_ptr<Txn>& txn) {
 
 CommitOutcome TwoPhaseCommit::AbortWith(const std::shared_ptr<Txn>& txn,
                                         const std::string& reason) {
-  Status st = Transition(txn, TxnState::kAborting, reason);
-  LOG_IF(ERROR, !st.ok()) << st.ToString();
+  (void)Transition(txn, TxnState::kAborting, reason);
   Abort(txn);
   return CommitOutcome{TxnState::kAborted, reason};
 }
@@ -287,7 +315,7 @@ Status TwoPhaseCommit::AskOnePhase(const std::shared_ptr<Txn>& txn,
   BranchProgress* branch = txn->FindBranch(participant);
   branch->attempts++;
   if (!st.ok()) branch->last_error = st.ToString();
-  if (st.code() == StatusCode::kUnavailable) branch->state = BranchState::kCommitPending;
+  if (st.code() == StatusCode::kUnavailable) txn->MoveBranch(branch, BranchState::kCommitPending);
   return st;
 }
 
@@ -296,14 +324,13 @@ CommitOutcome TwoPhaseCommit::SettleOnePhase(const std::shared_ptr<Txn>& txn,
                                              const Status& answer) {
   {
     std::lock_guard<std::mutex> lock(txn->mu);
-    txn->FindBranch(participant)->state =
-        answer.ok() ? BranchState::kCommitted : BranchState::kRolledBack;
+    txn->MoveBranch(txn->FindBranch(participant),
+                    answer.ok() ? BranchState::kCommitted : BranchState::kRolledBack);
   }
   if (!answer.ok()) {
     return AbortWith(txn, "participant " + participant + " could not commit: " + answer.ToString());
   }
-  Status t = Transition(txn, TxnState::kCommitted);
-  LOG_IF(ERROR, !t.ok()) << t.ToString();
+  (void)Transition(txn, TxnState::kCommitted);
   return CommitOutcome{TxnState::kCommitted, ""};
 }
 
@@ -350,14 +377,15 @@ void TwoPhaseCommit::Abort(const std::shared_ptr<Txn>& txn) {
     for (size_t i = 0; i < to_tell.size(); ++i) {
       BranchProgress* branch = txn->FindBranch(to_tell[i]);
       branch->attempts++;
+      if (branch->state == BranchState::kHeuristicMixed) continue;  // reported meanwhile
       if (results[i].ok()) {
-        branch->state = BranchState::kRolledBack;
+        txn->MoveBranch(branch, BranchState::kRolledBack);
       } else if (results[i].code() == StatusCode::kHeuristicMixed) {
         RecordHeuristicMix(*txn, branch, "ABORT", results[i]);
       } else {
         // Presumed abort makes this safe: a prepared branch asks us and hears
         // ABORTED; an unprepared one rolls back at its deadline.
-        branch->state = BranchState::kRollbackFailed;
+        txn->MoveBranch(branch, BranchState::kRollbackFailed);
         branch->last_error = results[i].ToString();
       }
     }
@@ -365,8 +393,7 @@ void TwoPhaseCommit::Abort(const std::shared_ptr<Txn>& txn) {
   }
   LOG(WARNING) << "txn " << txn->id << " ABORTED participants=" << Join(all)
                << " reason=\"" << reason << "\"";
-  Status st = Transition(txn, TxnState::kAborted);
-  LOG_IF(ERROR, !st.ok()) << st.ToString();
+  (void)Transition(txn, TxnState::kAborted);
 }
 
 bool TwoPhaseCommit::SendCommits(const std::shared_ptr<Txn>& txn, bool first_round) {
@@ -393,7 +420,7 @@ bool TwoPhaseCommit::SendCommits(const std::shared_ptr<Txn>& txn, bool first_rou
     if (branch->state == BranchState::kHeuristicMixed) continue;  // reported meanwhile
     const Status& st = results[i];
     if (st.ok()) {
-      branch->state = BranchState::kCommitted;
+      txn->MoveBranch(branch, BranchState::kCommitted);
     } else if (st.code() == StatusCode::kHeuristicMixed) {
       RecordHeuristicMix(*txn, branch, "COMMIT", st);
     } else if (st.code() == StatusCode::kNotFound) {
@@ -405,7 +432,7 @@ bool TwoPhaseCommit::SendCommits(const std::shared_ptr<Txn>& txn, bool first_rou
                          st.WithContext("voted COMMIT, then held no branch and no record of "
                                         "committing it (heuristic hazard)"));
     } else {
-      branch->state = BranchState::kCommitPending;
+      txn->MoveBranch(branch, BranchState::kCommitPending);
       branch->last_error = st.ToString();
       all_done = false;
     }
@@ -419,7 +446,7 @@ bool TwoPhaseCommit::SendCommits(const std::shared_ptr<Txn>& txn, bool first_rou
 void TwoPhaseCommit::RecordHeuristicMix(Txn& txn, BranchProgress* branch, const char* decision,
                                         const Status& answer) {
   if (branch->state == BranchState::kHeuristicMixed) return;  // reported by the participant
-  branch->state = BranchState::kHeuristicMixed;
+  txn.MoveBranch(branch, BranchState::kHeuristicMixed);
   branch->last_error = answer.ToString();
   heuristic_mixes_->Add();
   HeuristicRecord record{txn.id, branch->participant,
@@ -432,9 +459,7 @@ void TwoPhaseCommit::RecordHeuristicMix(Txn& txn, BranchProgress* branch, const 
 
 void TwoPhaseCommit::Finish(const std::shared_ptr<Txn>& txn) {
   CrashPoint("before_end_logged");
-  journal_->LogEnd(txn->id);
-  Status st = Transition(txn, TxnState::kCommitted);
-  LOG_IF(ERROR, !st.ok()) << st.ToString();
+  (void)Transition(txn, TxnState::kCommitted);
 }
 
 size_t TwoPhaseCommit::PendingRetries() {

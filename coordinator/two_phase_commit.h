@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -43,10 +44,22 @@ class TwoPhaseCommit {
                  Counter* heuristic_mixes);
   ~TwoPhaseCommit();
 
+  // The one place a transaction changes state, by the moves in the table in
+  // two_phase_commit.cc; idempotent if already in `to`. Journal first (the
+  // COMMIT record before COMMITTING, whose failure leaves the state unchanged;
+  // the END record before COMMITTING becomes COMMITTED), then memory and the
+  // waiters on txn->changed, then on_finished for COMMITTED and ABORTED.
+  // Refused, changing nothing: an illegal move (kInternal, logged as a bug),
+  // and with `only_from` a move from any other state (kFailedPrecondition).
+  // Only a move to COMMITTING fails otherwise: callers of the others may
+  // ignore the result.
+  Status Transition(const std::shared_ptr<Txn>& txn, TxnState to, const std::string& reason = "",
+                    std::optional<TxnState> only_from = std::nullopt);
+
   // Moves an ACTIVE transaction to `to` (kPreparing or kAborting) if it is
-  // still ACTIVE; false if someone else moved it first. Memory only: under
-  // presumed abort neither state is journaled.
-  bool Claim(Txn& txn, TxnState to, const std::string& reason = "");
+  // still ACTIVE; false if someone else moved it first. Under presumed abort
+  // neither state is journaled.
+  bool Claim(const std::shared_ptr<Txn>& txn, TxnState to, const std::string& reason = "");
 
   // REQUIRES: the caller claimed txn for kPreparing. Runs the protocol and
   // returns once the outcome is decided (and, for COMMITTED, durable). Branches
@@ -83,11 +96,6 @@ class TwoPhaseCommit {
   Status WhyNotDeciding() const;
 
  private:
-  // The one place a transaction changes state: idempotent if already there;
-  // for kCommitting the COMMIT record is forced to the journal first (an
-  // error leaves the state unchanged); then memory; then the callers.
-  Status Transition(const std::shared_ptr<Txn>& txn, TxnState to, const std::string& reason = "");
-
   Result<CommitOutcome> CommitOnePhase(const std::shared_ptr<Txn>& txn, const std::string& participant);
   // One one-phase commit message; kUnavailable: still unknown.
   Status AskOnePhase(const std::shared_ptr<Txn>& txn, const std::string& participant);

@@ -1,9 +1,13 @@
 // The coordinator's protocol against scripted participants and a real
 // SQLite journal: every vote combination, timeouts, retries, the read-only
-// and one-phase paths, journal failure, deadlines and recovery.
+// and one-phase paths, journal failure, deadlines and recovery; and the
+// tables of moves of the transaction and branch state machines.
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "coordinator/coordinator.h"
@@ -475,6 +479,216 @@ TEST_F(CoordinatorTest, FencedAnswerStopsTheCoordinatorDeciding) {
   auto unfinished = journal_->LoadUnfinished();
   ASSERT_TRUE(unfinished.ok());
   EXPECT_TRUE(unfinished->empty());
+}
+
+// The transaction and branch machines, driven directly: each table is
+// written out again here, so that a change to one is a deliberate change to
+// both.
+class StateMachineTest : public CoordinatorTest {
+ protected:
+  void SetUp() override {
+    CoordinatorTest::SetUp();
+    protocol_ = ProtocolOver(journal_.get());
+  }
+
+  std::unique_ptr<TwoPhaseCommit> ProtocolOver(Journal* journal) {
+    Runtime runtime;
+    runtime.background_threads = false;
+    return std::make_unique<TwoPhaseCommit>(
+        options_.protocol, runtime, journal, &participants_,
+        [this](const std::shared_ptr<Txn>& txn) { finished_.push_back(txn->id); },
+        &heuristic_mixes_);
+  }
+
+  // A transaction in `state` with one branch that voted COMMIT.
+  std::shared_ptr<Txn> TxnIn(TxnState state) {
+    auto txn = std::make_shared<Txn>("c1.1." + std::to_string(next_seq_++), 30000, state,
+                                     RealClock()->Now());
+    BranchProgress branch;
+    branch.participant = "a";
+    branch.vote = Vote::kCommit;
+    txn->branches.push_back(branch);
+    return txn;
+  }
+
+  int64_t CommitRecords() { return journal_->Stats().commit_records; }
+
+  size_t Unfinished() {
+    auto unfinished = journal_->LoadUnfinished();
+    EXPECT_TRUE(unfinished.ok()) << unfinished.status().ToString();
+    return unfinished.ok() ? unfinished->size() : 0;
+  }
+
+  const std::vector<TxnState> kTxnStates = {
+      TxnState::kActive,    TxnState::kPreparing, TxnState::kCommitting,
+      TxnState::kCommitted, TxnState::kAborting,  TxnState::kAborted};
+  const std::vector<BranchState> kBranchStates = {
+      BranchState::kEnlisted,      BranchState::kPrepared,   BranchState::kReadOnly,
+      BranchState::kCommitPending, BranchState::kCommitted,  BranchState::kRolledBack,
+      BranchState::kRollbackFailed, BranchState::kHeuristicMixed};
+
+  Counter heuristic_mixes_;
+  std::vector<std::string> finished_;  // ids given to on_finished, in order
+  std::unique_ptr<TwoPhaseCommit> protocol_;
+  int next_seq_ = 1;
+};
+
+TEST_F(StateMachineTest, TransactionMachineMakesExactlyTheMovesOfItsTable) {
+  const std::map<TxnState, std::set<TxnState>> successors = {
+      {TxnState::kActive, {TxnState::kPreparing, TxnState::kAborting}},
+      {TxnState::kPreparing, {TxnState::kCommitting, TxnState::kCommitted, TxnState::kAborting}},
+      {TxnState::kCommitting, {TxnState::kCommitted}},
+      {TxnState::kAborting, {TxnState::kAborted}}};
+  for (TxnState from : kTxnStates) {
+    for (TxnState to : kTxnStates) {
+      if (from == to) continue;
+      SCOPED_TRACE(std::string(TxnStateName(from)) + " -> " + TxnStateName(to));
+      auto txn = TxnIn(from);
+      int64_t records = CommitRecords();
+      finished_.clear();
+      Status st = protocol_->Transition(txn, to, "a reason");
+      bool ends = to == TxnState::kCommitted || to == TxnState::kAborted;
+      auto it = successors.find(from);
+      if (it != successors.end() && it->second.count(to) > 0) {
+        EXPECT_TRUE(st.ok()) << st.ToString();
+        EXPECT_EQ(txn->state, to);
+        EXPECT_EQ(txn->reason, "a reason");
+        EXPECT_EQ(CommitRecords(), records + (to == TxnState::kCommitting ? 1 : 0));
+        EXPECT_EQ(finished_.size(), ends ? 1u : 0u);
+      } else {
+        EXPECT_EQ(st.code(), StatusCode::kInternal) << st.ToString();
+        EXPECT_EQ(txn->state, from);
+        EXPECT_EQ(txn->reason, "");
+        EXPECT_EQ(CommitRecords(), records);
+        EXPECT_TRUE(finished_.empty());
+      }
+    }
+  }
+}
+
+TEST_F(StateMachineTest, DecidedTransactionCannotBeDecidedTheOtherWay) {
+  auto committed = TxnIn(TxnState::kCommitted);
+  EXPECT_EQ(protocol_->Transition(committed, TxnState::kAborting, "too late").code(),
+            StatusCode::kInternal);
+  EXPECT_EQ(committed->state, TxnState::kCommitted);
+  EXPECT_EQ(committed->reason, "");
+
+  auto aborted = TxnIn(TxnState::kAborted);
+  EXPECT_EQ(protocol_->Transition(aborted, TxnState::kCommitting).code(), StatusCode::kInternal);
+  EXPECT_EQ(aborted->state, TxnState::kAborted);
+  // Refused before the journal: no COMMIT record for a transaction that aborted.
+  EXPECT_EQ(CommitRecords(), 0);
+  EXPECT_EQ(Unfinished(), 0u);
+  EXPECT_TRUE(finished_.empty());
+}
+
+TEST_F(StateMachineTest, RepeatedMoveIsAcceptedOnceAndFinishesOnce) {
+  auto txn = TxnIn(TxnState::kAborting);
+  EXPECT_TRUE(protocol_->Transition(txn, TxnState::kAborted).ok());
+  EXPECT_TRUE(protocol_->Transition(txn, TxnState::kAborted).ok());
+  EXPECT_EQ(txn->state, TxnState::kAborted);
+  EXPECT_EQ(finished_.size(), 1u);
+}
+
+TEST_F(StateMachineTest, RecordsAreJournaledBeforeTheMovesTheyBack) {
+  // Notes the transaction's state when each record is written.
+  struct StateAtWriteJournal : JournalWrapper {
+    using JournalWrapper::JournalWrapper;
+    Status LogCommit(const CommitRecord& r) override {
+      at_commit = txn->state;
+      return JournalWrapper::LogCommit(r);
+    }
+    void LogEnd(const std::string& txn_id) override {
+      at_end = txn->state;
+      JournalWrapper::LogEnd(txn_id);
+    }
+    std::shared_ptr<Txn> txn;
+    std::optional<TxnState> at_commit, at_end;
+  } journal(journal_.get());
+  auto protocol = ProtocolOver(&journal);
+  journal.txn = TxnIn(TxnState::kPreparing);
+  ASSERT_TRUE(protocol->Transition(journal.txn, TxnState::kCommitting).ok());
+  EXPECT_EQ(journal.at_commit, TxnState::kPreparing);
+  auto unfinished = journal_->LoadUnfinished();
+  ASSERT_TRUE(unfinished.ok());
+  ASSERT_EQ(unfinished->size(), 1u);
+  EXPECT_EQ(unfinished->front().txn_id, journal.txn->id);
+  EXPECT_EQ(unfinished->front().branches, std::vector<std::string>{"a"});
+  EXPECT_FALSE(journal.at_end.has_value());
+  ASSERT_TRUE(protocol->Transition(journal.txn, TxnState::kCommitted).ok());
+  EXPECT_EQ(journal.at_end, TxnState::kCommitting);
+  EXPECT_EQ(finished_.size(), 1u);
+}
+
+TEST_F(StateMachineTest, FailedCommitRecordLeavesTheTransactionPreparing) {
+  FullDiskJournal full(journal_.get());
+  auto protocol = ProtocolOver(&full);
+  auto txn = TxnIn(TxnState::kPreparing);
+  EXPECT_EQ(protocol->Transition(txn, TxnState::kCommitting).code(), StatusCode::kIoError);
+  EXPECT_EQ(txn->state, TxnState::kPreparing);
+  EXPECT_TRUE(finished_.empty());
+}
+
+TEST_F(StateMachineTest, OnlyTheFirstClaimOfAnActiveTransactionWins) {
+  auto txn = TxnIn(TxnState::kActive);
+  EXPECT_TRUE(protocol_->Claim(txn, TxnState::kPreparing));
+  EXPECT_FALSE(protocol_->Claim(txn, TxnState::kAborting, "deadline"));
+  EXPECT_FALSE(protocol_->Claim(txn, TxnState::kPreparing));
+  EXPECT_EQ(txn->state, TxnState::kPreparing);
+  EXPECT_EQ(txn->reason, "");
+  // A claim is a move the table allows from ACTIVE, and nothing else.
+  auto active = TxnIn(TxnState::kActive);
+  EXPECT_FALSE(protocol_->Claim(active, TxnState::kCommitted));
+  EXPECT_EQ(active->state, TxnState::kActive);
+  EXPECT_TRUE(finished_.empty());
+}
+
+TEST_F(StateMachineTest, BranchMachineMakesExactlyTheMovesOfItsTable) {
+  // From each state, where it may go besides HEURISTIC_MIXED, which a
+  // participant's report of an operator's decision reaches from any other.
+  const std::map<BranchState, std::set<BranchState>> successors = {
+      {BranchState::kEnlisted,
+       {BranchState::kPrepared, BranchState::kReadOnly, BranchState::kRolledBack,
+        BranchState::kCommitPending, BranchState::kCommitted, BranchState::kRollbackFailed}},
+      {BranchState::kPrepared,
+       {BranchState::kCommitted, BranchState::kCommitPending, BranchState::kRolledBack,
+        BranchState::kRollbackFailed}},
+      {BranchState::kCommitPending, {BranchState::kCommitted, BranchState::kRolledBack}},
+      {BranchState::kRollbackFailed, {BranchState::kRolledBack}}};
+  auto is_legal = [&](BranchState from, BranchState to) {
+    if (to == BranchState::kHeuristicMixed) return from != to;
+    auto it = successors.find(from);
+    return it != successors.end() && it->second.count(to) > 0;
+  };
+  for (BranchState from : kBranchStates) {
+    for (BranchState to : kBranchStates) {
+      SCOPED_TRACE(std::string(BranchStateName(from)) + " -> " + BranchStateName(to));
+      auto txn = TxnIn(TxnState::kActive);
+      BranchProgress& branch = txn->branches.front();
+      branch.state = from;  // placed directly: this tests the move, not the way there
+      std::lock_guard<std::mutex> lock(txn->mu);
+      bool moved = txn->MoveBranch(&branch, to);
+      bool expected = from == to || is_legal(from, to);
+      EXPECT_EQ(moved, expected);
+      EXPECT_EQ(branch.state, expected ? to : from);
+    }
+  }
+}
+
+TEST_F(StateMachineTest, CommittedBranchCannotGoBackToPrepared) {
+  auto txn = TxnIn(TxnState::kCommitting);
+  std::lock_guard<std::mutex> lock(txn->mu);
+  BranchProgress* branch = txn->FindBranch("a");
+  ASSERT_TRUE(txn->MoveBranch(branch, BranchState::kPrepared));
+  ASSERT_TRUE(txn->MoveBranch(branch, BranchState::kCommitted));
+  EXPECT_FALSE(txn->MoveBranch(branch, BranchState::kPrepared));
+  EXPECT_FALSE(txn->MoveBranch(branch, BranchState::kCommitPending));
+  EXPECT_FALSE(txn->MoveBranch(branch, BranchState::kRolledBack));
+  EXPECT_EQ(branch->state, BranchState::kCommitted);
+  // An operator's decision is final too.
+  ASSERT_TRUE(txn->MoveBranch(branch, BranchState::kHeuristicMixed));
+  EXPECT_FALSE(txn->MoveBranch(branch, BranchState::kCommitted));
+  EXPECT_EQ(branch->state, BranchState::kHeuristicMixed);
 }
 
 }  // namespace
