@@ -234,7 +234,31 @@ TEST_F(ConnectionPoolTest, WithRetryGivesUpAtTheDeadlineWithTheLastFailure) {
   EXPECT_EQ(server_.connect_timeouts.size(), 8u);
 }
 
-TEST(RetryPolicyTest, OnlyUnavailableIsTransient) {
+// A default policy (2000 ms, waits from 50 ms doubling to 400 ms) on a fake
+// clock, and an attempt that answers from a script.
+class RetryPolicyTest : public ::testing::Test {
+ protected:
+  RetryPolicyTest() { policy_.clock = &clock_; }
+
+  // Runs the policy over attempts that each take `attempt_ms` and answer
+  // `answers[i]`, then kUnavailable once the script is out.
+  Status RunScript(const std::vector<Status>& answers, int attempt_ms = 0) {
+    return policy_.Run(
+        [&] {
+          clock_.Advance(Millis(attempt_ms));
+          const size_t call = calls_++;
+          return call < answers.size() ? answers[call] : Status::Unavailable("no server");
+        },
+        [&] { ++after_transient_; });
+  }
+
+  FakeClock clock_;
+  RetryPolicy policy_;
+  size_t calls_ = 0;
+  int after_transient_ = 0;
+};
+
+TEST_F(RetryPolicyTest, OnlyUnavailableIsTransient) {
   EXPECT_TRUE(RetryPolicy::IsTransient(Status::Unavailable("lost")));
   for (const Status& answer : {Status::Ok(), Status::NotFound("x"), Status::Aborted("x"),
                                Status::Busy("x"), Status::IoError("x"), Status::TimedOut("x")}) {
@@ -242,77 +266,46 @@ TEST(RetryPolicyTest, OnlyUnavailableIsTransient) {
   }
 }
 
-TEST(RetryPolicyTest, AnAnswerIsReturnedWithoutRetrying) {
-  FakeClock clock;
-  RetryPolicy policy;
-  policy.clock = &clock;
-  int calls = 0;
-  Status status = policy.Run([&] {
-    ++calls;
-    return Status::InvalidArgument("syntax error");
-  });
+TEST_F(RetryPolicyTest, AnAnswerIsReturnedWithoutRetrying) {
+  Status status = RunScript({Status::InvalidArgument("syntax error")});
   EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(calls, 1);
-  EXPECT_TRUE(clock.sleeps.empty());
+  EXPECT_EQ(calls_, 1u);
+  EXPECT_EQ(after_transient_, 0);
+  EXPECT_TRUE(clock_.sleeps.empty());
 }
 
-TEST(RetryPolicyTest, BackoffDoublesUpToTheMaximumUntilTheDeadline) {
-  FakeClock clock;
-  RetryPolicy policy;  // 2000 ms, from 50 ms doubling to 400 ms
-  policy.clock = &clock;
-  int calls = 0;
-  int dropped = 0;
-  Status status = policy.Run(
-      [&] {
-        ++calls;
-        return Status::Unavailable("no server");
-      },
-      [&] { ++dropped; });
+TEST_F(RetryPolicyTest, BackoffDoublesUpToTheMaximumUntilTheDeadline) {
+  Status status = RunScript({});
   EXPECT_EQ(status.code(), StatusCode::kUnavailable);
-  EXPECT_EQ(clock.sleeps, (std::vector<int>{50, 100, 200, 400, 400, 400, 400}));  // 1950 ms
-  EXPECT_EQ(calls, 8);
-  EXPECT_EQ(dropped, 8);
+  EXPECT_EQ(clock_.sleeps, (std::vector<int>{50, 100, 200, 400, 400, 400, 400}));  // 1950 ms
+  EXPECT_EQ(calls_, 8u);
+  EXPECT_EQ(after_transient_, 8);
 }
 
-TEST(RetryPolicyTest, SlowAttemptsCountAgainstTheDeadline) {
-  FakeClock clock;
-  RetryPolicy policy;
-  policy.clock = &clock;
-  int calls = 0;
-  Status status = policy.Run([&] {
-    clock.Advance(Millis(1000));  // each attempt waits out a connect timeout
-    return ++calls < 3 ? Status::Unavailable("timed out") : Status::Ok();
-  });
-  // 1000, wait 50, 2050: past the deadline, so no third call.
+TEST_F(RetryPolicyTest, SlowAttemptsCountAgainstTheDeadline) {
+  // Each attempt waits out a connect timeout: 1000, wait 50, 2050 is past
+  // the deadline, so there is no third call.
+  Status status = RunScript({Status::Unavailable("timed out"), Status::Unavailable("timed out"),
+                             Status::Ok()},
+                            1000);
   EXPECT_EQ(status.code(), StatusCode::kUnavailable);
-  EXPECT_EQ(calls, 2);
-  EXPECT_EQ(clock.sleeps, std::vector<int>{50});
+  EXPECT_EQ(calls_, 2u);
+  EXPECT_EQ(clock_.sleeps, std::vector<int>{50});
 }
 
-TEST(RetryPolicyTest, SuccessAfterTransientFailuresEndsTheRetries) {
-  FakeClock clock;
-  RetryPolicy policy;
-  policy.clock = &clock;
-  int calls = 0;
-  Status status =
-      policy.Run([&] { return ++calls < 3 ? Status::Unavailable("lost") : Status::Ok(); });
+TEST_F(RetryPolicyTest, SuccessAfterTransientFailuresEndsTheRetries) {
+  Status status = RunScript({Status::Unavailable("lost"), Status::Unavailable("lost"),
+                             Status::Ok()});
   EXPECT_TRUE(status.ok()) << status.ToString();
-  EXPECT_EQ(calls, 3);
-  EXPECT_EQ(clock.sleeps, (std::vector<int>{50, 100}));
+  EXPECT_EQ(calls_, 3u);
+  EXPECT_EQ(clock_.sleeps, (std::vector<int>{50, 100}));
 }
 
 enum class Light { kRed, kGreen, kYellow };
 
 const char* LightName(Light light) {
-  switch (light) {
-    case Light::kRed:
-      return "red";
-    case Light::kGreen:
-      return "green";
-    case Light::kYellow:
-      return "yellow";
-  }
-  return "?";
+  static const char* const kNames[] = {"red", "green", "yellow"};
+  return kNames[static_cast<int>(light)];
 }
 
 constexpr StateMove<Light> kLightMoves[] = {
