@@ -47,11 +47,7 @@ class MariaDbBackendTest : public ::testing::Test {
     ASSERT_NE(server_, nullptr) << "no test server";
     ++counter_;
     db_ = "t" + std::to_string(counter_);
-    ASSERT_OK(server_->CreateDatabase(db_));
-    ASSERT_OK(server_->Exec(db_,
-                            "CREATE TABLE accounts(id INT PRIMARY KEY, owner VARCHAR(32),"
-                            " balance BIGINT) ENGINE=InnoDB;"
-                            "INSERT INTO accounts VALUES(1, 'ann', 100), (2, 'bob', 50)"));
+    ASSERT_NO_FATAL_FAILURE(CreateAccounts(db_));
     options_.port = server_->port();
     options_.user = "root";
     options_.database = db_;
@@ -61,6 +57,7 @@ class MariaDbBackendTest : public ::testing::Test {
   // Whatever a failed test left prepared would hold its locks for the rest
   // of the suite.
   void TearDown() override {
+    backend_.reset();
     if (server_ == nullptr) return;
     auto rows = server_->Query("", "XA RECOVER FORMAT='SQL'");
     if (!rows.ok()) return;
@@ -76,10 +73,70 @@ class MariaDbBackendTest : public ::testing::Test {
   }
   std::unique_ptr<MariaDbBackend> OpenBackend() { return OpenBackend(options_); }
 
+  // The test's backend, on options_ as they are at the first call; null
+  // (and the test failed) if it cannot open.
+  MariaDbBackend* backend() {
+    if (backend_ == nullptr) backend_ = OpenBackend();
+    return backend_.get();
+  }
+
+  // A database with the two accounts every test starts from.
+  void CreateAccounts(const std::string& db) {
+    ASSERT_OK(server_->CreateDatabase(db));
+    ASSERT_OK(server_->Exec(db,
+                            "CREATE TABLE accounts(id INT PRIMARY KEY, owner VARCHAR(32),"
+                            " balance BIGINT) ENGINE=InnoDB;"
+                            "INSERT INTO accounts VALUES(1, 'ann', 100), (2, 'bob', 50)"));
+  }
+
   static std::unique_ptr<Branch> BeginOrDie(Backend* backend, const std::string& txn_id) {
+    if (backend == nullptr) return nullptr;
     auto branch = backend->Begin(txn_id);
     EXPECT_TRUE(branch.ok()) << branch.status().ToString();
     return branch.ok() ? std::move(branch).value() : nullptr;
+  }
+
+  // A branch of `backend` (the test's by default) that ran `sql`; null (and
+  // the test failed) if either failed.
+  static std::unique_ptr<Branch> BranchThatRan(Backend* backend, const std::string& txn_id,
+                                               const std::string& sql) {
+    auto branch = BeginOrDie(backend, txn_id);
+    if (branch == nullptr) return nullptr;
+    auto ran = branch->Execute(sql, {});
+    EXPECT_TRUE(ran.ok()) << sql << ": " << ran.status().ToString();
+    return ran.ok() ? std::move(branch) : nullptr;
+  }
+  std::unique_ptr<Branch> BranchThatRan(const std::string& txn_id, const std::string& sql) {
+    return BranchThatRan(backend(), txn_id, sql);
+  }
+
+  // The same, then prepared: it must vote kCommit.
+  std::unique_ptr<Branch> PreparedBranch(Backend* backend, const std::string& txn_id,
+                                         const std::string& sql) {
+    auto branch = BranchThatRan(backend, txn_id, sql);
+    if (branch != nullptr) {
+      EXPECT_EQ(PrepareOrDie(branch.get()), Vote::kCommit);
+    }
+    return branch;
+  }
+  std::unique_ptr<Branch> PreparedBranch(const std::string& txn_id, const std::string& sql) {
+    return PreparedBranch(backend(), txn_id, sql);
+  }
+
+  // A branch prepared by an adapter that then goes away undecided (its
+  // connection closes, the xid stays prepared).
+  void PrepareInAnAdapterThatGoesAway(const std::string& txn_id, const std::string& sql) {
+    auto adapter = OpenBackend();
+    ASSERT_NE(adapter, nullptr);
+    ASSERT_NE(PreparedBranch(adapter.get(), txn_id, sql), nullptr);
+  }
+
+  // What RecoverPrepared finds; empty (and the test failed) if it fails.
+  static std::vector<RecoveredBranch> Recovered(Backend* backend) {
+    if (backend == nullptr) return {};
+    auto recovered = backend->RecoverPrepared();
+    EXPECT_TRUE(recovered.ok()) << recovered.status().ToString();
+    return recovered.ok() ? std::move(recovered).value() : std::vector<RecoveredBranch>{};
   }
 
   // "1:100,2:50", read outside Pact.
@@ -120,6 +177,7 @@ class MariaDbBackendTest : public ::testing::Test {
   static int counter_;
   std::string db_;
   MariaDbBackendOptions options_;
+  std::unique_ptr<MariaDbBackend> backend_;  // backend() opens it
 };
 
 TempDir* MariaDbBackendTest::dir_ = nullptr;
@@ -132,9 +190,7 @@ TEST_F(MariaDbBackendTest, ExecuteReturnsTypedRowsAndBindsParameters) {
                           " d DOUBLE, m DECIMAL(10,2), s VARCHAR(20), long_text TEXT,"
                           " b VARBINARY(20), bl BLOB, n INT NULL, dt DATETIME, bits BIT(8))"
                           " ENGINE=InnoDB"));
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
-  auto branch = BeginOrDie(backend.get(), "coord.1.1");
+  auto branch = BeginOrDie(backend(), "coord.1.1");
   ASSERT_NE(branch, nullptr);
   const std::string long_text(1000, 'x');  // past the first fetch buffer
   const std::string bytes("\0\x01\xff'\\", 5);
@@ -179,9 +235,7 @@ TEST_F(MariaDbBackendTest, ExecuteReturnsTypedRowsAndBindsParameters) {
 }
 
 TEST_F(MariaDbBackendTest, TransactionControlAndTwoStatementsAreRefused) {
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
-  auto branch = BeginOrDie(backend.get(), "coord.1.1");
+  auto branch = BeginOrDie(backend(), "coord.1.1");
   ASSERT_NE(branch, nullptr);
   for (const char* sql :
        {"COMMIT", "  /* hi */ xa end 'x'", "-- note\nROLLBACK", "# note\n begin",
@@ -203,11 +257,8 @@ TEST_F(MariaDbBackendTest, TransactionControlAndTwoStatementsAreRefused) {
 }
 
 TEST_F(MariaDbBackendTest, StatementErrorsLeaveTheBranchUsable) {
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
-  auto branch = BeginOrDie(backend.get(), "coord.1.1");
+  auto branch = BranchThatRan("coord.1.1", "UPDATE accounts SET balance = 1 WHERE id = 1");
   ASSERT_NE(branch, nullptr);
-  ASSERT_TRUE(branch->Execute("UPDATE accounts SET balance = 1 WHERE id = 1", {}).ok());
   auto syntax = branch->Execute("SELEC 1", {});
   EXPECT_EQ(syntax.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(syntax.status().message().find("syntax"), std::string::npos);
@@ -224,12 +275,9 @@ TEST_F(MariaDbBackendTest, StatementErrorsLeaveTheBranchUsable) {
 }
 
 TEST_F(MariaDbBackendTest, PreparedChangesStayInvisibleUntilCommitPrepared) {
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
-  auto branch = BeginOrDie(backend.get(), "coord.1.1");
+  auto branch =
+      PreparedBranch("coord.1.1", "UPDATE accounts SET balance = balance - 10 WHERE id = 1");
   ASSERT_NE(branch, nullptr);
-  ASSERT_TRUE(branch->Execute("UPDATE accounts SET balance = balance - 10 WHERE id = 1", {}).ok());
-  EXPECT_EQ(PrepareOrDie(branch.get()), Vote::kCommit);
   EXPECT_EQ(PrepareOrDie(branch.get()), Vote::kCommit);  // a repeated prepare
   EXPECT_EQ(Balances(), "1:100,2:50");
   EXPECT_EQ(XaPrepared(), std::vector<std::string>{"coord.1.1"});
@@ -240,20 +288,15 @@ TEST_F(MariaDbBackendTest, PreparedChangesStayInvisibleUntilCommitPrepared) {
   EXPECT_TRUE(XaPrepared().empty());
   ASSERT_OK(branch->CommitPrepared());  // idempotent
   // The connection went back to the pool and serves the next branch.
-  auto next = BeginOrDie(backend.get(), "coord.1.2");
+  auto next = BranchThatRan("coord.1.2", "UPDATE accounts SET balance = 0 WHERE id = 2");
   ASSERT_NE(next, nullptr);
-  ASSERT_TRUE(next->Execute("UPDATE accounts SET balance = 0 WHERE id = 2", {}).ok());
   ASSERT_OK(next->CommitOnePhase());
   EXPECT_EQ(Balances(), "1:90,2:0");
 }
 
 TEST_F(MariaDbBackendTest, RollbackAfterPrepareLeavesDataUnchanged) {
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
-  auto branch = BeginOrDie(backend.get(), "coord.1.1");
+  auto branch = PreparedBranch("coord.1.1", "DELETE FROM accounts WHERE id = 2");
   ASSERT_NE(branch, nullptr);
-  ASSERT_TRUE(branch->Execute("DELETE FROM accounts WHERE id = 2", {}).ok());
-  EXPECT_EQ(PrepareOrDie(branch.get()), Vote::kCommit);
   ASSERT_OK(branch->Rollback());
   ASSERT_OK(branch->Rollback());  // idempotent
   EXPECT_EQ(Balances(), "1:100,2:50");
@@ -262,20 +305,15 @@ TEST_F(MariaDbBackendTest, RollbackAfterPrepareLeavesDataUnchanged) {
 }
 
 TEST_F(MariaDbBackendTest, RollbackOfActiveBranchReleasesItsLocks) {
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
-  auto branch = BeginOrDie(backend.get(), "coord.1.1");
+  auto branch = BranchThatRan("coord.1.1", "UPDATE accounts SET balance = 1");
   ASSERT_NE(branch, nullptr);
-  ASSERT_TRUE(branch->Execute("UPDATE accounts SET balance = 1", {}).ok());
   ASSERT_OK(branch->Rollback());
   ASSERT_OK(server_->Exec(db_, "UPDATE accounts SET balance = 2 WHERE id = 1"));  // no lock wait
   EXPECT_EQ(Balances(), "1:2,2:50");
 }
 
 TEST_F(MariaDbBackendTest, ReadOnlyBranchPreparesAndCommits) {
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
-  auto branch = BeginOrDie(backend.get(), "coord.1.1");
+  auto branch = BeginOrDie(backend(), "coord.1.1");
   ASSERT_NE(branch, nullptr);
   auto rows = branch->Execute("SELECT owner FROM accounts ORDER BY id", {});
   ASSERT_TRUE(rows.ok()) << rows.status().ToString();
@@ -289,18 +327,15 @@ TEST_F(MariaDbBackendTest, ReadOnlyBranchPreparesAndCommits) {
 }
 
 TEST_F(MariaDbBackendTest, OnePhaseCommitIsDurableAndIsCommittedSaysSo) {
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
-  auto branch = BeginOrDie(backend.get(), "coord.1.1");
+  auto branch = BranchThatRan("coord.1.1", "INSERT INTO accounts VALUES(3, 'cy', 5)");
   ASSERT_NE(branch, nullptr);
-  ASSERT_TRUE(branch->Execute("INSERT INTO accounts VALUES(3, 'cy', 5)", {}).ok());
   ASSERT_OK(branch->CommitOnePhase());
   ASSERT_OK(branch->CommitOnePhase());  // idempotent
   EXPECT_EQ(Balances(), "1:100,2:50,3:5");
-  auto committed = backend->IsCommitted("coord.1.1");
+  auto committed = backend()->IsCommitted("coord.1.1");
   ASSERT_TRUE(committed.ok()) << committed.status().ToString();
   EXPECT_TRUE(*committed);
-  auto unknown = backend->IsCommitted("coord.1.999");
+  auto unknown = backend()->IsCommitted("coord.1.999");
   ASSERT_TRUE(unknown.ok()) << unknown.status().ToString();
   EXPECT_FALSE(*unknown);
   EXPECT_TRUE(XaPrepared().empty());
@@ -319,24 +354,17 @@ TEST_F(MariaDbBackendTest, OnePhaseCommitIsDurableAndIsCommittedSaysSo) {
 }
 
 TEST_F(MariaDbBackendTest, PreparedBranchOutlivesTheAdapterAndCommitsFromAnother) {
-  {
-    auto a = OpenBackend();
-    ASSERT_NE(a, nullptr);
-    auto branch = BeginOrDie(a.get(), "coord.1.1");
-    ASSERT_NE(branch, nullptr);
-    ASSERT_TRUE(branch->Execute("UPDATE accounts SET balance = 1 WHERE id = 1", {}).ok());
-    EXPECT_EQ(PrepareOrDie(branch.get()), Vote::kCommit);
-  }  // dropped undecided: its connection closes
+  ASSERT_NO_FATAL_FAILURE(
+      PrepareInAnAdapterThatGoesAway("coord.1.1", "UPDATE accounts SET balance = 1 WHERE id = 1"));
   EXPECT_EQ(XaPrepared(), std::vector<std::string>{"coord.1.1"});
   auto b = OpenBackend();
   ASSERT_NE(b, nullptr);
-  auto recovered = b->RecoverPrepared();
-  ASSERT_TRUE(recovered.ok()) << recovered.status().ToString();
-  ASSERT_EQ(recovered->size(), 1u);
-  EXPECT_EQ((*recovered)[0].txn_id, "coord.1.1");
-  EXPECT_GT((*recovered)[0].prepared_at_ms, 0);
+  auto recovered = Recovered(b.get());
+  ASSERT_EQ(recovered.size(), 1u);
+  EXPECT_EQ(recovered[0].txn_id, "coord.1.1");
+  EXPECT_GT(recovered[0].prepared_at_ms, 0);
   EXPECT_EQ(Balances(), "1:100,2:50");
-  ASSERT_OK((*recovered)[0].branch->CommitPrepared());
+  ASSERT_OK(recovered[0].branch->CommitPrepared());
   EXPECT_EQ(Balances(), "1:1,2:50");
   EXPECT_TRUE(XaPrepared().empty());
   auto again = b->RecoverPrepared();
@@ -345,38 +373,24 @@ TEST_F(MariaDbBackendTest, PreparedBranchOutlivesTheAdapterAndCommitsFromAnother
 }
 
 TEST_F(MariaDbBackendTest, PreparedBranchOutlivesTheAdapterAndRollsBackFromAnother) {
-  {
-    auto a = OpenBackend();
-    ASSERT_NE(a, nullptr);
-    auto branch = BeginOrDie(a.get(), "coord.1.1");
-    ASSERT_NE(branch, nullptr);
-    ASSERT_TRUE(branch->Execute("UPDATE accounts SET balance = 1 WHERE id = 1", {}).ok());
-    EXPECT_EQ(PrepareOrDie(branch.get()), Vote::kCommit);
-  }
+  ASSERT_NO_FATAL_FAILURE(
+      PrepareInAnAdapterThatGoesAway("coord.1.1", "UPDATE accounts SET balance = 1 WHERE id = 1"));
   auto b = OpenBackend();
   ASSERT_NE(b, nullptr);
-  auto recovered = b->RecoverPrepared();
-  ASSERT_TRUE(recovered.ok()) << recovered.status().ToString();
-  ASSERT_EQ(recovered->size(), 1u);
-  ASSERT_OK((*recovered)[0].branch->Rollback());
+  auto recovered = Recovered(b.get());
+  ASSERT_EQ(recovered.size(), 1u);
+  ASSERT_OK(recovered[0].branch->Rollback());
   EXPECT_EQ(Balances(), "1:100,2:50");
   EXPECT_TRUE(XaPrepared().empty());
 }
 
 TEST_F(MariaDbBackendTest, CommitOfBranchCommittedBehindPactsBackIsOk) {
-  {
-    auto a = OpenBackend();
-    ASSERT_NE(a, nullptr);
-    auto branch = BeginOrDie(a.get(), "coord.1.1");
-    ASSERT_NE(branch, nullptr);
-    ASSERT_TRUE(branch->Execute("UPDATE accounts SET balance = 3 WHERE id = 2", {}).ok());
-    EXPECT_EQ(PrepareOrDie(branch.get()), Vote::kCommit);
-  }
+  ASSERT_NO_FATAL_FAILURE(
+      PrepareInAnAdapterThatGoesAway("coord.1.1", "UPDATE accounts SET balance = 3 WHERE id = 2"));
   auto b = OpenBackend();
   ASSERT_NE(b, nullptr);
-  auto recovered = b->RecoverPrepared();
-  ASSERT_TRUE(recovered.ok()) << recovered.status().ToString();
-  ASSERT_EQ(recovered->size(), 1u);
+  auto recovered = Recovered(b.get());
+  ASSERT_EQ(recovered.size(), 1u);
   // An operator commits it by hand. The first adapter's session may still be
   // closing on the server, which then answers XAER_NOTA to everyone else
   // until it lets go of the XA transaction: ask again for a moment.
@@ -390,57 +404,44 @@ TEST_F(MariaDbBackendTest, CommitOfBranchCommittedBehindPactsBackIsOk) {
     by_hand = server_->Exec("", commit);
   }
   ASSERT_OK(by_hand);
-  ASSERT_OK((*recovered)[0].branch->CommitPrepared());  // XA's NOTA: done
+  ASSERT_OK(recovered[0].branch->CommitPrepared());  // XA's NOTA: done
   EXPECT_EQ(Balances(), "1:100,2:3");
 }
 
 // MariaDB answers "unknown XID" to other sessions while the preparing session
 // lives; that must not pass for "already committed".
 TEST_F(MariaDbBackendTest, CommitElsewhereWhileThePreparingSessionLivesIsUnavailable) {
-  auto a = OpenBackend();
-  ASSERT_NE(a, nullptr);
-  auto branch = BeginOrDie(a.get(), "coord.1.1");
+  auto branch = PreparedBranch("coord.1.1", "UPDATE accounts SET balance = 4 WHERE id = 1");
   ASSERT_NE(branch, nullptr);
-  ASSERT_TRUE(branch->Execute("UPDATE accounts SET balance = 4 WHERE id = 1", {}).ok());
-  EXPECT_EQ(PrepareOrDie(branch.get()), Vote::kCommit);
   auto b = OpenBackend();
   ASSERT_NE(b, nullptr);
-  auto recovered = b->RecoverPrepared();
-  ASSERT_TRUE(recovered.ok()) << recovered.status().ToString();
-  ASSERT_EQ(recovered->size(), 1u);
-  Status elsewhere = (*recovered)[0].branch->CommitPrepared();
+  auto recovered = Recovered(b.get());
+  ASSERT_EQ(recovered.size(), 1u);
+  Status elsewhere = recovered[0].branch->CommitPrepared();
   EXPECT_EQ(elsewhere.code(), StatusCode::kUnavailable) << elsewhere.ToString();
   EXPECT_EQ(XaPrepared(), std::vector<std::string>{"coord.1.1"});
   ASSERT_OK(branch->CommitPrepared());
   EXPECT_EQ(Balances(), "1:4,2:50");
-  ASSERT_OK((*recovered)[0].branch->CommitPrepared());  // now truly gone: done
+  ASSERT_OK(recovered[0].branch->CommitPrepared());  // now truly gone: done
 }
 
 TEST_F(MariaDbBackendTest, PreparedBranchSurvivesServerCrashAndCommitsAfterReconnecting) {
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
-  auto branch = BeginOrDie(backend.get(), "coord.1.1");
+  auto branch = PreparedBranch("coord.1.1", "UPDATE accounts SET balance = 42 WHERE id = 1");
   ASSERT_NE(branch, nullptr);
-  ASSERT_TRUE(branch->Execute("UPDATE accounts SET balance = 42 WHERE id = 1", {}).ok());
-  EXPECT_EQ(PrepareOrDie(branch.get()), Vote::kCommit);
   ASSERT_OK(server_->Restart());
   EXPECT_EQ(XaPrepared(), std::vector<std::string>{"coord.1.1"});
   ASSERT_OK(branch->CommitPrepared());
   EXPECT_EQ(Balances(), "1:42,2:50");
   EXPECT_TRUE(XaPrepared().empty());
   // The pool's connections died with the server; new branches reconnect.
-  auto next = BeginOrDie(backend.get(), "coord.1.2");
+  auto next = BeginOrDie(backend(), "coord.1.2");
   ASSERT_NE(next, nullptr);
   ASSERT_OK(next->CommitOnePhase());
 }
 
 TEST_F(MariaDbBackendTest, CommitWhileServerIsDownIsUnavailableAndKeepsTheBranchPrepared) {
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
-  auto branch = BeginOrDie(backend.get(), "coord.1.1");
+  auto branch = PreparedBranch("coord.1.1", "UPDATE accounts SET balance = 7 WHERE id = 2");
   ASSERT_NE(branch, nullptr);
-  ASSERT_TRUE(branch->Execute("UPDATE accounts SET balance = 7 WHERE id = 2", {}).ok());
-  EXPECT_EQ(PrepareOrDie(branch.get()), Vote::kCommit);
   ASSERT_OK(server_->Kill());
 
   const auto start = std::chrono::steady_clock::now();
@@ -448,7 +449,7 @@ TEST_F(MariaDbBackendTest, CommitWhileServerIsDownIsUnavailableAndKeepsTheBranch
   const auto took = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(down.code(), StatusCode::kUnavailable) << down.ToString();
   EXPECT_LT(took, std::chrono::seconds(5));
-  auto is_committed = backend->IsCommitted("coord.1.1");
+  auto is_committed = backend()->IsCommitted("coord.1.1");
   EXPECT_EQ(is_committed.status().code(), StatusCode::kUnavailable);
 
   ASSERT_OK(server_->StartAgain());
@@ -468,11 +469,8 @@ int64_t SessionId(Branch* branch) {
 }
 
 TEST_F(MariaDbBackendTest, KilledSessionMakesTheActiveBranchVoteAbort) {
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
-  auto branch = BeginOrDie(backend.get(), "coord.1.1");
+  auto branch = BranchThatRan("coord.1.1", "UPDATE accounts SET balance = 9 WHERE id = 1");
   ASSERT_NE(branch, nullptr);
-  ASSERT_TRUE(branch->Execute("UPDATE accounts SET balance = 9 WHERE id = 1", {}).ok());
   ASSERT_OK(server_->Exec("", "KILL " + std::to_string(SessionId(branch.get()))));
   auto lost = branch->Execute("UPDATE accounts SET balance = 9 WHERE id = 2", {});
   EXPECT_EQ(lost.status().code(), StatusCode::kUnavailable) << lost.status().ToString();
@@ -483,15 +481,13 @@ TEST_F(MariaDbBackendTest, KilledSessionMakesTheActiveBranchVoteAbort) {
   EXPECT_NE(reason.find("lost the connection"), std::string::npos) << reason;
   EXPECT_EQ(Balances(), "1:100,2:50");
   // The pool recovers: the next branch gets a live connection.
-  auto next = BeginOrDie(backend.get(), "coord.1.2");
+  auto next = BeginOrDie(backend(), "coord.1.2");
   ASSERT_NE(next, nullptr);
   ASSERT_OK(next->CommitOnePhase());
 }
 
 TEST_F(MariaDbBackendTest, PreparedBranchWhoseSessionWasKilledCommitsOnAnotherConnection) {
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
-  auto branch = BeginOrDie(backend.get(), "coord.1.1");
+  auto branch = BeginOrDie(backend(), "coord.1.1");
   ASSERT_NE(branch, nullptr);
   const int64_t session = SessionId(branch.get());
   ASSERT_TRUE(branch->Execute("UPDATE accounts SET balance = 8 WHERE id = 1", {}).ok());
@@ -504,31 +500,24 @@ TEST_F(MariaDbBackendTest, PreparedBranchWhoseSessionWasKilledCommitsOnAnotherCo
 }
 
 TEST_F(MariaDbBackendTest, DroppedActiveBranchRollsBack) {
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
   {
-    auto branch = BeginOrDie(backend.get(), "coord.1.1");
+    auto branch = BranchThatRan("coord.1.1", "UPDATE accounts SET balance = 0");
     ASSERT_NE(branch, nullptr);
-    ASSERT_TRUE(branch->Execute("UPDATE accounts SET balance = 0", {}).ok());
   }
   EXPECT_EQ(Balances(), "1:100,2:50");
   EXPECT_TRUE(XaPrepared().empty());
-  auto again = BeginOrDie(backend.get(), "coord.1.1");  // the xid is free again
+  // The xid is free again.
+  auto again = BranchThatRan("coord.1.1", "UPDATE accounts SET balance = 1 WHERE id = 1");
   ASSERT_NE(again, nullptr);
-  ASSERT_TRUE(again->Execute("UPDATE accounts SET balance = 1 WHERE id = 1", {}).ok());
   ASSERT_OK(again->CommitOnePhase());
   EXPECT_EQ(Balances(), "1:1,2:50");
 }
 
 TEST_F(MariaDbBackendTest, DeadlockAbortsOneBranchAndTheOtherCommits) {
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
-  auto a = BeginOrDie(backend.get(), "coord.1.1");
-  auto b = BeginOrDie(backend.get(), "coord.1.2");
+  auto a = BranchThatRan("coord.1.1", "UPDATE accounts SET balance = balance + 1 WHERE id = 1");
+  auto b = BranchThatRan("coord.1.2", "UPDATE accounts SET balance = balance + 10 WHERE id = 2");
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
-  ASSERT_TRUE(a->Execute("UPDATE accounts SET balance = balance + 1 WHERE id = 1", {}).ok());
-  ASSERT_TRUE(b->Execute("UPDATE accounts SET balance = balance + 10 WHERE id = 2", {}).ok());
   Result<QueryResult> a_second = Status::Internal("not run");
   std::thread waiter(
       [&] { a_second = a->Execute("UPDATE accounts SET balance = balance + 1 WHERE id = 2", {}); });
@@ -560,14 +549,10 @@ TEST_F(MariaDbBackendTest, DeadlockAbortsOneBranchAndTheOtherCommits) {
 }
 
 TEST_F(MariaDbBackendTest, LockWaitTimeoutMakesTheBranchVoteAbort) {
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
-  auto holder = BeginOrDie(backend.get(), "coord.1.1");
-  auto waiter = BeginOrDie(backend.get(), "coord.1.2");
+  auto holder = BranchThatRan("coord.1.1", "UPDATE accounts SET balance = 5 WHERE id = 1");
+  auto waiter = BranchThatRan("coord.1.2", "SET SESSION innodb_lock_wait_timeout = 1");
   ASSERT_NE(holder, nullptr);
   ASSERT_NE(waiter, nullptr);
-  ASSERT_TRUE(holder->Execute("UPDATE accounts SET balance = 5 WHERE id = 1", {}).ok());
-  ASSERT_TRUE(waiter->Execute("SET SESSION innodb_lock_wait_timeout = 1", {}).ok());
   auto timed_out = waiter->Execute("UPDATE accounts SET balance = 6 WHERE id = 1", {});
   EXPECT_EQ(timed_out.status().code(), StatusCode::kAborted) << timed_out.status().ToString();
   std::string reason;
@@ -581,11 +566,7 @@ TEST_F(MariaDbBackendTest, LockWaitTimeoutMakesTheBranchVoteAbort) {
 
 TEST_F(MariaDbBackendTest, TwoParticipantsOnOneServerRecoverOnlyTheirOwnBranches) {
   const std::string db2 = db_ + "b";
-  ASSERT_OK(server_->CreateDatabase(db2));
-  ASSERT_OK(server_->Exec(db2,
-                          "CREATE TABLE accounts(id INT PRIMARY KEY, owner VARCHAR(32),"
-                          " balance BIGINT) ENGINE=InnoDB;"
-                          "INSERT INTO accounts VALUES(1, 'ann', 100), (2, 'bob', 50)"));
+  ASSERT_NO_FATAL_FAILURE(CreateAccounts(db2));
   MariaDbBackendOptions m1 = options_;
   m1.participant_name = "m1";
   MariaDbBackendOptions m2 = options_;
@@ -596,31 +577,27 @@ TEST_F(MariaDbBackendTest, TwoParticipantsOnOneServerRecoverOnlyTheirOwnBranches
     auto b2 = OpenBackend(m2);
     ASSERT_NE(b1, nullptr);
     ASSERT_NE(b2, nullptr);
-    auto x1 = BeginOrDie(b1.get(), "coord.1.1");
-    auto x2 = BeginOrDie(b2.get(), "coord.1.1");
+    auto x1 =
+        PreparedBranch(b1.get(), "coord.1.1", "UPDATE accounts SET balance = 1 WHERE id = 1");
+    auto x2 =
+        PreparedBranch(b2.get(), "coord.1.1", "UPDATE accounts SET balance = 2 WHERE id = 1");
     ASSERT_NE(x1, nullptr);
     ASSERT_NE(x2, nullptr);
-    ASSERT_TRUE(x1->Execute("UPDATE accounts SET balance = 1 WHERE id = 1", {}).ok());
-    ASSERT_TRUE(x2->Execute("UPDATE accounts SET balance = 2 WHERE id = 1", {}).ok());
-    EXPECT_EQ(PrepareOrDie(x1.get()), Vote::kCommit);
-    EXPECT_EQ(PrepareOrDie(x2.get()), Vote::kCommit);
   }  // both adapters go away undecided
   auto b1 = OpenBackend(m1);
   auto b2 = OpenBackend(m2);
   ASSERT_NE(b1, nullptr);
   ASSERT_NE(b2, nullptr);
-  auto r1 = b1->RecoverPrepared();
-  auto r2 = b2->RecoverPrepared();
-  ASSERT_TRUE(r1.ok()) << r1.status().ToString();
-  ASSERT_TRUE(r2.ok()) << r2.status().ToString();
-  ASSERT_EQ(r1->size(), 1u);
-  ASSERT_EQ(r2->size(), 1u);
-  EXPECT_EQ((*r1)[0].txn_id, "coord.1.1");
-  EXPECT_EQ((*r2)[0].txn_id, "coord.1.1");
-  ASSERT_OK((*r1)[0].branch->CommitPrepared());
+  auto r1 = Recovered(b1.get());
+  auto r2 = Recovered(b2.get());
+  ASSERT_EQ(r1.size(), 1u);
+  ASSERT_EQ(r2.size(), 1u);
+  EXPECT_EQ(r1[0].txn_id, "coord.1.1");
+  EXPECT_EQ(r2[0].txn_id, "coord.1.1");
+  ASSERT_OK(r1[0].branch->CommitPrepared());
   EXPECT_EQ(XaPrepared("m1"), std::vector<std::string>{});
   EXPECT_EQ(XaPrepared("m2"), std::vector<std::string>{"coord.1.1"});  // m1's commit left it
-  ASSERT_OK((*r2)[0].branch->Rollback());
+  ASSERT_OK(r2[0].branch->Rollback());
   EXPECT_EQ(Balances(db_), "1:1,2:50");
   EXPECT_EQ(Balances(db2), "1:100,2:50");
 }
@@ -646,8 +623,7 @@ class SideSession {
 
 // The marker of a one-phase commit still in flight in another session.
 TEST_F(MariaDbBackendTest, IsCommittedWaitsForACommitInFlightAndNeverGuessesNo) {
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
+  ASSERT_NE(backend(), nullptr);  // it creates the marker table
   const std::string insert = "INSERT INTO " + db_ + ".pact_committed_branches VALUES('coord.1.";
   const std::string row = "', '" + options_.participant_name + "', NOW())";
   SideSession lost(server_->port());
@@ -657,7 +633,7 @@ TEST_F(MariaDbBackendTest, IsCommittedWaitsForACommitInFlightAndNeverGuessesNo) 
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     lost.Run("COMMIT");
   });
-  auto committed = backend->IsCommitted("coord.1.1");
+  auto committed = backend()->IsCommitted("coord.1.1");
   commit_soon.get();
   ASSERT_TRUE(committed.ok()) << committed.status().ToString();
   EXPECT_TRUE(*committed);
@@ -665,19 +641,15 @@ TEST_F(MariaDbBackendTest, IsCommittedWaitsForACommitInFlightAndNeverGuessesNo) 
   // Held past the wait: unknown, not "rolled back".
   lost.Run("BEGIN");
   lost.Run(insert + "2" + row);
-  auto held = backend->IsCommitted("coord.1.2");
+  auto held = backend()->IsCommitted("coord.1.2");
   EXPECT_EQ(held.status().code(), StatusCode::kUnavailable) << held.status().ToString();
   lost.Run("COMMIT");
-  EXPECT_TRUE(backend->IsCommitted("coord.1.2").value());
+  EXPECT_TRUE(backend()->IsCommitted("coord.1.2").value());
 }
 
 TEST_F(MariaDbBackendTest, FindOrphansAdoptsPreparedBranchesTheServiceDoesNotHold) {
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
-  auto held = BeginOrDie(backend.get(), "coord.1.1");
+  auto held = PreparedBranch("coord.1.1", "UPDATE accounts SET balance = 1 WHERE id = 1");
   ASSERT_NE(held, nullptr);
-  ASSERT_TRUE(held->Execute("UPDATE accounts SET balance = 1 WHERE id = 1", {}).ok());
-  EXPECT_EQ(PrepareOrDie(held.get()), Vote::kCommit);
   // Prepared with this participant's xid, as an XA PREPARE whose reply was
   // lost leaves it; and one of another participant.
   const std::string format = "," + std::to_string(MariaDbBackend::kFormatId);
@@ -688,11 +660,11 @@ TEST_F(MariaDbBackendTest, FindOrphansAdoptsPreparedBranchesTheServiceDoesNotHol
     ASSERT_OK(server_->Exec(
         db_, "XA START " + xid + "; " + change + "; XA END " + xid + "; XA PREPARE " + xid));
   }
-  auto orphans = backend->FindOrphans({"coord.1.1"});
+  auto orphans = backend()->FindOrphans({"coord.1.1"});
   ASSERT_TRUE(orphans.ok()) << orphans.status().ToString();
   ASSERT_EQ(orphans->size(), 1u);
   EXPECT_EQ((*orphans)[0].txn_id, "coord.1.7");
-  EXPECT_TRUE(backend->FindOrphans({"coord.1.1", "coord.1.7"}).value().empty());
+  EXPECT_TRUE(backend()->FindOrphans({"coord.1.1", "coord.1.7"}).value().empty());
   ASSERT_OK((*orphans)[0].branch->Rollback());
   EXPECT_EQ(XaPrepared(), std::vector<std::string>{"coord.1.1"});
   EXPECT_EQ(XaPrepared("other"), std::vector<std::string>{"coord.1.8"});
@@ -701,12 +673,8 @@ TEST_F(MariaDbBackendTest, FindOrphansAdoptsPreparedBranchesTheServiceDoesNotHol
 }
 
 TEST_F(MariaDbBackendTest, RollbackWhileServerIsDownKeepsTheBranchPrepared) {
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
-  auto branch = BeginOrDie(backend.get(), "coord.1.1");
+  auto branch = PreparedBranch("coord.1.1", "UPDATE accounts SET balance = 7 WHERE id = 2");
   ASSERT_NE(branch, nullptr);
-  ASSERT_TRUE(branch->Execute("UPDATE accounts SET balance = 7 WHERE id = 2", {}).ok());
-  EXPECT_EQ(PrepareOrDie(branch.get()), Vote::kCommit);
   ASSERT_OK(server_->Kill());
   Status down = branch->Rollback();
   EXPECT_EQ(down.code(), StatusCode::kUnavailable) << down.ToString();
@@ -753,15 +721,10 @@ TEST_F(MariaDbBackendTest, HungServerMakesCallsUnavailableAfterTheReadTimeout) {
   options_.read_timeout_s = 1;
   options_.write_timeout_s = 1;
   options_.connect_timeout_s = 1;
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
-  auto prepared = BeginOrDie(backend.get(), "coord.1.1");
-  auto one_phase = BeginOrDie(backend.get(), "coord.1.2");
+  auto prepared = PreparedBranch("coord.1.1", "UPDATE accounts SET balance = 1 WHERE id = 1");
+  auto one_phase = BranchThatRan("coord.1.2", "UPDATE accounts SET balance = 2 WHERE id = 2");
   ASSERT_NE(prepared, nullptr);
   ASSERT_NE(one_phase, nullptr);
-  ASSERT_TRUE(prepared->Execute("UPDATE accounts SET balance = 1 WHERE id = 1", {}).ok());
-  ASSERT_TRUE(one_phase->Execute("UPDATE accounts SET balance = 2 WHERE id = 2", {}).ok());
-  EXPECT_EQ(PrepareOrDie(prepared.get()), Vote::kCommit);
   {
     HungServer hung(dir_->path());
     auto start = std::chrono::steady_clock::now();
@@ -772,18 +735,15 @@ TEST_F(MariaDbBackendTest, HungServerMakesCallsUnavailableAfterTheReadTimeout) {
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
   }
   ASSERT_OK(prepared->CommitPrepared());
-  auto committed = backend->IsCommitted("coord.1.2");
+  auto committed = backend()->IsCommitted("coord.1.2");
   ASSERT_TRUE(committed.ok()) << committed.status().ToString();
   EXPECT_EQ(Balances(), *committed ? "1:1,2:2" : "1:1,2:50");
 }
 
 TEST_F(MariaDbBackendTest, LostPrepareIsNotTakenAsRolledBackWhileItsSessionMayStillPrepare) {
   options_.read_timeout_s = 1;
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
-  auto branch = BeginOrDie(backend.get(), "coord.1.1");
+  auto branch = BranchThatRan("coord.1.1", "UPDATE accounts SET balance = 1 WHERE id = 1");
   ASSERT_NE(branch, nullptr);
-  ASSERT_TRUE(branch->Execute("UPDATE accounts SET balance = 1 WHERE id = 1", {}).ok());
   // The global read lock makes XA PREPARE wait past the read timeout.
   SideSession lock(server_->port());
   lock.Run("FLUSH TABLES WITH READ LOCK");
@@ -815,9 +775,8 @@ TEST_F(MariaDbBackendTest, NamesTooLongForAnXidAreRefused) {
   MariaDbBackendOptions options = options_;
   options.participant_name = std::string(65, 'p');
   EXPECT_EQ(MariaDbBackend::Open(options).status().code(), StatusCode::kInvalidArgument);
-  auto backend = OpenBackend();
-  ASSERT_NE(backend, nullptr);
-  auto branch = backend->Begin("coord.1." + std::string(60, '9'));
+  ASSERT_NE(backend(), nullptr);
+  auto branch = backend()->Begin("coord.1." + std::string(60, '9'));
   EXPECT_EQ(branch.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(branch.status().message().find("64"), std::string::npos);
 }

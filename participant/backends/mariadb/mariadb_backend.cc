@@ -16,13 +16,14 @@
 #include <utility>
 
 #include "common/clock.h"
+#include "participant/backends/server/branch_state_machine.h"
+#include "participant/backends/server/connection_pool.h"
+#include "participant/backends/server/retry_policy.h"
 
 namespace pact {
 namespace {
 
-// How long a decision (or the check after a lost one-phase commit) keeps
-// reconnecting before it answers kUnavailable.
-constexpr int kRetryForMs = 2000;
+// The connect timeout while retrying, at most.
 constexpr int kRetryConnectTimeoutS = 2;
 // How long an outcome query waits for a commit still in flight.
 constexpr int kMarkerLockWaitS = 2;
@@ -410,93 +411,125 @@ Result<QueryResult> RunStatement(MYSQL* conn, const std::string& sql,
   return result;
 }
 
+Result<ConnPtr> Connect(const MariaDbBackendOptions& options, int timeout_s) {
+  InitLibrary();
+  ConnPtr conn(mysql_init(nullptr));
+  if (conn == nullptr) return Status::Internal("mysql_init: out of memory");
+  const unsigned int timeout = static_cast<unsigned int>(std::max(1, timeout_s));
+  const my_bool reconnect = 0;  // a silent reconnect would lose the XA transaction
+  // A server that hangs (rather than dies) must not block a call for ever.
+  const unsigned int read_timeout = static_cast<unsigned int>(std::max(1, options.read_timeout_s));
+  const unsigned int write_timeout =
+      static_cast<unsigned int>(std::max(1, options.write_timeout_s));
+  mysql_options(conn.get(), MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+  mysql_options(conn.get(), MYSQL_OPT_READ_TIMEOUT, &read_timeout);
+  mysql_options(conn.get(), MYSQL_OPT_WRITE_TIMEOUT, &write_timeout);
+  mysql_options(conn.get(), MYSQL_OPT_RECONNECT, &reconnect);
+  mysql_options(conn.get(), MYSQL_SET_CHARSET_NAME, "utf8mb4");
+  if (mysql_real_connect(conn.get(), options.host.c_str(), options.user.c_str(),
+                         options.password.c_str(), options.database.c_str(),
+                         static_cast<unsigned int>(options.port), nullptr, 0) == nullptr) {
+    return ConnError(conn.get(), "cannot connect to MariaDB at " + options.host + ":" +
+                                     std::to_string(options.port));
+  }
+  return conn;
+}
+
+using Pool = ConnectionPool<MYSQL, ConnCloser>;
+
+// Idle connections are trusted (no XA transaction is ever left on one); a
+// branch's statements may have left variables and temporary tables behind.
+Pool::Hooks PoolHooks(const MariaDbBackendOptions& options) {
+  Pool::Hooks hooks;
+  hooks.connect = [options](int timeout_s) { return Connect(options, timeout_s); };
+  hooks.reset = [](MYSQL* conn) { return mysql_reset_connection(conn) == 0; };
+  return hooks;
+}
+
+// A decision (or the check after a lost one-phase commit) reconnects for
+// RetryPolicy's window before it answers kUnavailable, each connect cut short.
+RetryPolicy ServerRetry(const MariaDbBackendOptions& options) {
+  RetryPolicy retry;
+  retry.connect_timeout_s = std::min(options.connect_timeout_s, kRetryConnectTimeoutS);
+  return retry;
+}
+
+// A branch's life; MoveTo in MariaDbBranch is the only writer.
+enum class XaState {
+  // XA START ran on conn_. Nothing durable: a crash or a lost connection
+  // rolls it back.
+  kActive,
+  // XA PREPARE succeeded: XA RECOVER lists the xid, bound to conn_'s session
+  // while it lives and detached after.
+  kPrepared,
+  // XA PREPARE's reply was lost: XA RECOVER may list the xid, so the branch
+  // can only roll back.
+  kPrepareLost,
+  // A one-phase commit's reply was lost and the marker could not be read yet:
+  // its row in kMarkerTable tells.
+  kCommitLost,
+  // One phase: its marker row in kMarkerTable. Two phases: XA COMMIT answered,
+  // and XA RECOVER no longer lists the xid.
+  kCommitted,
+  // Also after a kAbort vote: no xid in XA RECOVER and no marker row.
+  kRolledBack,
+};
+
+const char* XaStateName(XaState state) {
+  switch (state) {
+    case XaState::kActive:
+      return "active";
+    case XaState::kPrepared:
+      return "prepared";
+    case XaState::kPrepareLost:
+      return "maybe prepared (the reply to XA PREPARE was lost)";
+    case XaState::kCommitLost:
+      return "of unknown outcome (the reply to the one-phase commit was lost)";
+    case XaState::kCommitted:
+      return "committed";
+    case XaState::kRolledBack:
+      return "rolled back";
+  }
+  return "?";
+}
+
+// Every move a branch can make; kCommitted and kRolledBack are final.
+constexpr StateMove<XaState> kXaMoves[] = {
+    {XaState::kActive, XaState::kPrepared},
+    {XaState::kActive, XaState::kPrepareLost},
+    {XaState::kActive, XaState::kCommitLost},
+    {XaState::kActive, XaState::kCommitted},   // one-phase commit
+    {XaState::kActive, XaState::kRolledBack},  // abort vote, rollback, failed one-phase commit
+    {XaState::kPrepared, XaState::kCommitted},
+    {XaState::kPrepared, XaState::kRolledBack},
+    {XaState::kPrepareLost, XaState::kRolledBack},
+    {XaState::kCommitLost, XaState::kCommitted},  // the marker says
+    {XaState::kCommitLost, XaState::kRolledBack},
+};
+
 }  // namespace
 
 struct MariaDbBackend::Shared {
-  MariaDbBackendOptions options;
+  explicit Shared(const MariaDbBackendOptions& opts)
+      : options(opts),
+        retry(ServerRetry(options)),
+        pool(PoolHooks(options), options.max_idle_connections, options.connect_timeout_s) {}
+
+  const MariaDbBackendOptions options;
+  const RetryPolicy retry;
+  Pool pool;  // none of its idle connections holds an XA transaction
   std::string marker_table;  // qualified with the database: sessions may switch it
   std::atomic<uint64_t> commits{0};
 
   std::mutex mu;
-  std::vector<ConnPtr> idle;  // guarded by mu; none holds an XA transaction
   // Session ids of branches whose connection was lost in the middle of a
   // statement: that session may still prepare or commit the branch, so no
   // answer about it is final until the session is gone.
   std::unordered_map<std::string, unsigned long> unsettled;  // guarded by mu
 
-  Result<ConnPtr> Connect(int timeout_s) const {
-    InitLibrary();
-    ConnPtr conn(mysql_init(nullptr));
-    if (conn == nullptr) return Status::Internal("mysql_init: out of memory");
-    const unsigned int timeout = static_cast<unsigned int>(std::max(1, timeout_s));
-    const my_bool reconnect = 0;  // a silent reconnect would lose the XA transaction
-    // A server that hangs (rather than dies) must not block a call for ever.
-    const unsigned int read_timeout =
-        static_cast<unsigned int>(std::max(1, options.read_timeout_s));
-    const unsigned int write_timeout =
-        static_cast<unsigned int>(std::max(1, options.write_timeout_s));
-    mysql_options(conn.get(), MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
-    mysql_options(conn.get(), MYSQL_OPT_READ_TIMEOUT, &read_timeout);
-    mysql_options(conn.get(), MYSQL_OPT_WRITE_TIMEOUT, &write_timeout);
-    mysql_options(conn.get(), MYSQL_OPT_RECONNECT, &reconnect);
-    mysql_options(conn.get(), MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    if (mysql_real_connect(conn.get(), options.host.c_str(), options.user.c_str(),
-                           options.password.c_str(), options.database.c_str(),
-                           static_cast<unsigned int>(options.port), nullptr, 0) == nullptr) {
-      return ConnError(conn.get(), "cannot connect to MariaDB at " + options.host + ":" +
-                                       std::to_string(options.port));
-    }
-    return conn;
-  }
-
-  Result<ConnPtr> Acquire(int timeout_s) {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      if (!idle.empty()) {
-        ConnPtr conn = std::move(idle.back());
-        idle.pop_back();
-        return conn;
-      }
-    }
-    return Connect(timeout_s);
-  }
-  Result<ConnPtr> Acquire() { return Acquire(options.connect_timeout_s); }
-
-  // `reset`: clear what a branch's statements left in the session (variables,
-  // temporary tables) before another branch gets it.
-  void Release(ConnPtr conn, bool reset) {
-    if (reset && mysql_reset_connection(conn.get()) != 0) return;
-    std::lock_guard<std::mutex> lock(mu);
-    if (idle.size() < static_cast<size_t>(std::max(0, options.max_idle_connections))) {
-      idle.push_back(std::move(conn));
-    }
-  }
-
-  // After a lost connection the idle ones are likely dead too (a restarted server).
-  void DropIdle() {
-    std::vector<ConnPtr> dropped;
-    std::lock_guard<std::mutex> lock(mu);
-    dropped.swap(idle);
-  }
-
-  // Runs `op` on a pooled connection, reconnecting while it answers
-  // kUnavailable, for up to kRetryForMs.
-  Status WithRetry(const std::function<Status(MYSQL*)>& op) {
-    const TimePoint deadline = SteadyClock::now() + Millis(kRetryForMs);
-    int backoff_ms = 50;
-    for (;;) {
-      Result<ConnPtr> conn = Acquire(std::min(options.connect_timeout_s, kRetryConnectTimeoutS));
-      Status status = conn.ok() ? op(conn->get()) : conn.status();
-      if (status.code() != StatusCode::kUnavailable) {
-        if (conn.ok()) Release(std::move(*conn), false);
-        return status;
-      }
-      DropIdle();
-      if (SteadyClock::now() + Millis(backoff_ms) >= deadline) return status;
-      std::this_thread::sleep_for(Millis(backoff_ms));
-      backoff_ms = std::min(backoff_ms * 2, 400);
-    }
-  }
+  // Runs `op` on a pooled connection, reconnecting through connection
+  // failures as `retry` allows.
+  Status WithRetry(const std::function<Status(MYSQL*)>& op) { return pool.WithRetry(retry, op); }
 
   void NoteUnsettled(const std::string& txn_id, unsigned long session) {
     std::lock_guard<std::mutex> lock(mu);
@@ -514,7 +547,7 @@ struct MariaDbBackend::Shared {
       session = it->second;
     }
     const std::string id = std::to_string(session);
-    const TimePoint deadline = SteadyClock::now() + Millis(kRetryForMs);
+    const TimePoint deadline = SteadyClock::now() + Millis(retry.window_ms);
     Status settled = WithRetry([&](MYSQL* conn) -> Status {
       while (mysql_thread_id(conn) != session) {  // ids of live sessions are unique
         // Only a session of Pact's user: after a server restart the id may
@@ -529,7 +562,7 @@ struct MariaDbBackend::Shared {
         // A killed session shows until it has finished its statement.
         Status killed = Run(conn, "KILL CONNECTION " + id);
         if (!killed.ok() && mysql_errno(conn) != ER_NO_SUCH_THREAD) return killed;
-        std::this_thread::sleep_for(Millis(50));
+        std::this_thread::sleep_for(Millis(retry.first_backoff_ms));
       }
       return Status::Ok();
     });
@@ -573,14 +606,7 @@ struct MariaDbBackend::Shared {
 
 class MariaDbBackend::MariaDbBranch : public Branch {
  public:
-  enum class State {
-    kActive,       // XA transaction open on conn_
-    kPrepared,     // prepared; conn_ (if any) still holds it
-    kPrepareLost,  // XA PREPARE's reply was lost: prepared or rolled back; only Rollback applies
-    kCommitLost,   // a one-phase commit's reply was lost and the marker could not be read
-    kCommitted,
-    kRolledBack,  // also after a kAbort vote
-  };
+  using State = XaState;
 
   MariaDbBranch(std::shared_ptr<Shared> shared, std::string txn_id, ConnPtr conn, State state)
       : shared_(std::move(shared)),
@@ -588,12 +614,12 @@ class MariaDbBackend::MariaDbBranch : public Branch {
         xid_(XidSql(txn_id_, shared_->options.participant_name)),
         conn_(std::move(conn)),
         session_(conn_ != nullptr ? mysql_thread_id(conn_.get()) : 0),
-        state_(state) {}
+        state_(state, kXaMoves, &XaStateName, txn_id_) {}
 
   ~MariaDbBranch() override {
     // Closing conn_ rolls back an XA transaction that is not prepared and
     // detaches a prepared one, which XA RECOVER then lists.
-    if (state_ == State::kPrepared || state_ == State::kPrepareLost) {
+    if (state_.Is(State::kPrepared) || state_.Is(State::kPrepareLost)) {
       LOG(WARNING) << "branch " << txn_id_ << " dropped undecided; it stays prepared in MariaDB "
                    << "until RecoverPrepared finds it";
     }
@@ -601,8 +627,8 @@ class MariaDbBackend::MariaDbBranch : public Branch {
 
   Result<QueryResult> Execute(const std::string& sql,
                               const std::vector<SqlValue>& params) override {
-    if (state_ != State::kActive) {
-      return Status::FailedPrecondition("branch " + txn_id_ + " is " + StateName());
+    if (!state_.Is(State::kActive)) {
+      return Status::FailedPrecondition("branch " + txn_id_ + " is " + state_.Name());
     }
     if (!rollback_only_.empty()) return Status::Aborted(rollback_only_);
     RETURN_NOT_OK(RefuseTransactionControl(sql));
@@ -612,13 +638,14 @@ class MariaDbBackend::MariaDbBranch : public Branch {
   }
 
   Result<Vote> Prepare(std::string* abort_reason) override {
-    if (state_ == State::kPrepared) return Vote::kCommit;
-    if (state_ != State::kActive) {
-      return Status::FailedPrecondition("cannot prepare branch " + txn_id_ + ": " + StateName());
+    if (state_.Is(State::kPrepared)) return Vote::kCommit;
+    if (!state_.Is(State::kActive)) {
+      return Status::FailedPrecondition("cannot prepare branch " + txn_id_ + ": " +
+                                        state_.Name());
     }
     if (!rollback_only_.empty()) {
       *abort_reason = rollback_only_;
-      RollBackActive();
+      RETURN_NOT_OK(RollBackActive());
       return Vote::kAbort;
     }
     Status ended = Run(conn_.get(), "XA END " + xid_);
@@ -627,34 +654,34 @@ class MariaDbBackend::MariaDbBranch : public Branch {
       // conn_ stays with the branch: MariaDB keeps a prepared XA transaction
       // bound to its session (other sessions get "unknown XID") until the
       // session decides it or ends.
-      state_ = State::kPrepared;
+      RETURN_NOT_OK(state_.MoveTo(State::kPrepared));
       return Vote::kCommit;
     }
     if (ended.ok() && prepared.code() == StatusCode::kUnavailable) {
       LoseConnection();
-      state_ = State::kPrepareLost;
+      RETURN_NOT_OK(state_.MoveTo(State::kPrepareLost));
       RETURN_NOT_OK(Decide("XA ROLLBACK")
                         .WithContext("the reply to XA PREPARE of branch " + txn_id_ +
                                      " was lost (" + prepared.message() +
                                      "), and it may be prepared; rolling it back failed"));
-      state_ = State::kRolledBack;
+      RETURN_NOT_OK(state_.MoveTo(State::kRolledBack));
       *abort_reason = "lost the connection during XA PREPARE: " + prepared.message();
       return Vote::kAbort;
     }
     *abort_reason = "cannot prepare branch " + txn_id_ + ": " + prepared.message();
-    RollBackActive();
+    RETURN_NOT_OK(RollBackActive());
     return Vote::kAbort;
   }
 
   Status CommitOnePhase() override {
-    if (state_ == State::kCommitted) return Status::Ok();
-    if (state_ == State::kCommitLost) return CheckOnePhaseOutcome();  // a retry
-    if (state_ != State::kActive) {
+    if (state_.Is(State::kCommitted)) return Status::Ok();
+    if (state_.Is(State::kCommitLost)) return CheckOnePhaseOutcome();  // a retry
+    if (!state_.Is(State::kActive)) {
       return Status::FailedPrecondition("cannot commit branch " + txn_id_ +
-                                        " in one phase: " + StateName());
+                                        " in one phase: " + state_.Name());
     }
     if (!rollback_only_.empty()) {
-      RollBackActive();
+      RETURN_NOT_OK(RollBackActive());
       return Status::Aborted(rollback_only_);
     }
     // The marker commits with the changes: after a lost reply it tells
@@ -667,74 +694,53 @@ class MariaDbBackend::MariaDbBranch : public Branch {
     if (status.ok()) status = Run(conn_.get(), "XA END " + xid_);
     if (status.ok()) status = Run(conn_.get(), "XA COMMIT " + xid_ + " ONE PHASE");
     if (status.ok()) {
-      state_ = State::kCommitted;
+      RETURN_NOT_OK(state_.MoveTo(State::kCommitted));
       if (shared_->commits.fetch_add(1) % kPruneEveryCommits == kPruneEveryCommits - 1) {
         Status pruned = shared_->PruneMarkers(conn_.get());
         LOG_IF(WARNING, !pruned.ok()) << "pruning commit markers: " << pruned.ToString();
       }
-      shared_->Release(std::move(conn_), true);
+      shared_->pool.Give(std::move(conn_), true);
       return Status::Ok();
     }
     if (status.code() != StatusCode::kUnavailable) {
-      RollBackActive();
+      RETURN_NOT_OK(RollBackActive());
       return status.WithContext("branch " + txn_id_ + " rolled back");
     }
     LoseConnection();
-    state_ = State::kCommitLost;
+    RETURN_NOT_OK(state_.MoveTo(State::kCommitLost));
     return CheckOnePhaseOutcome();
   }
 
   Status CommitPrepared() override {
-    if (state_ == State::kCommitted) return Status::Ok();
-    if (state_ != State::kPrepared) {
+    if (state_.Is(State::kCommitted)) return Status::Ok();
+    if (!state_.Is(State::kPrepared)) {
       return Status::FailedPrecondition("cannot commit branch " + txn_id_ +
-                                        " as prepared: " + StateName());
+                                        " as prepared: " + state_.Name());
     }
     RETURN_NOT_OK(Decide("XA COMMIT").WithContext("commit of prepared branch " + txn_id_));
-    state_ = State::kCommitted;
-    return Status::Ok();
+    return state_.MoveTo(State::kCommitted);
   }
 
   Status Rollback() override {
-    switch (state_) {
+    switch (state_.state()) {
       case State::kRolledBack:
         return Status::Ok();
       case State::kCommitted:
         return Status::FailedPrecondition("branch " + txn_id_ + " already committed");
       case State::kCommitLost:
         return Status::FailedPrecondition("branch " + txn_id_ +
-                                          " may have committed: " + StateName());
+                                          " may have committed: " + state_.Name());
       case State::kActive:
-        RollBackActive();
-        return Status::Ok();
+        return RollBackActive();
       case State::kPrepared:
       case State::kPrepareLost:
         break;
     }
     RETURN_NOT_OK(Decide("XA ROLLBACK").WithContext("rollback of prepared branch " + txn_id_));
-    state_ = State::kRolledBack;
-    return Status::Ok();
+    return state_.MoveTo(State::kRolledBack);
   }
 
  private:
-  const char* StateName() const {
-    switch (state_) {
-      case State::kActive:
-        return "active";
-      case State::kPrepared:
-        return "prepared";
-      case State::kPrepareLost:
-        return "maybe prepared (the reply to XA PREPARE was lost)";
-      case State::kCommitLost:
-        return "of unknown outcome (the reply to the one-phase commit was lost)";
-      case State::kCommitted:
-        return "committed";
-      case State::kRolledBack:
-        return "rolled back";
-    }
-    return "?";
-  }
-
   // After a failed statement: whether MariaDB gave up the whole transaction.
   void NoteFailure(const Status& status) {
     if (status.code() == StatusCode::kAborted) {
@@ -743,7 +749,7 @@ class MariaDbBackend::MariaDbBranch : public Branch {
       rollback_only_ =
           "lost the connection, MariaDB rolls the transaction back: " + status.message();
       conn_.reset();  // nothing it still runs can commit: no XA COMMIT or PREPARE was sent
-      shared_->DropIdle();
+      shared_->pool.DropIdle();
     }
   }
 
@@ -751,33 +757,34 @@ class MariaDbBackend::MariaDbBranch : public Branch {
   // be running it.
   void LoseConnection() {
     conn_.reset();
-    shared_->DropIdle();
+    shared_->pool.DropIdle();
     if (session_ != 0) shared_->NoteUnsettled(txn_id_, session_);
   }
 
   // Ends an XA transaction that is not prepared. When MariaDB refuses, closing
   // the connection rolls it back instead.
-  void RollBackActive() {
-    state_ = State::kRolledBack;
-    if (conn_ == nullptr) return;
-    Status ignored = Run(conn_.get(), "XA END " + xid_);  // fails if already ended: fine
-    Status rolled_back = Run(conn_.get(), "XA ROLLBACK " + xid_);
-    if (rolled_back.ok()) {
-      shared_->Release(std::move(conn_), true);
-    } else {
-      conn_.reset();
+  Status RollBackActive() {
+    if (conn_ != nullptr) {
+      Status ignored = Run(conn_.get(), "XA END " + xid_);  // fails if already ended: fine
+      Status rolled_back = Run(conn_.get(), "XA ROLLBACK " + xid_);
+      if (rolled_back.ok()) {
+        shared_->pool.Give(std::move(conn_), true);
+      } else {
+        conn_.reset();
+      }
     }
+    return state_.MoveTo(State::kRolledBack);
   }
 
   // XA COMMIT or XA ROLLBACK of the prepared xid: on conn_ while it lives,
-  // then on other connections until kRetryForMs passes.
+  // then on other connections as the retry policy allows.
   Status Decide(const std::string& verb) {
     const std::string sql = verb + " " + xid_;
     if (conn_ != nullptr) {
       Status status = Run(conn_.get(), sql);
       const unsigned int code = mysql_errno(conn_.get());
       if (status.ok() || code == ER_XA_RBROLLBACK) {
-        shared_->Release(std::move(conn_), true);
+        shared_->pool.Give(std::move(conn_), true);
         return Status::Ok();
       }
       if (status.code() != StatusCode::kUnavailable) return status;
@@ -821,7 +828,7 @@ class MariaDbBackend::MariaDbBranch : public Branch {
       return committed.status().WithContext("the reply to the one-phase commit of branch " +
                                             txn_id_ + " was lost");
     }
-    state_ = *committed ? State::kCommitted : State::kRolledBack;
+    RETURN_NOT_OK(state_.MoveTo(*committed ? State::kCommitted : State::kRolledBack));
     if (*committed) return Status::Ok();
     return Status::Aborted("branch " + txn_id_ +
                            " rolled back: the connection was lost before the one-phase commit");
@@ -832,7 +839,7 @@ class MariaDbBackend::MariaDbBranch : public Branch {
   const std::string xid_;        // as SQL: X'gtrid',X'bqual',formatID
   ConnPtr conn_;                 // while active, and while prepared until it is lost
   const unsigned long session_;  // the server's id of conn_'s session; 0 if none
-  State state_;
+  BranchStateMachine<State> state_;
   std::string rollback_only_;  // why MariaDB rolled the transaction back, if it did
 };
 
@@ -848,10 +855,9 @@ Result<std::unique_ptr<MariaDbBackend>> MariaDbBackend::Open(const MariaDbBacken
                                    std::to_string(kMaxXidPartBytes) +
                                    " bytes: it is the bqual of MariaDB XA xids");
   }
-  auto shared = std::make_shared<Shared>();
-  shared->options = options;
+  auto shared = std::make_shared<Shared>(options);
   shared->marker_table = QuoteIdentifier(options.database) + "." + kMarkerTable;
-  ASSIGN_OR_RETURN(ConnPtr conn, shared->Connect(options.connect_timeout_s));
+  ASSIGN_OR_RETURN(ConnPtr conn, shared->pool.Take());
 
   // 10.5 keeps prepared XA transactions across disconnects and restarts.
   const std::string server = mysql_get_server_info(conn.get());
@@ -869,7 +875,7 @@ Result<std::unique_ptr<MariaDbBackend>> MariaDbBackend::Open(const MariaDbBacken
                                     " committed_at TIMESTAMP NOT NULL,"
                                     " PRIMARY KEY(txn_id, participant)) ENGINE=InnoDB"));
   RETURN_NOT_OK(shared->PruneMarkers(conn.get()));
-  shared->Release(std::move(conn), false);
+  shared->pool.Give(std::move(conn), false);
   return std::unique_ptr<MariaDbBackend>(new MariaDbBackend(std::move(shared)));
 }
 
@@ -880,19 +886,11 @@ Result<std::unique_ptr<Branch>> MariaDbBackend::Begin(const std::string& txn_id)
                                    " bytes: it is the gtrid of a MariaDB XA xid");
   }
   const std::string start = "XA START " + XidSql(txn_id, shared_->options.participant_name);
-  for (int attempt = 0;; ++attempt) {
-    ASSIGN_OR_RETURN(ConnPtr conn, shared_->Acquire());
-    Status started = Run(conn.get(), start);
-    if (started.ok()) {
-      return std::unique_ptr<Branch>(std::make_unique<MariaDbBranch>(
-          shared_, txn_id, std::move(conn), MariaDbBranch::State::kActive));
-    }
-    // An idle connection may have died with a restarted server: one more try.
-    if (started.code() != StatusCode::kUnavailable || attempt > 0) {
-      return started.WithContext("cannot begin branch " + txn_id);
-    }
-    shared_->DropIdle();
-  }
+  ASSIGN_OR_RETURN(ConnPtr conn, shared_->pool.TakeStarted([&](MYSQL* c) {
+    return Run(c, start).WithContext("cannot begin branch " + txn_id);
+  }));
+  return std::unique_ptr<Branch>(
+      std::make_unique<MariaDbBranch>(shared_, txn_id, std::move(conn), XaState::kActive));
 }
 
 Result<std::vector<RecoveredBranch>> MariaDbBackend::RecoverPrepared() {
@@ -918,8 +916,7 @@ Result<std::vector<RecoveredBranch>> MariaDbBackend::PreparedBranches(
       continue;
     }
     LOG(INFO) << "branch " << xid.gtrid << " is prepared in MariaDB";
-    auto branch = std::make_unique<MariaDbBranch>(shared_, xid.gtrid, nullptr,
-                                                  MariaDbBranch::State::kPrepared);
+    auto branch = std::make_unique<MariaDbBranch>(shared_, xid.gtrid, nullptr, XaState::kPrepared);
     found.push_back(RecoveredBranch{xid.gtrid, WallMillis(), std::move(branch)});
   }
   return found;

@@ -17,6 +17,9 @@
 
 #include "common/clock.h"
 #include "common/txn_id.h"
+#include "participant/backends/server/branch_state_machine.h"
+#include "participant/backends/server/connection_pool.h"
+#include "participant/backends/server/retry_policy.h"
 
 namespace pact {
 namespace {
@@ -34,11 +37,6 @@ constexpr Oid kNumericOid = 1700;
 
 constexpr size_t kMaxGidBytes = 199;  // GIDSIZE is 200 with the terminating NUL
 
-// How long a decision or an outcome query keeps reconnecting before it
-// answers kUnavailable (plus at most one connect_timeout_s).
-constexpr int kRetryWindowMs = 2000;
-constexpr int kFirstBackoffMs = 50;
-constexpr int kMaxBackoffMs = 400;
 // Old commit markers are pruned after every Nth commit.
 constexpr uint64_t kPruneEveryCommits = 1000;
 
@@ -311,100 +309,129 @@ SqlValue ColumnValue(const PGresult* res, int row, int col) {
   }
 }
 
+// Opens a connection; the caller's conninfo comes last, so its own settings
+// win. Keepalives notice a server that vanished while a statement waits for
+// its reply.
+Result<ConnPtr> Connect(const std::string& conninfo, int connect_timeout_s) {
+  const std::string timeout = std::to_string(connect_timeout_s);
+  const char* keys[] = {
+      "connect_timeout",     "application_name", "keepalives", "keepalives_idle",
+      "keepalives_interval", "keepalives_count", "dbname",     nullptr};
+  const char* values[] = {timeout.c_str(), "pact", "1", "30", "10", "3", conninfo.c_str(),
+                          nullptr};
+  ConnPtr conn(PQconnectdbParams(keys, values, 1));
+  if (Broken(conn.get())) {
+    return Status::Unavailable(
+        "cannot connect to PostgreSQL: " +
+        Trimmed(conn != nullptr ? PQerrorMessage(conn.get()) : "no memory"));
+  }
+  PQsetNoticeProcessor(conn.get(), &LogNotice, nullptr);
+  return conn;
+}
+
+using Pool = ConnectionPool<PGconn, ConnCloser>;
+
+Pool::Hooks PoolHooks(const std::string& conninfo) {
+  Pool::Hooks hooks;
+  hooks.connect = [conninfo](int timeout_s) { return Connect(conninfo, timeout_s); };
+  // Reads without blocking to notice a server that ended the session. It
+  // sends its reason before closing, so the close shows on a second read.
+  hooks.alive = [](PGconn* conn) {
+    return PQconsumeInput(conn) == 1 && PQconsumeInput(conn) == 1 && !Broken(conn);
+  };
+  hooks.reusable = [](PGconn* conn) {
+    return !Broken(conn) && PQtransactionStatus(conn) == PQTRANS_IDLE;
+  };
+  // Clears what the caller's SQL may have left in the session (settings,
+  // temp tables, advisory locks) for the next branch.
+  hooks.reset = [](PGconn* conn) { return Run(conn, "DISCARD ALL").ok(); };
+  return hooks;
+}
+
+// Decisions and outcome queries reconnect for RetryPolicy's window (plus at
+// most one connect_timeout_s) before they answer kUnavailable.
+RetryPolicy ServerRetry(const PostgresBackendOptions& options) {
+  RetryPolicy retry;
+  retry.connect_timeout_s = options.connect_timeout_s;
+  retry.log_retries = true;
+  return retry;
+}
+
+// A branch's life; MoveTo in PgBranch is the only writer.
+enum class PgState {
+  // Holds a connection inside BEGIN. Nothing durable: a crash or a lost
+  // connection rolls it back.
+  kActive,
+  // PREPARE TRANSACTION ran, or its reply was lost and it may have: then
+  // pg_prepared_xacts lists the gid, with the marker row inside the prepared
+  // transaction. No connection.
+  kPrepared,
+  // Its marker row in kMarkerTable is committed (COMMIT, or COMMIT PREPARED
+  // and the gid gone from pg_prepared_xacts); a read-only branch committed
+  // with nothing to keep and has no marker.
+  kCommitted,
+  // Also after an abort vote: no gid in pg_prepared_xacts, no marker row.
+  kRolledBack,
+  // COMMIT sent, its reply lost, and the marker table could not be read:
+  // the marker row tells once the server answers (IsCommitted).
+  kUnknown,
+};
+
+const char* PgStateName(PgState state) {
+  switch (state) {
+    case PgState::kActive:
+      return "active";
+    case PgState::kPrepared:
+      return "prepared";
+    case PgState::kCommitted:
+      return "committed";
+    case PgState::kRolledBack:
+      return "rolled back";
+    case PgState::kUnknown:
+      return "of unknown outcome";
+  }
+  return "?";
+}
+
+// Every move a branch can make; kCommitted, kRolledBack and kUnknown are final.
+constexpr StateMove<PgState> kPgMoves[] = {
+    {PgState::kActive, PgState::kPrepared},    // voted commit (or the vote's reply was lost)
+    {PgState::kActive, PgState::kCommitted},   // read-only vote, one-phase commit
+    {PgState::kActive, PgState::kRolledBack},  // abort vote, rollback, failed one-phase commit
+    {PgState::kActive, PgState::kUnknown},     // one-phase commit lost its reply
+    {PgState::kPrepared, PgState::kCommitted},
+    {PgState::kPrepared, PgState::kRolledBack},
+};
+
 }  // namespace
 
 struct PostgresBackend::Shared {
-  PostgresBackendOptions options;
+  explicit Shared(const PostgresBackendOptions& opts)
+      : options(opts),
+        retry(ServerRetry(options)),
+        pool(PoolHooks(options.conninfo), options.max_idle_connections,
+             options.connect_timeout_s) {}
+
+  const PostgresBackendOptions options;
+  const RetryPolicy retry;
+  Pool pool;
   std::string marker_table;  // schema-qualified: a branch may change search_path
   std::atomic<uint64_t> commits{0};
 
   std::mutex mu;
-  std::vector<ConnPtr> idle;  // guarded by mu
   // Backend pids of branches whose COMMIT or PREPARE lost its reply: that
   // session may still finish it, so no answer is final until it is gone.
   std::unordered_map<std::string, int> unsettled;  // guarded by mu
 
-  Result<ConnPtr> Connect() {
-    const std::string timeout = std::to_string(options.connect_timeout_s);
-    // The caller's conninfo comes last, so its own settings win. Keepalives
-    // notice a server that vanished while a statement waits for its reply.
-    const char* keys[] = {
-        "connect_timeout",     "application_name", "keepalives", "keepalives_idle",
-        "keepalives_interval", "keepalives_count", "dbname",     nullptr};
-    const char* values[] = {timeout.c_str(),          "pact", "1", "30", "10", "3",
-                            options.conninfo.c_str(), nullptr};
-    ConnPtr conn(PQconnectdbParams(keys, values, 1));
-    if (Broken(conn.get())) {
-      return Status::Unavailable(
-          "cannot connect to PostgreSQL: " +
-          Trimmed(conn != nullptr ? PQerrorMessage(conn.get()) : "no memory"));
-    }
-    PQsetNoticeProcessor(conn.get(), &LogNotice, nullptr);
-    return conn;
-  }
-
-  // An idle pooled connection that still looks alive, or a new one.
-  Result<ConnPtr> Take() {
-    while (true) {
-      ConnPtr conn;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        if (idle.empty()) break;
-        conn = std::move(idle.back());
-        idle.pop_back();
-      }
-      // Reads without blocking to notice a server that ended the session. It
-      // sends its reason before closing, so the close shows on a second read.
-      if (PQconsumeInput(conn.get()) == 1 && PQconsumeInput(conn.get()) == 1 &&
-          !Broken(conn.get())) {
-        return conn;
-      }
-    }
-    return Connect();
-  }
-
-  // Keeps a connection for reuse if it is healthy and outside any
-  // transaction; `reset` clears what the caller's SQL may have left in the
-  // session (settings, temp tables, advisory locks) for the next branch.
-  void Give(ConnPtr conn, bool reset) {
-    if (Broken(conn.get()) || PQtransactionStatus(conn.get()) != PQTRANS_IDLE) return;
-    if (reset && !Run(conn.get(), "DISCARD ALL").ok()) return;
-    std::lock_guard<std::mutex> lock(mu);
-    if (static_cast<int>(idle.size()) < options.max_idle_connections) {
-      idle.push_back(std::move(conn));
-    }
-  }
-
-  // After one connection failed the others most likely died with it.
-  void DropIdle() {
-    std::vector<ConnPtr> dropped;
-    std::lock_guard<std::mutex> lock(mu);
-    dropped.swap(idle);
-  }
-
   // Runs a statement on some connection, reconnecting through connection
-  // failures until kRetryWindowMs has passed.
+  // failures as `retry` allows.
   Reply RunWithRetry(const std::string& sql, const std::vector<const char*>& params = {}) {
-    const TimePoint deadline = SteadyClock::now() + Millis(kRetryWindowMs);
-    int backoff_ms = kFirstBackoffMs;
-    while (true) {
-      Reply reply;
-      Result<ConnPtr> conn = Take();
-      if (conn.ok()) {
-        reply = Run(conn->get(), sql, params);
-        if (reply.status.code() != StatusCode::kUnavailable) {
-          Give(std::move(*conn), false);
-          return reply;
-        }
-      } else {
-        reply.status = conn.status();
-      }
-      DropIdle();
-      if (SteadyClock::now() + Millis(backoff_ms) > deadline) return reply;
-      LOG(WARNING) << "retrying in " << backoff_ms << " ms: " << reply.status.ToString();
-      std::this_thread::sleep_for(Millis(backoff_ms));
-      backoff_ms = std::min(backoff_ms * 2, kMaxBackoffMs);
-    }
+    Reply reply;
+    reply.status = pool.WithRetry(retry, [&](PGconn* conn) {
+      reply = Run(conn, sql, params);
+      return reply.status;
+    });
+    return reply;
   }
 
   // The statement that writes the branch's marker, as a literal row.
@@ -451,14 +478,14 @@ struct PostgresBackend::Shared {
     const std::string terminate =
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
         " WHERE pid = $1 AND datname = current_database() AND usename = current_user";
-    const TimePoint deadline = SteadyClock::now() + Millis(kRetryWindowMs);
+    const TimePoint deadline = SteadyClock::now() + Millis(retry.window_ms);
     Reply gone = RunWithRetry(terminate, {pid_text.c_str()});
     while (gone.ok() && FirstValue(gone)) {  // it shows until it has ended its transaction
       if (SteadyClock::now() > deadline) {
         return Status::Unavailable("session " + pid_text + " of branch " + txn_id +
                                    " is still ending");
       }
-      std::this_thread::sleep_for(Millis(kFirstBackoffMs));
+      std::this_thread::sleep_for(Millis(retry.first_backoff_ms));
       gone = RunWithRetry(terminate, {pid_text.c_str()});
     }
     if (!gone.ok()) return gone.status.WithContext("cannot end the session of branch " + txn_id);
@@ -489,11 +516,12 @@ class PostgresBackend::PgBranch : public Branch {
         gid_(Gid(shared_->options.participant_name, txn_id_)),
         conn_(std::move(conn)),
         pid_(conn_ != nullptr ? PQbackendPID(conn_.get()) : 0),
-        state_(conn_ != nullptr ? State::kActive : State::kPrepared) {}
+        state_(conn_ != nullptr ? State::kActive : State::kPrepared, kPgMoves, &PgStateName,
+               txn_id_) {}
 
   ~PgBranch() override {
     // An active branch's connection closes, and PostgreSQL rolls it back.
-    if (state_ == State::kPrepared) {
+    if (state_.Is(State::kPrepared)) {
       LOG(WARNING) << "prepared branch " << gid_ << " dropped undecided; it stays prepared in "
                    << "PostgreSQL and RecoverPrepared finds it again";
     }
@@ -501,8 +529,8 @@ class PostgresBackend::PgBranch : public Branch {
 
   Result<QueryResult> Execute(const std::string& sql,
                               const std::vector<SqlValue>& params) override {
-    if (state_ != State::kActive) {
-      return Status::FailedPrecondition("branch " + txn_id_ + " is " + StateName() +
+    if (!state_.Is(State::kActive)) {
+      return Status::FailedPrecondition("branch " + txn_id_ + " is " + state_.Name() +
                                         "; it takes no more statements");
     }
     if (!failed_.empty()) {
@@ -570,12 +598,13 @@ class PostgresBackend::PgBranch : public Branch {
   }
 
   Result<Vote> Prepare(std::string* abort_reason) override {
-    if (state_ != State::kActive) {
-      return Status::FailedPrecondition("cannot prepare branch " + txn_id_ + ": " + StateName());
+    if (!state_.Is(State::kActive)) {
+      return Status::FailedPrecondition("cannot prepare branch " + txn_id_ + ": " +
+                                        state_.Name());
     }
-    auto vote_abort = [&](const std::string& reason) {
+    auto vote_abort = [&](const std::string& reason) -> Result<Vote> {
       *abort_reason = reason;
-      RollbackActive();
+      RETURN_NOT_OK(RollbackActive());
       return Vote::kAbort;
     };
     if (!failed_.empty()) return vote_abort(failed_);
@@ -585,7 +614,7 @@ class PostgresBackend::PgBranch : public Branch {
       // No xid: the branch never wrote, so there is nothing to hold.
       Reply commit = Run(conn_.get(), "COMMIT");
       if (!commit.ok()) return vote_abort(commit.status.message());
-      Release(State::kCommitted);
+      RETURN_NOT_OK(Release(State::kCommitted));
       return Vote::kReadOnly;
     }
     // The marker is part of the prepared transaction, so it commits exactly
@@ -596,22 +625,22 @@ class PostgresBackend::PgBranch : public Branch {
       // The reply was lost: the branch may be prepared or rolled back. Held
       // as prepared, so the Rollback that follows an error takes it back.
       LoseConnection();
-      state_ = State::kPrepared;
+      RETURN_NOT_OK(state_.MoveTo(State::kPrepared));
       return prepare.status.WithContext("branch " + txn_id_ + " may be prepared");
     }
     if (!prepare.ok()) return vote_abort(prepare.status.message());  // PostgreSQL rolled it back
-    Release(State::kPrepared);
+    RETURN_NOT_OK(Release(State::kPrepared));
     return Vote::kCommit;
   }
 
   Status CommitOnePhase() override {
-    if (state_ == State::kCommitted) return Status::Ok();
-    if (state_ != State::kActive) {
+    if (state_.Is(State::kCommitted)) return Status::Ok();
+    if (!state_.Is(State::kActive)) {
       return Status::FailedPrecondition("cannot commit branch " + txn_id_ +
-                                        " in one phase: " + StateName());
+                                        " in one phase: " + state_.Name());
     }
     if (!failed_.empty()) {
-      RollbackActive();
+      RETURN_NOT_OK(RollbackActive());
       return Status::Aborted("an earlier statement failed, so the branch rolled back: " + failed_);
     }
     // The marker commits with the changes, in the same round trip; a branch
@@ -624,11 +653,11 @@ class PostgresBackend::PgBranch : public Branch {
       const bool committed =
           commit.ok() && std::strcmp(PQcmdStatus(commit.res.get()), "COMMIT") == 0;
       if (!committed) {
-        RollbackActive();  // an error in the INSERT leaves the transaction open
+        RETURN_NOT_OK(RollbackActive());  // an error in the INSERT leaves the transaction open
         return Status::Aborted("COMMIT of branch " + txn_id_ + " rolled back" +
                                (commit.ok() ? "" : ": " + commit.status.message()));
       }
-      Release(State::kCommitted);
+      RETURN_NOT_OK(Release(State::kCommitted));
       shared_->CountCommit();
       return Status::Ok();
     }
@@ -636,21 +665,21 @@ class PostgresBackend::PgBranch : public Branch {
     LoseConnection();
     Result<bool> committed = shared_->Committed(txn_id_);
     if (!committed.ok()) {
-      state_ = State::kUnknown;
+      RETURN_NOT_OK(state_.MoveTo(State::kUnknown));
       return Status::Unavailable(
           "COMMIT of branch " + txn_id_ +
           " lost its reply; outcome unknown: " + committed.status().message());
     }
-    state_ = *committed ? State::kCommitted : State::kRolledBack;
+    RETURN_NOT_OK(state_.MoveTo(*committed ? State::kCommitted : State::kRolledBack));
     if (*committed) return Status::Ok();
     return Status::Aborted("COMMIT of branch " + txn_id_ + " lost its reply and rolled back");
   }
 
   Status CommitPrepared() override {
-    if (state_ == State::kCommitted) return Status::Ok();
-    if (state_ != State::kPrepared) {
+    if (state_.Is(State::kCommitted)) return Status::Ok();
+    if (!state_.Is(State::kPrepared)) {
       return Status::FailedPrecondition("cannot commit branch " + txn_id_ +
-                                        " as prepared: " + StateName());
+                                        " as prepared: " + state_.Name());
     }
     Reply reply = shared_->RunWithRetry("COMMIT PREPARED " + QuoteLiteral(gid_));
     if (reply.sqlstate == "42704") {
@@ -661,13 +690,13 @@ class PostgresBackend::PgBranch : public Branch {
     } else if (!reply.ok()) {
       return reply.status.WithContext("branch " + txn_id_ + " stays prepared");
     }
-    state_ = State::kCommitted;
+    RETURN_NOT_OK(state_.MoveTo(State::kCommitted));
     shared_->CountCommit();
     return Status::Ok();
   }
 
   Status Rollback() override {
-    switch (state_) {
+    switch (state_.state()) {
       case State::kRolledBack:
         return Status::Ok();
       case State::kCommitted:
@@ -676,8 +705,7 @@ class PostgresBackend::PgBranch : public Branch {
         return Status::FailedPrecondition("branch " + txn_id_ +
                                           " sent COMMIT and its outcome is unknown");
       case State::kActive:
-        RollbackActive();
-        return Status::Ok();
+        return RollbackActive();
       case State::kPrepared:
         break;
     }
@@ -688,57 +716,34 @@ class PostgresBackend::PgBranch : public Branch {
     if (!reply.ok() && reply.sqlstate != "42704") {  // 42704: already gone
       return reply.status.WithContext("branch " + txn_id_ + " stays prepared");
     }
-    state_ = State::kRolledBack;
-    return Status::Ok();
+    return state_.MoveTo(State::kRolledBack);
   }
 
  private:
-  enum class State {
-    kActive,      // holds a connection inside BEGIN
-    kPrepared,    // PostgreSQL holds it under gid_; no connection
-    kCommitted,   // also after a read-only vote
-    kRolledBack,  // also after an abort vote
-    kUnknown,     // COMMIT sent, reply lost, and the server could not be asked
-  };
-
-  const char* StateName() const {
-    switch (state_) {
-      case State::kActive:
-        return "active";
-      case State::kPrepared:
-        return "prepared";
-      case State::kCommitted:
-        return "committed";
-      case State::kRolledBack:
-        return "rolled back";
-      case State::kUnknown:
-        return "of unknown outcome";
-    }
-    return "?";
-  }
+  using State = PgState;
 
   // Ends the branch's hold on its connection, which goes back to the pool if
   // it is still usable.
-  void Release(State final_state) {
-    shared_->Give(std::move(conn_), ran_user_sql_);
-    state_ = final_state;
+  Status Release(State final_state) {
+    shared_->pool.Give(std::move(conn_), ran_user_sql_);
+    return state_.MoveTo(final_state);
   }
 
   // After a lost reply: the session may still be working on it, and is
   // settled before any answer about the branch counts.
   void LoseConnection() {
     conn_.reset();
-    shared_->DropIdle();
+    shared_->pool.DropIdle();
     shared_->NoteUnsettled(txn_id_, pid_);
   }
 
   // A broken connection needs no ROLLBACK: the server rolled it back.
-  void RollbackActive() {
+  Status RollbackActive() {
     if (!Broken(conn_.get()) && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
       Reply reply = Run(conn_.get(), "ROLLBACK");
       LOG_IF(WARNING, !reply.ok()) << txn_id_ << ": " << reply.status.ToString();
     }
-    Release(State::kRolledBack);
+    return Release(State::kRolledBack);
   }
 
   const std::shared_ptr<Shared> shared_;
@@ -746,7 +751,7 @@ class PostgresBackend::PgBranch : public Branch {
   const std::string gid_;
   ConnPtr conn_;
   const int pid_;  // the server process of conn_, 0 for a recovered branch
-  State state_;
+  BranchStateMachine<State> state_;
   std::string failed_;         // the first statement error: only rollback is left
   bool ran_user_sql_ = false;  // the session may carry the caller's settings
 };
@@ -765,9 +770,8 @@ Result<std::unique_ptr<PostgresBackend>> PostgresBackend::Open(
     return Status::InvalidArgument("participant name '" + options.participant_name +
                                    "' is not [A-Za-z0-9_-]{1,64}");
   }
-  auto shared = std::make_shared<Shared>();
-  shared->options = options;
-  ASSIGN_OR_RETURN(ConnPtr conn, shared->Connect());
+  auto shared = std::make_shared<Shared>(options);
+  ASSIGN_OR_RETURN(ConnPtr conn, shared->pool.Take());
   const int version = PQserverVersion(conn.get());
   if (version < 130000) {  // pg_current_xact_id_if_assigned, pg_xact_status(xid8)
     return Status::FailedPrecondition("PostgreSQL " + std::to_string(version / 10000) +
@@ -795,7 +799,7 @@ Result<std::unique_ptr<PostgresBackend>> PostgresBackend::Open(
   if (!created.ok() && created.sqlstate != "23505" && created.sqlstate != "42P07") {
     return created.status.WithContext("cannot create the commit marker table");
   }
-  shared->Give(std::move(conn), false);
+  shared->pool.Give(std::move(conn), false);
   RETURN_NOT_OK(shared->Prune());
   return std::unique_ptr<PostgresBackend>(new PostgresBackend(std::move(shared)));
 }
@@ -807,16 +811,9 @@ Result<std::unique_ptr<Branch>> PostgresBackend::Begin(const std::string& txn_id
   if (gid.size() > kMaxGidBytes) {
     return Status::InvalidArgument("gid " + gid + " is longer than PostgreSQL's 199 bytes");
   }
-  // A pooled connection can die unnoticed (a server restart): one retry.
-  for (int attempt = 0;; ++attempt) {
-    ASSIGN_OR_RETURN(ConnPtr conn, shared_->Take());
-    Reply reply = Run(conn.get(), "BEGIN");
-    if (reply.ok()) {
-      return std::unique_ptr<Branch>(new PgBranch(shared_, txn_id, std::move(conn)));
-    }
-    if (reply.status.code() != StatusCode::kUnavailable || attempt > 0) return reply.status;
-    shared_->DropIdle();
-  }
+  ASSIGN_OR_RETURN(ConnPtr conn,
+                   shared_->pool.TakeStarted([](PGconn* c) { return Run(c, "BEGIN").status; }));
+  return std::unique_ptr<Branch>(new PgBranch(shared_, txn_id, std::move(conn)));
 }
 
 Result<std::vector<RecoveredBranch>> PostgresBackend::RecoverPrepared() {
