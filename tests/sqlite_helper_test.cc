@@ -32,20 +32,28 @@ class SqliteHelperTest : public ::testing::Test {
 };
 
 TEST(SqliteStatusTest, EveryKindOfFailureMapsToTheCodeItsCallersReactTo) {
-  EXPECT_TRUE(SqliteStatus(SQLITE_OK, "").ok());
-  EXPECT_TRUE(SqliteStatus(SQLITE_DONE, "").ok());
-  EXPECT_EQ(SqliteStatus(SQLITE_BUSY, "m").code(), StatusCode::kBusy);
-  EXPECT_EQ(SqliteStatus(SQLITE_BUSY_SNAPSHOT, "m").code(), StatusCode::kBusy);
-  EXPECT_EQ(SqliteStatus(SQLITE_LOCKED, "m").code(), StatusCode::kBusy);
-  EXPECT_EQ(SqliteStatus(SQLITE_FULL, "m").code(), StatusCode::kIoError);
-  EXPECT_EQ(SqliteStatus(SQLITE_IOERR_FSYNC, "m").code(), StatusCode::kIoError);
-  EXPECT_EQ(SqliteStatus(SQLITE_CANTOPEN, "m").code(), StatusCode::kIoError);
-  EXPECT_EQ(SqliteStatus(SQLITE_READONLY, "m").code(), StatusCode::kIoError);
-  EXPECT_EQ(SqliteStatus(SQLITE_CORRUPT, "m").code(), StatusCode::kCorruption);
-  EXPECT_EQ(SqliteStatus(SQLITE_NOTADB, "m").code(), StatusCode::kCorruption);
-  EXPECT_EQ(SqliteStatus(SQLITE_CONSTRAINT_UNIQUE, "m").code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(SqliteStatus(SQLITE_ERROR, "m").code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(SqliteStatus(SQLITE_NOMEM, "m").code(), StatusCode::kInternal);
+  const struct {
+    int rc;
+    StatusCode code;
+  } kCases[] = {
+      {SQLITE_OK, StatusCode::kOk},
+      {SQLITE_DONE, StatusCode::kOk},
+      {SQLITE_BUSY, StatusCode::kBusy},
+      {SQLITE_BUSY_SNAPSHOT, StatusCode::kBusy},
+      {SQLITE_LOCKED, StatusCode::kBusy},
+      {SQLITE_FULL, StatusCode::kIoError},
+      {SQLITE_IOERR_FSYNC, StatusCode::kIoError},
+      {SQLITE_CANTOPEN, StatusCode::kIoError},
+      {SQLITE_READONLY, StatusCode::kIoError},
+      {SQLITE_CORRUPT, StatusCode::kCorruption},
+      {SQLITE_NOTADB, StatusCode::kCorruption},
+      {SQLITE_CONSTRAINT_UNIQUE, StatusCode::kInvalidArgument},
+      {SQLITE_ERROR, StatusCode::kInvalidArgument},
+      {SQLITE_NOMEM, StatusCode::kInternal},
+  };
+  for (const auto& c : kCases) {
+    EXPECT_EQ(SqliteStatus(c.rc, "m").code(), c.code) << sqlite3_errstr(c.rc);
+  }
   EXPECT_EQ(SqliteStatus(SQLITE_FULL, "disk is full").message(), "disk is full");
 }
 
