@@ -84,9 +84,6 @@ class Journal {
   virtual JournalStats Stats() = 0;
 };
 
-// Parses the comma-separated branch list a COMMIT record is stored with.
-std::vector<std::string> SplitBranches(const std::string& joined);
-
 // Forwards every call to a target, so a test double overrides only what it
 // needs (e.g. LogCommit failing like a full disk).
 class JournalWrapper : public Journal {

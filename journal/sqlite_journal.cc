@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -23,60 +24,6 @@ struct SqliteJournal::PendingCommit {
   Status status;
   bool done = false;  // guarded by mu_
 };
-
-namespace {
-
-std::string JoinBranches(const std::vector<std::string>& branches) {
-  std::string joined;
-  for (const std::string& b : branches) {
-    if (!joined.empty()) joined += ',';
-    joined += b;
-  }
-  return joined;
-}
-
-
-std::string ColumnText(sqlite3_stmt* stmt, int column) {
-  const unsigned char* text = sqlite3_column_text(stmt, column);
-  return text == nullptr
-             ? std::string()
-             : std::string(reinterpret_cast<const char*>(text), sqlite3_column_bytes(stmt, column));
-}
-
-void BindText(sqlite3_stmt* stmt, int index, const std::string& value) {
-  // SQLITE_TRANSIENT: the string may not outlive the step.
-  sqlite3_bind_text(stmt, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
-}
-
-// Leaves a reused prepared statement ready for the next caller.
-class ResetOnExit {
- public:
-  explicit ResetOnExit(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  ~ResetOnExit() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-
- private:
-  sqlite3_stmt* stmt_;
-};
-
-}  // namespace
-
-std::vector<std::string> SplitBranches(const std::string& joined) {
-  std::vector<std::string> branches;
-  size_t start = 0;
-  while (start < joined.size()) {
-    size_t comma = joined.find(',', start);
-    if (comma == std::string::npos) comma = joined.size();
-    branches.push_back(joined.substr(start, comma - start));
-    start = comma + 1;
-  }
-  return branches;
-}
-
-void SqliteJournal::CloseDb::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-void SqliteJournal::FinalizeStmt::operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
 
 SqliteJournal::SqliteJournal(std::string path, SqliteJournalOptions options)
     : path_(std::move(path)), options_(std::move(options)) {}
@@ -119,12 +66,12 @@ SqliteJournal::~SqliteJournal() {
 }
 
 void SqliteJournal::StmtsAndDbClose() {
-  for (Stmt* stmt : {&begin_, &commit_, &rollback_, &insert_commit_, &delete_commit_,
-                     &select_commits_, &raise_epoch_, &read_epoch_, &put_participant_,
-                     &select_participants_}) {
-    stmt->reset();
+  for (SqliteStatement* stmt : {&begin_, &commit_, &rollback_, &insert_commit_, &delete_commit_,
+                                &select_commits_, &raise_epoch_, &read_epoch_, &put_participant_,
+                                &select_participants_}) {
+    *stmt = SqliteStatement();
   }
-  db_.reset();
+  db_ = SqliteConnection();
 }
 
 Status SqliteJournal::LockFile() {
@@ -155,27 +102,24 @@ Status SqliteJournal::LockFile() {
 
 Status SqliteJournal::Init() {
   RETURN_NOT_OK(LockFile());
-  sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path_.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           options_.vfs.empty() ? nullptr : options_.vfs.c_str());
-  db_.reset(db);  // closed by db_ even when open failed
-  if (rc != SQLITE_OK) return Error(rc, "open");
-  sqlite3_extended_result_codes(db, 1);
-  sqlite3_busy_timeout(db, 5000);  // a tool may hold a read lock briefly
+  Result<SqliteConnection> db = SqliteConnection::Open(
+      path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, options_.vfs);
+  if (!db.ok()) return db.status().WithContext("open");
+  db_ = std::move(db).value();
+  db_.SetBusyTimeout(5000);  // a tool may hold a read lock briefly
 
   // Before anything writes: a damaged file must stop the coordinator, never
   // be "repaired" into an empty journal that forgets committed decisions.
-  Stmt check;
-  RETURN_NOT_OK(Prepare("PRAGMA quick_check", &check));
   std::string problems;
-  while ((rc = sqlite3_step(check.get())) == SQLITE_ROW) {
-    std::string line = ColumnText(check.get(), 0);
-    if (line != "ok" && problems.size() < 300) problems += (problems.empty() ? "" : "; ") + line;
-  }
-  if (rc != SQLITE_DONE) return Error(rc, "quick_check");
+  RETURN_NOT_OK(db_.Exec("PRAGMA quick_check",
+                         [&](const SqliteStatement& row) {
+                           std::string line = row.Text(0);
+                           if (line != "ok" && problems.size() < 300) {
+                             problems += (problems.empty() ? "" : "; ") + line;
+                           }
+                         })
+                    .WithContext("quick_check"));
   if (!problems.empty()) return Status::Corruption("quick_check: " + problems);
-  check.reset();
 
   RETURN_NOT_OK(SetDurabilityPragmas());
   RETURN_NOT_OK(Prepare("BEGIN IMMEDIATE", &begin_));
@@ -186,18 +130,12 @@ Status SqliteJournal::Init() {
   // The tables exist, so a statement that does not prepare means the schema
   // is not the one Pact wrote.
   Status prepared = [&]() -> Status {
-    RETURN_NOT_OK(
-        Prepare("INSERT OR REPLACE INTO commit_records (txn_id, branches, "
-                "decided_at_ms) VALUES (?1, ?2, ?3)",
-                &insert_commit_));
-    RETURN_NOT_OK(Prepare("DELETE FROM commit_records WHERE txn_id = ?1", &delete_commit_));
+    RETURN_NOT_OK(Prepare(kInsertCommitRecord, &insert_commit_));
+    RETURN_NOT_OK(Prepare(kDeleteCommitRecord, &delete_commit_));
     RETURN_NOT_OK(Prepare(kSelectUnfinished, &select_commits_));
-    RETURN_NOT_OK(Prepare("UPDATE meta SET epoch = epoch + 1 WHERE id = 1", &raise_epoch_));
-    RETURN_NOT_OK(Prepare("SELECT epoch FROM meta WHERE id = 1", &read_epoch_));
-    RETURN_NOT_OK(
-        Prepare("INSERT OR REPLACE INTO participants (name, host, port, backend) "
-                "VALUES (?1, ?2, ?3, ?4)",
-                &put_participant_));
+    RETURN_NOT_OK(Prepare(kRaiseEpoch, &raise_epoch_));
+    RETURN_NOT_OK(Prepare(kSelectEpoch, &read_epoch_));
+    RETURN_NOT_OK(Prepare(kInsertParticipant, &put_participant_));
     return Prepare(kSelectParticipants, &select_participants_);
   }();
   if (!prepared.ok()) return Status::Corruption("unexpected schema: " + prepared.message());
@@ -207,13 +145,13 @@ Status SqliteJournal::Init() {
 Status SqliteJournal::SetDurabilityPragmas() {
   // WAL + synchronous=FULL: COMMIT fsyncs the WAL once, which is what makes a
   // batch durable and what group commit amortizes. Verified, not assumed.
-  RETURN_NOT_OK(Exec("PRAGMA journal_mode = WAL", "set journal_mode"));
-  RETURN_NOT_OK(Exec("PRAGMA synchronous = FULL", "set synchronous"));
-  ASSIGN_OR_RETURN(std::string mode, QueryText("PRAGMA journal_mode"));
+  RETURN_NOT_OK(db_.Exec("PRAGMA journal_mode = WAL").WithContext("set journal_mode"));
+  RETURN_NOT_OK(db_.Exec("PRAGMA synchronous = FULL").WithContext("set synchronous"));
+  ASSIGN_OR_RETURN(std::string mode, db_.QueryText("PRAGMA journal_mode"));
   if (mode != "wal") {
     return Status::FailedPrecondition("SQLite refused WAL mode (journal_mode is '" + mode + "')");
   }
-  ASSIGN_OR_RETURN(int64_t sync, QueryInt("PRAGMA synchronous"));
+  ASSIGN_OR_RETURN(int64_t sync, db_.QueryInt("PRAGMA synchronous"));
   if (sync != 2) {
     return Status::FailedPrecondition("SQLite refused synchronous=FULL (got " +
                                       std::to_string(sync) + ")");
@@ -222,43 +160,30 @@ Status SqliteJournal::SetDurabilityPragmas() {
 }
 
 Status SqliteJournal::LoadOrCreateSchema() {
-  Stmt tables;
-  RETURN_NOT_OK(
-      Prepare("SELECT name FROM sqlite_master WHERE type = 'table' "
-              "AND name NOT LIKE 'sqlite_%'",
-              &tables));
   std::set<std::string> names;
-  int rc;
-  while ((rc = sqlite3_step(tables.get())) == SQLITE_ROW) names.insert(ColumnText(tables.get(), 0));
-  if (rc != SQLITE_DONE) return Error(rc, "list tables");
+  RETURN_NOT_OK(
+      db_.Exec(kSelectTables, [&](const SqliteStatement& row) { names.insert(row.Text(0)); })
+          .WithContext("list tables"));
 
   if (names.empty()) {
     return RunTransaction([&]() -> Status {
-      RETURN_NOT_OK(Exec(kCreateJournalTables, "create tables"));
-      RETURN_NOT_OK(Exec(kCreateAbortedDecisions, "create tables"));
-      Stmt insert;
-      RETURN_NOT_OK(
-          Prepare("INSERT INTO meta (id, schema_version, coordinator_name, epoch) "
-                  "VALUES (1, ?1, ?2, 0)",
-                  &insert));
-      sqlite3_bind_int64(insert.get(), 1, kJournalSchemaVersion);
-      BindText(insert.get(), 2, options_.coordinator_name);
-      return StepDone(insert.get(), "write meta");
+      RETURN_NOT_OK(db_.Exec(kCreateJournalTables).WithContext("create tables"));
+      RETURN_NOT_OK(db_.Exec(kCreateAbortedDecisions).WithContext("create tables"));
+      return db_.Run(kInsertMeta, {int64_t{kJournalSchemaVersion}, options_.coordinator_name})
+          .WithContext("write meta");
     });
   }
-  for (const char* table : {"meta", "participants", "commit_records", "heuristics"}) {
+  for (const char* table : kJournalTables) {
     if (names.count(table) == 0) {
       return Status::Corruption(std::string("table '") + table +
                                 "' is missing; this is not a Pact journal");
     }
   }
-  Stmt meta;
-  RETURN_NOT_OK(Prepare("SELECT schema_version, coordinator_name FROM meta WHERE id = 1", &meta));
-  rc = sqlite3_step(meta.get());
-  if (rc == SQLITE_DONE) return Status::Corruption("the meta row is missing");
-  if (rc != SQLITE_ROW) return Error(rc, "read meta");
-  int64_t version = sqlite3_column_int64(meta.get(), 0);
-  std::string owner = ColumnText(meta.get(), 1);
+  Result<std::optional<JournalMeta>> meta = ReadJournalMeta(&db_);
+  if (!meta.ok()) return meta.status().WithContext("read meta");
+  if (!meta->has_value()) return Status::Corruption("the meta row is missing");
+  const int64_t version = (*meta)->schema_version;
+  const std::string& owner = (*meta)->coordinator_name;
   if (version != 1 && version != kJournalSchemaVersion) {
     return Status::FailedPrecondition("journal " + path_ + " has schema version " +
                                       std::to_string(version) + "; this build reads versions 1-" +
@@ -270,10 +195,9 @@ Status SqliteJournal::LoadOrCreateSchema() {
                                       "'; refusing to replay another coordinator's decisions");
   }
   if (version == 1) {
-    meta.reset();
     return RunTransaction([&]() -> Status {
-      RETURN_NOT_OK(Exec(kCreateAbortedDecisions, "upgrade to schema 2"));
-      return Exec("UPDATE meta SET schema_version = 2 WHERE id = 1", "upgrade to schema 2");
+      RETURN_NOT_OK(db_.Exec(kCreateAbortedDecisions).WithContext("upgrade to schema 2"));
+      return db_.Exec(kUpgradeToSchema2).WithContext("upgrade to schema 2");
     });
   }
   if (names.count("aborted_decisions") == 0) {
@@ -282,66 +206,18 @@ Status SqliteJournal::LoadOrCreateSchema() {
   return Status::Ok();
 }
 
-Status SqliteJournal::Error(int rc, const std::string& what) {
-  std::string message = what + ": " + (db_ ? sqlite3_errmsg(db_.get()) : sqlite3_errstr(rc));
-  switch (rc & 0xff) {
-    case SQLITE_FULL:
-    case SQLITE_IOERR:
-    case SQLITE_CANTOPEN:
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-      return Status::IoError(message);
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return Status::Corruption(message);
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return Status::Busy(message);
-    default:
-      return Status::Internal(message);
-  }
-}
-
-Status SqliteJournal::Prepare(const char* sql, Stmt* stmt) {
-  sqlite3_stmt* raw = nullptr;
-  int rc = sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
-  stmt->reset(raw);
-  if (rc != SQLITE_OK) return Error(rc, std::string("prepare '") + sql + "'");
+Status SqliteJournal::Prepare(const char* sql, SqliteStatement* stmt) {
+  Result<SqliteStatement> prepared = db_.Prepare(sql, SQLITE_PREPARE_PERSISTENT);
+  if (!prepared.ok()) return prepared.status().WithContext(std::string("prepare '") + sql + "'");
+  *stmt = std::move(prepared).value();
   return Status::Ok();
 }
 
-Status SqliteJournal::Exec(const char* sql, const char* what) {
-  int rc = sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr);
-  return rc == SQLITE_OK ? Status::Ok() : Error(rc, what);
-}
-
-Status SqliteJournal::StepDone(sqlite3_stmt* stmt, const char* what) {
-  ResetOnExit reset(stmt);
-  int rc = sqlite3_step(stmt);
-  return rc == SQLITE_DONE ? Status::Ok() : Error(rc, what);
-}
-
-Result<int64_t> SqliteJournal::QueryInt(const char* sql) {
-  Stmt stmt;
-  RETURN_NOT_OK(Prepare(sql, &stmt));
-  int rc = sqlite3_step(stmt.get());
-  if (rc != SQLITE_ROW) return Error(rc, sql);
-  return static_cast<int64_t>(sqlite3_column_int64(stmt.get(), 0));
-}
-
-Result<std::string> SqliteJournal::QueryText(const char* sql) {
-  Stmt stmt;
-  RETURN_NOT_OK(Prepare(sql, &stmt));
-  int rc = sqlite3_step(stmt.get());
-  if (rc != SQLITE_ROW) return Error(rc, sql);
-  return ColumnText(stmt.get(), 0);
-}
-
 Status SqliteJournal::RunTransaction(const std::function<Status()>& body) {
-  RETURN_NOT_OK(StepDone(begin_.get(), "begin"));
+  RETURN_NOT_OK(begin_.Run().WithContext("begin"));
   Status status = body();
   if (status.ok()) {
-    status = StepDone(commit_.get(), "commit");
+    status = commit_.Run().WithContext("commit");
     if (!status.ok()) {
       // At the commit point the pages are being written and synced: a
       // failure here (an fsync error, say) may still leave the transaction
@@ -351,8 +227,8 @@ Status SqliteJournal::RunTransaction(const std::function<Status()>& body) {
     }
   }
   // SQLite may already have rolled back (e.g. after an I/O error).
-  if (!status.ok() && !sqlite3_get_autocommit(db_.get())) {
-    Status rolled_back = StepDone(rollback_.get(), "rollback");
+  if (!status.ok() && db_.InTransaction()) {
+    Status rolled_back = rollback_.Run().WithContext("rollback");
     LOG_IF(ERROR, !rolled_back.ok()) << "journal " << path_ << ": " << rolled_back.ToString();
   }
   return status;
@@ -360,17 +236,15 @@ Status SqliteJournal::RunTransaction(const std::function<Status()>& body) {
 
 Result<int64_t> SqliteJournal::RaiseEpoch() {
   std::lock_guard<std::mutex> db_lock(db_mu_);
-  int64_t epoch = 0;
+  std::optional<int64_t> epoch;
   RETURN_NOT_OK(RunTransaction([&]() -> Status {
-    RETURN_NOT_OK(StepDone(raise_epoch_.get(), "raise epoch"));
-    if (sqlite3_changes(db_.get()) != 1) return Status::Corruption("the meta row is missing");
-    ResetOnExit reset(read_epoch_.get());
-    int rc = sqlite3_step(read_epoch_.get());
-    if (rc != SQLITE_ROW) return Error(rc, "read epoch");
-    epoch = sqlite3_column_int64(read_epoch_.get(), 0);
-    return Status::Ok();
+    RETURN_NOT_OK(raise_epoch_.Run().WithContext("raise epoch"));
+    if (db_.Changes() != 1) return Status::Corruption("the meta row is missing");
+    return read_epoch_.Run([&](const SqliteStatement& row) { epoch = row.Int64(0); })
+        .WithContext("read epoch");
   }));
-  return epoch;
+  if (!epoch) return Status::Corruption("the meta row is missing");
+  return *epoch;
 }
 
 Status SqliteJournal::LogCommit(const CommitRecord& record) {
@@ -454,16 +328,12 @@ Status SqliteJournal::WriteBatch(const std::vector<PendingCommit*>& commits,
   std::lock_guard<std::mutex> db_lock(db_mu_);
   return RunTransaction([&]() -> Status {
     for (const PendingCommit* pending : commits) {
-      const CommitRecord& record = *pending->record;
-      BindText(insert_commit_.get(), 1, record.txn_id);
-      BindText(insert_commit_.get(), 2, JoinBranches(record.branches));
-      sqlite3_bind_int64(insert_commit_.get(), 3,
-                         record.decided_at_ms != 0 ? record.decided_at_ms : WallMillis());
-      RETURN_NOT_OK(StepDone(insert_commit_.get(), "insert COMMIT record"));
+      RETURN_NOT_OK(BindCommitRecord(&insert_commit_, *pending->record, WallMillis()));
+      RETURN_NOT_OK(insert_commit_.Run().WithContext("insert COMMIT record"));
     }
     for (const std::string& txn_id : ends) {
-      BindText(delete_commit_.get(), 1, txn_id);
-      RETURN_NOT_OK(StepDone(delete_commit_.get(), "delete ended COMMIT record"));
+      RETURN_NOT_OK(delete_commit_.Bind(1, txn_id));
+      RETURN_NOT_OK(delete_commit_.Run().WithContext("delete ended COMMIT record"));
     }
     if (options_.before_batch_commit) options_.before_batch_commit(commits.size());
     if (options_.inject_batch_error) RETURN_NOT_OK(options_.inject_batch_error());
@@ -474,32 +344,18 @@ Status SqliteJournal::WriteBatch(const std::vector<PendingCommit*>& commits,
 Result<std::vector<CommitRecord>> SqliteJournal::LoadUnfinished() {
   // Same connection as the writer: every LogCommit that returned OK is visible.
   std::lock_guard<std::mutex> db_lock(db_mu_);
-  sqlite3_stmt* stmt = select_commits_.get();
-  ResetOnExit reset(stmt);
-  std::vector<CommitRecord> records;
-  int rc;
-  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    CommitRecord record;
-    record.txn_id = ColumnText(stmt, 0);
-    record.branches = SplitBranches(ColumnText(stmt, 1));
-    record.decided_at_ms = sqlite3_column_int64(stmt, 2);
-    records.push_back(std::move(record));
-  }
-  if (rc != SQLITE_DONE) return Error(rc, "load COMMIT records");
+  Result<std::vector<CommitRecord>> records = ReadCommitRecords(&select_commits_);
+  if (!records.ok()) return records.status().WithContext("load COMMIT records");
   return records;
 }
 
 Status SqliteJournal::LogAbort(const std::string& txn_id) {
   std::lock_guard<std::mutex> db_lock(db_mu_);
   return RunTransaction([&]() -> Status {
-    BindText(delete_commit_.get(), 1, txn_id);
-    RETURN_NOT_OK(StepDone(delete_commit_.get(), "delete overruled COMMIT record"));
-    Stmt insert;
-    RETURN_NOT_OK(Prepare(
-        "INSERT OR REPLACE INTO aborted_decisions (txn_id, at_ms) VALUES (?1, ?2)", &insert));
-    BindText(insert.get(), 1, txn_id);
-    sqlite3_bind_int64(insert.get(), 2, WallMillis());
-    return StepDone(insert.get(), "insert abort record");
+    RETURN_NOT_OK(delete_commit_.Bind(1, txn_id));
+    RETURN_NOT_OK(delete_commit_.Run().WithContext("delete overruled COMMIT record"));
+    return db_.Run(kInsertAbortedDecision, {txn_id, WallMillis()})
+        .WithContext("insert abort record");
   });
 }
 
@@ -509,82 +365,42 @@ Status SqliteJournal::PutParticipant(const ParticipantRecord& participant) {
                                    participant.name + "'");
   }
   std::lock_guard<std::mutex> db_lock(db_mu_);
-  sqlite3_stmt* stmt = put_participant_.get();
-  BindText(stmt, 1, participant.name);
-  BindText(stmt, 2, participant.host);
-  sqlite3_bind_int(stmt, 3, participant.port);
-  BindText(stmt, 4, participant.backend);
+  RETURN_NOT_OK(BindParticipant(&put_participant_, participant));
   // One statement in autocommit mode is its own durable transaction.
-  return StepDone(stmt, "put participant");
+  return put_participant_.Run().WithContext("put participant");
 }
 
 Result<std::vector<ParticipantRecord>> SqliteJournal::LoadParticipants() {
   std::lock_guard<std::mutex> db_lock(db_mu_);
-  sqlite3_stmt* stmt = select_participants_.get();
-  ResetOnExit reset(stmt);
-  std::vector<ParticipantRecord> participants;
-  int rc;
-  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    ParticipantRecord p;
-    p.name = ColumnText(stmt, 0);
-    p.host = ColumnText(stmt, 1);
-    p.port = sqlite3_column_int(stmt, 2);
-    p.backend = ColumnText(stmt, 3);
-    participants.push_back(std::move(p));
-  }
-  if (rc != SQLITE_DONE) return Error(rc, "load participants");
+  Result<std::vector<ParticipantRecord>> participants = ReadParticipants(&select_participants_);
+  if (!participants.ok()) return participants.status().WithContext("load participants");
   return participants;
 }
 
 Status SqliteJournal::DeleteParticipant(const std::string& name) {
   std::lock_guard<std::mutex> db_lock(db_mu_);
-  Stmt stmt;
-  RETURN_NOT_OK(Prepare("DELETE FROM participants WHERE name = ?1", &stmt));
-  BindText(stmt.get(), 1, name);
-  return StepDone(stmt.get(), "delete participant");
+  return db_.Run(kDeleteParticipant, {name}).WithContext("delete participant");
 }
 
 Status SqliteJournal::PutHeuristic(const HeuristicRecord& h) {
   std::lock_guard<std::mutex> db_lock(db_mu_);
-  Stmt stmt;
-  RETURN_NOT_OK(Prepare("INSERT OR REPLACE INTO heuristics "
-                        "(txn_id, participant, committed, decision, at_ms) "
-                        "VALUES (?1, ?2, ?3, ?4, ?5)",
-                        &stmt));
-  BindText(stmt.get(), 1, h.txn_id);
-  BindText(stmt.get(), 2, h.participant);
-  sqlite3_bind_int(stmt.get(), 3, h.committed ? 1 : 0);
-  BindText(stmt.get(), 4, h.decision);
-  sqlite3_bind_int64(stmt.get(), 5, h.at_ms);
-  return StepDone(stmt.get(), "put heuristic");
+  ASSIGN_OR_RETURN(SqliteStatement stmt, db_.Prepare(kInsertHeuristic));
+  RETURN_NOT_OK(BindHeuristic(&stmt, h));
+  return stmt.Run().WithContext("put heuristic");
 }
 
 Result<std::vector<HeuristicRecord>> SqliteJournal::LoadHeuristics() {
   std::lock_guard<std::mutex> db_lock(db_mu_);
-  Stmt stmt;
-  RETURN_NOT_OK(Prepare(kSelectHeuristics, &stmt));
-  std::vector<HeuristicRecord> out;
-  int rc;
-  while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
-    HeuristicRecord h;
-    h.txn_id = ColumnText(stmt.get(), 0);
-    h.participant = ColumnText(stmt.get(), 1);
-    h.committed = sqlite3_column_int(stmt.get(), 2) != 0;
-    h.decision = ColumnText(stmt.get(), 3);
-    h.at_ms = sqlite3_column_int64(stmt.get(), 4);
-    out.push_back(std::move(h));
-  }
-  if (rc != SQLITE_DONE) return Error(rc, "load heuristics");
-  return out;
+  ASSIGN_OR_RETURN(SqliteStatement stmt, db_.Prepare(kSelectHeuristics));
+  Result<std::vector<HeuristicRecord>> heuristics = ReadHeuristics(&stmt);
+  if (!heuristics.ok()) return heuristics.status().WithContext("load heuristics");
+  return heuristics;
 }
 
 Status SqliteJournal::ForgetHeuristics(const std::string& txn_id) {
   std::lock_guard<std::mutex> db_lock(db_mu_);
-  Stmt stmt;
-  RETURN_NOT_OK(Prepare("DELETE FROM heuristics WHERE txn_id = ?1", &stmt));
-  BindText(stmt.get(), 1, txn_id);
-  RETURN_NOT_OK(StepDone(stmt.get(), "forget heuristics"));
-  if (sqlite3_changes(db_.get()) == 0) {
+  RETURN_NOT_OK(db_.Run(kDeleteHeuristics, {txn_id}).WithContext("forget heuristics"));
+  if (db_.Changes() == 0) {
     return Status::NotFound("no heuristic record for transaction " + txn_id);
   }
   return Status::Ok();
@@ -597,12 +413,12 @@ JournalStats SqliteJournal::Stats() {
 
 Result<int64_t> SqliteJournal::ReadPragmaSynchronous() {
   std::lock_guard<std::mutex> db_lock(db_mu_);
-  return QueryInt("PRAGMA synchronous");
+  return db_.QueryInt("PRAGMA synchronous");
 }
 
 Result<std::string> SqliteJournal::ReadPragmaJournalMode() {
   std::lock_guard<std::mutex> db_lock(db_mu_);
-  return QueryText("PRAGMA journal_mode");
+  return db_.QueryText("PRAGMA journal_mode");
 }
 
 size_t SqliteJournal::QueuedCommitsForTesting() {

@@ -19,9 +19,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "journal/journal.h"
-
-struct sqlite3;
-struct sqlite3_stmt;
+#include "sqlite/sqlite.h"
 
 namespace pact {
 
@@ -93,13 +91,6 @@ class SqliteJournal : public Journal {
 
  private:
   struct PendingCommit;
-  struct CloseDb {
-    void operator()(sqlite3* db) const;
-  };
-  struct FinalizeStmt {
-    void operator()(sqlite3_stmt* stmt) const;
-  };
-  using Stmt = std::unique_ptr<sqlite3_stmt, FinalizeStmt>;
 
   SqliteJournal(std::string path, SqliteJournalOptions options);
 
@@ -109,12 +100,8 @@ class SqliteJournal : public Journal {
   void StmtsAndDbClose();
   Status SetDurabilityPragmas();
   Status LoadOrCreateSchema();
-  Status Prepare(const char* sql, Stmt* stmt);
-  Status Exec(const char* sql, const char* what);
-  Status StepDone(sqlite3_stmt* stmt, const char* what);
-  Status Error(int rc, const std::string& what);
-  Result<int64_t> QueryInt(const char* sql);
-  Result<std::string> QueryText(const char* sql);
+  // A statement kept for the journal's lifetime.
+  Status Prepare(const char* sql, SqliteStatement* stmt);
   // Runs body between BEGIN IMMEDIATE and COMMIT; rolls back if either fails.
   Status RunTransaction(const std::function<Status()>& body);
   Status WriteBatch(const std::vector<PendingCommit*>& commits,
@@ -126,12 +113,12 @@ class SqliteJournal : public Journal {
   const SqliteJournalOptions options_;
 
   std::mutex db_mu_;  // serializes every use of db_ and its statements
-  std::unique_ptr<sqlite3, CloseDb> db_;
+  SqliteConnection db_;
   // Declared after db_ so they are finalized before it closes.
-  Stmt begin_, commit_, rollback_;
-  Stmt insert_commit_, delete_commit_, select_commits_;
-  Stmt raise_epoch_, read_epoch_;
-  Stmt put_participant_, select_participants_;
+  SqliteStatement begin_, commit_, rollback_;
+  SqliteStatement insert_commit_, delete_commit_, select_commits_;
+  SqliteStatement raise_epoch_, read_epoch_;
+  SqliteStatement put_participant_, select_participants_;
 
   std::mutex mu_;                      // guards the queues, stop_ and stats_
   std::condition_variable writer_cv_;  // work queued or stop_ set

@@ -5,14 +5,6 @@
 namespace pact {
 namespace {
 
-Status SqliteError(sqlite3* db, const std::string& what) {
-  int code = sqlite3_errcode(db);
-  std::string msg = what + ": " + sqlite3_errmsg(db);
-  if (code == SQLITE_FULL || (code & 0xff) == SQLITE_IOERR) return Status::IoError(msg);
-  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return Status::Corruption(msg);
-  return Status::Internal(msg);
-}
-
 // The fence rule both stores apply: equal admits, higher raises, lower is
 // refused. REQUIRES: the caller's lock over `highest`.
 Result<bool> AdmitInto(std::map<std::string, int64_t>& highest, const std::string& coordinator,
@@ -29,68 +21,40 @@ Result<bool> AdmitInto(std::map<std::string, int64_t>& highest, const std::strin
 }  // namespace
 
 Result<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(const std::string& path) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
-    Status st = SqliteError(db, "cannot open state store " + path);
-    sqlite3_close(db);
-    return st;
-  }
-  std::unique_ptr<SqliteStateStore> store(new SqliteStateStore(db));
+  Result<SqliteConnection> db =
+      SqliteConnection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (!db.ok()) return db.status().WithContext("cannot open state store " + path);
+  std::unique_ptr<SqliteStateStore> store(new SqliteStateStore(std::move(db).value()));
+  SqliteConnection& conn = store->db_;
   const char* kSetup =
       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
       "CREATE TABLE IF NOT EXISTS fences(coordinator TEXT PRIMARY KEY, epoch INTEGER NOT NULL);"
       "CREATE TABLE IF NOT EXISTS heuristics(txn_id TEXT PRIMARY KEY,"
       "  committed INTEGER NOT NULL, at_ms INTEGER NOT NULL)";
-  if (sqlite3_exec(db, kSetup, nullptr, nullptr, nullptr) != SQLITE_OK) {
-    return SqliteError(db, "cannot set up state store " + path);
-  }
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db, "SELECT coordinator, epoch FROM fences", -1, &stmt, nullptr) !=
-      SQLITE_OK) {
-    return SqliteError(db, "cannot read state store " + path);
-  }
-  while (sqlite3_step(stmt) == SQLITE_ROW) {
-    store->highest_[reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0))] =
-        sqlite3_column_int64(stmt, 1);
-  }
-  sqlite3_finalize(stmt);
-  if (sqlite3_prepare_v2(db, "SELECT txn_id, committed, at_ms FROM heuristics", -1, &stmt,
-                         nullptr) != SQLITE_OK) {
-    return SqliteError(db, "cannot read state store " + path);
-  }
-  while (sqlite3_step(stmt) == SQLITE_ROW) {
-    HeuristicDecision h;
-    h.txn_id = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-    h.committed = sqlite3_column_int64(stmt, 1) != 0;
-    h.at_ms = sqlite3_column_int64(stmt, 2);
-    store->heuristics_[h.txn_id] = h;
-  }
-  sqlite3_finalize(stmt);
+  RETURN_NOT_OK(conn.Exec(kSetup).WithContext("cannot set up state store " + path));
+  RETURN_NOT_OK(conn.Run("SELECT coordinator, epoch FROM fences", {},
+                         [&](const SqliteStatement& row) {
+                           store->highest_[row.Text(0)] = row.Int64(1);
+                         })
+                    .WithContext("cannot read state store " + path));
+  RETURN_NOT_OK(conn.Run("SELECT txn_id, committed, at_ms FROM heuristics", {},
+                         [&](const SqliteStatement& row) {
+                           HeuristicDecision h{row.Text(0), row.Int64(1) != 0, row.Int64(2)};
+                           store->heuristics_[h.txn_id] = h;
+                         })
+                    .WithContext("cannot read state store " + path));
   return store;
 }
 
-SqliteStateStore::~SqliteStateStore() { sqlite3_close(db_); }
-
-Status SqliteStateStore::Run(const char* sql, const std::string& text, int64_t a, int64_t b) {
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) != SQLITE_OK) {
-    return SqliteError(db_, "state store");
-  }
-  sqlite3_bind_text(stmt, 1, text.c_str(), -1, SQLITE_TRANSIENT);
-  if (sqlite3_bind_parameter_count(stmt) >= 2) sqlite3_bind_int64(stmt, 2, a);
-  if (sqlite3_bind_parameter_count(stmt) >= 3) sqlite3_bind_int64(stmt, 3, b);
-  int rc = sqlite3_step(stmt);
-  sqlite3_finalize(stmt);
-  if (rc != SQLITE_DONE) return SqliteError(db_, "state store write");
-  return Status::Ok();
-}
+SqliteStateStore::~SqliteStateStore() = default;
 
 Result<bool> SqliteStateStore::Admit(const std::string& coordinator, int64_t epoch) {
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(bool raise, AdmitInto(highest_, coordinator, epoch));
   if (!raise) return false;
-  RETURN_NOT_OK(Run("INSERT OR REPLACE INTO fences(coordinator, epoch) VALUES(?, ?)",
-                    coordinator, epoch));
+  RETURN_NOT_OK(db_.Run("INSERT OR REPLACE INTO fences(coordinator, epoch) VALUES(?, ?)",
+                        {coordinator, epoch})
+                    .WithContext("state store write"));
   highest_[coordinator] = epoch;
   return true;
 }
@@ -103,8 +67,10 @@ int64_t SqliteStateStore::HighestEpoch(const std::string& coordinator) {
 
 Status SqliteStateStore::RecordHeuristic(const HeuristicDecision& decision) {
   std::lock_guard<std::mutex> lock(mu_);
-  RETURN_NOT_OK(Run("INSERT OR REPLACE INTO heuristics(txn_id, committed, at_ms) VALUES(?, ?, ?)",
-                    decision.txn_id, decision.committed ? 1 : 0, decision.at_ms));
+  RETURN_NOT_OK(
+      db_.Run("INSERT OR REPLACE INTO heuristics(txn_id, committed, at_ms) VALUES(?, ?, ?)",
+              {decision.txn_id, int64_t{decision.committed ? 1 : 0}, decision.at_ms})
+          .WithContext("state store write"));
   heuristics_[decision.txn_id] = decision;
   return Status::Ok();
 }
@@ -125,7 +91,8 @@ std::vector<HeuristicDecision> SqliteStateStore::Heuristics() {
 
 Status SqliteStateStore::ForgetHeuristic(const std::string& txn_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  RETURN_NOT_OK(Run("DELETE FROM heuristics WHERE txn_id = ?", txn_id));
+  RETURN_NOT_OK(db_.Run("DELETE FROM heuristics WHERE txn_id = ?", {txn_id})
+                    .WithContext("state store write"));
   heuristics_.erase(txn_id);
   return Status::Ok();
 }

@@ -11,11 +11,11 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
-
-struct sqlite3;
+#include "sqlite/sqlite.h"
 
 namespace pact {
 
@@ -74,12 +74,10 @@ class SqliteStateStore : public StateStore {
   Status ForgetHeuristic(const std::string& txn_id) override;
 
  private:
-  explicit SqliteStateStore(sqlite3* db) : db_(db) {}
-  // REQUIRES: mu_ held. Runs one statement with text/integer parameters.
-  Status Run(const char* sql, const std::string& text, int64_t a = 0, int64_t b = 0);
+  explicit SqliteStateStore(SqliteConnection db) : db_(std::move(db)) {}
 
   std::mutex mu_;
-  sqlite3* db_;                                            // guarded by mu_
+  SqliteConnection db_;                                    // guarded by mu_
   std::map<std::string, int64_t> highest_;                 // guarded by mu_
   std::map<std::string, HeuristicDecision> heuristics_;    // guarded by mu_
 };

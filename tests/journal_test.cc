@@ -16,6 +16,7 @@
 #include "common/status.h"
 #include "journal/journal_reader.h"
 #include "journal/sqlite_journal.h"
+#include "sqlite/sqlite.h"
 
 namespace pact {
 namespace {
@@ -40,6 +41,13 @@ CommitRecord Record(const std::string& txn_id, std::vector<std::string> branches
   r.branches = std::move(branches);
   r.decided_at_ms = decided_at_ms;
   return r;
+}
+
+// Changes the file outside the journal, as another program might.
+Status ExecOnFile(const std::string& path, const char* sql) {
+  ASSIGN_OR_RETURN(SqliteConnection db,
+                   SqliteConnection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
+  return db.Exec(sql);
 }
 
 std::set<std::string> TxnIds(const std::vector<CommitRecord>& records) {
@@ -293,11 +301,8 @@ TEST_F(JournalTest, OpeningAnotherCoordinatorsJournalIsRefused) {
 
 TEST_F(JournalTest, JournalWithAnotherSchemaVersionIsRefused) {
   { ASSERT_NE(OpenOrDie(), nullptr); }
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "UPDATE meta SET schema_version = 3", nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  Status changed = ExecOnFile(path_, "UPDATE meta SET schema_version = 3");
+  ASSERT_TRUE(changed.ok()) << changed.ToString();
   auto journal = SqliteJournal::Open(path_, options_);
   ASSERT_FALSE(journal.ok());
   EXPECT_EQ(journal.status().code(), StatusCode::kFailedPrecondition);
@@ -310,13 +315,9 @@ TEST_F(JournalTest, SchemaOneJournalIsUpgradedKeepingItsDecisions) {
     auto journal = OpenOrDie();
     ASSERT_TRUE(journal->LogCommit({"c1.1.5", {"a", "b"}, 0}).ok());
   }
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "DROP TABLE aborted_decisions; UPDATE meta SET schema_version = 1",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  Status changed =
+      ExecOnFile(path_, "DROP TABLE aborted_decisions; UPDATE meta SET schema_version = 1");
+  ASSERT_TRUE(changed.ok()) << changed.ToString();
   auto journal = OpenOrDie();
   auto unfinished = journal->LoadUnfinished();
   ASSERT_TRUE(unfinished.ok()) << unfinished.status().ToString();
@@ -369,10 +370,8 @@ TEST_F(JournalTest, GarbageFileIsRefusedAsCorruption) {
 }
 
 TEST_F(JournalTest, SqliteFileOfAnotherProgramIsRefusedAsCorruption) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE t (x)", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
+  Status created = ExecOnFile(path_, "CREATE TABLE t (x)");
+  ASSERT_TRUE(created.ok()) << created.ToString();
   auto journal = SqliteJournal::Open(path_, options_);
   ASSERT_FALSE(journal.ok());
   EXPECT_EQ(journal.status().code(), StatusCode::kCorruption) << journal.status().ToString();

@@ -11,6 +11,8 @@
 #include <functional>
 #include <thread>
 
+#include "sqlite/sqlite.h"
+
 namespace pact {
 namespace {
 
@@ -30,25 +32,19 @@ int RunInChild(const std::function<int()>& body) {
 // Runs SQL on a plain connection of its own, outside Pact. Returns the rows as
 // "a|b;c|d" (NULL as "null") or "error: ...".
 std::string Sql(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
+  Result<SqliteConnection> db =
+      SqliteConnection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (!db.ok()) return "error: " + db.status().message();
+  db->SetBusyTimeout(100);  // reads never wait in WAL mode
   std::string out;
-  int rc = sqlite3_open(path.c_str(), &db);
-  if (rc == SQLITE_OK) {
-    sqlite3_busy_timeout(db, 100);  // reads never wait in WAL mode
-    auto collect = [](void* context, int columns, char** values, char**) {
-      auto* text = static_cast<std::string*>(context);
-      if (!text->empty()) *text += ";";
-      for (int i = 0; i < columns; ++i) {
-        if (i > 0) *text += "|";
-        *text += values[i] != nullptr ? values[i] : "null";
-      }
-      return 0;
-    };
-    rc = sqlite3_exec(db, sql.c_str(), collect, &out, nullptr);
-  }
-  if (rc != SQLITE_OK) out = std::string("error: ") + sqlite3_errmsg(db);
-  sqlite3_close(db);
-  return out;
+  Status status = db->Exec(sql, [&](const SqliteStatement& row) {
+    if (!out.empty()) out += ";";
+    for (int i = 0; i < row.ColumnCount(); ++i) {
+      if (i > 0) out += "|";
+      out += row.IsNull(i) ? "null" : row.Text(i);
+    }
+  });
+  return status.ok() ? out : "error: " + status.message();
 }
 
 class SqliteBackendTest : public ::testing::Test {

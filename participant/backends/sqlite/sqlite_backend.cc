@@ -16,9 +16,11 @@
 #include <cstring>
 #include <mutex>
 #include <set>
+#include <string_view>
 #include <utility>
 
 #include "common/clock.h"
+#include "sqlite/sqlite.h"
 
 namespace pact {
 namespace {
@@ -27,166 +29,61 @@ namespace {
 // anyway, so the marker table stays bounded without a thread of its own.
 constexpr uint64_t kPruneEveryCommits = 1000;
 
-struct DbCloser {
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-struct StmtFinalizer {
-  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
-};
 struct SessionDeleter {
   void operator()(sqlite3_session* session) const { sqlite3session_delete(session); }
 };
 struct SqliteFree {
   void operator()(void* p) const { sqlite3_free(p); }
 };
-using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
-using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
 using SessionPtr = std::unique_ptr<sqlite3_session, SessionDeleter>;
 
-Status SqliteError(int rc, sqlite3* db, const std::string& context) {
-  std::string message = context + ": " + (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return Status::Busy(std::move(message));
-    case SQLITE_FULL:
-    case SQLITE_IOERR:
-    case SQLITE_CANTOPEN:
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-      return Status::IoError(std::move(message));
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return Status::Corruption(std::move(message));
-    case SQLITE_ERROR:
-    case SQLITE_CONSTRAINT:
-    case SQLITE_MISMATCH:
-    case SQLITE_RANGE:
-    case SQLITE_TOOBIG:
-    case SQLITE_AUTH:
-      return Status::InvalidArgument(std::move(message));
-    default:
-      return Status::Internal(std::move(message));
-  }
-}
-
-Status Exec(sqlite3* db, const char* sql) {
-  int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-  return rc == SQLITE_OK ? Status::Ok() : SqliteError(rc, db, sql);
-}
-
-Status Bind(sqlite3_stmt* stmt, const std::vector<SqlValue>& params) {
-  const int expected = sqlite3_bind_parameter_count(stmt);
-  if (static_cast<size_t>(expected) != params.size()) {
-    return Status::InvalidArgument("the statement takes " + std::to_string(expected) +
-                                   " parameters, got " + std::to_string(params.size()));
-  }
-  for (size_t i = 0; i < params.size(); ++i) {
-    const int index = static_cast<int>(i) + 1;
-    const SqlValue& value = params[i];
-    int rc;
-    // SQLITE_STATIC: `params` outlives every step of the statement.
-    if (auto* v = std::get_if<int64_t>(&value)) {
-      rc = sqlite3_bind_int64(stmt, index, *v);
-    } else if (auto* v = std::get_if<double>(&value)) {
-      rc = sqlite3_bind_double(stmt, index, *v);
-    } else if (auto* v = std::get_if<std::string>(&value)) {
-      rc = sqlite3_bind_text64(stmt, index, v->data(), v->size(), SQLITE_STATIC, SQLITE_UTF8);
-    } else if (auto* v = std::get_if<Blob>(&value)) {
-      rc = sqlite3_bind_blob64(stmt, index, v->bytes.data(), v->bytes.size(), SQLITE_STATIC);
-    } else {
-      rc = sqlite3_bind_null(stmt, index);
-    }
-    if (rc != SQLITE_OK) {
-      return SqliteError(rc, sqlite3_db_handle(stmt), "parameter " + std::to_string(index));
-    }
-  }
-  return Status::Ok();
-}
-
-SqlValue ColumnValue(sqlite3_stmt* stmt, int i) {
-  switch (sqlite3_column_type(stmt, i)) {
-    case SQLITE_INTEGER:
-      return static_cast<int64_t>(sqlite3_column_int64(stmt, i));
-    case SQLITE_FLOAT:
-      return sqlite3_column_double(stmt, i);
-    case SQLITE_TEXT: {
-      const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, i));
-      return std::string(text, sqlite3_column_bytes(stmt, i));
-    }
-    case SQLITE_BLOB: {
-      const auto* bytes = static_cast<const char*>(sqlite3_column_blob(stmt, i));
-      const int size = sqlite3_column_bytes(stmt, i);  // bytes is null when size is 0
-      return Blob{size > 0 ? std::string(bytes, size) : std::string()};
-    }
-    default:
-      return std::monostate();
-  }
-}
+Status Exec(SqliteConnection* db, const char* sql) { return db->Exec(sql).WithContext(sql); }
 
 // Binds, steps to the end and collects the rows.
-Result<QueryResult> RunStatement(sqlite3_stmt* stmt, const std::vector<SqlValue>& params,
-                                 const std::string& context) {
-  sqlite3* db = sqlite3_db_handle(stmt);
-  RETURN_NOT_OK(Bind(stmt, params));
+Result<QueryResult> RunStatement(SqliteConnection* db, SqliteStatement* stmt,
+                                 const std::vector<SqlValue>& params, const std::string& context) {
+  RETURN_NOT_OK(stmt->BindAll(params));
   QueryResult result;
-  const int columns = sqlite3_column_count(stmt);
-  for (int i = 0; i < columns; ++i) {
-    const char* name = sqlite3_column_name(stmt, i);
-    result.columns.emplace_back(name != nullptr ? name : "");
-  }
-  const int64_t changes_before = sqlite3_total_changes64(db);
-  int rc;
-  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    std::vector<SqlValue>& row = result.rows.emplace_back();
-    row.reserve(columns);
-    for (int i = 0; i < columns; ++i) row.push_back(ColumnValue(stmt, i));
-  }
-  if (rc != SQLITE_DONE) return SqliteError(rc, db, context);
+  const int columns = stmt->ColumnCount();
+  for (int i = 0; i < columns; ++i) result.columns.push_back(stmt->ColumnName(i));
+  const int64_t changes_before = db->TotalChanges();
+  RETURN_NOT_OK(stmt->Run([&](const SqliteStatement& row) {
+                      std::vector<SqlValue>& values = result.rows.emplace_back();
+                      values.reserve(columns);
+                      for (int i = 0; i < columns; ++i) values.push_back(row.Value(i));
+                    })
+                    .WithContext(context));
   // sqlite3_changes keeps the count of the last INSERT/UPDATE/DELETE, so a read
   // or a schema change would report a stale number without this check.
-  if (sqlite3_total_changes64(db) != changes_before) result.affected_rows = sqlite3_changes64(db);
+  if (db->TotalChanges() != changes_before) result.affected_rows = db->Changes();
   return result;
 }
 
 // Runs one trusted statement of Pact's own.
-Result<QueryResult> Query(sqlite3* db, const std::string& sql,
+Result<QueryResult> Query(SqliteConnection* db, const std::string& sql,
                           const std::vector<SqlValue>& params = {}) {
-  sqlite3_stmt* raw = nullptr;
-  int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &raw, nullptr);
-  StmtPtr stmt(raw);
-  if (rc != SQLITE_OK) return SqliteError(rc, db, sql);
-  return RunStatement(stmt.get(), params, sql);
+  Result<SqliteStatement> stmt = db->Prepare(sql);
+  if (!stmt.ok()) return stmt.status().WithContext(sql);
+  return RunStatement(db, &*stmt, params, sql);
 }
 
-Result<int64_t> QueryInt(sqlite3* db, const std::string& sql,
-                         const std::vector<SqlValue>& params = {}) {
-  ASSIGN_OR_RETURN(QueryResult result, Query(db, sql, params));
-  const int64_t* value =
-      result.rows.empty() ? nullptr : std::get_if<int64_t>(&result.rows[0].at(0));
-  if (value == nullptr) return Status::Internal(sql + ": expected one integer");
-  return *value;
-}
-
-Result<DbPtr> OpenDb(const std::string& path, int busy_timeout_ms) {
-  sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
-  DbPtr db(raw);  // set even when the open fails, and must be closed
-  if (rc != SQLITE_OK) return SqliteError(rc, raw, "cannot open " + path);
-  sqlite3_extended_result_codes(raw, 1);
-  sqlite3_busy_timeout(raw, busy_timeout_ms);
+Result<SqliteConnection> OpenDb(const std::string& path, int busy_timeout_ms) {
+  Result<SqliteConnection> db =
+      SqliteConnection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (!db.ok()) return db.status().WithContext("cannot open " + path);
+  db->SetBusyTimeout(busy_timeout_ms);
   // synchronous is per connection, and a commit is only as durable as the
   // connection that made it.
-  RETURN_NOT_OK(Exec(raw, "PRAGMA synchronous=FULL"));
+  RETURN_NOT_OK(Exec(&*db, "PRAGMA synchronous=FULL"));
   // Foreign keys are what users of a database expect enforced; deferred ones
   // are checked at prepare (see WhyNotDurable).
-  RETURN_NOT_OK(Exec(raw, "PRAGMA foreign_keys=ON"));
+  RETURN_NOT_OK(Exec(&*db, "PRAGMA foreign_keys=ON"));
   return db;
 }
 
 // WAL lets readers see the last committed state while a branch holds the
 // write transaction open, which is what keeps prepared changes invisible.
-Status UseWal(sqlite3* db, const std::string& path) {
+Status UseWal(SqliteConnection* db, const std::string& path) {
   ASSIGN_OR_RETURN(QueryResult result, Query(db, "PRAGMA journal_mode=WAL"));
   const std::string* mode =
       result.rows.empty() ? nullptr : std::get_if<std::string>(&result.rows[0].at(0));
@@ -242,21 +139,26 @@ struct SqliteBackend::Shared {
   std::atomic<uint64_t> commits{0};
 
   std::mutex db_mu;
-  DbPtr db;  // guarded by db_mu: schema setup, IsCommitted, pruning at start
+  SqliteConnection db;  // guarded by db_mu: schema setup, IsCommitted, pruning at start
 
   std::mutex store_mu;
-  DbPtr store;  // guarded by store_mu: the prepared store
+  SqliteConnection store;  // guarded by store_mu: the prepared store
 
   ~Shared() {
-    store.reset();
-    db.reset();
+    store = SqliteConnection();
+    db = SqliteConnection();
     if (lock_fd >= 0) close(lock_fd);  // only after the connections are closed
+  }
+
+  // A branch's own connection, on which it holds the write transaction.
+  Result<SqliteConnection> OpenBranchDb() const {
+    return OpenDb(options.db_path, options.busy_timeout_ms);
   }
 
   // One autocommit statement: durable (synchronous=FULL) when it returns.
   Status PutPrepared(const std::string& txn_id, const std::string& changeset) {
     std::lock_guard<std::mutex> lock(store_mu);
-    return Query(store.get(),
+    return Query(&store,
                  "INSERT OR REPLACE INTO pact_prepared_branches(txn_id, changeset, prepared_at_ms)"
                  " VALUES(?1, ?2, ?3)",
                  {txn_id, Blob{changeset}, WallMillis()})
@@ -265,20 +167,20 @@ struct SqliteBackend::Shared {
 
   Status DeletePrepared(const std::string& txn_id) {
     std::lock_guard<std::mutex> lock(store_mu);
-    return Query(store.get(), "DELETE FROM pact_prepared_branches WHERE txn_id = ?1", {txn_id})
+    return Query(&store, "DELETE FROM pact_prepared_branches WHERE txn_id = ?1", {txn_id})
         .status();
   }
 
   Result<int64_t> CountPreparedExcept(const std::string& txn_id) {
     std::lock_guard<std::mutex> lock(store_mu);
-    return QueryInt(store.get(), "SELECT count(*) FROM pact_prepared_branches WHERE txn_id <> ?1",
-                    {txn_id});
+    return store.QueryInt("SELECT count(*) FROM pact_prepared_branches WHERE txn_id <> ?1",
+                          {txn_id});
   }
 
   Result<std::vector<StoredBranch>> ListPrepared() {
     std::lock_guard<std::mutex> lock(store_mu);
     ASSIGN_OR_RETURN(QueryResult result,
-                     Query(store.get(),
+                     Query(&store,
                            "SELECT txn_id, changeset, prepared_at_ms FROM pact_prepared_branches"
                            " ORDER BY prepared_at_ms"));
     std::vector<StoredBranch> branches;
@@ -297,7 +199,7 @@ struct SqliteBackend::Shared {
 
 class SqliteBackend::SqliteBranch : public Branch {
  public:
-  SqliteBranch(std::shared_ptr<Shared> shared, std::string txn_id, DbPtr db)
+  SqliteBranch(std::shared_ptr<Shared> shared, std::string txn_id, SqliteConnection db)
       : shared_(std::move(shared)), txn_id_(std::move(txn_id)), db_(std::move(db)) {}
 
   ~SqliteBranch() override {
@@ -311,14 +213,14 @@ class SqliteBackend::SqliteBranch : public Branch {
   Status Start() {
     sqlite3_set_authorizer(db_.get(), &Authorize, this);
     RETURN_NOT_OK(BeginImmediate());
-    ASSIGN_OR_RETURN(schema_version_, QueryInt(db_.get(), "PRAGMA schema_version"));
+    ASSIGN_OR_RETURN(schema_version_, db_.QueryInt("PRAGMA schema_version"));
     sqlite3_session* session = nullptr;
     int rc = sqlite3session_create(db_.get(), "main", &session);
-    if (rc != SQLITE_OK) return SqliteError(rc, db_.get(), "cannot create a session");
+    if (rc != SQLITE_OK) return db_.LastError(rc).WithContext("cannot create a session");
     session_.reset(session);
     sqlite3session_table_filter(session, &TrackTable, this);
     rc = sqlite3session_attach(session, nullptr);
-    if (rc != SQLITE_OK) return SqliteError(rc, db_.get(), "cannot attach the session");
+    if (rc != SQLITE_OK) return db_.LastError(rc).WithContext("cannot attach the session");
     return Status::Ok();
   }
 
@@ -327,14 +229,13 @@ class SqliteBackend::SqliteBranch : public Branch {
     changeset_ = std::move(changeset);
     maybe_stored_ = true;
     RETURN_NOT_OK(Reapply());
-    state_ = State::kPrepared;
-    return Status::Ok();
+    return MoveTo(State::kPrepared);
   }
 
   Result<QueryResult> Execute(const std::string& sql,
                               const std::vector<SqlValue>& params) override {
     if (state_ != State::kActive) {
-      return Status::FailedPrecondition("branch " + txn_id_ + " is " + StateName());
+      return Status::FailedPrecondition("branch " + txn_id_ + " is " + StateName(state_));
     }
     if (TransactionLost()) return LostStatus();
     Result<QueryResult> result = RunUserStatement(sql, params);
@@ -348,7 +249,8 @@ class SqliteBackend::SqliteBranch : public Branch {
   Result<Vote> Prepare(std::string* abort_reason) override {
     if (state_ == State::kPrepared) return Vote::kCommit;
     if (state_ != State::kActive) {
-      return Status::FailedPrecondition("cannot prepare branch " + txn_id_ + ": " + StateName());
+      return Status::FailedPrecondition("cannot prepare branch " + txn_id_ + ": " +
+                                        StateName(state_));
     }
     std::string reason;
     if (TransactionLost()) {
@@ -357,7 +259,7 @@ class SqliteBackend::SqliteBranch : public Branch {
       ASSIGN_OR_RETURN(reason, WhyNotDurable());
     }
     if (!reason.empty()) {
-      Release(State::kRolledBack);
+      RETURN_NOT_OK(MoveTo(State::kRolledBack));
       if (abort_reason != nullptr) *abort_reason = std::move(reason);
       return Vote::kAbort;
     }
@@ -366,9 +268,9 @@ class SqliteBackend::SqliteBranch : public Branch {
     void* raw = nullptr;
     int rc = sqlite3session_changeset(session_.get(), &size, &raw);
     std::unique_ptr<void, SqliteFree> buffer(raw);
-    if (rc != SQLITE_OK) return SqliteError(rc, db_.get(), "cannot take the changeset");
+    if (rc != SQLITE_OK) return db_.LastError(rc).WithContext("cannot take the changeset");
     if (size == 0) {
-      Release(State::kRolledBack);  // read-only: let the next branch have the lock
+      RETURN_NOT_OK(MoveTo(State::kRolledBack));  // read-only: the next branch may have the lock
       return Vote::kReadOnly;
     }
     changeset_.assign(static_cast<const char*>(raw), size);
@@ -377,8 +279,7 @@ class SqliteBackend::SqliteBranch : public Branch {
     maybe_stored_ = true;
     RETURN_NOT_OK(shared_->PutPrepared(txn_id_, changeset_)
                       .WithContext("cannot make branch " + txn_id_ + " durable as prepared"));
-    session_.reset();
-    state_ = State::kPrepared;
+    RETURN_NOT_OK(MoveTo(State::kPrepared));
     return Vote::kCommit;
   }
 
@@ -386,22 +287,21 @@ class SqliteBackend::SqliteBranch : public Branch {
     if (state_ == State::kCommitted) return Status::Ok();
     if (state_ != State::kActive) {
       return Status::FailedPrecondition("cannot commit branch " + txn_id_ +
-                                        " in one phase: " + StateName());
+                                        " in one phase: " + StateName(state_));
     }
     Status status = TransactionLost() ? LostStatus() : CommitTransaction();
     if (!status.ok()) {
-      Release(State::kRolledBack);
+      RETURN_NOT_OK(MoveTo(State::kRolledBack));
       return status.WithContext("branch " + txn_id_ + " rolled back");
     }
-    Release(State::kCommitted);
-    return Status::Ok();
+    return MoveTo(State::kCommitted);
   }
 
   Status CommitPrepared() override {
     if (state_ == State::kCommitted) return Status::Ok();
     if (state_ != State::kPrepared) {
       return Status::FailedPrecondition("cannot commit branch " + txn_id_ +
-                                        " as prepared: " + StateName());
+                                        " as prepared: " + StateName(state_));
     }
     bool committed = false;
     if (TransactionLost()) {  // an earlier attempt failed
@@ -416,7 +316,7 @@ class SqliteBackend::SqliteBranch : public Branch {
       }
       if (!status.ok() && !committed) return status.WithContext("commit of branch " + txn_id_);
     }
-    Release(State::kCommitted);
+    RETURN_NOT_OK(MoveTo(State::kCommitted));
     maybe_stored_ = false;
     // The marker already says committed, and restart forgets a store row
     // whose marker exists, so a failure here loses nothing.
@@ -436,20 +336,46 @@ class SqliteBackend::SqliteBranch : public Branch {
       RETURN_NOT_OK(shared_->DeletePrepared(txn_id_).WithContext("rollback of branch " + txn_id_));
       maybe_stored_ = false;
     }
-    Release(State::kRolledBack);
-    return Status::Ok();
+    return MoveTo(State::kRolledBack);
   }
 
  private:
+  // A branch's life. Each state names the durable record that backs it; a
+  // move is made only once that record is written (persist, then publish).
   enum class State {
-    kActive,      // write transaction open, the session recording changes
-    kPrepared,    // changeset durable in the store, write transaction held open
-    kCommitted,   // connection closed
-    kRolledBack,  // connection closed; also after a read-only vote
+    // The write transaction is open and the session records the changes.
+    // Nothing durable: a crash rolls it back, which presumed abort expects.
+    kActive,
+    // The changeset is a pact_prepared_branches row in the prepared store
+    // and the write transaction is held open; a restart re-applies the row
+    // and holds it again.
+    kPrepared,
+    // The changes and the branch's pact_committed_branches marker committed
+    // in one transaction; the connection is closed. A store row left behind
+    // is forgotten at restart because the marker exists.
+    kCommitted,
+    // The transaction rolled back and no pact_prepared_branches row is left
+    // (Rollback deletes it first); the connection is closed. Also after a
+    // read-only or abort vote and a failed one-phase commit.
+    kRolledBack,
   };
 
-  const char* StateName() const {
-    switch (state_) {
+  struct Move {
+    State from;
+    State to;
+  };
+  // Every move a branch may make; MoveTo refuses the rest.
+  static constexpr Move kMoves[] = {
+      {State::kActive, State::kPrepared},      // Prepare voted COMMIT, or held again at restart
+      {State::kActive, State::kCommitted},     // CommitOnePhase
+      {State::kActive, State::kRolledBack},    // Rollback, an abort or read-only vote, a failed
+                                               // one-phase commit
+      {State::kPrepared, State::kCommitted},   // CommitPrepared
+      {State::kPrepared, State::kRolledBack},  // Rollback
+  };
+
+  static const char* StateName(State state) {
+    switch (state) {
       case State::kActive:
         return "active";
       case State::kPrepared:
@@ -460,6 +386,30 @@ class SqliteBackend::SqliteBranch : public Branch {
         return "rolled back";
     }
     return "?";
+  }
+
+  // The only writer of state_; idempotent when already there. Entering
+  // kPrepared stops the session; entering an end state rolls back whatever
+  // is still open (closing the connection would too) and closes the
+  // connection, so the write lock goes to the next branch.
+  // REQUIRES: the record backing `next` (see State) is durable.
+  Status MoveTo(State next) {
+    if (next == state_) return Status::Ok();
+    bool allowed = false;
+    for (const Move& move : kMoves) allowed |= move.from == state_ && move.to == next;
+    if (!allowed) {
+      Status refused = Status::FailedPrecondition("branch " + txn_id_ + " cannot move from " +
+                                                  StateName(state_) + " to " + StateName(next));
+      LOG(ERROR) << refused.ToString();
+      return refused;
+    }
+    session_.reset();
+    if (next != State::kPrepared) {
+      RollbackOpenTransaction();
+      db_ = SqliteConnection();
+    }
+    state_ = next;
+    return Status::Ok();
   }
 
   // Polices the caller's SQL only; Pact's own statements pass.
@@ -507,37 +457,31 @@ class SqliteBackend::SqliteBranch : public Branch {
       SqliteBranch* branch;
     } policing(this);
 
-    const char* end = sql.data() + sql.size();
-    const char* tail = nullptr;
-    sqlite3_stmt* raw = nullptr;
-    int rc = sqlite3_prepare_v2(db_.get(), sql.data(), static_cast<int>(sql.size()), &raw, &tail);
-    StmtPtr stmt(raw);
-    if (rc != SQLITE_OK) {
+    std::string_view rest;
+    Result<SqliteStatement> stmt = db_.Prepare(sql, 0, &rest);
+    if (!stmt.ok()) {
       if (!denied_.empty()) return Status::InvalidArgument(denied_ + ": refused " + sql);
-      return SqliteError(rc, db_.get(), "cannot prepare");
+      return stmt.status().WithContext("cannot prepare");
     }
-    if (stmt == nullptr) return Status::InvalidArgument("no SQL statement in \"" + sql + "\"");
-    if (tail != nullptr && tail < end) {  // comments and whitespace compile to nothing
-      sqlite3_stmt* next = nullptr;
-      rc = sqlite3_prepare_v2(db_.get(), tail, static_cast<int>(end - tail), &next, nullptr);
-      const bool more = next != nullptr;
-      sqlite3_finalize(next);
-      if (rc != SQLITE_OK || more) {
+    if (stmt->empty()) return Status::InvalidArgument("no SQL statement in \"" + sql + "\"");
+    if (!rest.empty()) {  // comments and whitespace compile to nothing
+      Result<SqliteStatement> next = db_.Prepare(rest);
+      if (!next.ok() || !next->empty()) {
         return Status::InvalidArgument("one statement per Execute; refused the rest: " +
-                                       std::string(tail, end));
+                                       std::string(rest));
       }
     }
-    return RunStatement(stmt.get(), params, "execute");
+    return RunStatement(&db_, &*stmt, params, "execute");
   }
 
   Status BeginImmediate() {
-    int rc = sqlite3_exec(db_.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
-    if ((rc & 0xff) == SQLITE_BUSY) {
+    Status status = db_.Exec("BEGIN IMMEDIATE");
+    if (status.code() == StatusCode::kBusy) {
       return Status::Busy("database is locked by another transaction (waited " +
                           std::to_string(shared_->options.busy_timeout_ms) + " ms for " +
                           shared_->options.db_path + ")");
     }
-    return rc == SQLITE_OK ? Status::Ok() : SqliteError(rc, db_.get(), "BEGIN IMMEDIATE");
+    return status.WithContext("BEGIN IMMEDIATE");
   }
 
   // After a crash: the same changes in a new write transaction, or kCorruption
@@ -548,7 +492,7 @@ class SqliteBackend::SqliteBranch : public Branch {
     int rc = sqlite3changeset_apply(db_.get(), static_cast<int>(changeset_.size()),
                                     changeset_.data(), &ApplyFilter, &ApplyConflict, &check);
     if (rc == SQLITE_OK && check.problem.empty()) return Status::Ok();
-    Status status = SqliteError(rc, db_.get(), "cannot re-apply prepared branch " + txn_id_);
+    Status status = db_.LastError(rc).WithContext("cannot re-apply prepared branch " + txn_id_);
     if (!check.problem.empty()) {
       status =
           Status::Corruption("prepared branch " + txn_id_ + " no longer applies: " + check.problem +
@@ -567,7 +511,7 @@ class SqliteBackend::SqliteBranch : public Branch {
       // COMMIT would fail: refuse now, while the vote can still say so.
       return std::string("a deferred FOREIGN KEY constraint failed");
     }
-    ASSIGN_OR_RETURN(int64_t schema_version, QueryInt(db_.get(), "PRAGMA schema_version"));
+    ASSIGN_OR_RETURN(int64_t schema_version, db_.QueryInt("PRAGMA schema_version"));
     if (schema_version != schema_version_) {
       return std::string(
           "the branch changed the schema, which a changeset cannot carry across a crash; "
@@ -577,7 +521,7 @@ class SqliteBackend::SqliteBranch : public Branch {
       if (table.rfind("sqlite_", 0) == 0) continue;  // sqlite_stat1 is recorded specially
       ASSIGN_OR_RETURN(
           int64_t key_columns,
-          QueryInt(db_.get(), "SELECT count(*) FROM pragma_table_info(?1) WHERE pk > 0", {table}));
+          db_.QueryInt("SELECT count(*) FROM pragma_table_info(?1) WHERE pk > 0", {table}));
       if (key_columns == 0) {
         return "table " + table +
                " has no PRIMARY KEY; Pact's SQLite backend needs one to make prepared changes "
@@ -590,7 +534,7 @@ class SqliteBackend::SqliteBranch : public Branch {
   // The marker and the changes commit together: after a crash the marker is
   // how restart tells a committed branch from one still prepared.
   Status CommitTransaction() {
-    RETURN_NOT_OK(Query(db_.get(),
+    RETURN_NOT_OK(Query(&db_,
                         "INSERT OR REPLACE INTO pact_committed_branches(txn_id, committed_at_ms)"
                         " VALUES(?1, ?2)",
                         {txn_id_, WallMillis()})
@@ -598,7 +542,7 @@ class SqliteBackend::SqliteBranch : public Branch {
     if (shared_->commits.fetch_add(1) % kPruneEveryCommits == kPruneEveryCommits - 1) {
       PruneMarkers();
     }
-    return Exec(db_.get(), "COMMIT");
+    return Exec(&db_, "COMMIT");
   }
 
   // A store row left by a failed cleanup still needs its marker, so prune
@@ -607,7 +551,7 @@ class SqliteBackend::SqliteBranch : public Branch {
     Result<int64_t> others = shared_->CountPreparedExcept(txn_id_);
     if (!others.ok() || *others > 0) return;
     Status status =
-        Query(db_.get(), "DELETE FROM pact_committed_branches WHERE committed_at_ms < ?1",
+        Query(&db_, "DELETE FROM pact_committed_branches WHERE committed_at_ms < ?1",
               {WallMillis() - shared_->options.commit_marker_retention_ms})
             .status();
     if (!status.ok()) LOG(WARNING) << "pruning commit markers: " << status.ToString();
@@ -619,13 +563,13 @@ class SqliteBackend::SqliteBranch : public Branch {
   Result<bool> CommittedOrHeldAgain() {
     ASSIGN_OR_RETURN(
         QueryResult marker,
-        Query(db_.get(), "SELECT 1 FROM pact_committed_branches WHERE txn_id = ?1", {txn_id_}));
+        Query(&db_, "SELECT 1 FROM pact_committed_branches WHERE txn_id = ?1", {txn_id_}));
     if (!marker.rows.empty()) return true;
     RETURN_NOT_OK(Reapply());
     return false;
   }
 
-  bool TransactionLost() const { return db_ == nullptr || sqlite3_get_autocommit(db_.get()) != 0; }
+  bool TransactionLost() const { return db_.get() == nullptr || !db_.InTransaction(); }
 
   Status LostStatus() const {
     return Status::Aborted("SQLite rolled back branch " + txn_id_ + " after an earlier error");
@@ -633,22 +577,13 @@ class SqliteBackend::SqliteBranch : public Branch {
 
   void RollbackOpenTransaction() {
     if (TransactionLost()) return;
-    Status status = Exec(db_.get(), "ROLLBACK");
+    Status status = Exec(&db_, "ROLLBACK");
     if (!status.ok()) LOG(WARNING) << txn_id_ << ": " << status.ToString();
-  }
-
-  // Ends the branch: anything still open rolls back (closing the connection
-  // would too), and the lock goes to the next branch.
-  void Release(State final_state) {
-    session_.reset();
-    RollbackOpenTransaction();
-    db_.reset();
-    state_ = final_state;
   }
 
   const std::shared_ptr<Shared> shared_;
   const std::string txn_id_;
-  DbPtr db_;
+  SqliteConnection db_;
   SessionPtr session_;  // declared after db_: deleted before the connection closes
   State state_ = State::kActive;
   bool user_statement_ = false;  // the authorizer polices only the caller's SQL
@@ -686,14 +621,14 @@ Result<std::unique_ptr<SqliteBackend>> SqliteBackend::Open(const SqliteBackendOp
   }
 
   ASSIGN_OR_RETURN(shared->db, OpenDb(opts.db_path, opts.busy_timeout_ms));
-  RETURN_NOT_OK(UseWal(shared->db.get(), opts.db_path));
-  RETURN_NOT_OK(Exec(shared->db.get(),
+  RETURN_NOT_OK(UseWal(&shared->db, opts.db_path));
+  RETURN_NOT_OK(Exec(&shared->db,
                      "CREATE TABLE IF NOT EXISTS pact_committed_branches("
                      "txn_id TEXT PRIMARY KEY, committed_at_ms INTEGER NOT NULL)"));
 
   ASSIGN_OR_RETURN(shared->store, OpenDb(opts.prepared_store_path, opts.busy_timeout_ms));
-  RETURN_NOT_OK(UseWal(shared->store.get(), opts.prepared_store_path));
-  RETURN_NOT_OK(Exec(shared->store.get(),
+  RETURN_NOT_OK(UseWal(&shared->store, opts.prepared_store_path));
+  RETURN_NOT_OK(Exec(&shared->store,
                      "CREATE TABLE IF NOT EXISTS pact_prepared_branches("
                      "txn_id TEXT PRIMARY KEY, changeset BLOB NOT NULL,"
                      " prepared_at_ms INTEGER NOT NULL)"));
@@ -702,7 +637,7 @@ Result<std::unique_ptr<SqliteBackend>> SqliteBackend::Open(const SqliteBackendOp
 
 Result<std::unique_ptr<Branch>> SqliteBackend::Begin(const std::string& txn_id) {
   if (txn_id.empty()) return Status::InvalidArgument("empty transaction id");
-  ASSIGN_OR_RETURN(DbPtr db, OpenDb(shared_->options.db_path, shared_->options.busy_timeout_ms));
+  ASSIGN_OR_RETURN(SqliteConnection db, shared_->OpenBranchDb());
   auto branch = std::make_unique<SqliteBranch>(shared_, txn_id, std::move(db));
   RETURN_NOT_OK(branch->Start());
   return std::unique_ptr<Branch>(std::move(branch));
@@ -730,14 +665,14 @@ Result<std::vector<RecoveredBranch>> SqliteBackend::RecoverPrepared() {
   {
     // Safe now: no store row left has a marker that recognises it.
     std::lock_guard<std::mutex> lock(shared_->db_mu);
-    RETURN_NOT_OK(Query(shared_->db.get(),
+    RETURN_NOT_OK(Query(&shared_->db,
                         "DELETE FROM pact_committed_branches WHERE committed_at_ms < ?1",
                         {WallMillis() - shared_->options.commit_marker_retention_ms})
                       .status());
   }
   std::vector<RecoveredBranch> recovered;
   for (StoredBranch& stored_branch : undecided) {
-    ASSIGN_OR_RETURN(DbPtr db, OpenDb(shared_->options.db_path, shared_->options.busy_timeout_ms));
+    ASSIGN_OR_RETURN(SqliteConnection db, shared_->OpenBranchDb());
     auto branch = std::make_unique<SqliteBranch>(shared_, stored_branch.txn_id, std::move(db));
     RETURN_NOT_OK(branch->HoldPrepared(std::move(stored_branch.changeset)));
     LOG(INFO) << "holding branch " << stored_branch.txn_id << " prepared again";
@@ -750,7 +685,7 @@ Result<std::vector<RecoveredBranch>> SqliteBackend::RecoverPrepared() {
 Result<bool> SqliteBackend::IsCommitted(const std::string& txn_id) {
   std::lock_guard<std::mutex> lock(shared_->db_mu);
   ASSIGN_OR_RETURN(QueryResult marker,
-                   Query(shared_->db.get(),
+                   Query(&shared_->db,
                          "SELECT 1 FROM pact_committed_branches WHERE txn_id = ?1", {txn_id}));
   return !marker.rows.empty();
 }
