@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "participant/backends/server/branch_state_machine.h"
+#include "participant/backends/branch_state_machine.h"
 #include "participant/backends/server/connection_pool.h"
 #include "participant/backends/server/retry_policy.h"
 

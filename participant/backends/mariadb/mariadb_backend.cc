@@ -16,7 +16,7 @@
 #include <utility>
 
 #include "common/clock.h"
-#include "participant/backends/server/branch_state_machine.h"
+#include "participant/backends/branch_state_machine.h"
 #include "participant/backends/server/connection_pool.h"
 #include "participant/backends/server/retry_policy.h"
 

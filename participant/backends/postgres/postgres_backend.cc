@@ -17,7 +17,7 @@
 
 #include "common/clock.h"
 #include "common/txn_id.h"
-#include "participant/backends/server/branch_state_machine.h"
+#include "participant/backends/branch_state_machine.h"
 #include "participant/backends/server/connection_pool.h"
 #include "participant/backends/server/retry_policy.h"
 

@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "common/clock.h"
+#include "participant/backends/branch_state_machine.h"
 #include "sqlite/sqlite.h"
 
 namespace pact {
@@ -200,10 +201,13 @@ struct SqliteBackend::Shared {
 class SqliteBackend::SqliteBranch : public Branch {
  public:
   SqliteBranch(std::shared_ptr<Shared> shared, std::string txn_id, SqliteConnection db)
-      : shared_(std::move(shared)), txn_id_(std::move(txn_id)), db_(std::move(db)) {}
+      : shared_(std::move(shared)),
+        txn_id_(std::move(txn_id)),
+        db_(std::move(db)),
+        state_(State::kActive, kMoves, &StateName, txn_id_) {}
 
   ~SqliteBranch() override {
-    if (state_ == State::kPrepared) {
+    if (state_.Is(State::kPrepared)) {
       LOG(ERROR) << "prepared branch " << txn_id_ << " dropped undecided; its changes stay in "
                  << shared_->options.prepared_store_path << " and are held again at restart";
     }
@@ -234,8 +238,8 @@ class SqliteBackend::SqliteBranch : public Branch {
 
   Result<QueryResult> Execute(const std::string& sql,
                               const std::vector<SqlValue>& params) override {
-    if (state_ != State::kActive) {
-      return Status::FailedPrecondition("branch " + txn_id_ + " is " + StateName(state_));
+    if (!state_.Is(State::kActive)) {
+      return Status::FailedPrecondition("branch " + txn_id_ + " is " + state_.Name());
     }
     if (TransactionLost()) return LostStatus();
     Result<QueryResult> result = RunUserStatement(sql, params);
@@ -247,10 +251,10 @@ class SqliteBackend::SqliteBranch : public Branch {
   }
 
   Result<Vote> Prepare(std::string* abort_reason) override {
-    if (state_ == State::kPrepared) return Vote::kCommit;
-    if (state_ != State::kActive) {
+    if (state_.Is(State::kPrepared)) return Vote::kCommit;
+    if (!state_.Is(State::kActive)) {
       return Status::FailedPrecondition("cannot prepare branch " + txn_id_ + ": " +
-                                        StateName(state_));
+                                        state_.Name());
     }
     std::string reason;
     if (TransactionLost()) {
@@ -284,10 +288,10 @@ class SqliteBackend::SqliteBranch : public Branch {
   }
 
   Status CommitOnePhase() override {
-    if (state_ == State::kCommitted) return Status::Ok();
-    if (state_ != State::kActive) {
+    if (state_.Is(State::kCommitted)) return Status::Ok();
+    if (!state_.Is(State::kActive)) {
       return Status::FailedPrecondition("cannot commit branch " + txn_id_ +
-                                        " in one phase: " + StateName(state_));
+                                        " in one phase: " + state_.Name());
     }
     Status status = TransactionLost() ? LostStatus() : CommitTransaction();
     if (!status.ok()) {
@@ -298,10 +302,10 @@ class SqliteBackend::SqliteBranch : public Branch {
   }
 
   Status CommitPrepared() override {
-    if (state_ == State::kCommitted) return Status::Ok();
-    if (state_ != State::kPrepared) {
+    if (state_.Is(State::kCommitted)) return Status::Ok();
+    if (!state_.Is(State::kPrepared)) {
       return Status::FailedPrecondition("cannot commit branch " + txn_id_ +
-                                        " as prepared: " + StateName(state_));
+                                        " as prepared: " + state_.Name());
     }
     bool committed = false;
     if (TransactionLost()) {  // an earlier attempt failed
@@ -326,8 +330,8 @@ class SqliteBackend::SqliteBranch : public Branch {
   }
 
   Status Rollback() override {
-    if (state_ == State::kRolledBack) return Status::Ok();
-    if (state_ == State::kCommitted) {
+    if (state_.Is(State::kRolledBack)) return Status::Ok();
+    if (state_.Is(State::kCommitted)) {
       return Status::FailedPrecondition("branch " + txn_id_ + " already committed");
     }
     // Store row first: once it is gone a crash rolls the open transaction back
@@ -360,12 +364,8 @@ class SqliteBackend::SqliteBranch : public Branch {
     kRolledBack,
   };
 
-  struct Move {
-    State from;
-    State to;
-  };
   // Every move a branch may make; MoveTo refuses the rest.
-  static constexpr Move kMoves[] = {
+  static constexpr StateMove<State> kMoves[] = {
       {State::kActive, State::kPrepared},      // Prepare voted COMMIT, or held again at restart
       {State::kActive, State::kCommitted},     // CommitOnePhase
       {State::kActive, State::kRolledBack},    // Rollback, an abort or read-only vote, a failed
@@ -394,21 +394,13 @@ class SqliteBackend::SqliteBranch : public Branch {
   // connection, so the write lock goes to the next branch.
   // REQUIRES: the record backing `next` (see State) is durable.
   Status MoveTo(State next) {
-    if (next == state_) return Status::Ok();
-    bool allowed = false;
-    for (const Move& move : kMoves) allowed |= move.from == state_ && move.to == next;
-    if (!allowed) {
-      Status refused = Status::FailedPrecondition("branch " + txn_id_ + " cannot move from " +
-                                                  StateName(state_) + " to " + StateName(next));
-      LOG(ERROR) << refused.ToString();
-      return refused;
-    }
+    if (state_.Is(next)) return Status::Ok();
+    RETURN_NOT_OK(state_.MoveTo(next));
     session_.reset();
     if (next != State::kPrepared) {
       RollbackOpenTransaction();
       db_ = SqliteConnection();
     }
-    state_ = next;
     return Status::Ok();
   }
 
@@ -585,7 +577,7 @@ class SqliteBackend::SqliteBranch : public Branch {
   const std::string txn_id_;
   SqliteConnection db_;
   SessionPtr session_;  // declared after db_: deleted before the connection closes
-  State state_ = State::kActive;
+  BranchStateMachine<State> state_;
   bool user_statement_ = false;  // the authorizer polices only the caller's SQL
   std::string denied_;           // why the authorizer refused the caller's statement
   bool maybe_stored_ = false;    // a store row may exist, so Rollback must delete it

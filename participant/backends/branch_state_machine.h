@@ -1,5 +1,5 @@
-// The state of one branch of a server backend, and the one function that
-// changes it. Each backend lists its states (one comment each: what it means
+// The state of one branch of a backend, and the one function that changes
+// it. Each backend lists its states (one comment each: what it means
 // and which durable record backs it) and the moves its protocol allows, in
 // one table; MoveTo takes only those. A backend calls MoveTo once the
 // database has made the new state durable (persist, then publish), so the
