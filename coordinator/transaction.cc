@@ -2,18 +2,15 @@
 
 #include <glog/logging.h>
 
+#include "common/state_moves.h"
+
 namespace pact {
 namespace {
-
-struct BranchMove {
-  BranchState from;
-  BranchState to;
-};
 
 // The moves of the branch machine (see BranchState for what each state
 // means). Besides these, any state but itself may become HEURISTIC_MIXED: a
 // participant's report of an operator's decision is taken as it says.
-constexpr BranchMove kBranchMoves[] = {
+constexpr StateMove<BranchState> kBranchMoves[] = {
     // ENLISTED: the answer to its prepare, to its one-phase commit, or to the rollback.
     {BranchState::kEnlisted, BranchState::kPrepared},
     {BranchState::kEnlisted, BranchState::kReadOnly},
@@ -37,10 +34,7 @@ constexpr BranchMove kBranchMoves[] = {
 
 bool IsAllowedMove(BranchState from, BranchState to) {
   if (to == BranchState::kHeuristicMixed) return from != BranchState::kHeuristicMixed;
-  for (const BranchMove& move : kBranchMoves) {
-    if (move.from == from && move.to == to) return true;
-  }
-  return false;
+  return IsListedMove(kBranchMoves, from, to);
 }
 
 }  // namespace

@@ -7,18 +7,14 @@
 #include "common/clock.h"
 #include "common/crash_point.h"
 #include "common/parallel.h"
+#include "common/state_moves.h"
 
 namespace pact {
 namespace {
 
-struct TxnMove {
-  TxnState from;
-  TxnState to;
-};
-
 // The moves of the transaction machine; anything else is a bug. One comment
 // per state: what it means, and the durable record behind it.
-constexpr TxnMove kTxnMoves[] = {
+constexpr StateMove<TxnState> kTxnMoves[] = {
     // ACTIVE: begun; branches enlist and execute. Nothing journaled: forgotten
     // at a crash, which presumed abort answers as ABORTED.
     {TxnState::kActive, TxnState::kPreparing},  // commit asked
@@ -38,13 +34,6 @@ constexpr TxnMove kTxnMoves[] = {
     // the COMMIT record (recovery no longer sees it); otherwise none was written.
     // ABORTED: final; rolled back wherever it had reached.
 };
-
-bool IsAllowedMove(TxnState from, TxnState to) {
-  for (const TxnMove& move : kTxnMoves) {
-    if (move.from == from && move.to == to) return true;
-  }
-  return false;
-}
 
 // What must be durable before a move: the COMMIT record before COMMITTING,
 // the END record before COMMITTING becomes COMMITTED.
@@ -126,7 +115,7 @@ Status TwoPhaseCommit::Transition(const std::shared_ptr<Txn>& txn, TxnState to,
                                         TxnStateName(*only_from));
     }
     if (from == to) return Status::Ok();
-    if (!IsAllowedMove(from, to)) {
+    if (!IsListedMove(kTxnMoves, from, to)) {
       Status refused = Status::Internal(std::string("illegal transition ") + TxnStateName(from) +
                                         " -> " + TxnStateName(to) + " of " + txn->id +
                                         " refused");

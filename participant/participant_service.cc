@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 
 #include "common/crash_point.h"
+#include "common/state_moves.h"
 #include "common/txn_id.h"
 
 namespace pact {
@@ -14,11 +15,7 @@ Status NoSuchBranch(const std::string& txn_id) {
 }
 
 // Every move a branch makes here; anything else is a bug.
-struct PhaseMove {
-  BranchPhase from;
-  BranchPhase to;
-};
-constexpr PhaseMove kPhaseMoves[] = {
+constexpr StateMove<BranchPhase> kPhaseMoves[] = {
     // Voted COMMIT: the backend made it durable as prepared.
     {BranchPhase::kActive, BranchPhase::kPrepared},
     // Committed in one phase; rolled back (asked to, its deadline passed, its
@@ -41,10 +38,7 @@ const char* BranchPhaseName(BranchPhase phase) {
 }
 
 bool BranchMoveAllowed(BranchPhase from, BranchPhase to) {
-  for (const PhaseMove& move : kPhaseMoves) {
-    if (move.from == from && move.to == to) return true;
-  }
-  return false;
+  return IsListedMove(kPhaseMoves, from, to);
 }
 
 ParticipantService::ParticipantService(ParticipantOptions options, Backend* backend,

@@ -12,15 +12,10 @@
 #include <string>
 #include <utility>
 
+#include "common/state_moves.h"
 #include "common/status.h"
 
 namespace pact {
-
-template <typename State>
-struct StateMove {
-  State from;
-  State to;
-};
 
 template <typename State>
 class BranchStateMachine {
@@ -42,11 +37,9 @@ class BranchStateMachine {
   // and leaves the state as it was.
   Status MoveTo(State next) {
     if (next == state_) return Status::Ok();
-    for (size_t i = 0; i < move_count_; ++i) {
-      if (moves_[i].from == state_ && moves_[i].to == next) {
-        state_ = next;
-        return Status::Ok();
-      }
+    if (IsListedMove(moves_, move_count_, state_, next)) {
+      state_ = next;
+      return Status::Ok();
     }
     const std::string refused = std::string("branch ") + branch_ + " cannot move from " +
                                 name_(state_) + " to " + name_(next);
