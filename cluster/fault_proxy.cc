@@ -1,4 +1,4 @@
-#include "tests/fault_proxy.h"
+#include "cluster/fault_proxy.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
