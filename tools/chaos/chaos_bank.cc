@@ -16,7 +16,6 @@
 // their directory printed), 2 bad usage.
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <atomic>
@@ -42,6 +41,7 @@
 #include "cluster/postgres_server.h"
 #include "cluster/sqlite_file.h"
 #include "cluster/temp_dir.h"
+#include "cluster/wait_until.h"
 
 namespace po = boost::program_options;
 
@@ -514,11 +514,12 @@ class ChaosBank {
     cluster_->ClearProxyRules();  // no message is lost any more
     if (!RestartTheDead()) return false;
     const auto start = Clock::now();
-    bool settled = false;
-    while (!settled && Clock::now() - start < std::chrono::milliseconds(kSettleTimeoutMs)) {
-      settled =
-          cluster_->EventuallyNoOpenBranches(1000) && PgPrepared() == 0 && MariaPrepared() == 0;
-    }
+    const bool settled = PollUntil(
+        [&] {
+          return cluster_->EventuallyNoOpenBranches(1000) && PgPrepared() == 0 &&
+                 MariaPrepared() == 0;
+        },
+        kSettleTimeoutMs);
     if (!settled) {
       std::string open;
       for (const Bank& b : banks_) {
