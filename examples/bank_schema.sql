@@ -1,5 +1,7 @@
 -- The example bank held by each demo participant. Created by the operator
 -- before the adapter starts (schema changes are not part of Pact transactions).
+-- The tests, pact-chaos-bank and pact-bench create theirs in code, in every
+-- dialect: cluster/bank_schema.cc.
 PRAGMA journal_mode = WAL;
 CREATE TABLE accounts (
   id      INTEGER PRIMARY KEY,

@@ -32,7 +32,7 @@ class BankTest : public ::testing::Test {
   int64_t Total(const std::string& participant);
 
   TempDir dir_;
-  Cluster cluster_{dir_};
+  TestCluster cluster_{dir_};
 };
 
 }  // namespace pact

@@ -22,8 +22,8 @@
 #include <thread>
 
 #include "client/pact_client.h"
+#include "cluster/postgres_server.h"
 #include "common/crash_point.h"
-#include "tests/postgres_server.h"
 #include "tests/process_harness.h"
 
 namespace pact {
@@ -121,14 +121,7 @@ class CrashMatrixTest : public ::testing::TestWithParam<CrashCase> {
     static int test_number = 0;
     db_ = "crash" + std::to_string(++test_number);
     ASSERT_TRUE(pg_->CreateDatabase(db_).ok());
-    ASSERT_TRUE(pg_->Exec(db_,
-                          "CREATE TABLE accounts(id INT PRIMARY KEY,"
-                          "  balance BIGINT NOT NULL CHECK (balance >= 0));"
-                          "CREATE TABLE ledger(id SERIAL PRIMARY KEY,"
-                          "  account INT NOT NULL REFERENCES accounts(id)"
-                          "    DEFERRABLE INITIALLY DEFERRED);"
-                          "INSERT INTO accounts SELECT g, 100 FROM generate_series(1, 3) g")
-                    .ok());
+    ASSERT_TRUE(pg_->Exec(db_, BankSchemaSql(SqlDialect::kPostgres, BankSpec{})).ok());
     for (const char* lite : {"lite1", "lite2"}) {
       Status st = CreateSqliteBank(cluster_.db_path(lite), 3);
       ASSERT_TRUE(st.ok()) << st.ToString();
@@ -235,7 +228,7 @@ class CrashMatrixTest : public ::testing::TestWithParam<CrashCase> {
   static PostgresServer* pg_;
   std::string db_;
   TempDir dir_;
-  Cluster cluster_{dir_};
+  TestCluster cluster_{dir_};
   bool restarted_coordinator_ = false;
 };
 

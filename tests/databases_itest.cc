@@ -8,10 +8,10 @@
 #include <thread>
 
 #include "client/pact_client.h"
+#include "cluster/mariadb_server.h"
+#include "cluster/postgres_server.h"
 #include "common/crash_point.h"
 #include "tests/bank_fixture.h"
-#include "tests/mariadb_server.h"
-#include "tests/postgres_server.h"
 
 namespace pact {
 namespace {
@@ -48,26 +48,17 @@ class DatabasesTest : public ::testing::Test {
     ASSERT_NE(maria_, nullptr);
     static int test_number = 0;
     db_ = "t" + std::to_string(++test_number);
+    BankSpec bank;
+    bank.accounts = 4;
     for (const std::string& db : {db_ + "_a", db_ + "_b"}) {
       ASSERT_TRUE(pg_->CreateDatabase(db).ok());
-      ASSERT_TRUE(pg_->Exec(db,
-                            "CREATE TABLE accounts(id INT PRIMARY KEY,"
-                            "  balance BIGINT NOT NULL CHECK (balance >= 0));"
-                            "CREATE TABLE ledger(id SERIAL PRIMARY KEY,"
-                            "  account INT NOT NULL REFERENCES accounts(id)"
-                            "    DEFERRABLE INITIALLY DEFERRED);"
-                            "INSERT INTO accounts SELECT g, 100 FROM generate_series(1, 4) g")
-                      .ok());
+      ASSERT_TRUE(pg_->Exec(db, BankSchemaSql(SqlDialect::kPostgres, bank)).ok());
     }
     ASSERT_TRUE(maria_->CreateDatabase(db_).ok());
-    ASSERT_TRUE(maria_->Exec(db_,
-                             "CREATE TABLE accounts(id INT PRIMARY KEY,"
-                             "  balance BIGINT NOT NULL CHECK (balance >= 0)) ENGINE=InnoDB")
-                    .ok());
-    ASSERT_TRUE(
-        maria_->Exec(db_, "INSERT INTO accounts VALUES (1, 100), (2, 100), (3, 100), (4, 100)")
-            .ok());
-    Status created = CreateSqliteBank(cluster_.db_path("lite"), 4);
+    BankSpec maria_bank = bank;
+    maria_bank.ledger = BankSpec::Ledger::kNone;
+    ASSERT_TRUE(maria_->Exec(db_, BankSchemaSql(SqlDialect::kMariaDb, maria_bank)).ok());
+    Status created = CreateSqliteBank(cluster_.db_path("lite"), bank);
     ASSERT_TRUE(created.ok()) << created.ToString();
 
     cluster_.SetBackend("pg", {"--backend=postgresql", "--pg_conninfo=" + pg_->ConnInfo(db_ + "_a")});
@@ -156,7 +147,7 @@ class DatabasesTest : public ::testing::Test {
   static MariaDbServer* maria_;
   std::string db_;
   TempDir dir_;
-  Cluster cluster_{dir_};
+  TestCluster cluster_{dir_};
   std::unique_ptr<Client> client_;
 };
 

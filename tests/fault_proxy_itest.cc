@@ -7,9 +7,9 @@
 #include <chrono>
 #include <thread>
 
+#include "cluster/fault_proxy.h"
 #include "gen-cpp/Coordinator.h"
 #include "rpc/rpc_client.h"
-#include "tests/fault_proxy.h"
 #include "tests/process_harness.h"
 
 namespace pact {
@@ -87,7 +87,7 @@ class FaultProxyTest : public ::testing::Test {
 
   static constexpr RpcTimeouts kTimeouts{500, 700};
   TempDir dir_;
-  Cluster cluster_{dir_};
+  TestCluster cluster_{dir_};
 };
 
 TEST_F(FaultProxyTest, ForwardsCallsWithoutRules) {

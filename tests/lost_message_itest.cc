@@ -310,7 +310,7 @@ class LostMessageTest : public ::testing::TestWithParam<LostCase> {
   }
 
   TempDir dir_;
-  Cluster cluster_{dir_};
+  TestCluster cluster_{dir_};
   std::string txn_id_;
   Status execute_status_;
   bool coordinator_restarted_ = false;

@@ -10,7 +10,7 @@
 #include <future>
 #include <thread>
 
-#include "tests/mariadb_server.h"
+#include "cluster/mariadb_server.h"
 #include "tests/temp_dir.h"
 
 namespace pact {

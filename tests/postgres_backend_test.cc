@@ -13,7 +13,7 @@
 #include <future>
 #include <thread>
 
-#include "tests/postgres_server.h"
+#include "cluster/postgres_server.h"
 #include "tests/temp_dir.h"
 
 namespace pact {

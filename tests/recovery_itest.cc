@@ -34,9 +34,7 @@ TEST_F(RecoveryTest, ParticipantCrashAfterVotingCommitsAfterRestart) {
   ASSERT_TRUE(cluster_.StartParticipant("bank_b").ok());
   EXPECT_TRUE(cluster_.EventuallyNoOpenBranches());
   EXPECT_EQ(Balance("bank_b", 1), 140);
-  for (int i = 0; i < 100 && *client->GetState(txn->id()) != TxnState::kCommitted; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  PollUntil([&] { return *client->GetState(txn->id()) == TxnState::kCommitted; }, 5000, 50);
   EXPECT_EQ(*client->GetState(txn->id()), TxnState::kCommitted);
 }
 

@@ -32,11 +32,8 @@ class RestartMatrixTest : public BankTest, public ::testing::WithParamInterface<
       return;
     }
     ASSERT_TRUE(p.Start().ok());
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!cluster_.OpenBranches(name).ok()) {
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << name << " did not come back";
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    ASSERT_TRUE(PollUntil([&] { return cluster_.OpenBranches(name).ok(); }, 10000))
+        << name << " did not come back";
   }
   void RestartCoordinator() {
     Process& c = cluster_.coordinator();

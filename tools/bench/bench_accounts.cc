@@ -1,69 +1,32 @@
 #include "tools/bench/bench_accounts.h"
 
-#include <sqlite3.h>
-
-#include <memory>
-
+#include "cluster/bank_schema.h"
+#include "cluster/sqlite_file.h"
 #include "tools/bench/bench_pg.h"
 
 namespace pact {
 namespace {
 
-struct CloseSqlite {
-  void operator()(sqlite3* db) const { sqlite3_close(db); }
-};
-using SqliteDb = std::unique_ptr<sqlite3, CloseSqlite>;
-
-Result<SqliteDb> OpenSqlite(const std::string& path, int flags) {
-  sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
-  SqliteDb db(raw);
-  if (rc != SQLITE_OK) {
-    return Status::IoError("open " + path + ": " + (raw ? sqlite3_errmsg(raw) : "out of memory"));
-  }
-  sqlite3_busy_timeout(raw, 5000);
-  return db;
-}
-
-Status SqliteExec(sqlite3* db, const std::string& sql) {
-  char* error = nullptr;
-  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-    std::string message = error ? error : "unknown error";
-    sqlite3_free(error);
-    return Status::IoError(sql + ": " + message);
-  }
-  return Status::Ok();
+// The bank's accounts alone, replacing an older run's: transfers may
+// overdraw (no CHECK), so no transaction aborts for want of money.
+BankSpec BenchBank(int64_t rows) {
+  BankSpec spec;
+  spec.accounts = rows;
+  spec.initial_balance = kInitialBalance;
+  spec.non_negative = false;
+  spec.ledger = BankSpec::Ledger::kNone;
+  spec.replace = true;
+  return spec;
 }
 
 }  // namespace
 
 Status CreateSqliteAccounts(const std::string& path, int64_t rows) {
-  ASSIGN_OR_RETURN(SqliteDb db, OpenSqlite(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
-  RETURN_NOT_OK(SqliteExec(db.get(), "PRAGMA journal_mode=WAL"));
-  RETURN_NOT_OK(SqliteExec(db.get(),
-                           "DROP TABLE IF EXISTS accounts;"
-                           "CREATE TABLE accounts(id INTEGER PRIMARY KEY, "
-                           "balance INTEGER NOT NULL)"));
-  // One recursive INSERT in one transaction: thousands of rows in a blink.
-  return SqliteExec(db.get(),
-                    "WITH RECURSIVE n(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM n WHERE id < " +
-                        std::to_string(rows) + ") INSERT INTO accounts SELECT id, " +
-                        std::to_string(kInitialBalance) + " FROM n");
+  return CreateSqliteBank(path, BenchBank(rows));
 }
 
 Result<int64_t> SumSqliteBalances(const std::string& path) {
-  ASSIGN_OR_RETURN(SqliteDb db, OpenSqlite(path, SQLITE_OPEN_READONLY));
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db.get(), "SELECT COALESCE(SUM(balance), 0) FROM accounts", -1, &stmt,
-                         nullptr) != SQLITE_OK) {
-    return Status::IoError(path + ": " + sqlite3_errmsg(db.get()));
-  }
-  int rc = sqlite3_step(stmt);
-  int64_t sum = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
-  std::string message = sqlite3_errmsg(db.get());
-  sqlite3_finalize(stmt);
-  if (rc != SQLITE_ROW) return Status::IoError(path + ": sum of balances: " + message);
-  return sum;
+  return QueryInt(path, "SELECT COALESCE(SUM(balance), 0) FROM accounts");
 }
 
 Status CreatePostgresAccounts(const std::string& conninfo, int64_t rows) {
@@ -71,12 +34,7 @@ Status CreatePostgresAccounts(const std::string& conninfo, int64_t rows) {
   // A prepared transaction left by an earlier run would hold its locks
   // forever: fail clearly instead of hanging on DROP TABLE.
   RETURN_NOT_OK(conn->Exec("SET lock_timeout = '5s'"));
-  RETURN_NOT_OK(
-      conn->Exec("DROP TABLE IF EXISTS accounts;"
-                 "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);"
-                 "INSERT INTO accounts SELECT g, " +
-                 std::to_string(kInitialBalance) + " FROM generate_series(1, " +
-                 std::to_string(rows) + ") g"));
+  RETURN_NOT_OK(conn->Exec(BankSchemaSql(SqlDialect::kPostgres, BenchBank(rows))));
   // Outside the implicit transaction of the statements above, as VACUUM must be.
   return conn->Exec("VACUUM ANALYZE accounts");
 }

@@ -1,8 +1,7 @@
-// The benchmark's data: an accounts table of `rows` rows with equal starting
-// balances in every participant's database, and the total of all balances,
-// which every transfer conserves: the correctness check of a run.
-//
-//   accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL), ids 1..rows
+// The benchmark's data: the bank's accounts table (cluster/bank_schema.h) of
+// `rows` rows with equal starting balances in every participant's database,
+// and the total of all balances, which every transfer conserves: the
+// correctness check of a run.
 #pragma once
 
 #include <cstdint>

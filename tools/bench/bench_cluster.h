@@ -1,6 +1,7 @@
 // The cluster pact-bench measures: one pact-coordinator and P participants
-// (p1..pP) on free loopback ports, with every file in one directory, and the
-// coordinator's view of it (stats, transactions, registry) over Thrift.
+// (p1..pP) of the cluster library (cluster/), with every file in one
+// directory, and the coordinator's view of it (stats, transactions) over
+// Thrift.
 #pragma once
 
 #include <cstdint>
@@ -9,10 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "cluster/cluster.h"
 #include "common/protocol.h"
 #include "common/status.h"
 #include "rpc/rpc_client.h"
-#include "tools/bench/bench_process.h"
 
 namespace pact {
 
@@ -30,7 +31,7 @@ struct BenchClusterOptions {
   std::vector<std::string> coordinator_flags;
   std::vector<std::string> participant_flags;
   std::string coordinator_name = "bench";
-  // Every link on mutual TLS: certificates are made here (by
+  // Every link on mutual TLS: certificates are made (by
   // scripts/make-tls-certs) for the coordinator, each participant, and the
   // bench itself (operator and application).
   bool tls = false;
@@ -42,34 +43,33 @@ class BenchCluster {
   static Result<std::unique_ptr<BenchCluster>> Create(BenchClusterOptions options);
   ~BenchCluster();  // Stop()
 
-  // Starts the coordinator, waits until it serves, then the participants,
-  // and waits until each has registered.
+  // Starts the coordinator, waits until it serves, then each participant,
+  // waiting until it has registered.
   Status Start();
-  // The pieces of Start, for recovery, which starts participants first.
-  Status StartParticipants();
-  Status StartCoordinator();
-  Status WaitCoordinatorReady(int timeout_ms);
-  Status WaitParticipantsRegistered(int timeout_ms);
+  // The pieces of Start, for recovery, which starts participants first and
+  // measures the coordinator's start itself: the processes only.
+  Status LaunchParticipants();
+  Status LaunchCoordinator();
   // Each participant answers info(); they need no coordinator for that.
   Status WaitParticipantsServing(int timeout_ms);
   // Participants first, so none logs about a vanished coordinator.
-  void Stop();
+  void Stop() { cluster_.Stop(); }
 
-  std::string coordinator_address() const;
-  const std::string& coordinator_name() const { return options_.coordinator_name; }
-  std::vector<std::string> participant_names() const;
-  int participant_port(int index) const { return participant_ports_[index]; }
-  std::string journal_path() const { return options_.dir + "/journal.db"; }
+  std::string coordinator_address() const { return cluster_.coordinator_address(); }
+  const std::string& coordinator_name() const { return cluster_.coordinator_name(); }
+  std::vector<std::string> participant_names() const { return cluster_.participant_names(); }
+  int participant_port(int index) const;
+  std::string journal_path() const { return cluster_.journal_path(); }
   std::string sqlite_path(int index) const;
   // journal.db plus its WAL: what the steady-state check watches.
   int64_t JournalBytes() const;
 
   // The running Pact processes, coordinator first.
-  std::vector<const ChildProcess*> processes() const;
-  ChildProcess* coordinator() { return coordinator_.get(); }
+  std::vector<const Process*> processes() const { return cluster_.processes(); }
+  Process* coordinator() { return &cluster_.coordinator(); }
 
   // What the bench presents, as an application and as an operator.
-  const RpcCredentials& credentials() const { return credentials_; }
+  const RpcCredentials& credentials() const { return cluster_.credentials(); }
 
   // The coordinator's counters (see the IDL's stats()).
   Result<std::map<std::string, int64_t>> CoordinatorStats();
@@ -82,22 +82,13 @@ class BenchCluster {
   Status WaitQuiescent(int timeout_ms);
 
  private:
-  explicit BenchCluster(BenchClusterOptions options);
-  // With --tls: the certificates, and the bench's own credentials.
-  Status MakeCertificates();
-  std::vector<std::string> TlsFlags(const std::string& name) const;
-  std::vector<std::string> ParticipantArgv(int index) const;
-  Status Died(const ChildProcess& process) const;
-  Status AnyParticipantDied() const;
-
-  const BenchClusterOptions options_;
-  RpcCredentials credentials_;
-  int coordinator_port_ = 0;
-  std::vector<int> participant_ports_;
-  std::unique_ptr<ChildProcess> coordinator_;
-  std::vector<std::unique_ptr<ChildProcess>> participants_;
+  BenchCluster(const BenchClusterOptions& options, ClusterOptions cluster_options);
   // One connection for every question to the coordinator: recovery polls
-  // every 10 ms and should not pay a TCP handshake each time.
+  // every 10 ms and should not pay a TCP handshake each time. Made at the
+  // first question, once the coordinator's port is final.
+  RpcConnection<rpc::CoordinatorClient>& Admin();
+
+  Cluster cluster_;
   std::unique_ptr<RpcConnection<rpc::CoordinatorClient>> admin_;
 };
 

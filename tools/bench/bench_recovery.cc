@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "journal/sqlite_journal.h"
+#include "tools/bench/bench_sampling.h"
 
 namespace pact {
 namespace {
@@ -92,11 +93,11 @@ Result<RecoveryReport> MeasureRecovery(const BenchClusterOptions& options, int64
   RETURN_NOT_OK(WriteUnfinishedJournal(*cluster, decisions).WithContext("writing the journal"));
   report.journal_setup_seconds = SecondsSince(setup_started);
 
-  RETURN_NOT_OK(cluster->StartParticipants());
+  RETURN_NOT_OK(cluster->LaunchParticipants());
   RETURN_NOT_OK(cluster->WaitParticipantsServing(15000));
 
   const auto started = BenchClock::now();
-  RETURN_NOT_OK(cluster->StartCoordinator());
+  RETURN_NOT_OK(cluster->LaunchCoordinator());
   bool answered = false;
   while (true) {
     Result<int64_t> committing = CommittingLeft(*cluster, decisions);
@@ -105,7 +106,7 @@ Result<RecoveryReport> MeasureRecovery(const BenchClusterOptions& options, int64
       report.serving_seconds = SecondsSince(started);
     }
     if (committing.ok() && *committing == 0) break;
-    if (!cluster->coordinator()->Running()) {
+    if (!cluster->coordinator()->running()) {
       return Status::Unavailable("the coordinator exited during recovery; see " +
                                  cluster->coordinator()->log_path());
     }

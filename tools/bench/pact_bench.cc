@@ -24,6 +24,7 @@
 #include "tools/bench/bench_recovery.h"
 #include "tools/bench/bench_report.h"
 #include "tools/bench/bench_runner.h"
+#include "tools/bench/bench_sampling.h"
 
 namespace po = boost::program_options;
 
@@ -208,10 +209,9 @@ int ParseOptions(int argc, char** argv, BenchOptions* o) {
 Status FindBinaries(const BenchOptions& o, BenchClusterOptions* cluster) {
   std::string dir = o.bin_dir;
   if (dir.empty()) {
-    std::error_code ec;
-    auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    if (ec) return Status::NotFound("cannot tell where pact-bench is; pass --bin_dir");
-    dir = self.parent_path().string();
+    auto self = ExecutableDir();
+    if (!self.ok()) return Status::NotFound("cannot tell where pact-bench is; pass --bin_dir");
+    dir = *self;
   }
   cluster->coordinator_bin = dir + "/pact-coordinator";
   cluster->participant_bin = dir + "/pact-participant";
@@ -370,7 +370,7 @@ struct WindowSample {
 WindowSample SampleWindow(BenchCluster& cluster) {
   WindowSample s;
   if (auto stats = cluster.CoordinatorStats(); stats.ok()) s.stats = *stats;
-  for (const ChildProcess* p : cluster.processes()) {
+  for (const Process* p : cluster.processes()) {
     auto sample = SampleProcess(p->pid());
     s.processes.push_back(sample.ok() ? *sample : ProcessSample{});
   }
@@ -466,7 +466,7 @@ int RunPact(const BenchOptions& o, BenchClusterOptions cluster_options, RunDir& 
   CheckCoordinatorAgrees(c, result->total, &report);
 
   c.Stop();
-  for (const ChildProcess* p : c.processes()) {
+  for (const Process* p : c.processes()) {
     if (p->exit_code() != 0) {
       report.problems.push_back(p->name() + " exited with code " + std::to_string(p->exit_code()) +
                                 " (log: " + p->log_path() + ")");

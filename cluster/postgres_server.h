@@ -5,13 +5,12 @@
 // for any reason. As root, initdb and the server run as the `postgres` user.
 #pragma once
 
-#include <sys/types.h>
-
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "cluster/process.h"
 #include "common/status.h"
 
 namespace pact {
@@ -33,7 +32,7 @@ class PostgresServer {
 
   int port() const { return port_; }
   const std::string& log_path() const { return log_path_; }
-  bool running() const { return pid_ > 0; }
+  bool running() const { return postmaster_ != nullptr; }
 
   // "host=127.0.0.1 port=... user=postgres dbname=<dbname>".
   std::string ConnInfo(const std::string& dbname) const;
@@ -69,7 +68,7 @@ class PostgresServer {
   const std::string log_path_;
   const std::map<std::string, std::string> settings_;
   const int port_;
-  pid_t pid_ = -1;  // the postmaster, a child of this process
+  std::unique_ptr<Process> postmaster_;  // a child of this process
 };
 
 }  // namespace pact

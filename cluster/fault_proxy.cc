@@ -1,4 +1,4 @@
-#include "tests/fault_proxy.h"
+#include "cluster/fault_proxy.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+
+#include "cluster/ports.h"
 
 namespace pact {
 namespace {
@@ -56,14 +58,6 @@ void SetNoDelay(int fd) {
 void SetAbortiveClose(int fd) {
   linger lg{1, 0};
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-}
-
-sockaddr_in Loopback(int port) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  return addr;
 }
 
 }  // namespace
@@ -300,7 +294,7 @@ Result<std::unique_ptr<FaultProxy>> FaultProxy::Start(int target_port, Framing f
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Status::IoError(std::string("socket: ") + std::strerror(errno));
   // Port 0: the kernel picks a free one, so parallel tests never collide.
-  sockaddr_in addr = Loopback(0);
+  sockaddr_in addr = LoopbackAddress(0);
   socklen_t len = sizeof(addr);
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, 128) != 0 ||
       getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
@@ -353,7 +347,7 @@ void FaultProxy::Serve(int client_fd) {
   int target = -1;
   if (std::chrono::steady_clock::now() >= refuse_until_) {
     target = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr = Loopback(target_port_);
+    sockaddr_in addr = LoopbackAddress(target_port_);
     if (target >= 0 && connect(target, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
       close(target);
       target = -1;

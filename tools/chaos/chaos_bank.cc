@@ -16,7 +16,6 @@
 // their directory printed), 2 bad usage.
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <atomic>
@@ -36,9 +35,13 @@
 #include <boost/program_options.hpp>
 
 #include "client/pact_client.h"
-#include "tests/mariadb_server.h"
-#include "tests/postgres_server.h"
-#include "tests/process_harness.h"
+#include "cluster/bank_schema.h"
+#include "cluster/cluster.h"
+#include "cluster/mariadb_server.h"
+#include "cluster/postgres_server.h"
+#include "cluster/sqlite_file.h"
+#include "cluster/temp_dir.h"
+#include "cluster/wait_until.h"
 
 namespace po = boost::program_options;
 
@@ -205,7 +208,15 @@ class ChaosBank {
       }
       maria_ = std::move(*maria);
     }
-    cluster_ = std::make_unique<Cluster>(*dir_);
+    auto bin_dir = ExecutableDir();
+    if (!bin_dir.ok()) {
+      Violation(bin_dir.status().ToString());
+      return false;
+    }
+    ClusterOptions cluster_options;
+    cluster_options.dir = dir_->path();
+    cluster_options.UseBinariesIn(*bin_dir);  // build/bin, beside pact-chaos-bank
+    cluster_ = std::make_unique<Cluster>(cluster_options);
     cluster_->participant_flags = {"--inquiry_interval_ms=300", "--rpc_timeout_ms=2000"};
     cluster_->coordinator_flags.push_back("--rpc_timeout_ms=2000");
     // Every link passes a fault proxy, so the chaos also loses messages.
@@ -241,47 +252,22 @@ class ChaosBank {
   }
 
   Status CreateBank(const Bank& bank) {
-    std::string accounts;
-    for (int id = 1; id <= kAccounts; ++id) {
-      accounts += std::string(id > 1 ? ", " : "") + "(" + std::to_string(id) + ", " +
-                  std::to_string(kInitialBalance) + ")";
-    }
+    BankSpec spec;
+    spec.accounts = kAccounts;
+    spec.initial_balance = kInitialBalance;
+    spec.ledger = BankSpec::Ledger::kPerTransaction;
     switch (bank.backend) {
-      case Backend::kSqlite: {
-        Process sqlite({"/usr/bin/sqlite3", cluster_->db_path(bank.name),
-                        "PRAGMA journal_mode=WAL;"
-                        "CREATE TABLE accounts(id INTEGER PRIMARY KEY,"
-                        "  balance INTEGER NOT NULL CHECK (balance >= 0));"
-                        "CREATE TABLE ledger(txn_id TEXT PRIMARY KEY,"
-                        "  account INTEGER NOT NULL, delta INTEGER NOT NULL);"
-                        "INSERT INTO accounts VALUES " +
-                            accounts + ";"},
-                       {}, dir_->File("sqlite3.log"));
-        RETURN_NOT_OK(sqlite.Start());
-        if (sqlite.WaitForExit(30000) != 0) return Status::Internal("sqlite3 failed");
-        return Status::Ok();
-      }
+      case Backend::kSqlite:
+        return CreateSqliteBank(cluster_->db_path(bank.name), spec);
       case Backend::kPostgres:
         RETURN_NOT_OK(pg_->CreateDatabase(bank.database));
-        RETURN_NOT_OK(pg_->Exec(bank.database,
-                                "CREATE TABLE accounts(id INT PRIMARY KEY,"
-                                "  balance BIGINT NOT NULL CHECK (balance >= 0));"
-                                "CREATE TABLE ledger(txn_id VARCHAR(200) PRIMARY KEY,"
-                                "  account INT NOT NULL, delta BIGINT NOT NULL);"
-                                "INSERT INTO accounts VALUES " +
-                                    accounts));
+        RETURN_NOT_OK(pg_->Exec(bank.database, BankSchemaSql(SqlDialect::kPostgres, spec)));
         cluster_->SetBackend(
             bank.name, {"--backend=postgresql", "--pg_conninfo=" + pg_->ConnInfo(bank.database)});
         return Status::Ok();
       case Backend::kMariaDb:
         RETURN_NOT_OK(maria_->CreateDatabase(bank.database));
-        RETURN_NOT_OK(maria_->Exec(bank.database,
-                                   "CREATE TABLE accounts(id INT PRIMARY KEY,"
-                                   "  balance BIGINT NOT NULL CHECK (balance >= 0)) ENGINE=InnoDB;"
-                                   "CREATE TABLE ledger(txn_id VARCHAR(200) PRIMARY KEY,"
-                                   "  account INT NOT NULL, delta BIGINT NOT NULL) ENGINE=InnoDB;"
-                                   "INSERT INTO accounts VALUES " +
-                                       accounts));
+        RETURN_NOT_OK(maria_->Exec(bank.database, BankSchemaSql(SqlDialect::kMariaDb, spec)));
         cluster_->SetBackend(
             bank.name, {"--backend=mariadb", "--mariadb_host=127.0.0.1",
                         "--mariadb_port=" + std::to_string(maria_->port()), "--mariadb_user=root",
@@ -528,11 +514,12 @@ class ChaosBank {
     cluster_->ClearProxyRules();  // no message is lost any more
     if (!RestartTheDead()) return false;
     const auto start = Clock::now();
-    bool settled = false;
-    while (!settled && Clock::now() - start < std::chrono::milliseconds(kSettleTimeoutMs)) {
-      settled =
-          cluster_->EventuallyNoOpenBranches(1000) && PgPrepared() == 0 && MariaPrepared() == 0;
-    }
+    const bool settled = PollUntil(
+        [&] {
+          return cluster_->EventuallyNoOpenBranches(1000) && PgPrepared() == 0 &&
+                 MariaPrepared() == 0;
+        },
+        kSettleTimeoutMs);
     if (!settled) {
       std::string open;
       for (const Bank& b : banks_) {
@@ -553,15 +540,7 @@ class ChaosBank {
     cluster_->coordinator().Signal(SIGTERM);
     int code = cluster_->coordinator().WaitForExit(30000);
     if (code != 0) Violation("the coordinator's clean stop ended with " + std::to_string(code));
-    std::string cmd =
-        std::string(PACTCTL_BIN) + " --json journal '" + dir_->File("journal.db") + "' 2>&1";
-    std::string out;
-    if (FILE* pipe = popen(cmd.c_str(), "r")) {
-      char buf[4096];
-      size_t n;
-      while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
-      pclose(pipe);
-    }
+    const std::string out = cluster_->RunPactctl({"--json", "journal", cluster_->journal_path()}).out;
     if (out.find("\"unfinished\":[]") == std::string::npos) {
       Violation("the journal holds unfinished decisions after a clean stop: " + out);
     }

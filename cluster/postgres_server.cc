@@ -1,31 +1,23 @@
-#include "tests/postgres_server.h"
+#include "cluster/postgres_server.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <grp.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
-#include <fstream>
-#include <sstream>
-#include <thread>
+
+#include "cluster/ports.h"
+#include "cluster/wait_until.h"
 
 namespace pact {
 namespace {
 
 constexpr const char* kBinDir = "/usr/lib/postgresql/15/bin";
 constexpr int kStartTimeoutMs = 30000;
+constexpr size_t kLogTailLines = 25;
 
 struct ConnCloser {
   void operator()(PGconn* conn) const { PQfinish(conn); }
@@ -37,39 +29,13 @@ using ConnPtr = std::unique_ptr<PGconn, ConnCloser>;
 using ResultPtr = std::unique_ptr<PGresult, ResultClearer>;
 
 // Who runs initdb and the server: PostgreSQL refuses to run as root.
-struct RunAs {
-  bool switch_user = false;
-  uid_t uid = 0;
-  gid_t gid = 0;
-};
-
 Result<RunAs> ServerUser() {
-  if (geteuid() != 0) return RunAs{false, geteuid(), getegid()};
+  if (geteuid() != 0) return RunAs{geteuid(), getegid()};
   const passwd* pw = getpwnam("postgres");
   if (pw == nullptr) {
     return Status::FailedPrecondition("no `postgres` user to run PostgreSQL as (it refuses root)");
   }
-  return RunAs{true, pw->pw_uid, pw->pw_gid};
-}
-
-int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-std::string LogTail(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string s = text.str();
-  return s.size() > 2000 ? s.substr(s.size() - 2000) : s;
+  return RunAs{pw->pw_uid, pw->pw_gid};
 }
 
 Status MakeDir(const std::string& path, mode_t mode, const RunAs& user) {
@@ -82,66 +48,17 @@ Status MakeDir(const std::string& path, mode_t mode, const RunAs& user) {
   return Status::Ok();
 }
 
-// Forks and runs argv as `user` with its output appended to log_path. The
-// child gets `death_signal` when this thread's process dies.
-Result<pid_t> Spawn(const std::vector<std::string>& argv, const std::string& log_path,
-                    const RunAs& user, const std::string& cwd, int death_signal) {
-  // Everything the child needs is prepared before fork: after it, only
-  // async-signal-safe calls.
-  std::vector<char*> args;
-  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-  args.push_back(nullptr);
-  int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log < 0) return Status::IoError("cannot open " + log_path + ": " + std::strerror(errno));
-  if (fchown(log, user.uid, user.gid) != 0) {
-    close(log);
-    return Status::IoError("cannot chown " + log_path + ": " + std::strerror(errno));
-  }
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) {
-    close(log);
-    return Status::Internal(std::string("fork: ") + std::strerror(errno));
-  }
-  if (pid == 0) {
-    if (user.switch_user &&
-        (setgroups(0, nullptr) != 0 || setgid(user.gid) != 0 || setuid(user.uid) != 0)) {
-      _exit(126);
-    }
-    // After setuid, which clears the parent-death signal.
-    prctl(PR_SET_PDEATHSIG, death_signal);
-    if (getppid() != parent) _exit(127);  // the parent died before prctl
-    dup2(log, STDOUT_FILENO);
-    dup2(log, STDERR_FILENO);
-    // No descriptor of the test (database connections, listening sockets) may
-    // live on in the server.
-#ifdef SYS_close_range
-    syscall(SYS_close_range, 3, ~0U, 0);
-#else
-    for (int fd = 3; fd < 1024; ++fd) close(fd);
-#endif
-    if (chdir(cwd.c_str()) != 0) _exit(126);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  close(log);
-  return pid;
-}
-
-// Waits up to timeout_ms for `pid` to exit. Returns its exit code, 128+signal,
-// or -1 while it still runs.
-int WaitForExit(pid_t pid, int timeout_ms) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (true) {
-    int status = 0;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid || (r < 0 && errno == ECHILD)) {
-      if (r < 0) return 0;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    if (std::chrono::steady_clock::now() >= deadline) return -1;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+// argv run as the server's user in `dir`, its output appended to log_path.
+ProcessOptions ServerProcess(std::vector<std::string> argv, const std::string& log_path,
+                             const RunAs& user, const std::string& dir, int death_signal) {
+  ProcessOptions options;
+  options.name = argv[0];
+  options.argv = std::move(argv);
+  options.log_path = log_path;
+  options.death_signal = death_signal;
+  options.cwd = dir;
+  if (user.uid != geteuid()) options.user = user;
+  return options;
 }
 
 Result<ConnPtr> Connect(const std::string& conninfo) {
@@ -177,24 +94,21 @@ Result<std::unique_ptr<PostgresServer>> PostgresServer::Start(
   if (chmod(dir.c_str(), 0755) != 0) {
     return Status::IoError("chmod " + dir + ": " + std::strerror(errno));
   }
-  std::unique_ptr<PostgresServer> server(new PostgresServer(dir, settings, FreeLoopbackPort()));
+  std::unique_ptr<PostgresServer> server(new PostgresServer(dir, settings, FreePort()));
   RETURN_NOT_OK(MakeDir(server->data_dir_, 0700, user));
   RETURN_NOT_OK(MakeDir(server->socket_dir_, 0700, user));
 
   // --no-sync only skips initdb's own fsyncs; the server keeps fsync on.
   const std::string initdb_log = dir + "/initdb.log";
-  ASSIGN_OR_RETURN(pid_t initdb, Spawn({std::string(kBinDir) + "/initdb", "-D", server->data_dir_,
-                                        "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8",
-                                        "--locale=C", "--no-instructions"},
-                                       initdb_log, user, dir, SIGKILL));
-  const int code = WaitForExit(initdb, 120000);
+  Process initdb(ServerProcess({std::string(kBinDir) + "/initdb", "-D", server->data_dir_, "-A",
+                                 "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C",
+                                 "--no-instructions"},
+                                initdb_log, user, dir, SIGKILL));
+  RETURN_NOT_OK(initdb.Start());
+  const int code = initdb.WaitForExit(120000);  // still running: killed with `initdb`
   if (code != 0) {
-    if (code < 0) {
-      kill(initdb, SIGKILL);
-      WaitForExit(initdb, 5000);
-    }
     return Status::Internal("initdb failed (exit " + std::to_string(code) +
-                            "): " + LogTail(initdb_log));
+                            "): " + LogTail(initdb_log, kLogTailLines));
   }
   RETURN_NOT_OK(server->StartAgain());
   return server;
@@ -221,33 +135,33 @@ Status PostgresServer::StartAgain() {
     argv.push_back(name + "=" + value);
   }
   // SIGQUIT is PostgreSQL's immediate shutdown: it also ends the backends.
-  ASSIGN_OR_RETURN(pid_, Spawn(argv, log_path_, user, dir_, SIGQUIT));
+  postmaster_ = std::make_unique<Process>(ServerProcess(argv, log_path_, user, dir_, SIGQUIT));
+  if (Status st = postmaster_->Start(); !st.ok()) {
+    postmaster_.reset();
+    return st;
+  }
 
   const std::string ping = ConnInfo("postgres") + " connect_timeout=2";
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(kStartTimeoutMs);
-  while (PQping(ping.c_str()) != PQPING_OK) {
-    const int code = WaitForExit(pid_, 0);
-    if (code >= 0 || std::chrono::steady_clock::now() >= deadline) {
-      if (code < 0) Shutdown(SIGQUIT, 5000).ok();
-      pid_ = -1;
-      return Status::Unavailable("PostgreSQL did not start on port " + std::to_string(port_) +
-                                 ": " + LogTail(log_path_));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  bool up = PollUntil(
+      [&] { return !postmaster_->running() || PQping(ping.c_str()) == PQPING_OK; },
+      kStartTimeoutMs);
+  if (!up || !postmaster_->running()) {
+    Shutdown(SIGQUIT, 5000).ok();
+    return Status::Unavailable("PostgreSQL did not start on port " + std::to_string(port_) +
+                               ": " + LogTail(log_path_, kLogTailLines));
   }
   return Status::Ok();
 }
 
 Status PostgresServer::Shutdown(int sig, int timeout_ms) {
   if (!running()) return Status::Ok();
-  kill(pid_, sig);
-  int code = WaitForExit(pid_, timeout_ms);
+  postmaster_->Signal(sig);
+  int code = postmaster_->WaitForExit(timeout_ms);
   if (code < 0) {
-    kill(pid_, SIGKILL);
-    WaitForExit(pid_, 10000);
+    postmaster_->Signal(SIGKILL);
+    postmaster_->WaitForExit(10000);
   }
-  pid_ = -1;
+  postmaster_.reset();
   return code < 0 ? Status::TimedOut("PostgreSQL did not stop in time; killed it") : Status::Ok();
 }
 

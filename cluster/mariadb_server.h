@@ -3,12 +3,11 @@
 // dies with the test binary, and never touches a system server.
 #pragma once
 
-#include <sys/types.h>
-
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "cluster/process.h"
 #include "common/status.h"
 
 namespace pact {
@@ -51,7 +50,7 @@ class MariaDbServer {
   const std::string dir_;
   const int port_;
   const std::string error_log_;
-  pid_t pid_ = -1;
+  std::unique_ptr<Process> mariadbd_;  // null while the server is down
 };
 
 }  // namespace pact

@@ -1,70 +1,33 @@
-#include "tests/mariadb_server.h"
+#include "cluster/mariadb_server.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <mysql.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
-#include <sstream>
 #include <thread>
+
+#include "cluster/ports.h"
 
 namespace pact {
 namespace {
 
 constexpr int kReadyTimeoutMs = 30000;
+constexpr size_t kLogTailLines = 25;
 
 struct ConnCloser {
   void operator()(MYSQL* conn) const { mysql_close(conn); }
 };
 using ConnPtr = std::unique_ptr<MYSQL, ConnCloser>;
 
-int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t length = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// Forks and execs `argv` with stdout and stderr appended to `log_path`. The
-// child gets SIGKILL when the test binary dies.
-Result<pid_t> Spawn(const std::vector<std::string>& argv, const std::string& log_path) {
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) return Status::Internal("fork failed");
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    const int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    dup2(log, STDOUT_FILENO);
-    dup2(log, STDERR_FILENO);
-    std::vector<char*> args;
-    for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-std::string Tail(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  const std::string all = text.str();
-  return all.size() > 2000 ? all.substr(all.size() - 2000) : all;
+// argv with stdout and stderr appended to `log_path`; SIGKILL when the
+// test binary dies.
+ProcessOptions ServerProcess(std::vector<std::string> argv, const std::string& log_path) {
+  ProcessOptions options;
+  options.name = argv[0];
+  options.argv = std::move(argv);
+  options.log_path = log_path;
+  return options;
 }
 
 std::string FirstExisting(const std::vector<std::string>& paths) {
@@ -108,24 +71,24 @@ Result<std::unique_ptr<MariaDbServer>> MariaDbServer::Start(const std::string& d
   // A private tmpdir: servers started at once by parallel tests would
   // otherwise collide on temporary table files in /tmp.
   mkdir((dir + "/tmp").c_str(), 0700);
-  ASSIGN_OR_RETURN(pid_t pid, Spawn({install_db, "--no-defaults", "--datadir=" + dir + "/data",
-                                     "--tmpdir=" + dir + "/tmp",
-                                     "--auth-root-authentication-method=normal", "--skip-test-db",
-                                     "--user=root"},
-                                    install_log));
-  int status = 0;
-  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return Status::Internal(install_db + " failed: " + Tail(install_log));
+  Process install(ServerProcess({install_db, "--no-defaults", "--datadir=" + dir + "/data",
+                                 "--tmpdir=" + dir + "/tmp",
+                                 "--auth-root-authentication-method=normal", "--skip-test-db",
+                                 "--user=root"},
+                                install_log));
+  RETURN_NOT_OK(install.Start());
+  if (install.WaitForExit(-1) != 0) {
+    return Status::Internal(install_db + " failed: " + LogTail(install_log, kLogTailLines));
   }
-  std::unique_ptr<MariaDbServer> server(new MariaDbServer(dir, FreeLoopbackPort()));
+  std::unique_ptr<MariaDbServer> server(new MariaDbServer(dir, FreePort()));
   RETURN_NOT_OK(server->Launch());
   return server;
 }
 
 Status MariaDbServer::Launch() {
   const std::string mariadbd = FirstExisting({"/usr/sbin/mariadbd", "/usr/sbin/mysqld"});
-  ASSIGN_OR_RETURN(pid_,
-                   Spawn({mariadbd, "--no-defaults", "--datadir=" + dir_ + "/data",
+  mariadbd_ = std::make_unique<Process>(ServerProcess(
+                         {mariadbd, "--no-defaults", "--datadir=" + dir_ + "/data",
                           "--tmpdir=" + dir_ + "/tmp",
                           "--port=" + std::to_string(port_), "--bind-address=127.0.0.1",
                           "--socket=" + dir_ + "/mysqld.sock", "--pid-file=" + dir_ + "/mysqld.pid",
@@ -133,6 +96,10 @@ Status MariaDbServer::Launch() {
                           "--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=1",
                           "--innodb-lock-wait-timeout=5", "--skip-name-resolve"},
                          dir_ + "/stdout.log"));
+  if (Status st = mariadbd_->Start(); !st.ok()) {
+    mariadbd_.reset();
+    return st;
+  }
   return WaitUntilReady();
 }
 
@@ -141,10 +108,9 @@ Status MariaDbServer::WaitUntilReady() {
       std::chrono::steady_clock::now() + std::chrono::milliseconds(kReadyTimeoutMs);
   Status last;
   while (std::chrono::steady_clock::now() < deadline) {
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return Status::Internal("mariadbd exited at start: " + Tail(error_log_));
+    if (!mariadbd_->running()) {
+      mariadbd_.reset();
+      return Status::Internal("mariadbd exited at start: " + LogTail(error_log_, kLogTailLines));
     }
     Result<ConnPtr> conn = Connect(port_, "", false);
     if (conn.ok()) return Status::Ok();
@@ -152,15 +118,14 @@ Status MariaDbServer::WaitUntilReady() {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return Status::TimedOut("mariadbd did not accept connections: " + last.message() + "\n" +
-                          Tail(error_log_));
+                          LogTail(error_log_, kLogTailLines));
 }
 
 Status MariaDbServer::Signal(int sig) {
-  if (pid_ < 0) return Status::Ok();
-  kill(pid_, sig);
-  int status = 0;
-  if (waitpid(pid_, &status, 0) != pid_) return Status::Internal("waitpid on mariadbd failed");
-  pid_ = -1;
+  if (mariadbd_ == nullptr) return Status::Ok();
+  mariadbd_->Signal(sig);
+  mariadbd_->WaitForExit(-1);
+  mariadbd_.reset();
   return Status::Ok();
 }
 
@@ -169,7 +134,7 @@ Status MariaDbServer::Kill() { return Signal(SIGKILL); }
 Status MariaDbServer::Stop() { return Signal(SIGTERM); }
 
 Status MariaDbServer::StartAgain() {
-  if (pid_ >= 0) return Status::FailedPrecondition("the test server is running");
+  if (mariadbd_ != nullptr) return Status::FailedPrecondition("the test server is running");
   return Launch();
 }
 
