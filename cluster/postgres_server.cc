@@ -11,6 +11,7 @@
 
 #include "cluster/ports.h"
 #include "cluster/wait_until.h"
+#include "participant/backends/postgres/pg_handles.h"
 
 namespace pact {
 namespace {
@@ -18,15 +19,6 @@ namespace {
 constexpr const char* kBinDir = "/usr/lib/postgresql/15/bin";
 constexpr int kStartTimeoutMs = 30000;
 constexpr size_t kLogTailLines = 25;
-
-struct ConnCloser {
-  void operator()(PGconn* conn) const { PQfinish(conn); }
-};
-struct ResultClearer {
-  void operator()(PGresult* res) const { PQclear(res); }
-};
-using ConnPtr = std::unique_ptr<PGconn, ConnCloser>;
-using ResultPtr = std::unique_ptr<PGresult, ResultClearer>;
 
 // Who runs initdb and the server: PostgreSQL refuses to run as root.
 Result<RunAs> ServerUser() {
@@ -61,8 +53,8 @@ ProcessOptions ServerProcess(std::vector<std::string> argv, const std::string& l
   return options;
 }
 
-Result<ConnPtr> Connect(const std::string& conninfo) {
-  ConnPtr conn(PQconnectdb(conninfo.c_str()));
+Result<PgConnPtr> Connect(const std::string& conninfo) {
+  PgConnPtr conn(PQconnectdb(conninfo.c_str()));
   if (conn == nullptr || PQstatus(conn.get()) != CONNECTION_OK) {
     return Status::Unavailable("cannot connect (" + conninfo + "): " +
                                (conn != nullptr ? PQerrorMessage(conn.get()) : "no memory"));
@@ -182,8 +174,8 @@ Status PostgresServer::Exec(const std::string& db, const std::string& sql) {
 
 Result<std::vector<std::vector<std::string>>> PostgresServer::Query(const std::string& db,
                                                                     const std::string& sql) {
-  ASSIGN_OR_RETURN(ConnPtr conn, Connect(ConnInfo(db)));
-  ResultPtr res(PQexec(conn.get(), sql.c_str()));
+  ASSIGN_OR_RETURN(PgConnPtr conn, Connect(ConnInfo(db)));
+  PgResultPtr res(PQexec(conn.get(), sql.c_str()));
   const ExecStatusType status = res != nullptr ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
   if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
     return Status::InvalidArgument(sql + ": " + PQerrorMessage(conn.get()));

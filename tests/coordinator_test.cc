@@ -13,7 +13,7 @@
 #include "coordinator/coordinator.h"
 #include "journal/sqlite_journal.h"
 #include "tests/fake_participants.h"
-#include "tests/temp_dir.h"
+#include "cluster/temp_dir.h"
 
 namespace pact {
 namespace {

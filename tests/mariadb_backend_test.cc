@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "cluster/mariadb_server.h"
-#include "tests/temp_dir.h"
+#include "cluster/temp_dir.h"
 
 namespace pact {
 namespace {

@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "cluster/postgres_server.h"
-#include "tests/temp_dir.h"
+#include "cluster/temp_dir.h"
 
 namespace pact {
 namespace {

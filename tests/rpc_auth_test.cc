@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/temp_dir.h"
+#include "cluster/temp_dir.h"
 
 namespace pact {
 namespace {

@@ -18,6 +18,7 @@
 #include "common/clock.h"
 #include "common/txn_id.h"
 #include "participant/backends/branch_state_machine.h"
+#include "participant/backends/postgres/pg_handles.h"
 #include "participant/backends/server/connection_pool.h"
 #include "participant/backends/server/retry_policy.h"
 
@@ -39,15 +40,6 @@ constexpr size_t kMaxGidBytes = 199;  // GIDSIZE is 200 with the terminating NUL
 
 // Old commit markers are pruned after every Nth commit.
 constexpr uint64_t kPruneEveryCommits = 1000;
-
-struct ConnCloser {
-  void operator()(PGconn* conn) const { PQfinish(conn); }
-};
-struct ResultClearer {
-  void operator()(PGresult* res) const { PQclear(res); }
-};
-using ConnPtr = std::unique_ptr<PGconn, ConnCloser>;
-using ResultPtr = std::unique_ptr<PGresult, ResultClearer>;
 
 bool Broken(PGconn* conn) { return conn == nullptr || PQstatus(conn) != CONNECTION_OK; }
 
@@ -95,7 +87,7 @@ Status PgError(PGconn* conn, const PGresult* res, const std::string& context) {
 
 // A statement's outcome, with the SQLSTATE where callers must tell errors apart.
 struct Reply {
-  ResultPtr res;
+  PgResultPtr res;
   Status status;
   std::string sqlstate;
   bool ok() const { return status.ok(); }
@@ -312,14 +304,14 @@ SqlValue ColumnValue(const PGresult* res, int row, int col) {
 // Opens a connection; the caller's conninfo comes last, so its own settings
 // win. Keepalives notice a server that vanished while a statement waits for
 // its reply.
-Result<ConnPtr> Connect(const std::string& conninfo, int connect_timeout_s) {
+Result<PgConnPtr> Connect(const std::string& conninfo, int connect_timeout_s) {
   const std::string timeout = std::to_string(connect_timeout_s);
   const char* keys[] = {
       "connect_timeout",     "application_name", "keepalives", "keepalives_idle",
       "keepalives_interval", "keepalives_count", "dbname",     nullptr};
   const char* values[] = {timeout.c_str(), "pact", "1", "30", "10", "3", conninfo.c_str(),
                           nullptr};
-  ConnPtr conn(PQconnectdbParams(keys, values, 1));
+  PgConnPtr conn(PQconnectdbParams(keys, values, 1));
   if (Broken(conn.get())) {
     return Status::Unavailable(
         "cannot connect to PostgreSQL: " +
@@ -329,7 +321,7 @@ Result<ConnPtr> Connect(const std::string& conninfo, int connect_timeout_s) {
   return conn;
 }
 
-using Pool = ConnectionPool<PGconn, ConnCloser>;
+using Pool = ConnectionPool<PGconn, PgConnCloser>;
 
 Pool::Hooks PoolHooks(const std::string& conninfo) {
   Pool::Hooks hooks;
@@ -510,7 +502,7 @@ struct PostgresBackend::Shared {
 class PostgresBackend::PgBranch : public Branch {
  public:
   // An active branch: `conn` is inside BEGIN. A prepared one: `conn` is null.
-  PgBranch(std::shared_ptr<Shared> shared, std::string txn_id, ConnPtr conn)
+  PgBranch(std::shared_ptr<Shared> shared, std::string txn_id, PgConnPtr conn)
       : shared_(std::move(shared)),
         txn_id_(std::move(txn_id)),
         gid_(Gid(shared_->options.participant_name, txn_id_)),
@@ -749,7 +741,7 @@ class PostgresBackend::PgBranch : public Branch {
   const std::shared_ptr<Shared> shared_;
   const std::string txn_id_;
   const std::string gid_;
-  ConnPtr conn_;
+  PgConnPtr conn_;
   const int pid_;  // the server process of conn_, 0 for a recovered branch
   BranchStateMachine<State> state_;
   std::string failed_;         // the first statement error: only rollback is left
@@ -771,7 +763,7 @@ Result<std::unique_ptr<PostgresBackend>> PostgresBackend::Open(
                                    "' is not [A-Za-z0-9_-]{1,64}");
   }
   auto shared = std::make_shared<Shared>(options);
-  ASSIGN_OR_RETURN(ConnPtr conn, shared->pool.Take());
+  ASSIGN_OR_RETURN(PgConnPtr conn, shared->pool.Take());
   const int version = PQserverVersion(conn.get());
   if (version < 130000) {  // pg_current_xact_id_if_assigned, pg_xact_status(xid8)
     return Status::FailedPrecondition("PostgreSQL " + std::to_string(version / 10000) +
@@ -811,7 +803,7 @@ Result<std::unique_ptr<Branch>> PostgresBackend::Begin(const std::string& txn_id
   if (gid.size() > kMaxGidBytes) {
     return Status::InvalidArgument("gid " + gid + " is longer than PostgreSQL's 199 bytes");
   }
-  ASSIGN_OR_RETURN(ConnPtr conn,
+  ASSIGN_OR_RETURN(PgConnPtr conn,
                    shared_->pool.TakeStarted([](PGconn* c) { return Run(c, "BEGIN").status; }));
   return std::unique_ptr<Branch>(new PgBranch(shared_, txn_id, std::move(conn)));
 }
