@@ -33,6 +33,13 @@ class BranchStateMachine {
   bool Is(State state) const { return state_ == state; }
   const char* Name() const { return name_(state_); }
 
+  // A verb's precondition: Ok when the branch is in `needed`, else
+  // kFailedPrecondition saying what it is and what it cannot do.
+  Status Require(State needed, const char* cannot) const {
+    if (state_ == needed) return Status::Ok();
+    return Status::FailedPrecondition("branch " + branch_ + " is " + Name() + ": cannot " + cannot);
+  }
+
   // Ok if already there; a move the table does not list is refused, logged,
   // and leaves the state as it was.
   Status MoveTo(State next) {

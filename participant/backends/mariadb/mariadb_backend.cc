@@ -627,9 +627,7 @@ class MariaDbBackend::MariaDbBranch : public Branch {
 
   Result<QueryResult> Execute(const std::string& sql,
                               const std::vector<SqlValue>& params) override {
-    if (!state_.Is(State::kActive)) {
-      return Status::FailedPrecondition("branch " + txn_id_ + " is " + state_.Name());
-    }
+    RETURN_NOT_OK(state_.Require(State::kActive, "take more statements"));
     if (!rollback_only_.empty()) return Status::Aborted(rollback_only_);
     RETURN_NOT_OK(RefuseTransactionControl(sql));
     Result<QueryResult> result = RunStatement(conn_.get(), sql, params);
@@ -639,10 +637,7 @@ class MariaDbBackend::MariaDbBranch : public Branch {
 
   Result<Vote> Prepare(std::string* abort_reason) override {
     if (state_.Is(State::kPrepared)) return Vote::kCommit;
-    if (!state_.Is(State::kActive)) {
-      return Status::FailedPrecondition("cannot prepare branch " + txn_id_ + ": " +
-                                        state_.Name());
-    }
+    RETURN_NOT_OK(state_.Require(State::kActive, "prepare"));
     if (!rollback_only_.empty()) {
       *abort_reason = rollback_only_;
       RETURN_NOT_OK(RollBackActive());
@@ -676,10 +671,7 @@ class MariaDbBackend::MariaDbBranch : public Branch {
   Status CommitOnePhase() override {
     if (state_.Is(State::kCommitted)) return Status::Ok();
     if (state_.Is(State::kCommitLost)) return CheckOnePhaseOutcome();  // a retry
-    if (!state_.Is(State::kActive)) {
-      return Status::FailedPrecondition("cannot commit branch " + txn_id_ +
-                                        " in one phase: " + state_.Name());
-    }
+    RETURN_NOT_OK(state_.Require(State::kActive, "commit in one phase"));
     if (!rollback_only_.empty()) {
       RETURN_NOT_OK(RollBackActive());
       return Status::Aborted(rollback_only_);
@@ -713,10 +705,7 @@ class MariaDbBackend::MariaDbBranch : public Branch {
 
   Status CommitPrepared() override {
     if (state_.Is(State::kCommitted)) return Status::Ok();
-    if (!state_.Is(State::kPrepared)) {
-      return Status::FailedPrecondition("cannot commit branch " + txn_id_ +
-                                        " as prepared: " + state_.Name());
-    }
+    RETURN_NOT_OK(state_.Require(State::kPrepared, "commit as prepared"));
     RETURN_NOT_OK(Decide("XA COMMIT").WithContext("commit of prepared branch " + txn_id_));
     return state_.MoveTo(State::kCommitted);
   }

@@ -521,10 +521,7 @@ class PostgresBackend::PgBranch : public Branch {
 
   Result<QueryResult> Execute(const std::string& sql,
                               const std::vector<SqlValue>& params) override {
-    if (!state_.Is(State::kActive)) {
-      return Status::FailedPrecondition("branch " + txn_id_ + " is " + state_.Name() +
-                                        "; it takes no more statements");
-    }
+    RETURN_NOT_OK(state_.Require(State::kActive, "take more statements"));
     if (!failed_.empty()) {
       return Status::FailedPrecondition(
           "an earlier statement failed; the transaction can only roll back (" + failed_ + ")");
@@ -590,10 +587,7 @@ class PostgresBackend::PgBranch : public Branch {
   }
 
   Result<Vote> Prepare(std::string* abort_reason) override {
-    if (!state_.Is(State::kActive)) {
-      return Status::FailedPrecondition("cannot prepare branch " + txn_id_ + ": " +
-                                        state_.Name());
-    }
+    RETURN_NOT_OK(state_.Require(State::kActive, "prepare"));
     auto vote_abort = [&](const std::string& reason) -> Result<Vote> {
       *abort_reason = reason;
       RETURN_NOT_OK(RollbackActive());
@@ -627,10 +621,7 @@ class PostgresBackend::PgBranch : public Branch {
 
   Status CommitOnePhase() override {
     if (state_.Is(State::kCommitted)) return Status::Ok();
-    if (!state_.Is(State::kActive)) {
-      return Status::FailedPrecondition("cannot commit branch " + txn_id_ +
-                                        " in one phase: " + state_.Name());
-    }
+    RETURN_NOT_OK(state_.Require(State::kActive, "commit in one phase"));
     if (!failed_.empty()) {
       RETURN_NOT_OK(RollbackActive());
       return Status::Aborted("an earlier statement failed, so the branch rolled back: " + failed_);
@@ -669,10 +660,7 @@ class PostgresBackend::PgBranch : public Branch {
 
   Status CommitPrepared() override {
     if (state_.Is(State::kCommitted)) return Status::Ok();
-    if (!state_.Is(State::kPrepared)) {
-      return Status::FailedPrecondition("cannot commit branch " + txn_id_ +
-                                        " as prepared: " + state_.Name());
-    }
+    RETURN_NOT_OK(state_.Require(State::kPrepared, "commit as prepared"));
     Reply reply = shared_->RunWithRetry("COMMIT PREPARED " + QuoteLiteral(gid_));
     if (reply.sqlstate == "42704") {
       // XA's NOTA after a commit: an earlier attempt committed and its reply

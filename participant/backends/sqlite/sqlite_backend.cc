@@ -238,9 +238,7 @@ class SqliteBackend::SqliteBranch : public Branch {
 
   Result<QueryResult> Execute(const std::string& sql,
                               const std::vector<SqlValue>& params) override {
-    if (!state_.Is(State::kActive)) {
-      return Status::FailedPrecondition("branch " + txn_id_ + " is " + state_.Name());
-    }
+    RETURN_NOT_OK(state_.Require(State::kActive, "take more statements"));
     if (TransactionLost()) return LostStatus();
     Result<QueryResult> result = RunUserStatement(sql, params);
     if (!result.ok() && TransactionLost()) {
@@ -252,10 +250,7 @@ class SqliteBackend::SqliteBranch : public Branch {
 
   Result<Vote> Prepare(std::string* abort_reason) override {
     if (state_.Is(State::kPrepared)) return Vote::kCommit;
-    if (!state_.Is(State::kActive)) {
-      return Status::FailedPrecondition("cannot prepare branch " + txn_id_ + ": " +
-                                        state_.Name());
-    }
+    RETURN_NOT_OK(state_.Require(State::kActive, "prepare"));
     std::string reason;
     if (TransactionLost()) {
       reason = LostStatus().message();
@@ -289,10 +284,7 @@ class SqliteBackend::SqliteBranch : public Branch {
 
   Status CommitOnePhase() override {
     if (state_.Is(State::kCommitted)) return Status::Ok();
-    if (!state_.Is(State::kActive)) {
-      return Status::FailedPrecondition("cannot commit branch " + txn_id_ +
-                                        " in one phase: " + state_.Name());
-    }
+    RETURN_NOT_OK(state_.Require(State::kActive, "commit in one phase"));
     Status status = TransactionLost() ? LostStatus() : CommitTransaction();
     if (!status.ok()) {
       RETURN_NOT_OK(MoveTo(State::kRolledBack));
@@ -303,10 +295,7 @@ class SqliteBackend::SqliteBranch : public Branch {
 
   Status CommitPrepared() override {
     if (state_.Is(State::kCommitted)) return Status::Ok();
-    if (!state_.Is(State::kPrepared)) {
-      return Status::FailedPrecondition("cannot commit branch " + txn_id_ +
-                                        " as prepared: " + state_.Name());
-    }
+    RETURN_NOT_OK(state_.Require(State::kPrepared, "commit as prepared"));
     bool committed = false;
     if (TransactionLost()) {  // an earlier attempt failed
       ASSIGN_OR_RETURN(committed, CommittedOrHeldAgain());
