@@ -14,6 +14,7 @@
 #include "journal/sqlite_journal.h"
 #include "tests/fake_participants.h"
 #include "cluster/temp_dir.h"
+#include "cluster/wait_until.h"
 
 namespace pact {
 namespace {
@@ -89,11 +90,7 @@ class CoordinatorTest : public ::testing::Test {
 
   // Waits (bounded) until the transaction reaches `state`.
   bool EventuallyInState(const std::string& txn_id, TxnState state) {
-    for (int i = 0; i < 300; ++i) {
-      if (StateOf(txn_id) == state) return true;
-      std::this_thread::sleep_for(10ms);
-    }
-    return false;
+    return PollUntil([&] { return StateOf(txn_id) == state; }, 3000, 10);
   }
 
   TempDir dir_;
@@ -241,11 +238,7 @@ TEST_F(CoordinatorTest, OnePhaseOutcomeStillUnknownIsAskedAgainInTheBackground) 
   std::string txn = BeginWith({"a"});
   EXPECT_EQ(coordinator_->Commit(txn).status().code(), StatusCode::kUnavailable);
   // Meanwhile an inquiry hears ACTIVE (never ABORTED), then the outcome settles.
-  auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (coordinator_->GetStatus(txn)->state != TxnState::kCommitted &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
-  }
+  PollUntil([&] { return coordinator_->GetStatus(txn)->state == TxnState::kCommitted; }, 5000, 5);
   EXPECT_EQ(coordinator_->GetStatus(txn)->state, TxnState::kCommitted);
   auto again = coordinator_->Commit(txn);
   ASSERT_TRUE(again.ok());

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "cluster/wait_until.h"
 #include "common/status.h"
 #include "journal/journal_reader.h"
 #include "journal/sqlite_journal.h"
@@ -23,16 +24,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Polls cond until it holds or 10 s pass; the bound only keeps a broken build
-// from hanging the suite.
-bool WaitFor(const std::function<bool()>& cond) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
+// The bound only keeps a broken build from hanging the suite.
+bool WaitFor(const std::function<bool()>& cond) { return PollUntil(cond, 10000, 1); }
 
 CommitRecord Record(const std::string& txn_id, std::vector<std::string> branches,
                     int64_t decided_at_ms = 0) {
