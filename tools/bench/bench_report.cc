@@ -1,92 +1,25 @@
 #include "tools/bench/bench_report.h"
 
-#include <cmath>
 #include <cstdio>
-#include <sstream>
 
 #include "tools/output/output.h"
 
 namespace pact {
 namespace {
 
-// Appends one JSON value; tools/output.h's JsonWriter has no real numbers,
-// which a benchmark report is mostly made of.
-class Json {
- public:
-  Json& BeginObject(const char* key = nullptr) { return Open(key, '{'); }
-  Json& BeginArray(const char* key = nullptr) { return Open(key, '['); }
-  Json& End() {
-    out_ << (closers_.back());
-    closers_.pop_back();
-    first_ = false;
-    return *this;
-  }
-  Json& Number(const char* key, double v) {
-    Item(key);
-    if (std::isfinite(v)) {
-      char buf[32];
-      std::snprintf(buf, sizeof(buf), "%.4g", v);
-      // %.4g may print 1.235e+04; still valid JSON, but plain digits read better.
-      if (std::fabs(v) >= 1e3 && std::fabs(v) < 1e15) std::snprintf(buf, sizeof(buf), "%.1f", v);
-      out_ << buf;
-    } else {
-      out_ << "null";
-    }
-    return *this;
-  }
-  Json& Int(const char* key, int64_t v) {
-    Item(key);
-    out_ << v;
-    return *this;
-  }
-  Json& String(const char* key, const std::string& v) {
-    Item(key);
-    out_ << JsonEscape(v);
-    return *this;
-  }
-  Json& Bool(const char* key, bool v) {
-    Item(key);
-    out_ << (v ? "true" : "false");
-    return *this;
-  }
-  Json& Null(const char* key) {
-    Item(key);
-    out_ << "null";
-    return *this;
-  }
-  std::string str() const { return out_.str(); }
-
- private:
-  Json& Open(const char* key, char c) {
-    Item(key);
-    out_ << c;
-    closers_.push_back(c == '{' ? '}' : ']');
-    first_ = true;
-    return *this;
-  }
-  void Item(const char* key) {
-    if (!first_) out_ << ",";
-    first_ = false;
-    if (key != nullptr) out_ << JsonEscape(key) << ":";
-  }
-
-  std::ostringstream out_;
-  std::vector<char> closers_;
-  bool first_ = true;
-};
-
-void StringList(Json& j, const char* key, const std::vector<std::string>& items) {
-  j.BeginArray(key);
-  for (const auto& s : items) j.String(nullptr, s);
-  j.End();
+void StringList(JsonWriter& j, const char* key, const std::vector<std::string>& items) {
+  j.Key(key).BeginArray();
+  for (const auto& s : items) j.String(s);
+  j.EndArray();
 }
 
-void StartEndJson(Json& j, const char* key, const std::optional<StartEnd>& v) {
+void StartEndJson(JsonWriter& j, const char* key, const std::optional<StartEnd>& v) {
+  j.Key(key);
   if (!v) {
-    j.Null(key);
+    j.Null();
     return;
   }
-  j.BeginObject(key).Int("start", v->start).Int("end", v->end).End();
+  j.BeginObject().Key("start").Int(v->start).Key("end").Int(v->end).EndObject();
 }
 
 std::string Format(const char* fmt, double v) {
@@ -104,50 +37,50 @@ std::string Kib(int64_t bytes) { return Format("%.0f KiB", bytes / 1024.0); }
 std::string Ms(int64_t micros) { return Format("%.2f", micros / 1000.0); }
 
 void LoadJson(const LoadReport& r, std::ostream& out) {
-  Json j;
+  JsonWriter j;
   j.BeginObject()
-      .String("mode", r.mode)
-      .String("backend", r.backend)
-      .String("backend_label", r.backend_label)
-      .Int("clients", r.clients)
-      .Int("participants", r.participants)
-      .Int("statements", r.statements)
-      .Int("accounts", r.accounts)
-      .Number("warmup_s", r.warmup_s)
-      .Number("duration_s", r.measured_seconds)
-      .Bool("interrupted", r.interrupted);
+      .Key("mode").String(r.mode)
+      .Key("backend").String(r.backend)
+      .Key("backend_label").String(r.backend_label)
+      .Key("clients").Int(r.clients)
+      .Key("participants").Int(r.participants)
+      .Key("statements").Int(r.statements)
+      .Key("accounts").Int(r.accounts)
+      .Key("warmup_s").Double(r.warmup_s)
+      .Key("duration_s").Double(r.measured_seconds)
+      .Key("interrupted").Bool(r.interrupted);
   StringList(j, "coordinator_flags", r.coordinator_flags);
-  j.Number("tx_per_s", r.tx_per_s())
-      .Int("attempted", r.measured.attempted)
-      .Int("committed", r.measured.committed)
-      .Int("aborted", r.measured.aborted)
-      .Int("errors", r.measured.errors);
-  j.BeginObject("latency_ms")
-      .Number("p50", r.latency.PercentileMicros(0.50) / 1000.0)
-      .Number("p95", r.latency.PercentileMicros(0.95) / 1000.0)
-      .Number("p99", r.latency.PercentileMicros(0.99) / 1000.0)
-      .Number("max", r.latency.max_micros() / 1000.0)
-      .Number("mean", r.latency.mean_micros() / 1000.0)
-      .End();
+  j.Key("tx_per_s").Double(r.tx_per_s())
+      .Key("attempted").Int(r.measured.attempted)
+      .Key("committed").Int(r.measured.committed)
+      .Key("aborted").Int(r.measured.aborted)
+      .Key("errors").Int(r.measured.errors);
+  j.Key("latency_ms").BeginObject()
+      .Key("p50").Double(r.latency.PercentileMicros(0.50) / 1000.0)
+      .Key("p95").Double(r.latency.PercentileMicros(0.95) / 1000.0)
+      .Key("p99").Double(r.latency.PercentileMicros(0.99) / 1000.0)
+      .Key("max").Double(r.latency.max_micros() / 1000.0)
+      .Key("mean").Double(r.latency.mean_micros() / 1000.0)
+      .EndObject();
   if (r.fsyncs_per_commit) {
-    j.Number("journal_fsyncs_per_commit", *r.fsyncs_per_commit);
+    j.Key("journal_fsyncs_per_commit").Double(*r.fsyncs_per_commit);
   } else {
-    j.Null("journal_fsyncs_per_commit");
+    j.Key("journal_fsyncs_per_commit").Null();
   }
-  j.BeginObject("cpu_seconds");
-  for (const auto& p : r.cpu) j.Number(p.name.c_str(), p.cpu_seconds);
-  j.End();
+  j.Key("cpu_seconds").BeginObject();
+  for (const auto& p : r.cpu) j.Key(p.name.c_str()).Double(p.cpu_seconds);
+  j.EndObject();
   StartEndJson(j, "coordinator_rss_bytes", r.coordinator_rss_bytes);
   StartEndJson(j, "journal_bytes", r.journal_bytes);
   StartEndJson(j, "balance_sum", r.balance_sum);
-  j.BeginObject("failures_by_code");
-  for (const auto& [code, n] : r.failures_by_code) j.Int(code.c_str(), n);
-  j.End();
+  j.Key("failures_by_code").BeginObject();
+  for (const auto& [code, n] : r.failures_by_code) j.Key(code.c_str()).Int(n);
+  j.EndObject();
   StringList(j, "failure_examples", r.failure_examples);
-  j.Bool("ok", r.ok());
+  j.Key("ok").Bool(r.ok());
   StringList(j, "problems", r.problems);
   StringList(j, "notes", r.notes);
-  j.End();
+  j.EndObject();
   out << j.str() << "\n";
 }
 
@@ -210,30 +143,30 @@ void LoadText(const LoadReport& r, std::ostream& out) {
 }
 
 void RecoveryJson(const RecoveryReport& r, std::ostream& out) {
-  Json j;
+  JsonWriter j;
   j.BeginObject()
-      .String("mode", "recovery")
-      .Int("decisions", r.decisions)
-      .Int("participants", r.participants)
-      .Number("journal_setup_s", r.journal_setup_seconds)
-      .Number("serving_s", r.serving_seconds)
-      .Number("finished_s", r.finished_seconds)
-      .Number("decisions_per_s", r.finished_seconds > 0 ? r.decisions / r.finished_seconds : 0)
-      .Number("coordinator_cpu_s", r.coordinator_cpu_seconds);
+      .Key("mode").String("recovery")
+      .Key("decisions").Int(r.decisions)
+      .Key("participants").Int(r.participants)
+      .Key("journal_setup_s").Double(r.journal_setup_seconds)
+      .Key("serving_s").Double(r.serving_seconds)
+      .Key("finished_s").Double(r.finished_seconds)
+      .Key("decisions_per_s").Double(r.finished_seconds > 0 ? r.decisions / r.finished_seconds : 0)
+      .Key("coordinator_cpu_s").Double(r.coordinator_cpu_seconds);
   if (r.committed) {
-    j.Int("committed", *r.committed);
+    j.Key("committed").Int(*r.committed);
   } else {
-    j.Null("committed");
+    j.Key("committed").Null();
   }
   if (r.left_in_journal) {
-    j.Int("left_in_journal", *r.left_in_journal);
+    j.Key("left_in_journal").Int(*r.left_in_journal);
   } else {
-    j.Null("left_in_journal");
+    j.Key("left_in_journal").Null();
   }
-  j.Bool("ok", r.ok());
+  j.Key("ok").Bool(r.ok());
   StringList(j, "problems", r.problems);
   StringList(j, "notes", r.notes);
-  j.End();
+  j.EndObject();
   out << j.str() << "\n";
 }
 

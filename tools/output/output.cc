@@ -1,5 +1,7 @@
 #include "tools/output/output.h"
 
+#include <cmath>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -88,6 +90,19 @@ JsonWriter& JsonWriter::String(const std::string& value) {
 JsonWriter& JsonWriter::Int(int64_t value) {
   Separate();
   out_ += std::to_string(value);
+  return *this;
+}
+JsonWriter& JsonWriter::Double(double value) {
+  Separate();
+  if (!std::isfinite(value)) {
+    out_ += "null";
+    return *this;
+  }
+  char buf[32];
+  // %.4g prints 12345 as 1.234e+04: valid JSON, but plain digits read better.
+  const char* format = std::fabs(value) >= 1e3 && std::fabs(value) < 1e15 ? "%.1f" : "%.4g";
+  std::snprintf(buf, sizeof(buf), format, value);
+  out_ += buf;
   return *this;
 }
 JsonWriter& JsonWriter::Bool(bool value) {

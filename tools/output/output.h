@@ -18,7 +18,8 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
-// Builds one JSON value by appending; no DOM, enough for the tools' output.
+// Builds one JSON value by appending; no DOM, enough for the tools' output
+// (pactctl --json and pact-bench --json).
 class JsonWriter {
  public:
   JsonWriter& BeginObject();
@@ -28,6 +29,8 @@ class JsonWriter {
   JsonWriter& Key(const std::string& key);
   JsonWriter& String(const std::string& value);
   JsonWriter& Int(int64_t value);
+  // Four significant digits, plain digits from 1000 on; null if not finite.
+  JsonWriter& Double(double value);
   JsonWriter& Bool(bool value);
   JsonWriter& Null();
   const std::string& str() const { return out_; }
