@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -126,6 +127,17 @@ std::unique_ptr<Process> Cluster::NewProcess(const std::string& name,
   options.log_path = LogOf(name);
   options.own_process_group = options_.own_process_groups;
   return std::make_unique<Process>(std::move(options));
+}
+
+void Cluster::OverrideCoordinatorFlags(const std::vector<std::string>& flags) {
+  for (const auto& flag : flags) {
+    const std::string name = flag.substr(0, flag.find('='));
+    auto same_option = [&](const std::string& f) { return f.rfind(name, 0) == 0; };
+    coordinator_flags.erase(
+        std::remove_if(coordinator_flags.begin(), coordinator_flags.end(), same_option),
+        coordinator_flags.end());
+    coordinator_flags.push_back(flag);
+  }
 }
 
 Status Cluster::StartCoordinator(std::map<std::string, std::string> env) {
@@ -324,7 +336,9 @@ Ran Cluster::RunPactctl(const std::vector<std::string>& args) const {
 Status Cluster::StopCoordinatorAndCheckJournal() {
   coordinator_->Signal(SIGTERM);
   int code = coordinator_->WaitForExit(20000);
-  if (code != 0) return Status::Internal("the coordinator's clean stop exited " + std::to_string(code));
+  if (code != 0) {
+    return Status::Internal("the coordinator's clean stop exited " + std::to_string(code));
+  }
   Ran journal = RunPactctl({"--json", "journal", journal_path()});
   if (journal.code != 0 || journal.out.find("\"unfinished\":[]") == std::string::npos) {
     return Status::Internal("the journal holds unfinished decisions: " + journal.out);

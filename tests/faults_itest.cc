@@ -7,7 +7,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -48,14 +47,7 @@ class FaultsTest : public BankTest {
   // and, if asked, bank_c.
   void StartCluster(const std::vector<std::string>& flags, bool with_bank_c = false,
                     std::map<std::string, std::string> coordinator_env = {}) {
-    auto& current = cluster_.coordinator_flags;
-    for (const auto& flag : flags) {
-      std::string name = flag.substr(0, flag.find('='));
-      current.erase(std::remove_if(current.begin(), current.end(),
-                                   [&](const std::string& f) { return f.rfind(name, 0) == 0; }),
-                    current.end());
-      current.push_back(flag);
-    }
+    cluster_.OverrideCoordinatorFlags(flags);
     Status st = cluster_.StartCoordinator(coordinator_env);
     ASSERT_TRUE(st.ok()) << st.ToString();
     std::vector<std::string> banks = {"bank_a", "bank_b"};

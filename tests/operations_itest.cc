@@ -3,7 +3,6 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <thread>
@@ -33,14 +32,7 @@ class OperationsTest : public BankTest {
   // Restarts the coordinator with extra flags (e.g. a long retry backoff).
   void RestartCoordinatorWith(std::vector<std::string> flags,
                               std::map<std::string, std::string> env = {}) {
-    auto& current = cluster_.coordinator_flags;
-    for (const auto& flag : flags) {
-      std::string name = flag.substr(0, flag.find('='));
-      current.erase(std::remove_if(current.begin(), current.end(),
-                                   [&](const std::string& f) { return f.rfind(name, 0) == 0; }),
-                    current.end());
-      current.push_back(flag);
-    }
+    cluster_.OverrideCoordinatorFlags(flags);
     Status started = cluster_.StartCoordinator(env);
     ASSERT_TRUE(started.ok()) << started.ToString();
   }
