@@ -61,12 +61,12 @@ bool WaitsForSocket(int error, int errno_copy) {
          (error == SSL_ERROR_SYSCALL && (errno_copy == EINTR || errno_copy == EAGAIN));
 }
 
-// Why an SSL call failed: OpenSSL's errors, else the system's.
+// Why an SSL call failed: OpenSSL's errors, else (a failed system call
+// only: errno means nothing otherwise) the system's.
 std::string SslFailure(int error, int errno_copy) {
   std::string why = OpenSslErrors();
-  if (why != "unknown error") return why;
-  if (errno_copy != 0) return std::strerror(errno_copy);
-  return error == SSL_ERROR_SYSCALL ? "connection closed" : why;
+  if (why != "unknown error" || error != SSL_ERROR_SYSCALL) return why;
+  return errno_copy == 0 ? "connection closed" : std::strerror(errno_copy);
 }
 
 PeerCertificate Subject(const X509* cert) {
