@@ -297,6 +297,11 @@ void AddLoadResult(const LoadResult& result, LoadReport* r) {
   if (!result.measured.AccountedFor() || !result.total.AccountedFor()) {
     r->problems.push_back("attempted != committed + aborted + errors");
   }
+  // Transfers never abort on their own: a run in which none committed
+  // measured nothing (e.g. a database left over from another run).
+  if (result.measured.attempted > 0 && result.measured.committed == 0) {
+    r->problems.push_back("no transaction committed");
+  }
 }
 
 // --- the data -------------------------------------------------------------
