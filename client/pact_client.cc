@@ -118,7 +118,7 @@ Status Transaction::Commit() {
     // One ask may take the coordinator's prepare timeout plus its first
     // commit round: never cut it shorter than the budget.
     st = client_->coordinator_->Call(
-        [&](rpc::CoordinatorClient& c) { c.commitTxn(result, id_); },
+        [&](rpc::CoordinatorClient& c) { c.commitTxn(result, id_, client_->options_.return_at_decision); },
         std::max(client_->options_.timeouts.call_ms, client_->options_.commit_budget_ms));
     if (attempt > 1 && st.code() == StatusCode::kNotFound) {
       // Asked again after a lost answer, and the coordinator (restarted

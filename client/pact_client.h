@@ -43,6 +43,13 @@ struct ClientOptions {
   // waits up to max(timeouts.call_ms, this), since the coordinator may take
   // its prepare timeout plus a first commit round to answer.
   int commit_budget_ms = 15000;
+  // Commit returns OK as soon as the COMMIT decision is durable, and the
+  // coordinator tells the participants in the background, instead of once
+  // every branch acknowledged. The outcome is as certain either way; what
+  // changes is a read right after Commit: a participant may not have
+  // committed its branch yet, so the read waits for its locks or sees the
+  // rows as they were before (read your writes then needs the default).
+  bool return_at_decision = false;
 };
 
 // Thread-safe; share one Client across threads. Each Transaction is used by

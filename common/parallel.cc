@@ -56,6 +56,8 @@ WorkerPool& Pool() {
 
 }  // namespace
 
+void RunDetached(std::function<void()> task) { Pool().Submit(std::move(task)); }
+
 void RunInParallel(size_t n, const std::function<void(size_t)>& fn) {
   if (n == 0) return;
   std::mutex mu;

@@ -12,4 +12,8 @@ namespace pact {
 // a thread per message cost a third of the coordinator's CPU (docs/BENCHMARKS.md).
 void RunInParallel(size_t n, const std::function<void(size_t)>& fn);
 
+// Runs `task` on one of those worker threads and returns at once. The caller
+// keeps whatever the task uses alive until it has run.
+void RunDetached(std::function<void()> task);
+
 }  // namespace pact

@@ -241,9 +241,9 @@ Result<int64_t> Coordinator::Enlist(const std::string& txn_id, const std::string
   return left;
 }
 
-Result<CommitOutcome> Coordinator::Commit(const std::string& txn_id) {
+Result<CommitOutcome> Coordinator::Commit(const std::string& txn_id, CommitReturn when) {
   TimePoint start = clock()->Now();
-  Result<CommitOutcome> outcome = Decide(txn_id);
+  Result<CommitOutcome> outcome = Decide(txn_id, when);
   double seconds = std::chrono::duration<double>(clock()->Now() - start).count();
   metrics_->commit_latency_seconds->Observe(seconds);
   int64_t micros = static_cast<int64_t>(seconds * 1e6);
@@ -253,7 +253,7 @@ Result<CommitOutcome> Coordinator::Commit(const std::string& txn_id) {
   return outcome;
 }
 
-Result<CommitOutcome> Coordinator::Decide(const std::string& txn_id) {
+Result<CommitOutcome> Coordinator::Decide(const std::string& txn_id, CommitReturn when) {
   ASSIGN_OR_RETURN(auto txn, Find(txn_id));
   std::string must_abort;
   {
@@ -265,7 +265,7 @@ Result<CommitOutcome> Coordinator::Decide(const std::string& txn_id) {
   if (!must_abort.empty()) {
     if (protocol_->Claim(txn, TxnState::kAborting, must_abort)) protocol_->Abort(txn);
   } else if (protocol_->Claim(txn, TxnState::kPreparing)) {
-    return protocol_->Commit(txn);
+    return protocol_->Commit(txn, when);
   }
   // Decided, or being decided by another caller: report that decision.
   std::unique_lock<std::mutex> lock(txn->mu);

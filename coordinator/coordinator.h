@@ -74,7 +74,8 @@ class Coordinator {
   Result<int64_t> Enlist(const std::string& txn_id, const std::string& participant,
                          const std::string& branch);
   // Idempotent: a repeated call returns the outcome of the first.
-  Result<CommitOutcome> Commit(const std::string& txn_id);
+  Result<CommitOutcome> Commit(const std::string& txn_id,
+                               CommitReturn when = CommitReturn::kAfterBranches);
   Status Rollback(const std::string& txn_id);
   Result<TxnSnapshot> GetStatus(const std::string& txn_id);
   // A participant holding a prepared branch asks what became of it.
@@ -102,7 +103,7 @@ class Coordinator {
 
  private:
   // Commit without the measuring.
-  Result<CommitOutcome> Decide(const std::string& txn_id);
+  Result<CommitOutcome> Decide(const std::string& txn_id, CommitReturn when);
   // NotFound with an explanation when the id is unknown.
   Result<std::shared_ptr<Txn>> Find(const std::string& txn_id);
   Status Recover();

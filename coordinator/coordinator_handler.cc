@@ -68,9 +68,11 @@ int64_t CoordinatorHandler::enlist(const std::string& txn_id, const std::string&
   return ValueOrThrow(coordinator_->Enlist(txn_id, participant, branch));
 }
 
-void CoordinatorHandler::commitTxn(rpc::CommitResult& out, const std::string& txn_id) {
+void CoordinatorHandler::commitTxn(rpc::CommitResult& out, const std::string& txn_id,
+                                   bool return_at_decision) {
   Allow(Role::kApplication, "commitTxn");
-  CommitOutcome outcome = ValueOrThrow(coordinator_->Commit(txn_id));
+  CommitOutcome outcome = ValueOrThrow(coordinator_->Commit(
+      txn_id, return_at_decision ? CommitReturn::kAtDecision : CommitReturn::kAfterBranches));
   out.state = TxnStateToRpc(outcome.state);
   out.reason = outcome.reason;
 }

@@ -15,7 +15,8 @@ class CoordinatorHandler : public rpc::CoordinatorIf {
   void beginTxn(rpc::BeginResult& out, int64_t timeout_ms) override;
   int64_t enlist(const std::string& txn_id, const std::string& participant,
                  const std::string& branch) override;
-  void commitTxn(rpc::CommitResult& out, const std::string& txn_id) override;
+  void commitTxn(rpc::CommitResult& out, const std::string& txn_id,
+                 bool return_at_decision) override;
   void rollbackTxn(const std::string& txn_id) override;
   void status(rpc::TxnStatus& out, const std::string& txn_id) override;
   rpc::Outcome::type outcome(const std::string& txn_id) override;

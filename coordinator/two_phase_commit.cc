@@ -91,11 +91,30 @@ TwoPhaseCommit::~TwoPhaseCommit() { Stop(); }
 
 void TwoPhaseCommit::Stop() {
   {
-    std::lock_guard<std::mutex> lock(retry_mu_);
+    std::unique_lock<std::mutex> lock(retry_mu_);
     stopping_ = true;
+    retry_cv_.wait(lock, [this] { return finishing_in_background_ == 0; });
   }
   retry_cv_.notify_all();
   if (retry_thread_.joinable()) retry_thread_.join();
+}
+
+void TwoPhaseCommit::FinishInBackground(const std::shared_ptr<Txn>& txn) {
+  // Single-threaded (the simulation), the retry queue's next Tick sends it.
+  if (!runtime_.background_threads) return Schedule(txn, 0);
+  {
+    std::lock_guard<std::mutex> lock(retry_mu_);
+    ++finishing_in_background_;
+  }
+  RunDetached([this, txn] {
+    if (SendCommits(txn, /*first_round=*/true)) {
+      Finish(txn);
+    } else {
+      Schedule(txn, options_.commit_retry_initial_ms);
+    }
+    std::lock_guard<std::mutex> lock(retry_mu_);
+    if (--finishing_in_background_ == 0) retry_cv_.notify_all();
+  });
 }
 
 bool TwoPhaseCommit::Claim(const std::shared_ptr<Txn>& txn, TxnState to,
@@ -144,7 +163,7 @@ Status TwoPhaseCommit::Transition(const std::shared_ptr<Txn>& txn, TxnState to,
   return Status::Ok();
 }
 
-Result<CommitOutcome> TwoPhaseCommit::Commit(const std::shared_ptr<Txn>& txn) {
+Result<CommitOutcome> TwoPhaseCommit::Commit(const std::shared_ptr<Txn>& txn, CommitReturn when) {
   const std::vector<std::string> names = BranchNames(*txn);
   if (names.empty()) {
     // Nothing was enlisted: there is nothing to make durable.
@@ -215,7 +234,9 @@ Result<CommitOutcome> TwoPhaseCommit::Commit(const std::shared_ptr<Txn>& txn) {
 
   // Phase two: the decision is durable, so the answer is COMMITTED whatever
   // the branches say now; the ones that do not acknowledge are retried.
-  if (SendCommits(txn, /*first_round=*/true)) {
+  if (when == CommitReturn::kAtDecision) {
+    FinishInBackground(txn);
+  } else if (SendCommits(txn, /*first_round=*/true)) {
     Finish(txn);
   } else {
     Schedule(txn, options_.commit_retry_initial_ms);

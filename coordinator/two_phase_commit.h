@@ -30,6 +30,13 @@ struct ProtocolOptions {
   int one_phase_attempts = 3;           // one-phase commits whose reply was lost are re-asked
 };
 
+// When a commit that decided COMMIT returns: once every branch acknowledged
+// (the default: a read anywhere afterwards sees the commit), or as soon as
+// the decision is durable, with phase two in the background. The answer is
+// as final either way; only a read at a participant right after may still
+// find the branch prepared (its rows locked, or their old versions).
+enum class CommitReturn { kAfterBranches, kAtDecision };
+
 struct CommitOutcome {
   TxnState state = TxnState::kAborted;  // kCommitted or kAborted
   std::string reason;                   // why it aborted
@@ -62,10 +69,12 @@ class TwoPhaseCommit {
   bool Claim(const std::shared_ptr<Txn>& txn, TxnState to, const std::string& reason = "");
 
   // REQUIRES: the caller claimed txn for kPreparing. Runs the protocol and
-  // returns once the outcome is decided (and, for COMMITTED, durable). Branches
-  // that did not acknowledge the commit are retried in the background.
+  // returns once the outcome is decided (and, for COMMITTED, durable), then
+  // as `when` says. Branches that did not acknowledge the commit are retried
+  // in the background.
   // kUnavailable: a one-phase commit whose outcome could not be learned.
-  Result<CommitOutcome> Commit(const std::shared_ptr<Txn>& txn);
+  Result<CommitOutcome> Commit(const std::shared_ptr<Txn>& txn,
+                               CommitReturn when = CommitReturn::kAfterBranches);
 
   // REQUIRES: the caller claimed txn for kAborting (or Commit decided ABORT).
   // Tells every branch that may hold work to roll back; ends ABORTED.
@@ -123,6 +132,9 @@ class TwoPhaseCommit {
   // END record and COMMITTED, once every branch acknowledged.
   void Finish(const std::shared_ptr<Txn>& txn);
   void Schedule(const std::shared_ptr<Txn>& txn, int delay_ms);
+  // Phase two of a commit that returned at its decision, on a worker thread
+  // at once; what it cannot finish goes to the retry queue. Stop waits for it.
+  void FinishInBackground(const std::shared_ptr<Txn>& txn);
   struct Pending;
   // REQUIRES: retry_mu_ held. Removes and returns the retries due now.
   std::vector<Pending> TakeDue();
@@ -146,6 +158,7 @@ class TwoPhaseCommit {
   std::map<std::string, Pending> pending_;         // guarded by retry_mu_; by txn id
   std::multimap<TimePoint, std::string> due_;      // guarded by retry_mu_; may hold stale entries
   bool stopping_ = false;                   // guarded by retry_mu_
+  int finishing_in_background_ = 0;         // guarded by retry_mu_; FinishInBackground tasks
   std::thread retry_thread_;
 
   std::atomic<bool> fenced_{false};

@@ -203,7 +203,12 @@ service Coordinator {
       throws (1: PactError error),
 
   // Runs two-phase commit. Idempotent: asking again returns the same outcome.
-  CommitResult commitTxn(1: string txn_id) throws (1: PactError error),
+  // return_at_decision: answer COMMITTED as soon as the decision is durable
+  // and finish phase two in the background (a read at a participant right
+  // after may still find the branch prepared); false (the default) answers
+  // once every branch acknowledged.
+  CommitResult commitTxn(1: string txn_id, 2: bool return_at_decision)
+      throws (1: PactError error),
 
   // Rolls back an ACTIVE transaction; idempotent for an aborted one.
   void rollbackTxn(1: string txn_id) throws (1: PactError error),

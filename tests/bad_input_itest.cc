@@ -22,7 +22,7 @@ class BadInputTest : public BankTest {
   Status RawCommit(const std::string& txn_id, rpc::CommitResult* result) {
     RpcConnection<rpc::CoordinatorClient> conn(
         *Endpoint::Parse(cluster_.coordinator_address()), RpcTimeouts{});
-    return conn.Call([&](rpc::CoordinatorClient& c) { c.commitTxn(*result, txn_id); });
+    return conn.Call([&](rpc::CoordinatorClient& c) { c.commitTxn(*result, txn_id, false); });
   }
 
   Status RawExecute(const std::string& participant, const std::string& txn_id,

@@ -16,10 +16,11 @@ void BankTest::CreateBank(const std::string& participant) {
   ASSERT_TRUE(st.ok()) << st.ToString();
 }
 
-std::unique_ptr<Client> BankTest::Connect() {
+std::unique_ptr<Client> BankTest::Connect(bool return_at_decision) {
   // Tests kill coordinators on purpose: ask again for a second, not fifteen.
   ClientOptions options;
   options.commit_budget_ms = 1000;
+  options.return_at_decision = return_at_decision;
   options.credentials = cluster_.application_credentials();
   auto client = Client::Connect(cluster_.coordinator_address(), options);
   EXPECT_TRUE(client.ok());

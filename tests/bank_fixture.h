@@ -22,7 +22,8 @@ class BankTest : public ::testing::Test {
   // Creates the accounts table the way an operator would, before the
   // adapter starts.
   void CreateBank(const std::string& participant);
-  std::unique_ptr<Client> Connect();
+  // `return_at_decision`: see ClientOptions.
+  std::unique_ptr<Client> Connect(bool return_at_decision = false);
 
   // Debits `from` at bank_a and credits `to` at bank_b in one transaction,
   // up to (not including) commit.

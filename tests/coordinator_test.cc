@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <future>
 #include <map>
 #include <optional>
 #include <set>
@@ -269,6 +270,57 @@ TEST_F(CoordinatorTest, UnacknowledgedCommitIsRetriedUntilAcknowledged) {
   auto unfinished = (*reopened)->LoadUnfinished();
   ASSERT_TRUE(unfinished.ok());
   EXPECT_TRUE(unfinished->empty());
+}
+
+TEST_F(CoordinatorTest, CommitReturningAtDecisionAnswersBeforePhaseTwoAndStillFinishesIt) {
+  StartCoordinator();
+  participants_.HoldCommits("b");
+  std::string txn = BeginWith({"a", "b"});
+  auto answered = std::async(std::launch::async, [&] {
+    return coordinator_->Commit(txn, CommitReturn::kAtDecision);
+  });
+  // Answered while b still holds its branch prepared: the decision is durable.
+  ASSERT_EQ(answered.wait_for(5s), std::future_status::ready);
+  auto outcome = answered.get();
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  EXPECT_EQ(outcome->state, TxnState::kCommitted);
+  EXPECT_EQ(StateOf(txn), TxnState::kCommitting);
+  EXPECT_EQ(*coordinator_->Inquire(txn), Outcome::kCommitted);
+  auto unfinished = journal_->LoadUnfinished();
+  ASSERT_TRUE(unfinished.ok());
+  ASSERT_EQ(unfinished->size(), 1u);
+  EXPECT_EQ(unfinished->front().txn_id, txn);
+  // Asked again, the same answer.
+  auto again = coordinator_->Commit(txn, CommitReturn::kAtDecision);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->state, TxnState::kCommitted);
+  participants_.ReleaseCommits("b");
+  EXPECT_TRUE(EventuallyInState(txn, TxnState::kCommitted));
+  EXPECT_EQ(participants_.Count("commit", "a"), 1);
+  EXPECT_EQ(participants_.Count("commit", "b"), 1);
+}
+
+TEST_F(CoordinatorTest, CommitByDefaultAnswersOnlyOncePhaseTwoIsDone) {
+  StartCoordinator();
+  participants_.HoldCommits("b");
+  std::string txn = BeginWith({"a", "b"});
+  auto answered = std::async(std::launch::async, [&] { return coordinator_->Commit(txn); });
+  EXPECT_EQ(answered.wait_for(300ms), std::future_status::timeout);
+  participants_.ReleaseCommits("b");
+  auto outcome = answered.get();
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->state, TxnState::kCommitted);
+  EXPECT_EQ(StateOf(txn), TxnState::kCommitted);
+}
+
+TEST_F(CoordinatorTest, CommitReturningAtDecisionStillAbortsOnAnAbortVote) {
+  StartCoordinator();
+  participants_.SetVote("b", Vote::kAbort);
+  std::string txn = BeginWith({"a", "b"});
+  auto outcome = coordinator_->Commit(txn, CommitReturn::kAtDecision);
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->state, TxnState::kAborted);
+  EXPECT_EQ(participants_.Count("commit", "a"), 0);
 }
 
 TEST_F(CoordinatorTest, PendingCommitIsShownAsCommittingWithTheLastError) {

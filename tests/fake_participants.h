@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <string>
@@ -37,6 +38,17 @@ class FakeParticipants : public Participants {
     std::lock_guard<std::mutex> lock(mu_);
     script_[p].commit_failures = times;
     script_[p].commit_error = std::move(error);
+  }
+  // Two-phase commits at `p` wait until ReleaseCommits (a participant that
+  // is slow to finish phase two).
+  void HoldCommits(const std::string& p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    script_[p].commits_held = true;
+  }
+  void ReleaseCommits(const std::string& p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    script_[p].commits_held = false;
+    released_.notify_all();
   }
   void FailRollbacks(const std::string& p, Status error) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -87,9 +99,10 @@ class FakeParticipants : public Participants {
   }
 
   Status Commit(const std::string& p, const std::string& txn_id, bool one_phase) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     calls_.push_back({one_phase ? "commit1pc" : "commit", p, txn_id});
     Script& s = script_[p];
+    released_.wait(lock, [&] { return one_phase || !s.commits_held; });
     if (s.commit_failures > 0) {
       s.commit_failures--;
       return s.commit_error;
@@ -129,11 +142,13 @@ class FakeParticipants : public Participants {
     Result<Vote> vote = Vote::kCommit;
     int prepare_delay_ms = 0;
     int commit_failures = 0;
+    bool commits_held = false;
     Status commit_error;
     Status rollback_error;
     std::vector<std::string> prepared;
   };
   std::mutex mu_;
+  std::condition_variable released_;
   std::map<std::string, Script> script_;
   std::vector<Call> calls_;
   Fence fence_;

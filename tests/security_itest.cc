@@ -309,7 +309,7 @@ TEST_F(TlsBankTest, EachRoleMayMakeOnlyItsOwnCalls) {
                         c.beginTxn(begun, 0);
                       })});
   refusals.push_back({"an operator commits", coordinator("ops", [&](rpc::CoordinatorClient& c) {
-                        c.commitTxn(result, id);
+                        c.commitTxn(result, id, false);
                       })});
   refusals.push_back(
       {"an application removes a participant", coordinator("app", [&](rpc::CoordinatorClient& c) {

@@ -139,5 +139,71 @@ TEST_F(TransferTest, ConcurrentTransfersConserveTheTotal) {
   EXPECT_TRUE(cluster_.EventuallyNoOpenBranches());
 }
 
+// Every link through a proxy, so that a test can hold phase two back.
+class CommitReturnTest : public BankTest {
+ protected:
+  static constexpr int kCommitHeldMs = 3000;
+
+  void SetUp() override {
+    cluster_.ProxyEveryLink();
+    // A prepared branch asks its coordinator late, so only phase two commits it.
+    cluster_.participant_flags = {"--inquiry_interval_ms=10000"};
+    BankTest::SetUp();
+  }
+  bool EventuallyCommitted(Client& client, const std::string& txn_id) {
+    return PollUntil([&] { return *client.GetState(txn_id) == TxnState::kCommitted; }, 10000);
+  }
+  // bank_b's COMMIT of phase two arrives kCommitHeldMs late, or never.
+  RuleId HoldBankBsCommit(Fault fault = Fault::kDelayRequest) {
+    return cluster_.to_participant("bank_b").AddRule({"commit", fault, 1, kCommitHeldMs});
+  }
+};
+
+TEST_F(CommitReturnTest, ReturningAtDecisionAnswersBeforeASlowParticipantCommitsThenItCommits) {
+  auto client = Connect(/*return_at_decision=*/true);
+  HoldBankBsCommit();
+  auto txn = PrepareTransfer(*client, 30);
+  ASSERT_TRUE(txn);
+  ASSERT_TRUE(txn->Commit().ok());
+  // Answered while bank_b's branch is still prepared: a reader there sees
+  // the balance as it was (the documented read-your-writes consequence).
+  EXPECT_EQ(Balance("bank_b", 1), 100);
+  auto state = client->GetState(txn->id());
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(*state, TxnState::kCommitting);
+  EXPECT_TRUE(EventuallyCommitted(*client, txn->id()));
+  EXPECT_TRUE(cluster_.EventuallyNoOpenBranches());
+  EXPECT_EQ(Balance("bank_a", 1), 70);
+  EXPECT_EQ(Balance("bank_b", 1), 130);
+}
+
+TEST_F(CommitReturnTest, ByDefaultCommitAnswersOnceEveryBranchCommitted) {
+  auto client = Connect();
+  HoldBankBsCommit();
+  auto txn = PrepareTransfer(*client, 30);
+  ASSERT_TRUE(txn);
+  ASSERT_TRUE(txn->Commit().ok());
+  EXPECT_EQ(Balance("bank_a", 1), 70);
+  EXPECT_EQ(Balance("bank_b", 1), 130);
+}
+
+TEST_F(CommitReturnTest, ReturningAtDecisionSurvivesACoordinatorCrashBeforePhaseTwo) {
+  auto client = Connect(/*return_at_decision=*/true);
+  RuleId lost = HoldBankBsCommit(Fault::kDropRequest);
+  auto txn = PrepareTransfer(*client, 30);
+  ASSERT_TRUE(txn);
+  ASSERT_TRUE(txn->Commit().ok());
+  // The coordinator dies once bank_b's commit was lost; its restart finishes
+  // phase two from the journal, well before bank_b would ask.
+  ASSERT_TRUE(cluster_.to_participant("bank_b").WaitUntilFired(lost, 5000));
+  cluster_.coordinator().Signal(SIGKILL);
+  cluster_.coordinator().WaitForExit(5000);
+  EXPECT_EQ(Balance("bank_b", 1), 100);
+  ASSERT_TRUE(cluster_.StartCoordinator().ok());
+  EXPECT_TRUE(cluster_.EventuallyNoOpenBranches(5000));
+  EXPECT_EQ(Balance("bank_a", 1), 70);
+  EXPECT_EQ(Balance("bank_b", 1), 130);
+}
+
 }  // namespace
 }  // namespace pact

@@ -272,6 +272,7 @@ void Simulation::StartClient() {
   plan.credit_first = random_.Chance(0.5);
   plan.application_rollback = random_.Chance(0.1);
   plan.commit_after_overdraft = random_.Chance(0.5);
+  plan.return_at_decision = random_.Chance(0.5);
   int id = static_cast<int>(clients_.size()) + 1;
   clients_.push_back(std::make_unique<TransferClient>(id, plan, &network_, &directory_,
                                                       &invariants_, &history_));

@@ -91,10 +91,12 @@ void TransferClient::Commit() {
   std::string txn = txn_;
   ++commit_attempts_;
   const bool zombie = AtZombie();
+  const CommitReturn when =
+      plan_.return_at_decision ? CommitReturn::kAtDecision : CommitReturn::kAfterBranches;
   auto outcome = network_->Send<Result<CommitOutcome>>(
       d->client, zombie ? d->zombie : d->coordinator, "commit " + txn,
       [=]() -> Result<CommitOutcome> {
-        return (zombie ? d->zombie_object : d->coordinator_object)->Commit(txn);
+        return (zombie ? d->zombie_object : d->coordinator_object)->Commit(txn, when);
       });
   if (zombie && outcome.status().code() != StatusCode::kUnavailable) {
     history_->Add(Name() + ": the zombie's answer (" + Show(outcome) + ") counts as unknown");

@@ -21,6 +21,7 @@ struct TransferPlan {
   bool credit_first = false;
   bool application_rollback = false;
   bool commit_after_overdraft = false;  // the application commits anyway: must abort
+  bool return_at_decision = false;      // commit answers once the decision is durable
 };
 
 class TransferClient {

@@ -35,9 +35,7 @@ std::vector<Update> NextTransfer(const WorkloadOptions& options, std::mt19937_64
 
 Result<std::unique_ptr<TransferDriver>> PactTransferDriver::Create(
     const std::string& coordinator, std::vector<std::string> participants, bool expect_one_row,
-    RpcCredentials credentials) {
-  ClientOptions options;
-  options.credentials = std::move(credentials);
+    ClientOptions options) {
   ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Client::Connect(coordinator, options));
   return std::unique_ptr<TransferDriver>(
       new PactTransferDriver(std::move(client), std::move(participants), expect_one_row));

@@ -10,12 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "client/pact_client.h"
 #include "common/status.h"
 #include "rpc/rpc_auth.h"
 
 namespace pact {
-
-class Client;
 
 struct WorkloadOptions {
   int participants = 2;
@@ -63,7 +62,7 @@ class PactTransferDriver : public TransferDriver {
   static Result<std::unique_ptr<TransferDriver>> Create(const std::string& coordinator,
                                                         std::vector<std::string> participants,
                                                         bool expect_one_row,
-                                                        RpcCredentials credentials);
+                                                        ClientOptions options);
   ~PactTransferDriver() override;
   TxnResult Run(const std::vector<Update>& transfer) override;
 

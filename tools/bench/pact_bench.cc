@@ -85,6 +85,7 @@ struct BenchOptions {
   bool keep = false;
   bool raw = false;
   bool tls = false;
+  bool return_at_decision = false;
   int64_t recovery = 0;
   std::string bin_dir;
   std::vector<std::string> coordinator_flags;
@@ -150,6 +151,9 @@ int ParseOptions(int argc, char** argv, BenchOptions* o) {
       ("pg_conninfo", po::value(&o->pg_conninfo)->composing(),
        "postgresql: libpq connection string of one participant's database, once per "
        "participant, each a different database; its accounts table is replaced")
+      ("return_at_decision", po::bool_switch(&o->return_at_decision),
+       "clients take COMMITTED as soon as the decision is durable (phase two in the "
+       "background; ClientOptions::return_at_decision)")
       ("tls", po::bool_switch(&o->tls),
        "every link on mutual TLS (a throwaway CA and certificates in the run directory)")
       ("raw", po::bool_switch(&o->raw),
@@ -278,6 +282,7 @@ LoadReport MakeReport(const BenchOptions& o, const std::string& mode) {
     r.backend_label = "Pact, backend " + o.backend;
   }
   if (mode != "raw" && o.tls) r.backend_label += ", mutual TLS on every link";
+  if (mode != "raw" && o.return_at_decision) r.backend_label += ", commit returns at the decision";
   r.clients = o.clients;
   r.participants = o.participants;
   r.statements = o.statements;
@@ -457,8 +462,10 @@ int RunPact(const BenchOptions& o, BenchClusterOptions cluster_options, RunDir& 
   auto result = RunLoad(
       MakeLoadOptions(o),
       [&](int) {
-        return PactTransferDriver::Create(c.coordinator_address(), names, expect_one_row,
-                                          c.credentials());
+        ClientOptions client;
+        client.credentials = c.credentials();
+        client.return_at_decision = o.return_at_decision;
+        return PactTransferDriver::Create(c.coordinator_address(), names, expect_one_row, client);
       },
       [&] { start = SampleWindow(c); }, [&] { end = SampleWindow(c); });
   if (!result.ok()) {
