@@ -332,6 +332,26 @@ TEST_F(PostgresBackendTest, ReadOnlyBranchVotesReadOnlyAndHoldsNothing) {
             "0");
 }
 
+// A branch whose statements changed no row may still have written (a
+// function a SELECT calls): it must prepare, not vote READ_ONLY.
+TEST_F(PostgresBackendTest, SelectThatWritesThroughAFunctionPreparesAndCommits) {
+  ASSERT_EQ(Sql("CREATE FUNCTION pay(n int) RETURNS int LANGUAGE sql AS "
+                "'UPDATE accounts SET balance = balance + n WHERE id = 1 RETURNING balance'"),
+            "");
+  auto backend = OpenBackend();
+  auto branch = BeginBranch(backend.get(), "c.1.1");
+  auto paid = branch->Execute("SELECT pay(?1)", {int64_t{5}});
+  ASSERT_TRUE(paid.ok()) << paid.status().ToString();
+  EXPECT_EQ(paid->affected_rows, 0);
+  std::string reason;
+  auto vote = branch->Prepare(&reason);
+  ASSERT_TRUE(vote.ok()) << vote.status().ToString();
+  EXPECT_EQ(*vote, Vote::kCommit);
+  EXPECT_NE(PreparedGids(), "");
+  ASSERT_TRUE(branch->CommitPrepared().ok());
+  EXPECT_EQ(Sql("SELECT balance FROM accounts WHERE id = 1"), "105");
+}
+
 TEST_F(PostgresBackendTest, OnePhaseCommitIsVisibleAndRemembered) {
   auto backend = OpenBackend();
   auto branch = BeginBranch(backend.get(), "c.1.1");

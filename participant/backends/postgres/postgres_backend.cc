@@ -582,6 +582,7 @@ class PostgresBackend::PgBranch : public Branch {
     if (!command.empty() && (command[0] == "INSERT" || command[0] == "UPDATE" ||
                              command[0] == "DELETE" || command[0] == "MERGE")) {
       result.affected_rows = std::strtoll(PQcmdTuples(res), nullptr, 10);
+      if (result.affected_rows > 0) wrote_ = true;
     }
     return result;
   }
@@ -594,9 +595,14 @@ class PostgresBackend::PgBranch : public Branch {
       return Vote::kAbort;
     };
     if (!failed_.empty()) return vote_abort(failed_);
-    Reply xid = Run(conn_.get(), "SELECT pg_current_xact_id_if_assigned()");
-    if (!xid.ok()) return vote_abort(xid.status.message());
-    if (!FirstValue(xid)) {
+    if (!wrote_) {
+      // Whether some statement wrote after all (a function called by a
+      // SELECT, say): only the server can tell, one round trip.
+      Reply xid = Run(conn_.get(), "SELECT pg_current_xact_id_if_assigned()");
+      if (!xid.ok()) return vote_abort(xid.status.message());
+      wrote_ = FirstValue(xid).has_value();
+    }
+    if (!wrote_) {
       // No xid: the branch never wrote, so there is nothing to hold.
       Reply commit = Run(conn_.get(), "COMMIT");
       if (!commit.ok()) return vote_abort(commit.status.message());
@@ -734,6 +740,7 @@ class PostgresBackend::PgBranch : public Branch {
   BranchStateMachine<State> state_;
   std::string failed_;         // the first statement error: only rollback is left
   bool ran_user_sql_ = false;  // the session may carry the caller's settings
+  bool wrote_ = false;         // a statement changed rows: the branch has an xid
 };
 
 PostgresBackend::PostgresBackend(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
