@@ -117,8 +117,9 @@ Status Transaction::Commit() {
   for (int attempt = 1;; ++attempt) {
     // One ask may take the coordinator's prepare timeout plus its first
     // commit round: never cut it shorter than the budget.
+    const bool at_decision = client_->options_.return_at_decision;
     st = client_->coordinator_->Call(
-        [&](rpc::CoordinatorClient& c) { c.commitTxn(result, id_, client_->options_.return_at_decision); },
+        [&](rpc::CoordinatorClient& c) { c.commitTxn(result, id_, at_decision); },
         std::max(client_->options_.timeouts.call_ms, client_->options_.commit_budget_ms));
     if (attempt > 1 && st.code() == StatusCode::kNotFound) {
       // Asked again after a lost answer, and the coordinator (restarted

@@ -104,6 +104,7 @@ void TwoPhaseCommit::FinishInBackground(const std::shared_ptr<Txn>& txn) {
   if (!runtime_.background_threads) return Schedule(txn, 0);
   {
     std::lock_guard<std::mutex> lock(retry_mu_);
+    if (stopping_) return;  // the journal has the decision: the next start finishes it
     ++finishing_in_background_;
   }
   RunDetached([this, txn] {

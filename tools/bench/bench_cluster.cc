@@ -39,7 +39,9 @@ Result<std::unique_ptr<BenchCluster>> BenchCluster::Create(BenchClusterOptions o
   for (int i = 0; i < options.participants; ++i) {
     std::vector<std::string> backend = {"--backend=" + options.backend};
     if (options.backend == "sqlite") backend.push_back("--sqlite_path=" + bench->sqlite_path(i));
-    if (options.backend == "postgresql") backend.push_back("--pg_conninfo=" + options.pg_conninfo[i]);
+    if (options.backend == "postgresql") {
+      backend.push_back("--pg_conninfo=" + options.pg_conninfo[i]);
+    }
     bench->cluster_.SetBackend("p" + std::to_string(i + 1), backend);
   }
   if (options.tls) RETURN_NOT_OK(bench->cluster_.UseTls());
