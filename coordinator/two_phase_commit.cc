@@ -108,11 +108,7 @@ void TwoPhaseCommit::FinishInBackground(const std::shared_ptr<Txn>& txn) {
     ++finishing_in_background_;
   }
   RunDetached([this, txn] {
-    if (SendCommits(txn, /*first_round=*/true)) {
-      Finish(txn);
-    } else {
-      Schedule(txn, options_.commit_retry_initial_ms);
-    }
+    PhaseTwo(txn);
     std::lock_guard<std::mutex> lock(retry_mu_);
     if (--finishing_in_background_ == 0) retry_cv_.notify_all();
   });
@@ -237,12 +233,18 @@ Result<CommitOutcome> TwoPhaseCommit::Commit(const std::shared_ptr<Txn>& txn, Co
   // the branches say now; the ones that do not acknowledge are retried.
   if (when == CommitReturn::kAtDecision) {
     FinishInBackground(txn);
-  } else if (SendCommits(txn, /*first_round=*/true)) {
+  } else {
+    PhaseTwo(txn);
+  }
+  return CommitOutcome{TxnState::kCommitted, ""};
+}
+
+void TwoPhaseCommit::PhaseTwo(const std::shared_ptr<Txn>& txn) {
+  if (SendCommits(txn, /*first_round=*/true)) {
     Finish(txn);
   } else {
     Schedule(txn, options_.commit_retry_initial_ms);
   }
-  return CommitOutcome{TxnState::kCommitted, ""};
 }
 
 CommitOutcome TwoPhaseCommit::AbortWith(const std::shared_ptr<Txn>& txn,

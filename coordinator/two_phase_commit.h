@@ -132,8 +132,11 @@ class TwoPhaseCommit {
   // END record and COMMITTED, once every branch acknowledged.
   void Finish(const std::shared_ptr<Txn>& txn);
   void Schedule(const std::shared_ptr<Txn>& txn, int delay_ms);
-  // Phase two of a commit that returned at its decision, on a worker thread
-  // at once; what it cannot finish goes to the retry queue. Stop waits for it.
+  // The first round of phase two once the decision is durable; the branches
+  // that did not acknowledge go to the retry queue.
+  void PhaseTwo(const std::shared_ptr<Txn>& txn);
+  // PhaseTwo on a worker thread, for a commit that returned at its
+  // decision. Stop waits for it.
   void FinishInBackground(const std::shared_ptr<Txn>& txn);
   struct Pending;
   // REQUIRES: retry_mu_ held. Removes and returns the retries due now.

@@ -151,7 +151,12 @@ class CommitReturnTest : public BankTest {
     BankTest::SetUp();
   }
   bool EventuallyCommitted(Client& client, const std::string& txn_id) {
-    return PollUntil([&] { return *client.GetState(txn_id) == TxnState::kCommitted; }, 10000);
+    return PollUntil(
+        [&] {
+          Result<TxnState> state = client.GetState(txn_id);
+          return state.ok() && *state == TxnState::kCommitted;
+        },
+        10000);
   }
   // bank_b's COMMIT of phase two arrives kCommitHeldMs late, or never.
   RuleId HoldBankBsCommit(Fault fault = Fault::kDelayRequest) {
