@@ -24,9 +24,49 @@ Client::Client(Endpoint coordinator, ClientOptions options)
 Client::~Client() = default;
 
 Result<std::unique_ptr<Transaction>> Client::Begin(int64_t timeout_ms) {
-  rpc::BeginResult begun;
-  RETURN_NOT_OK(coordinator_->Call([&](rpc::CoordinatorClient& c) { c.beginTxn(begun, timeout_ms); }));
-  return std::unique_ptr<Transaction>(new Transaction(this, begun.txn_id));
+  std::string id;
+  int64_t timeout = 0;
+  RETURN_NOT_OK(NextId(timeout_ms, &id, &timeout));
+  return std::unique_ptr<Transaction>(
+      new Transaction(this, std::move(id), SteadyClock::now() + Millis(timeout)));
+}
+
+Status Client::NextId(int64_t timeout_ms, std::string* txn_id, int64_t* effective_timeout_ms) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto usable = [this] { return ids_.next < ids_.end && SteadyClock::now() < ids_.valid_until; };
+  if (!usable()) {
+    lock.unlock();
+    // Valid from before the ask: the coordinator counts from its answer, so
+    // this side never uses an id later than the coordinator allows.
+    TimePoint asked = SteadyClock::now();
+    rpc::IdBlock block;
+    const int count = std::max(1, options_.id_block);
+    RETURN_NOT_OK(
+        coordinator_->Call([&](rpc::CoordinatorClient& c) { c.reserveTxnIds(block, count); }));
+    lock.lock();
+    if (!usable()) {  // or another thread's block arrived first: use that one
+      ids_ = IdBlock{block.coordinator + "." + std::to_string(block.epoch) + ".",
+                     block.first_seq,
+                     block.first_seq + block.count,
+                     asked + Millis(block.valid_ms),
+                     block.default_timeout_ms,
+                     block.max_timeout_ms};
+    }
+  }
+  int64_t timeout = timeout_ms > 0 ? timeout_ms : ids_.default_timeout_ms;
+  if (timeout > ids_.max_timeout_ms) {
+    return Status::InvalidArgument("timeout " + std::to_string(timeout) +
+                                   " ms exceeds the maximum of " +
+                                   std::to_string(ids_.max_timeout_ms) + " ms");
+  }
+  *txn_id = ids_.prefix + std::to_string(ids_.next++);
+  *effective_timeout_ms = timeout;
+  return Status::Ok();
+}
+
+void Client::DropIdBlock() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ids_ = IdBlock{};
 }
 
 Result<TxnState> Client::GetState(const std::string& txn_id) {
@@ -65,9 +105,33 @@ Result<std::shared_ptr<Client::ParticipantPool>> Client::PoolFor(const std::stri
 
 Transaction::~Transaction() {
   if (phase_ == Phase::kOpen) {
-    // Best effort: if this fails, the coordinator rolls back at the deadline.
+    // Best effort: if this fails, each branch rolls back at its deadline.
     (void)Rollback();
   }
+}
+
+std::vector<EnlistedBranch> Transaction::Branches() const {
+  std::vector<EnlistedBranch> out;
+  for (const auto& [participant, opening] : openings_) out.push_back({participant, opening});
+  return out;
+}
+
+void Transaction::NoteOpening(const std::string& participant, const std::string& opening) {
+  if (opening.empty()) return;
+  std::string& known = openings_[participant];
+  if (known.empty()) {
+    known = opening;
+  } else if (known != opening && doubtful_.empty()) {
+    doubtful_ = "participant " + participant + " lost the transaction's earlier work there (" +
+                "it restarted or rolled the branch back: opened as " + known + ", then as " +
+                opening + ")";
+  }
+}
+
+Status Transaction::RollBackAnd(Status why) {
+  Status rolled_back = Rollback();
+  if (!rolled_back.ok()) why = why.WithContext("rollback: " + rolled_back.message());
+  return why;
 }
 
 Status Transaction::RequireOpen() const {
@@ -84,16 +148,57 @@ Status Transaction::RequireOpen() const {
   return Status::Internal("bad phase");
 }
 
+Status Transaction::Send(RpcPool<rpc::ParticipantClient>& pool, const std::string& sql,
+                         const std::vector<rpc::Value>& params, rpc::ExecuteResult* result,
+                         std::string* opening) {
+  const int64_t left_ms = MillisUntil(deadline_);
+  if (left_ms <= 0) return Status::TimedOut("transaction " + id_ + " timed out");
+  Status st = pool.Call([&](rpc::ParticipantClient& c) {
+    try {
+      c.execute(*result, id_, sql, params, left_ms);
+    } catch (const rpc::PactError& e) {
+      *opening = e.branch;
+      throw;
+    }
+  });
+  if (st.ok()) *opening = result->branch;
+  return st;
+}
+
 Result<QueryResult> Transaction::Execute(const std::string& participant, const std::string& sql,
                                          const std::vector<SqlValue>& params) {
   RETURN_NOT_OK(RequireOpen());
   ASSIGN_OR_RETURN(auto pool, client_->PoolFor(participant));
-  rpc::ExecuteResult result;
   const std::vector<rpc::Value> wire_params = ToRpcValues(params);
-  Status st = pool->Call(
-      [&](rpc::ParticipantClient& c) { c.execute(result, id_, sql, wire_params); });
+  rpc::ExecuteResult result;
+  std::string opening;
+  openings_.emplace(participant, "");  // sent there: a rollback tells it
+  Status st = Send(*pool, sql, wire_params, &result, &opening);
+  if (st.code() == StatusCode::kFenced) {
+    // The id is of a coordinator run that was replaced: that run's ids can
+    // never commit. Nothing of this transaction is anywhere yet unless a
+    // branch opened: then only a fresh id for this first statement helps.
+    client_->DropIdBlock();
+    const bool untouched = doubtful_.empty() &&
+                           std::all_of(openings_.begin(), openings_.end(),
+                                       [](const auto& o) { return o.second.empty(); });
+    int64_t unused_timeout = 0;
+    if (untouched && client_->NextId(/*timeout_ms=*/0, &id_, &unused_timeout).ok()) {
+      openings_ = {{participant, ""}};
+      st = Send(*pool, sql, wire_params, &result, &opening);
+    }
+  }
   if (st.code() == StatusCode::kUnavailable && doubtful_.empty()) {
     doubtful_ = "statement on " + participant + " may or may not have run (" + st.message() + ")";
+  }
+  if (st.code() == StatusCode::kFenced) {
+    if (doubtful_.empty()) doubtful_ = st.message();
+    return Status::Aborted("transaction " + id_ + " can never commit: " + st.message());
+  }
+  const bool had_no_doubt = doubtful_.empty();
+  NoteOpening(participant, opening);
+  if (had_no_doubt && !doubtful_.empty()) {
+    return Status::Aborted("transaction " + id_ + " can only roll back: " + doubtful_);
   }
   RETURN_NOT_OK(st);
   return FromRpcResult(result);
@@ -102,10 +207,22 @@ Result<QueryResult> Transaction::Execute(const std::string& participant, const s
 Status Transaction::Commit() {
   RETURN_NOT_OK(RequireOpen());
   if (!doubtful_.empty()) {
-    // Committing would commit whatever that statement did or did not do.
-    Status rolled_back = Rollback();
-    return Status::Aborted("transaction " + id_ + " rolled back because a " + doubtful_ +
-                           (rolled_back.ok() ? "" : "; rollback: " + rolled_back.message()));
+    // Committing would commit whatever that statement did or did not do, or
+    // half the work.
+    return RollBackAnd(Status::Aborted("transaction " + id_ + " rolled back: " + doubtful_));
+  }
+  if (MillisUntil(deadline_) <= 0) {
+    return RollBackAnd(
+        Status::TimedOut("transaction " + id_ + " timed out: its deadline passed before commit"));
+  }
+  // A participant that answered without opening a branch holds nothing.
+  std::vector<rpc::EnlistedBranch> branches;
+  for (const auto& b : Branches()) {
+    if (b.opening.empty()) continue;
+    rpc::EnlistedBranch wire;
+    wire.participant = b.participant;
+    wire.branch = b.opening;
+    branches.push_back(std::move(wire));
   }
   rpc::CommitResult result;
   auto lost = [](const Status& s) {
@@ -119,7 +236,7 @@ Status Transaction::Commit() {
     // commit round: never cut it shorter than the budget.
     const bool at_decision = client_->options_.return_at_decision;
     st = client_->coordinator_->Call(
-        [&](rpc::CoordinatorClient& c) { c.commitTxn(result, id_, at_decision); },
+        [&](rpc::CoordinatorClient& c) { c.commitTxn(result, id_, at_decision, branches); },
         std::max(client_->options_.timeouts.call_ms, client_->options_.commit_budget_ms));
     if (attempt > 1 && st.code() == StatusCode::kNotFound) {
       // Asked again after a lost answer, and the coordinator (restarted
@@ -138,12 +255,19 @@ Status Transaction::Commit() {
     backoff_ms = std::min(backoff_ms * 2, 1000);
   }
   if (lost(st)) {
+    // The coordinator may be gone: the next Begin asks it first. Branches it
+    // never prepared would hold their locks until their deadline; giving
+    // them up can only make the outcome an abort, and the budget spent
+    // means the coordinator, if alive, decided long ago.
+    client_->DropIdBlock();
+    (void)AbandonBranches();
     phase_ = Phase::kUnknown;
     return Status::Unavailable("outcome of " + id_ + " unknown: " + st.message());
   }
   if (!st.ok()) {
     // The coordinator's answer (deadline passed, unknown id, ...): nothing
-    // of this transaction committed.
+    // of this transaction committed. An unknown id may mean it restarted.
+    if (st.code() == StatusCode::kNotFound) client_->DropIdBlock();
     phase_ = Phase::kRolledBack;
     return st;
   }
@@ -157,9 +281,49 @@ Status Transaction::Commit() {
 
 Status Transaction::Rollback() {
   RETURN_NOT_OK(RequireOpen());
-  Status st = client_->coordinator_->Call([&](rpc::CoordinatorClient& c) { c.rollbackTxn(id_); });
+  std::vector<rpc::EnlistedBranch> branches;
+  for (const auto& b : Branches()) {
+    rpc::EnlistedBranch wire;
+    wire.participant = b.participant;
+    wire.branch = b.opening;
+    branches.push_back(std::move(wire));
+  }
+  Status st = client_->coordinator_->Call(
+      [&](rpc::CoordinatorClient& c) { c.rollbackTxn(id_, branches); });
+  if (st.code() == StatusCode::kNotFound) {
+    // Of an earlier run of the coordinator (it restarted): that run's
+    // transactions can never commit, and their branches roll back by
+    // themselves; give them up now all the same.
+    client_->DropIdBlock();
+    (void)AbandonBranches();
+    st = Status::Ok();
+  }
+  if (st.code() == StatusCode::kUnavailable) {
+    client_->DropIdBlock();
+    Status abandoned = AbandonBranches();
+    if (abandoned.ok()) st = abandoned;
+  }
   if (st.ok()) phase_ = Phase::kRolledBack;
   return st;
+}
+
+Status Transaction::AbandonBranches() {
+  Status first_failure;
+  for (const auto& [participant, opening] : openings_) {
+    if (opening.empty()) {
+      // A statement went there and no opening came back: whether a branch
+      // opened is unknown; its deadline rolls it back.
+      if (first_failure.ok()) first_failure = Status::Unavailable(participant + ": branch unknown");
+      continue;
+    }
+    auto pool = client_->PoolFor(participant);
+    Status st = pool.ok() ? (*pool)->Call([&, &opening = opening](rpc::ParticipantClient& c) {
+                              c.abandon(id_, opening);
+                            })
+                          : pool.status();
+    if (!st.ok() && first_failure.ok()) first_failure = st.WithContext(participant);
+  }
+  return first_failure;
 }
 
 }  // namespace pact

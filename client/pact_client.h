@@ -1,5 +1,7 @@
-// The C++ client library: begin a transaction at the coordinator, run
-// statements on named participants, commit atomically. Hides all Thrift.
+// The C++ client library: begin a transaction, run statements on named
+// participants, commit atomically. Hides all Thrift. Beginning costs no round
+// trip (ids come in blocks reserved at the coordinator), and the branches a
+// transaction opened travel with its commit.
 //
 //   auto client = pact::Client::Connect("127.0.0.1:7700");
 //   auto txn = (*client)->Begin();
@@ -15,6 +17,8 @@
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include <chrono>
 
 #include "common/protocol.h"
 #include "common/sql_value.h"
@@ -50,6 +54,9 @@ struct ClientOptions {
   // committed its branch yet, so the read waits for its locks or sees the
   // rows as they were before (read your writes then needs the default).
   bool return_at_decision = false;
+  // Transaction ids reserved at the coordinator per round trip (Begin takes
+  // one each, without asking). 1 asks for every transaction.
+  int id_block = 64;
 };
 
 // Thread-safe; share one Client across threads. Each Transaction is used by
@@ -62,7 +69,8 @@ class Client {
   ~Client();
 
   // timeout_ms <= 0 takes the coordinator's default. A transaction not
-  // committed by then is rolled back everywhere.
+  // committed by then is rolled back everywhere. Asks the coordinator only
+  // when its block of reserved ids is used up or old.
   Result<std::unique_ptr<Transaction>> Begin(int64_t timeout_ms = 0);
 
   // The coordinator's view of a transaction, e.g. after Commit returned
@@ -74,14 +82,30 @@ class Client {
   using CoordinatorPool = RpcPool<rpc::CoordinatorClient>;
   using ParticipantPool = RpcPool<rpc::ParticipantClient>;
 
+  // Ids reserved at the coordinator, used one per transaction.
+  struct IdBlock {
+    std::string prefix;  // "<coordinator>.<epoch>."
+    int64_t next = 0;
+    int64_t end = 0;     // one past the last
+    std::chrono::steady_clock::time_point valid_until;
+    int64_t default_timeout_ms = 0;
+    int64_t max_timeout_ms = 0;
+  };
+
   Client(Endpoint coordinator, ClientOptions options);
   // Looks a participant's endpoint up at the coordinator (cached).
   Result<std::shared_ptr<ParticipantPool>> PoolFor(const std::string& participant);
+  // The next reserved id and its timeout (timeout_ms as Begin takes it).
+  Status NextId(int64_t timeout_ms, std::string* txn_id, int64_t* effective_timeout_ms);
+  // After a failure that may mean the coordinator restarted (its ids of the
+  // old run can no longer become transactions): reserve afresh next time.
+  void DropIdBlock();
 
   const ClientOptions options_;
   std::unique_ptr<CoordinatorPool> coordinator_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<ParticipantPool>> participants_;  // guarded by mu_
+  IdBlock ids_;                                                           // guarded by mu_
 };
 
 class Transaction {
@@ -89,12 +113,17 @@ class Transaction {
   // Rolls back unless committed or rolled back already.
   ~Transaction();
 
+  // Final once a statement opened a branch. Before that it changes once if
+  // the coordinator restarted since the client reserved it (that run's ids
+  // can never commit, so the first statement takes a fresh one).
   const std::string& id() const { return id_; }
 
-  // Runs one statement on a participant; its branch is enlisted on first use.
-  // Parameters bind to ?1, ?2, ... (or ?) in order. Never retried: after
+  // Runs one statement on a participant, opening its branch there on first
+  // use. Parameters bind to ?1, ?2, ... (or ?) in order. Never retried: after
   // kUnavailable nobody knows whether the statement ran, so the transaction
-  // can then only roll back (Commit does that and answers kAborted).
+  // can then only roll back (Commit does that and answers kAborted). So too
+  // when the participant answers from a new opening of the branch (it lost
+  // the earlier work: it restarted, or rolled the branch back).
   Result<QueryResult> Execute(const std::string& participant, const std::string& sql,
                               const std::vector<SqlValue>& params = {});
 
@@ -107,13 +136,32 @@ class Transaction {
  private:
   friend class Client;
   enum class Phase { kOpen, kCommitted, kRolledBack, kUnknown };
-  Transaction(Client* client, std::string id) : client_(client), id_(std::move(id)) {}
+  Transaction(Client* client, std::string id, std::chrono::steady_clock::time_point deadline)
+      : client_(client), id_(std::move(id)), deadline_(deadline) {}
   Status RequireOpen() const;
+  // The branches as the coordinator is told them: every participant a
+  // statement was sent to (a rollback needs no opening's name).
+  std::vector<EnlistedBranch> Branches() const;
+  // Notes the opening `participant` answered from.
+  void NoteOpening(const std::string& participant, const std::string& opening);
+  // Rolls back at the coordinator, then answers `why`.
+  Status RollBackAnd(Status why);
+  // Sends one statement; *opening is the branch it ran in, also on failure.
+  Status Send(RpcPool<rpc::ParticipantClient>& pool, const std::string& sql,
+              const std::vector<rpc::Value>& params, rpc::ExecuteResult* result,
+              std::string* opening);
+  // Gives up every branch opened at its participant, without the
+  // coordinator (unreachable): an active branch rolls back, a prepared one
+  // is left to its coordinator. OK once every branch is known gone.
+  Status AbandonBranches();
 
   Client* const client_;
-  const std::string id_;
+  std::string id_;
+  const std::chrono::steady_clock::time_point deadline_;
   Phase phase_ = Phase::kOpen;
-  std::string doubtful_;  // why a statement's outcome is unknown, if one's is
+  // Each participant's opening of the branch ("" until one answered).
+  std::map<std::string, std::string> openings_;
+  std::string doubtful_;  // why the transaction can only roll back, if it can
 };
 
 }  // namespace pact

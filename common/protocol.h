@@ -14,6 +14,14 @@ struct Fence {
   int64_t epoch = 0;
 };
 
+// A branch as the client reports it at commit: where it opened, and the
+// participant's name for that opening (unique per participant run), so that a
+// branch whose work was lost and that opened again is never prepared for it.
+struct EnlistedBranch {
+  std::string participant;
+  std::string opening;
+};
+
 // A participant's answer to prepare.
 enum class Vote {
   kCommit,    // durable as prepared; will commit if told, whatever happens
@@ -25,7 +33,7 @@ enum class Vote {
 // TwoPhaseCommit::Transition (coordinator/two_phase_commit.h): journal first,
 // then memory, then messages. Its table of moves says which record backs each.
 enum class TxnState {
-  kActive,      // begun; branches may be enlisted and execute statements
+  kActive,      // begun; its branches execute statements (the coordinator learns them at commit)
   kPreparing,   // commit requested; collecting votes. No journal record yet.
   kCommitting,  // COMMIT record durable; telling the branches (retried until acked)
   kCommitted,   // every branch acknowledged (or none needed telling); no record left

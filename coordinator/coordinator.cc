@@ -189,6 +189,16 @@ Result<std::shared_ptr<Txn>> Coordinator::Find(const std::string& txn_id) {
     return Status::NotFound("unknown transaction " + txn_id + ": never begun");
   }
   if (id.epoch == epoch_) {
+    bool reserved;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      reserved = reserved_.IsUnused(id.seq);
+    }
+    if (reserved) {
+      return Status::NotFound("transaction " + txn_id +
+                              " is a reserved id not committed or rolled back yet (a client "
+                              "begins from reserved ids; the coordinator hears of it then)");
+    }
     return Status::NotFound("transaction " + txn_id +
                             " finished and is no longer remembered (only the last " +
                             std::to_string(options_.finished_txns_kept) + " are)");
@@ -199,51 +209,107 @@ Result<std::shared_ptr<Txn>> Coordinator::Find(const std::string& txn_id) {
                           "and was forgotten");
 }
 
-Result<int64_t> Coordinator::Enlist(const std::string& txn_id, const std::string& participant,
-                                    const std::string& branch) {
-  if (branch.empty()) {
-    return Status::InvalidArgument("enlist of " + participant + " in " + txn_id +
-                                   " names no branch opening");
+Result<IdBlock> Coordinator::ReserveIds(int count) {
+  if (!ready_) return Status::Unavailable("coordinator is recovering; try again shortly");
+  if (draining_) return Status::Unavailable("coordinator is shutting down");
+  if (!protocol_->deciding()) return protocol_->WhyNotDeciding();
+  if (count < 1 || count > options_.max_id_block) {
+    return Status::InvalidArgument("a block of " + std::to_string(count) +
+                                   " ids; ask for 1 to " + std::to_string(options_.max_id_block));
   }
+  IdBlock block{options_.name,
+                epoch_,
+                /*first_seq=*/0,
+                count,
+                options_.id_block_valid_ms,
+                options_.default_txn_timeout_ms,
+                options_.max_txn_timeout_ms};
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (registry_.count(participant) == 0) {
-      return Status::NotFound("unknown participant '" + participant +
-                              "'; registered: " + JoinNames(registry_));
+    if (reserved_.unused() + count > options_.max_unused_ids) {
+      return Status::Busy(std::to_string(reserved_.unused()) +
+                          " reserved transaction ids are not used yet; begin with those first");
     }
+    block.first_seq = next_seq_.fetch_add(count);
+    // The last first commit of these ids can arrive once the last is begun
+    // (valid_ms) and has run its longest (the maximum timeout); the slack
+    // covers a late answer to this call and the commit's own travel.
+    constexpr int64_t kSlackMs = 60000;
+    reserved_.Add(block.first_seq, count,
+                  clock()->Now() + Millis(options_.id_block_valid_ms +
+                                          options_.max_txn_timeout_ms + kSlackMs));
   }
-  ASSIGN_OR_RETURN(auto txn, Find(txn_id));
-  std::lock_guard<std::mutex> lock(txn->mu);
-  if (txn->state != TxnState::kActive) {
-    return Status::FailedPrecondition("transaction " + txn_id + " is " +
-                                      TxnStateName(txn->state) +
-                                      "; it accepts no more work");
-  }
-  if (!txn->doomed.empty()) return Status::Aborted("transaction " + txn_id + ": " + txn->doomed);
-  int64_t left = clock()->MillisUntil(txn->deadline);
-  if (left <= 0) return Status::TimedOut("transaction " + txn_id + " passed its deadline");
-  BranchProgress* known = txn->FindBranch(participant);
-  if (known == nullptr) {
-    BranchProgress added;
-    added.participant = participant;
-    added.opening = branch;
-    txn->branches.push_back(added);
-  } else if (known->opening != branch) {
-    // The participant holds no trace of the first opening (it restarted, or
-    // rolled the branch back): committing now would commit half the work.
-    txn->doomed = "participant " + participant +
-                  " lost the transaction's earlier work there (it restarted or rolled the "
-                  "branch back) and opened the branch again";
-    known->last_error = "opened twice: " + known->opening + ", then " + branch;
-    LOG(WARNING) << "txn " << txn_id << " doomed: " << txn->doomed;
-    return Status::Aborted("transaction " + txn_id + " must abort: " + txn->doomed);
-  }
-  return left;
+  CrashPoint("after_begin");  // the client's Begin, for the ids it reserves
+  return block;
 }
 
-Result<CommitOutcome> Coordinator::Commit(const std::string& txn_id, CommitReturn when) {
+Result<std::shared_ptr<Txn>> Coordinator::FindOrStart(const std::string& txn_id) {
+  Result<std::shared_ptr<Txn>> found = Find(txn_id);
+  if (found.status().code() != StatusCode::kNotFound) return found;
+  TxnId id = *TxnId::Parse(txn_id);  // Find parsed it
+  if (id.coordinator != options_.name || id.epoch != epoch_) return found;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = txns_.find(txn_id);
+  if (it != txns_.end()) return it->second;  // another first ask started it meanwhile
+  if (!reserved_.Use(id.seq)) return found;
+  auto txn = std::make_shared<Txn>(txn_id, options_.default_txn_timeout_ms, TxnState::kActive,
+                                   clock()->Now());
+  txns_[txn_id] = txn;
+  metrics_->txns_begun->Add();
+  return txn;
+}
+
+Status Coordinator::CheckBranches(const std::vector<EnlistedBranch>& branches,
+                                  bool for_commit) {
+  if (branches.size() > options_.max_branches) {
+    return Status::InvalidArgument(std::to_string(branches.size()) +
+                                   " branches; a transaction has at most " +
+                                   std::to_string(options_.max_branches));
+  }
+  // A rollback tells what it can: one a participant removed since cannot
+  // hear it and rolls back at its deadline.
+  if (!for_commit) return Status::Ok();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& b : branches) {
+    if (registry_.count(b.participant) == 0) {
+      return Status::NotFound("unknown participant '" + b.participant +
+                              "'; registered: " + JoinNames(registry_));
+    }
+    if (b.opening.empty()) {
+      return Status::InvalidArgument("the branch at " + b.participant +
+                                     " names no opening (the branch name execute answered)");
+    }
+  }
+  return Status::Ok();
+}
+
+void Coordinator::AttachBranches(Txn& txn, const std::vector<EnlistedBranch>& branches) {
+  std::lock_guard<std::mutex> lock(txn.mu);
+  if (txn.state != TxnState::kActive || !txn.branches.empty()) return;
+  for (const auto& b : branches) {
+    BranchProgress* known = txn.FindBranch(b.participant);
+    if (known == nullptr) {
+      BranchProgress added;
+      added.participant = b.participant;
+      added.opening = b.opening;
+      txn.branches.push_back(added);
+    } else if (known->opening != b.opening) {
+      // The participant holds no trace of the first opening (it restarted, or
+      // rolled the branch back): committing now would commit half the work.
+      txn.doomed = "participant " + b.participant +
+                   " lost the transaction's earlier work there (it restarted or rolled the "
+                   "branch back) and opened the branch again";
+      known->last_error = "opened twice: " + known->opening + ", then " + b.opening;
+      LOG(WARNING) << "txn " << txn.id << " doomed: " << txn.doomed;
+    }
+  }
+}
+
+Result<CommitOutcome> Coordinator::Commit(const std::string& txn_id,
+                                          const std::vector<EnlistedBranch>& branches,
+                                          CommitReturn when) {
   TimePoint start = clock()->Now();
-  Result<CommitOutcome> outcome = Decide(txn_id, when);
+  Result<CommitOutcome> outcome = Decide(txn_id, branches, when);
   double seconds = std::chrono::duration<double>(clock()->Now() - start).count();
   metrics_->commit_latency_seconds->Observe(seconds);
   int64_t micros = static_cast<int64_t>(seconds * 1e6);
@@ -253,8 +319,12 @@ Result<CommitOutcome> Coordinator::Commit(const std::string& txn_id, CommitRetur
   return outcome;
 }
 
-Result<CommitOutcome> Coordinator::Decide(const std::string& txn_id, CommitReturn when) {
-  ASSIGN_OR_RETURN(auto txn, Find(txn_id));
+Result<CommitOutcome> Coordinator::Decide(const std::string& txn_id,
+                                          const std::vector<EnlistedBranch>& branches,
+                                          CommitReturn when) {
+  RETURN_NOT_OK(CheckBranches(branches, /*for_commit=*/true));
+  ASSIGN_OR_RETURN(auto txn, FindOrStart(txn_id));
+  AttachBranches(*txn, branches);
   std::string must_abort;
   {
     std::lock_guard<std::mutex> lock(txn->mu);
@@ -295,8 +365,11 @@ int Coordinator::DecidingWaitMs() const {
   return options_.protocol.prepare_timeout_ms * 2 + 1000;
 }
 
-Status Coordinator::Rollback(const std::string& txn_id) {
-  ASSIGN_OR_RETURN(auto txn, Find(txn_id));
+Status Coordinator::Rollback(const std::string& txn_id,
+                             const std::vector<EnlistedBranch>& branches) {
+  RETURN_NOT_OK(CheckBranches(branches, /*for_commit=*/false));
+  ASSIGN_OR_RETURN(auto txn, FindOrStart(txn_id));
+  AttachBranches(*txn, branches);
   if (protocol_->Claim(txn, TxnState::kAborting, "rolled back by the application")) {
     protocol_->Abort(txn);
     return Status::Ok();
@@ -342,9 +415,15 @@ Result<Outcome> Coordinator::Inquire(const std::string& txn_id) {
     auto it = txns_.find(txn_id);
     if (it != txns_.end()) txn = it->second;
   }
-  // Presumed abort: every undecided-or-committing transaction is in the
-  // table (loaded from the journal at start), so absence means aborted.
-  if (!txn) return Outcome::kAborted;
+  if (!txn) {
+    // A reserved id not committed or rolled back yet: its branches are
+    // still executing. Otherwise presumed abort: every undecided-or-
+    // committing transaction is in the table (loaded from the journal at
+    // start), so absence means aborted.
+    std::lock_guard<std::mutex> lock(mu_);
+    bool reserved = id.epoch == epoch_ && reserved_.IsUnused(id.seq);
+    return reserved ? Outcome::kActive : Outcome::kAborted;
+  }
   std::lock_guard<std::mutex> lock(txn->mu);
   switch (txn->state) {
     case TxnState::kActive:
@@ -589,6 +668,7 @@ void Coordinator::CheckDeadlines() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     TimePoint now = clock()->Now();
+    reserved_.DropExpired(now);
     while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
       auto it = txns_.find(deadlines_.begin()->second);
       if (it != txns_.end()) expired.push_back(it->second);

@@ -1,4 +1,4 @@
-// The coordinator's core: the transaction table, begin/enlist/commit/rollback,
+// The coordinator's core: the transaction table, begin/reserve/commit/rollback,
 // status and outcome inquiries, deadlines, the participant registry and
 // recovery at start. Plain C++; the Thrift handler is a thin layer on top.
 #pragma once
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "coordinator/coordinator_metrics.h"
+#include "coordinator/id_reservations.h"
 #include "coordinator/participants.h"
 #include "coordinator/transaction.h"
 #include "coordinator/two_phase_commit.h"
@@ -28,6 +29,10 @@ struct CoordinatorOptions {
   int64_t max_txn_timeout_ms = 3600000;
   int deadline_check_interval_ms = 100;
   size_t finished_txns_kept = 10000;  // finished transactions kept for status
+  int max_id_block = 1024;            // ids one reserveTxnIds may hand out
+  int64_t id_block_valid_ms = 10000;  // a reserved id is begun within this
+  int64_t max_unused_ids = 1 << 24;   // reserved and not used yet, over all clients
+  size_t max_branches = 256;          // per transaction
   ProtocolOptions protocol;
   Runtime runtime;
 };
@@ -35,6 +40,17 @@ struct CoordinatorOptions {
 struct BeginInfo {
   std::string txn_id;
   int64_t timeout_ms = 0;
+};
+
+// Ids "<coordinator>.<epoch>.<seq>" for seq in [first_seq, first_seq + count).
+struct IdBlock {
+  std::string coordinator;
+  int64_t epoch = 0;
+  int64_t first_seq = 0;
+  int count = 0;
+  int64_t valid_ms = 0;  // each begun within this of the answer
+  int64_t default_timeout_ms = 0;
+  int64_t max_timeout_ms = 0;
 };
 
 class Coordinator {
@@ -66,19 +82,27 @@ class Coordinator {
   int64_t epoch() const { return epoch_; }
   bool ready() const { return ready_; }
 
+  // One transaction, in the table at once (status shows it; its deadline
+  // rolls it back).
   Result<BeginInfo> Begin(int64_t timeout_ms);
-  // Returns the milliseconds left until the transaction's deadline.
-  // `branch` names this opening of the participant's branch; another name
-  // for the same participant means the first opening's work is lost, and the
-  // transaction is doomed (kAborted; commit aborts it).
-  Result<int64_t> Enlist(const std::string& txn_id, const std::string& participant,
-                         const std::string& branch);
-  // Idempotent: a repeated call returns the outcome of the first.
+  // Up to `count` ids for a client to begin transactions with, without a
+  // round trip each: one becomes a transaction at its first Commit or
+  // Rollback, and only then, once (IdReservations).
+  Result<IdBlock> ReserveIds(int count);
+  // Runs the protocol over `branches`, every branch the client opened (each
+  // with the participant's name for its opening). Idempotent: a repeated
+  // call returns the outcome of the first, whose branch list stands. Two
+  // openings at one participant mean the first one's work is lost: ABORTED.
   Result<CommitOutcome> Commit(const std::string& txn_id,
+                               const std::vector<EnlistedBranch>& branches,
                                CommitReturn when = CommitReturn::kAfterBranches);
-  Status Rollback(const std::string& txn_id);
+  // Rolls back a transaction not decided yet and tells `branches` (whose
+  // openings may be unknown: a rollback is by transaction id).
+  Status Rollback(const std::string& txn_id, const std::vector<EnlistedBranch>& branches);
   Result<TxnSnapshot> GetStatus(const std::string& txn_id);
-  // A participant holding a prepared branch asks what became of it.
+  // A participant holding a branch asks what became of it: prepared, to
+  // learn the decision; still active after a while, to learn whether anyone
+  // can still commit it (kActive: not decided yet, or a reserved id).
   Result<Outcome> Inquire(const std::string& txn_id);
   // Open, recently finished and unfinished-from-the-journal transactions,
   // only those in `states` unless it is empty.
@@ -103,9 +127,19 @@ class Coordinator {
 
  private:
   // Commit without the measuring.
-  Result<CommitOutcome> Decide(const std::string& txn_id, CommitReturn when);
+  Result<CommitOutcome> Decide(const std::string& txn_id,
+                               const std::vector<EnlistedBranch>& branches, CommitReturn when);
   // NotFound with an explanation when the id is unknown.
   Result<std::shared_ptr<Txn>> Find(const std::string& txn_id);
+  // Find, or the transaction a reserved id becomes at its first commit or
+  // rollback.
+  Result<std::shared_ptr<Txn>> FindOrStart(const std::string& txn_id);
+  // A branch list as a client sent it: not too long, and for a commit, at
+  // registered participants, each with its opening's name.
+  Status CheckBranches(const std::vector<EnlistedBranch>& branches, bool for_commit);
+  // The client's branch list becomes the transaction's, unless it has one
+  // (a repeated ask) or is decided already.
+  void AttachBranches(Txn& txn, const std::vector<EnlistedBranch>& branches);
   Status Recover();
   void OnFinished(const std::shared_ptr<Txn>& txn);
   void CheckDeadlines();
@@ -136,6 +170,7 @@ class Coordinator {
   // Deadlines of begun transactions by id, soonest first; each is checked
   // once. Ids rather than pointers: a finished transaction is freed at once.
   std::multimap<TimePoint, std::string> deadlines_;  // guarded by mu_
+  IdReservations reserved_;                          // guarded by mu_
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

@@ -7,6 +7,13 @@ namespace pact {
 namespace {
 
 
+std::vector<EnlistedBranch> FromRpc(const std::vector<rpc::EnlistedBranch>& branches) {
+  std::vector<EnlistedBranch> out;
+  out.reserve(branches.size());
+  for (const auto& b : branches) out.push_back({b.participant, b.branch});
+  return out;
+}
+
 rpc::TxnStatus ToRpc(const TxnSnapshot& s) {
   rpc::TxnStatus out;
   out.txn_id = s.id;
@@ -62,24 +69,33 @@ void CoordinatorHandler::beginTxn(rpc::BeginResult& out, int64_t timeout_ms) {
   out.timeout_ms = begun.timeout_ms;
 }
 
-int64_t CoordinatorHandler::enlist(const std::string& txn_id, const std::string& participant,
-                                   const std::string& branch) {
-  AllowParticipant(participant, "enlist");
-  return ValueOrThrow(coordinator_->Enlist(txn_id, participant, branch));
+void CoordinatorHandler::reserveTxnIds(rpc::IdBlock& out, int32_t count) {
+  Allow(Role::kApplication, "reserveTxnIds");
+  IdBlock block = ValueOrThrow(coordinator_->ReserveIds(count));
+  out.coordinator = block.coordinator;
+  out.epoch = block.epoch;
+  out.first_seq = block.first_seq;
+  out.count = block.count;
+  out.valid_ms = block.valid_ms;
+  out.default_timeout_ms = block.default_timeout_ms;
+  out.max_timeout_ms = block.max_timeout_ms;
 }
 
 void CoordinatorHandler::commitTxn(rpc::CommitResult& out, const std::string& txn_id,
-                                   bool return_at_decision) {
+                                   bool return_at_decision,
+                                   const std::vector<rpc::EnlistedBranch>& branches) {
   Allow(Role::kApplication, "commitTxn");
   CommitOutcome outcome = ValueOrThrow(coordinator_->Commit(
-      txn_id, return_at_decision ? CommitReturn::kAtDecision : CommitReturn::kAfterBranches));
+      txn_id, FromRpc(branches),
+      return_at_decision ? CommitReturn::kAtDecision : CommitReturn::kAfterBranches));
   out.state = TxnStateToRpc(outcome.state);
   out.reason = outcome.reason;
 }
 
-void CoordinatorHandler::rollbackTxn(const std::string& txn_id) {
+void CoordinatorHandler::rollbackTxn(const std::string& txn_id,
+                                     const std::vector<rpc::EnlistedBranch>& branches) {
   Allow(Role::kApplication, "rollbackTxn");
-  ThrowIfError(coordinator_->Rollback(txn_id));
+  ThrowIfError(coordinator_->Rollback(txn_id, FromRpc(branches)));
 }
 
 void CoordinatorHandler::status(rpc::TxnStatus& out, const std::string& txn_id) {

@@ -13,11 +13,11 @@ class CoordinatorHandler : public rpc::CoordinatorIf {
   void authenticate(const std::string& token) override;
   void info(rpc::CoordinatorInfo& out) override;
   void beginTxn(rpc::BeginResult& out, int64_t timeout_ms) override;
-  int64_t enlist(const std::string& txn_id, const std::string& participant,
-                 const std::string& branch) override;
-  void commitTxn(rpc::CommitResult& out, const std::string& txn_id,
-                 bool return_at_decision) override;
-  void rollbackTxn(const std::string& txn_id) override;
+  void reserveTxnIds(rpc::IdBlock& out, int32_t count) override;
+  void commitTxn(rpc::CommitResult& out, const std::string& txn_id, bool return_at_decision,
+                 const std::vector<rpc::EnlistedBranch>& branches) override;
+  void rollbackTxn(const std::string& txn_id,
+                   const std::vector<rpc::EnlistedBranch>& branches) override;
   void status(rpc::TxnStatus& out, const std::string& txn_id) override;
   rpc::Outcome::type outcome(const std::string& txn_id) override;
   void registerParticipant(const rpc::ParticipantEndpoint& participant) override;

@@ -27,8 +27,10 @@ class Participants {
   virtual void SetEndpoint(const std::string& participant, const std::string& host, int port) = 0;
 
   // An error (including kUnavailable after timeout_ms) counts as an ABORT vote.
+  // `opening` is the branch opening the client reported: another one there
+  // votes ABORT.
   virtual Result<Vote> Prepare(const std::string& participant, const std::string& txn_id,
-                               int timeout_ms) = 0;
+                               const std::string& opening, int timeout_ms) = 0;
 
   // kUnavailable: unknown whether it committed; retry. kNotFound: the
   // participant holds no such branch.

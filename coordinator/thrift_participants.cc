@@ -27,11 +27,12 @@ Result<std::shared_ptr<ThriftParticipants::Pool>> ThriftParticipants::PoolFor(
 }
 
 Result<Vote> ThriftParticipants::Prepare(const std::string& participant,
-                                         const std::string& txn_id, int timeout_ms) {
+                                         const std::string& txn_id, const std::string& opening,
+                                         int timeout_ms) {
   ASSIGN_OR_RETURN(auto pool, PoolFor(participant));
   rpc::Vote::type vote = rpc::Vote::ABORT;
-  RETURN_NOT_OK(pool->Call([&](rpc::ParticipantClient& c) { vote = c.prepare(fence_, txn_id); },
-                           timeout_ms));
+  RETURN_NOT_OK(pool->Call(
+      [&](rpc::ParticipantClient& c) { vote = c.prepare(fence_, txn_id, opening); }, timeout_ms));
   return VoteFromRpc(vote);
 }
 

@@ -21,7 +21,7 @@ class ThriftParticipants : public Participants {
   void SetFence(const Fence& fence) override;
   void SetEndpoint(const std::string& participant, const std::string& host, int port) override;
   Result<Vote> Prepare(const std::string& participant, const std::string& txn_id,
-                       int timeout_ms) override;
+                       const std::string& opening, int timeout_ms) override;
   Status Commit(const std::string& participant, const std::string& txn_id,
                 bool one_phase) override;
   Status Rollback(const std::string& participant, const std::string& txn_id) override;

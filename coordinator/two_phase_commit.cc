@@ -65,11 +65,11 @@ std::string Join(const std::vector<std::string>& names) {
   return out;
 }
 
-std::vector<std::string> BranchNames(Txn& txn) {
+std::vector<EnlistedBranch> Branches(Txn& txn) {
   std::lock_guard<std::mutex> lock(txn.mu);
-  std::vector<std::string> names;
-  for (const auto& b : txn.branches) names.push_back(b.participant);
-  return names;
+  std::vector<EnlistedBranch> branches;
+  for (const auto& b : txn.branches) branches.push_back({b.participant, b.opening});
+  return branches;
 }
 
 }  // namespace
@@ -161,18 +161,21 @@ Status TwoPhaseCommit::Transition(const std::shared_ptr<Txn>& txn, TxnState to,
 }
 
 Result<CommitOutcome> TwoPhaseCommit::Commit(const std::shared_ptr<Txn>& txn, CommitReturn when) {
-  const std::vector<std::string> names = BranchNames(*txn);
-  if (names.empty()) {
-    // Nothing was enlisted: there is nothing to make durable.
+  const std::vector<EnlistedBranch> branches = Branches(*txn);
+  if (branches.empty()) {
+    // The client opened no branch: there is nothing to make durable.
     (void)Transition(txn, TxnState::kCommitted);
     return CommitOutcome{TxnState::kCommitted, ""};
   }
-  if (names.size() == 1) return CommitOnePhase(txn, names[0]);
+  if (branches.size() == 1) return CommitOnePhase(txn, branches[0].participant);
 
   // Phase one: every branch prepares in parallel, each bounded by the timeout.
+  std::vector<std::string> names;
+  for (const auto& b : branches) names.push_back(b.participant);
   std::vector<Result<Vote>> votes(names.size(), Status::Internal("prepare not sent"));
   runtime_.fan_out(names.size(), [&](size_t i) {
-    votes[i] = participants_->Prepare(names[i], txn->id, options_.prepare_timeout_ms);
+    votes[i] = participants_->Prepare(names[i], txn->id, branches[i].opening,
+                                      options_.prepare_timeout_ms);
     if (i == 0) CrashPoint("after_prepare_sent");
   });
 

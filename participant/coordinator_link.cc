@@ -15,16 +15,6 @@ std::string OwnerOf(const std::string& txn_id) {
 
 }  // namespace
 
-Result<int64_t> ThriftCoordinatorLink::Enlist(const std::string& txn_id,
-                                              const std::string& participant,
-                                              const std::string& branch) {
-  int64_t left_ms = 0;
-  RETURN_NOT_OK(pool_.Call(
-      [&](rpc::CoordinatorClient& c) { left_ms = c.enlist(txn_id, participant, branch); }, 0,
-      OwnerOf(txn_id)));
-  return left_ms;
-}
-
 Result<Outcome> ThriftCoordinatorLink::Inquire(const std::string& txn_id) {
   rpc::Outcome::type outcome = rpc::Outcome::ACTIVE;
   RETURN_NOT_OK(pool_.Call([&](rpc::CoordinatorClient& c) { outcome = c.outcome(txn_id); }, 0,

@@ -1,5 +1,5 @@
-// How a participant reaches the coordinator that owns a transaction:
-// enlisting branches, asking outcomes of prepared branches, registering.
+// How a participant reaches the coordinator that owns a transaction: asking
+// outcomes of prepared branches, registering, reporting heuristics.
 #pragma once
 
 #include <cstdint>
@@ -34,13 +34,6 @@ struct CoordinatorIdentity {
 class CoordinatorLink {
  public:
   virtual ~CoordinatorLink() = default;
-  // Adds this participant's branch to the transaction; returns the
-  // milliseconds left before its deadline. `branch` names this opening of
-  // the branch (see ParticipantOptions::incarnation): the coordinator aborts
-  // a transaction whose branch at one participant is opened twice, because
-  // the work of the first opening is gone.
-  virtual Result<int64_t> Enlist(const std::string& txn_id, const std::string& participant,
-                                 const std::string& branch) = 0;
   virtual Result<Outcome> Inquire(const std::string& txn_id) = 0;
   virtual Status Register(const ParticipantAddress& self) = 0;
   // Asks the coordinator at the configured address, which should be
@@ -62,8 +55,6 @@ class ThriftCoordinatorLink : public CoordinatorLink {
   ThriftCoordinatorLink(Endpoint coordinator, RpcTimeouts timeouts, RpcCredentials credentials)
       : pool_(std::move(coordinator), timeouts, credentials.ToServer(Role::kCoordinator)) {}
 
-  Result<int64_t> Enlist(const std::string& txn_id, const std::string& participant,
-                         const std::string& branch) override;
   Result<Outcome> Inquire(const std::string& txn_id) override;
   Status Register(const ParticipantAddress& self) override;
   Result<CoordinatorIdentity> Identify(const std::string& coordinator) override;

@@ -41,18 +41,31 @@ void ParticipantHandler::info(rpc::ParticipantInfo& out) {
 }
 
 void ParticipantHandler::execute(rpc::ExecuteResult& out, const std::string& txn_id,
-                                 const std::string& sql, const std::vector<rpc::Value>& params) {
+                                 const std::string& sql, const std::vector<rpc::Value>& params,
+                                 int64_t timeout_ms) {
   Allow(Role::kApplication, "execute");
   auto values = FromRpcValues(params);
   ThrowIfError(values.status());
-  auto result = service_->Execute(txn_id, sql, *values);
-  ThrowIfError(result.status());
+  std::string opening;
+  auto result = service_->Execute(txn_id, sql, *values, timeout_ms, &opening);
+  if (!result.ok()) {
+    rpc::PactError error = ToPactError(result.status());
+    if (!opening.empty()) error.__set_branch(opening);
+    throw error;
+  }
   out = ToRpcResult(*result);
+  out.branch = opening;
 }
 
-rpc::Vote::type ParticipantHandler::prepare(const rpc::Fence& fence, const std::string& txn_id) {
+void ParticipantHandler::abandon(const std::string& txn_id, const std::string& branch) {
+  Allow(Role::kApplication, "abandon");
+  ThrowIfError(service_->Abandon(txn_id, branch));
+}
+
+rpc::Vote::type ParticipantHandler::prepare(const rpc::Fence& fence, const std::string& txn_id,
+                                            const std::string& branch) {
   AllowCoordinator(fence, "prepare");
-  auto vote = service_->Prepare(FromRpc(fence), txn_id);
+  auto vote = service_->Prepare(FromRpc(fence), txn_id, branch);
   ThrowIfError(vote.status());
   return VoteToRpc(*vote);
 }

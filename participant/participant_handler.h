@@ -13,8 +13,10 @@ class ParticipantHandler : public rpc::ParticipantIf {
   void authenticate(const std::string& token) override;
   void info(rpc::ParticipantInfo& out) override;
   void execute(rpc::ExecuteResult& out, const std::string& txn_id, const std::string& sql,
-               const std::vector<rpc::Value>& params) override;
-  rpc::Vote::type prepare(const rpc::Fence& fence, const std::string& txn_id) override;
+               const std::vector<rpc::Value>& params, int64_t timeout_ms) override;
+  void abandon(const std::string& txn_id, const std::string& branch) override;
+  rpc::Vote::type prepare(const rpc::Fence& fence, const std::string& txn_id,
+                          const std::string& branch) override;
   void commit(const rpc::Fence& fence, const std::string& txn_id, bool one_phase) override;
   void rollback(const rpc::Fence& fence, const std::string& txn_id) override;
   void recover(std::vector<rpc::BranchInfo>& out, const rpc::Fence& fence) override;

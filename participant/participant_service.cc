@@ -1,5 +1,7 @@
 #include "participant/participant_service.h"
 
+#include <algorithm>
+
 #include <glog/logging.h>
 
 #include "common/crash_point.h"
@@ -182,6 +184,14 @@ Status ParticipantService::Move(const std::string& txn_id, Entry* entry, BranchP
       std::lock_guard<std::mutex> lock(mu_);
       auto it = branches_.find(txn_id);
       if (it != branches_.end() && it->second.get() == entry) branches_.erase(it);
+      // A branch that never opened ends nothing: the statement may be sent again.
+      const bool opened = !entry->opening.empty() || step != nullptr;
+      if (opened) {
+        const bool committed = step == &Branch::CommitPrepared || step == &Branch::CommitOnePhase;
+        RememberEnded(txn_id, committed                    ? "committed"
+                              : step == &Branch::Rollback ? "rolled back"
+                                                          : "released at prepare");
+      }
       break;
     }
   }
@@ -197,37 +207,51 @@ std::shared_ptr<ParticipantService::Entry> ParticipantService::HeldPrepared(
   return entry;
 }
 
-Status ParticipantService::Open(const std::string& txn_id, Entry* entry) {
-  ASSIGN_OR_RETURN(auto branch, backend_->Begin(txn_id));
-  std::string token;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    token = options_.incarnation + "." + std::to_string(++branches_opened_);
-  }
-  // Enlisting before the first statement runs means the coordinator cannot
-  // commit the transaction without this branch, and learns if an earlier
-  // opening of it (before a restart, say) was lost.
-  auto left_ms = coordinator_->Enlist(txn_id, name(), token);
-  if (!left_ms.ok()) {
-    Status rolled_back = branch->Rollback();
-    LOG_IF(WARNING, !rolled_back.ok()) << rolled_back.ToString();
-    return left_ms.status().WithContext("cannot enlist in " + txn_id);
-  }
-  entry->branch = std::move(branch);
+Status ParticipantService::Open(const std::string& txn_id, Entry* entry, int64_t timeout_ms) {
+  if (timeout_ms <= 0) timeout_ms = options_.default_branch_timeout_ms;
+  timeout_ms = std::min(timeout_ms, options_.max_branch_timeout_ms);
+  ASSIGN_OR_RETURN(entry->branch, backend_->Begin(txn_id));
+  std::lock_guard<std::mutex> lock(mu_);
+  entry->opening = options_.incarnation + "." + std::to_string(++branches_opened_);
   entry->since = clock()->Now();
-  entry->deadline = entry->since + Millis(*left_ms);
+  entry->deadline = entry->since + Millis(timeout_ms);
+  entry->next_inquiry = entry->since + Millis(options_.inquiry_interval_ms);
   return Status::Ok();
+}
+
+void ParticipantService::RememberEnded(const std::string& txn_id, const char* how) {
+  if (ended_.insert_or_assign(txn_id, how).second) ended_order_.push_back(txn_id);
+  while (ended_order_.size() > options_.ended_kept) {
+    ended_.erase(ended_order_.front());
+    ended_order_.pop_front();
+  }
+}
+
+Status ParticipantService::CheckNotSuperseded(const std::string& txn_id) {
+  ASSIGN_OR_RETURN(TxnId id, TxnId::Parse(txn_id));
+  int64_t highest = state_->HighestEpoch(id.coordinator);
+  if (id.epoch >= highest) return Status::Ok();
+  return Status::Fenced("transaction " + txn_id + " is from run " + std::to_string(id.epoch) +
+                         " of coordinator " + id.coordinator + ", which run " +
+                         std::to_string(highest) + " replaced: it can never commit");
 }
 
 Result<QueryResult> ParticipantService::Execute(const std::string& txn_id,
                                                 const std::string& sql,
-                                                const std::vector<SqlValue>& params) {
-  RETURN_NOT_OK(TxnId::Parse(txn_id).status());
+                                                const std::vector<SqlValue>& params,
+                                                int64_t timeout_ms, std::string* opening) {
+  RETURN_NOT_OK(CheckNotSuperseded(txn_id));
   std::shared_ptr<Entry> entry;
   std::unique_lock<std::mutex> lock;
   bool created = false;
   {
     std::lock_guard<std::mutex> map_lock(mu_);
+    auto ended = ended_.find(txn_id);
+    if (ended != ended_.end() && branches_.count(txn_id) == 0) {
+      return Status::FailedPrecondition("the branch of transaction " + txn_id + " here has " +
+                                        "ended (" + ended->second +
+                                        "); it takes no more statements");
+    }
     auto& slot = branches_[txn_id];
     if (!slot) {
       slot = std::make_shared<Entry>(BranchPhase::kActive);
@@ -241,7 +265,7 @@ Result<QueryResult> ParticipantService::Execute(const std::string& txn_id,
   }
   if (!created) lock = std::unique_lock<std::mutex>(entry->mu);
   if (created) {
-    Status opened = Open(txn_id, entry.get());
+    Status opened = Open(txn_id, entry.get(), timeout_ms);
     if (!opened.ok()) {
       RETURN_NOT_OK(Move(txn_id, entry.get(), BranchPhase::kDone));  // nothing to undo
       return opened;
@@ -256,6 +280,7 @@ Result<QueryResult> ParticipantService::Execute(const std::string& txn_id,
       return Status::FailedPrecondition("the branch of transaction " + txn_id +
                                         " here has ended");
   }
+  *opening = entry->opening;
   return entry->branch->Execute(sql, params);
 }
 
@@ -353,8 +378,13 @@ void ParticipantService::RollBackSuperseded(const std::string& coordinator, int6
   }
 }
 
-Result<Vote> ParticipantService::Prepare(const Fence& fence, const std::string& txn_id) {
+Result<Vote> ParticipantService::Prepare(const Fence& fence, const std::string& txn_id,
+                                         const std::string& opening) {
   RETURN_NOT_OK(CheckOwner(fence, txn_id));
+  if (opening.empty()) {
+    return Status::InvalidArgument("prepare of " + txn_id +
+                                   " names no branch opening (the name execute answered)");
+  }
   RETURN_NOT_OK(AdmitFence(fence));
   auto entry = Lookup(txn_id);
   if (!entry) return NoSuchBranch(txn_id);
@@ -363,6 +393,23 @@ Result<Vote> ParticipantService::Prepare(const Fence& fence, const std::string& 
   if (entry->phase == BranchPhase::kPrepared) return Vote::kCommit;  // a repeated prepare
   if (entry->phase == BranchPhase::kDone) return NoSuchBranch(txn_id);
   std::string reason;
+  if (entry->opening != opening) {
+    // The opening the client worked in is gone (this process restarted, or
+    // rolled it back) and this one holds only what came after.
+    reason = "the branch here opened as " + entry->opening + ", not as " + opening +
+             ": the work done in " + opening + " is lost";
+  } else if (entry->deadline <= clock()->Now()) {
+    reason = "the branch's deadline passed before prepare";
+  }
+  if (!reason.empty()) {
+    metrics_.votes_abort->Add();
+    Status rolled_back;
+    RETURN_NOT_OK(
+        Move(txn_id, entry.get(), BranchPhase::kDone, &Branch::Rollback, &rolled_back));
+    LOG(WARNING) << "txn " << txn_id << ": voted ABORT: " << reason
+                 << (rolled_back.ok() ? "" : " (rollback error: " + rolled_back.ToString() + ")");
+    return Status::Aborted(reason);
+  }
   auto vote = entry->branch->Prepare(&reason);
   if (!vote.ok()) {
     // Not durable as prepared: release it, the coordinator takes this as ABORT.
@@ -482,8 +529,14 @@ Status ParticipantService::Rollback(const Fence& fence, const std::string& txn_i
   std::unique_lock<std::mutex> lock;
   if (entry) lock = std::unique_lock<std::mutex>(entry->mu);
   if (!entry || entry->phase == BranchPhase::kDone) {
-    // Nothing held: already rolled back, unless an operator committed it.
-    return heuristic ? CompareAndSettleHeuristic(*heuristic, /*committed=*/false) : Status::Ok();
+    // Nothing held: already rolled back, unless an operator committed it. A
+    // statement of it arriving late (delayed on the way) must open nothing.
+    if (!heuristic) {
+      std::lock_guard<std::mutex> map_lock(mu_);
+      if (branches_.count(txn_id) == 0) RememberEnded(txn_id, "rolled back");
+      return Status::Ok();
+    }
+    return CompareAndSettleHeuristic(*heuristic, /*committed=*/false);
   }
   RETURN_NOT_OK(CheckFence(fence));
   if (heuristic && entry->phase == BranchPhase::kPrepared) {
@@ -494,6 +547,26 @@ Status ParticipantService::Rollback(const Fence& fence, const std::string& txn_i
   RETURN_NOT_OK(Move(txn_id, entry.get(), BranchPhase::kDone, &Branch::Rollback));
   CrashPoint("after_rollback_applied");
   metrics_.rollbacks->Add();
+  return Status::Ok();
+}
+
+Status ParticipantService::Abandon(const std::string& txn_id, const std::string& opening) {
+  auto entry = Lookup(txn_id);
+  if (!entry) return Status::Ok();  // gone already
+  std::lock_guard<std::mutex> lock(entry->mu);
+  if (entry->phase == BranchPhase::kDone) return Status::Ok();
+  if (opening.empty() || entry->opening != opening) {
+    return Status::PermissionDenied("the branch of " + txn_id +
+                                    " here is not the opening named; only the client that "
+                                    "opened a branch may abandon it");
+  }
+  if (entry->phase == BranchPhase::kPrepared) {
+    return Status::FailedPrecondition("the branch of " + txn_id +
+                                      " is prepared; only its coordinator decides it now");
+  }
+  RETURN_NOT_OK(Move(txn_id, entry.get(), BranchPhase::kDone, &Branch::Rollback));
+  metrics_.rollbacks->Add();
+  LOG(INFO) << "txn " << txn_id << ": its client abandoned the unprepared branch here";
   return Status::Ok();
 }
 
@@ -598,8 +671,19 @@ void ParticipantService::ResolveByInquiry(const std::string& txn_id,
                                           const std::shared_ptr<Entry>& entry) {
   auto outcome = coordinator_->Inquire(txn_id);
   std::lock_guard<std::mutex> lock(entry->mu);
-  if (entry->phase != BranchPhase::kPrepared) return;  // decided meanwhile
+  if (entry->phase == BranchPhase::kDone) return;  // decided meanwhile
   entry->next_inquiry = clock()->Now() + Millis(options_.inquiry_interval_ms);
+  if (entry->phase == BranchPhase::kActive) {
+    if (!outcome.ok() || *outcome == Outcome::kActive) return;  // its deadline still holds
+    Status st;
+    if (!Move(txn_id, entry.get(), BranchPhase::kDone, &Branch::Rollback, &st).ok()) return;
+    metrics_.rollbacks->Add();
+    LOG(WARNING) << "txn " << txn_id << ": rolled back the unprepared branch here, its "
+                 << "coordinator knows the transaction as " << OutcomeName(*outcome)
+                 << " without it (ended, or never begun): nothing can commit it"
+                 << (st.ok() ? "" : " (rollback error: " + st.ToString() + ")");
+    return;
+  }
   if (!outcome.ok()) {
     LOG(WARNING) << "txn " << txn_id << ": prepared here, coordinator did not answer: "
                  << outcome.status().ToString();
@@ -667,7 +751,7 @@ void ParticipantService::TalkToCoordinator() {
     {
       std::unique_lock<std::mutex> lock(entry->mu, std::try_to_lock);
       if (!lock.owns_lock()) continue;
-      if (entry->phase != BranchPhase::kPrepared || entry->next_inquiry > now) continue;
+      if (entry->phase == BranchPhase::kDone || entry->next_inquiry > now) continue;
     }
     ResolveByInquiry(txn_id, entry);
   }

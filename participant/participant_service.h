@@ -1,17 +1,19 @@
 // The database-independent half of a participant adapter: the branch table,
-// fencing, enlistment, deadlines for abandoned branches, and asking the
+// fencing, branch openings, deadlines for abandoned branches, and asking the
 // coordinator about prepared branches left waiting (after a crash, or when a
 // decision never arrives). The Backend does the database's half.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
@@ -28,11 +30,20 @@ namespace pact {
 struct ParticipantOptions {
   ParticipantAddress self;  // name and where the coordinator reaches us
   // Names this run of the process; unique per start (main picks a random
-  // one). Every branch is enlisted under "<incarnation>.<n>", so a branch
-  // that a restart (or a rollback) lost can never be silently re-opened
-  // within the same transaction: the coordinator sees a second opening.
+  // one). Every branch opens as "<incarnation>.<n>", the name execute
+  // answers and prepare checks, so a branch that a restart (or a rollback)
+  // lost can never be silently re-opened within the same transaction: the
+  // client sees a second opening, and a prepare for the first finds none.
   std::string incarnation;
-  int inquiry_interval_ms = 1000;      // a prepared branch waits this long before asking
+  // A branch's time when execute names none, and the most it may ask for.
+  int64_t default_branch_timeout_ms = 30000;
+  int64_t max_branch_timeout_ms = 3600000;
+  // Transactions whose branch ended here (committed, rolled back) that are
+  // remembered, so that a late statement of one opens nothing new.
+  size_t ended_kept = 10000;
+  // A prepared branch waits this long before asking its coordinator, and an
+  // active one before asking whether its transaction can still commit.
+  int inquiry_interval_ms = 1000;
   int housekeeping_interval_ms = 100;  // deadline checks
   // How often the database's own list of prepared branches is compared with
   // the ones held here (Backend::FindOrphans).
@@ -49,8 +60,8 @@ struct ParticipantOptions {
 // it prepared: restored at Start, or adopted as an orphan).
 enum class BranchPhase {
   // Open in the database and taking statements. Nothing durable backs it: a
-  // restart loses it (the coordinator learns so from the incarnation in its
-  // enlisted name), and its deadline rolls it back.
+  // restart loses it (the client learns so from the incarnation in its
+  // opening's name), and its deadline rolls it back.
   kActive,
   // Voted COMMIT. The backend's prepared record backs it, so it survives a
   // crash (Backend::RecoverPrepared); it waits for the decision and asks its
@@ -98,11 +109,22 @@ class ParticipantService {
   std::string backend_name() const { return backend_->Name(); }
   bool registered() const;
 
+  // Opens the branch on first use with `timeout_ms` to live (<= 0: the
+  // default), refused (kFenced) for a transaction of a coordinator run that
+  // was replaced (it can never commit). Sets *opening to the branch's opening
+  // whenever one is open, also when the statement fails.
   Result<QueryResult> Execute(const std::string& txn_id, const std::string& sql,
-                              const std::vector<SqlValue>& params);
-  // An ABORT vote comes back as kAborted with the reason.
-  Result<Vote> Prepare(const Fence& fence, const std::string& txn_id);
+                              const std::vector<SqlValue>& params, int64_t timeout_ms,
+                              std::string* opening);
+  // An ABORT vote comes back as kAborted with the reason; so does a branch
+  // not opened as `opening` (the client's work there is gone), or past its
+  // deadline.
+  Result<Vote> Prepare(const Fence& fence, const std::string& txn_id,
+                       const std::string& opening);
   Status Commit(const Fence& fence, const std::string& txn_id, bool one_phase);
+  // The client gives up its active branch opened as `opening` (no fence: the
+  // opening's name is the client's proof). A prepared branch is refused.
+  Status Abandon(const std::string& txn_id, const std::string& opening);
   Status Rollback(const Fence& fence, const std::string& txn_id);
   Result<std::vector<BranchSnapshot>> Recover(const Fence& fence);
   std::vector<BranchSnapshot> ListBranches();
@@ -126,6 +148,7 @@ class ParticipantService {
     explicit Entry(BranchPhase born) : phase(born) {}
     std::mutex mu;
     std::unique_ptr<Branch> branch;  // guarded by mu
+    std::string opening;             // guarded by mu; "" when restored or adopted
     BranchPhase phase;               // guarded by mu; changed by Move only
     TimePoint since;                 // guarded by mu; begun, or prepared
     TimePoint deadline;              // guarded by mu; kActive only
@@ -151,8 +174,11 @@ class ParticipantService {
   // or adopted); it asks its coordinator from `first_inquiry` on.
   static std::shared_ptr<Entry> HeldPrepared(std::unique_ptr<Branch> branch, TimePoint since,
                                              TimePoint first_inquiry);
-  // REQUIRES: entry->mu held. Begins the branch and enlists it.
-  Status Open(const std::string& txn_id, Entry* entry);
+  // REQUIRES: entry->mu held. Begins the branch in the database and names
+  // this opening.
+  Status Open(const std::string& txn_id, Entry* entry, int64_t timeout_ms);
+  // kFenced when txn_id's coordinator run was replaced by a newer one.
+  Status CheckNotSuperseded(const std::string& txn_id);
   Clock* clock() const { return options_.runtime.clock; }
   // Answers commit for a branch not held in memory.
   Status CommitForgotten(const std::string& txn_id, bool one_phase);
@@ -191,7 +217,13 @@ class ParticipantService {
   void RollBackSuperseded(const std::string& coordinator, int64_t epoch);
   // Local decisions, no fence: the deadline passed, or the coordinator answered.
   void RollBackExpired(const std::string& txn_id, const std::shared_ptr<Entry>& entry);
+  // Prepared: applies the decision the coordinator answers. Active: rolls
+  // back a branch whose transaction the coordinator no longer knows as
+  // undecided (it ended without this opening, or was never handed out:
+  // nothing can commit it), instead of holding its locks until the deadline.
   void ResolveByInquiry(const std::string& txn_id, const std::shared_ptr<Entry>& entry);
+  // REQUIRES: mu_ held. Remembers that txn_id's branch here ended `how`.
+  void RememberEnded(const std::string& txn_id, const char* how);
   // Prepared branches the database holds and this process had lost track of.
   void AdoptOrphans();
   // The two halves of Tick().
@@ -226,6 +258,8 @@ class ParticipantService {
 
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Entry>> branches_;  // guarded by mu_
+  std::unordered_map<std::string, const char*> ended_;      // guarded by mu_; how each ended
+  std::deque<std::string> ended_order_;                      // guarded by mu_; oldest first
   bool registered_ = false;                                  // guarded by mu_
   int64_t branches_opened_ = 0;                              // guarded by mu_
   TimePoint next_reconcile_;     // TalkToCoordinator only

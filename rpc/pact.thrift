@@ -26,6 +26,10 @@ enum ErrorCode {
 exception PactError {
   1: ErrorCode code,
   2: string message,
+  // execute only: the opening of the branch the failed statement ran in
+  // (ExecuteResult.branch), when one is open, so that the client can still
+  // name it at commit or rollback.
+  3: optional string branch,
 }
 
 // ---------------------------------------------------------------- SQL values
@@ -44,6 +48,13 @@ struct ExecuteResult {
   1: list<string> columns,
   2: list<list<Value>> rows,
   3: i64 affected_rows,
+  // The participant's name for this opening of the transaction's branch,
+  // unique per participant process run ("<random run id>.<counter>"). The
+  // client hands it to commitTxn; a different name for the same participant
+  // within one transaction means the first opening's work is gone (the
+  // participant restarted, or rolled the branch back), so the transaction
+  // can only abort.
+  4: string branch,
 }
 
 // ---------------------------------------------------------------- protocol
@@ -106,14 +117,28 @@ service Participant {
 
   ParticipantInfo info() throws (1: PactError error),
 
-  // Runs one statement inside the transaction's branch, creating the branch
-  // (and enlisting it with the owning coordinator) on first use.
-  ExecuteResult execute(1: string txn_id, 2: string sql, 3: list<Value> params)
-      throws (1: PactError error),
+  // Runs one statement inside the transaction's branch, opening the branch on
+  // first use. timeout_ms: what is left of the transaction's time; a branch
+  // not prepared by then rolls back by itself (taken when the branch opens).
+  // The coordinator hears of the branch only from the client's commitTxn: a
+  // branch it is never told about times out here and is never prepared.
+  ExecuteResult execute(1: string txn_id, 2: string sql, 3: list<Value> params,
+                        4: i64 timeout_ms) throws (1: PactError error),
+
+  // The client gives up its branch opened as `branch` (the name execute
+  // answered: only the client that ran the statements knows it) when it
+  // cannot reach the coordinator to roll back. Rolls back an active branch;
+  // a prepared one is refused with FAILED_PRECONDITION (only its coordinator
+  // decides it); one already gone is OK. Safe at any time: a branch rolled
+  // back before its prepare only makes the transaction abort.
+  void abandon(1: string txn_id, 2: string branch) throws (1: PactError error),
 
   // Makes the branch durable and votes. COMMIT means it will commit whatever
-  // happens to this process until told otherwise.
-  Vote prepare(1: Fence fence, 2: string txn_id) throws (1: PactError error),
+  // happens to this process until told otherwise. `branch` is the opening the
+  // client reported (ExecuteResult.branch): a branch opened under another
+  // name, or none, votes ABORT, since the work the client saw is gone.
+  Vote prepare(1: Fence fence, 2: string txn_id, 3: string branch)
+      throws (1: PactError error),
 
   // Idempotent: committing a committed branch succeeds. With one_phase the
   // branch was never prepared and the participant decides.
@@ -146,6 +171,26 @@ service Participant {
 struct BeginResult {
   1: string txn_id,
   2: i64 timeout_ms,
+}
+
+// Transaction ids a client may begin with, without asking again:
+// "<coordinator>.<epoch>.<seq>" for seq in [first_seq, first_seq + count).
+// Each is used for one transaction, begun within valid_ms of the answer.
+struct IdBlock {
+  1: string coordinator,
+  2: i64 epoch,
+  3: i64 first_seq,
+  4: i32 count,
+  5: i64 valid_ms,
+  6: i64 default_timeout_ms,  // a transaction's time unless the client asks otherwise
+  7: i64 max_timeout_ms,
+}
+
+// A branch the client opened: the participant and its name for the opening
+// (ExecuteResult.branch).
+struct EnlistedBranch {
+  1: string participant,
+  2: string branch,
 }
 
 struct CommitResult {
@@ -189,29 +234,28 @@ service Coordinator {
 
   CoordinatorInfo info() throws (1: PactError error),
 
-  // timeout_ms <= 0 takes the coordinator's default transaction timeout.
+  // Begins one transaction, visible to status at once. timeout_ms <= 0 takes
+  // the coordinator's default transaction timeout.
   BeginResult beginTxn(1: i64 timeout_ms) throws (1: PactError error),
 
-  // Adds a participant branch to an ACTIVE transaction; idempotent for one
-  // `branch`. Returns the milliseconds left before the transaction's deadline.
-  // `branch` names this opening of the branch, unique per participant
-  // process run (e.g. "<random run id>.<counter>"). The same participant
-  // enlisting the transaction under another `branch` lost the work of the
-  // first (it restarted, or rolled the branch back): the transaction is then
-  // doomed, the call fails with ABORTED and commit answers ABORTED.
-  i64 enlist(1: string txn_id, 2: string participant, 3: string branch)
-      throws (1: PactError error),
+  // Reserves up to `count` transaction ids: a client that begins many
+  // transactions begins each without a round trip. A reserved id becomes a
+  // transaction when its commitTxn or rollbackTxn arrives.
+  IdBlock reserveTxnIds(1: i32 count) throws (1: PactError error),
 
-  // Runs two-phase commit. Idempotent: asking again returns the same outcome.
-  // return_at_decision: answer COMMITTED as soon as the decision is durable
-  // and finish phase two in the background (a read at a participant right
-  // after may still find the branch prepared); false (the default) answers
-  // once every branch acknowledged.
-  CommitResult commitTxn(1: string txn_id, 2: bool return_at_decision)
-      throws (1: PactError error),
+  // Runs two-phase commit over `branches`: every branch the client opened
+  // (it learned each name from execute). Idempotent: asking again returns
+  // the same outcome. return_at_decision: answer COMMITTED as soon as the
+  // decision is durable and finish phase two in the background (a read at a
+  // participant right after may still find the branch prepared); false (the
+  // default) answers once every branch acknowledged.
+  CommitResult commitTxn(1: string txn_id, 2: bool return_at_decision,
+                         3: list<EnlistedBranch> branches) throws (1: PactError error),
 
-  // Rolls back an ACTIVE transaction; idempotent for an aborted one.
-  void rollbackTxn(1: string txn_id) throws (1: PactError error),
+  // Rolls back a transaction not decided yet and tells `branches`;
+  // idempotent for an aborted one.
+  void rollbackTxn(1: string txn_id, 2: list<EnlistedBranch> branches)
+      throws (1: PactError error),
 
   TxnStatus status(1: string txn_id) throws (1: PactError error),
 

@@ -1,9 +1,9 @@
 // Who may call what. Every call a Pact server serves is made by a caller
 // holding roles:
-//   application  begin, commit, rollback, status; execute at participants
+//   application  begin, reserve ids, commit, rollback, status; execute at participants
 //   coordinator  prepare, commit, rollback, recover at participants, and only
 //                under its own name (a fence names the coordinator)
-//   participant  register, enlist, outcome, report heuristic, under its name
+//   participant  register, outcome, report heuristic, under its name
 //   operator     resolve, forget, remove participant, retry, listings
 // A caller's roles and name come from one of three places, per server:
 //   - mutual TLS: its certificate (CN = name, one O entry per role);

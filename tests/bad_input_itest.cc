@@ -19,19 +19,25 @@ class BadInputTest : public BankTest {
     EXPECT_TRUE(txn->Commit().ok());
   }
 
-  Status RawCommit(const std::string& txn_id, rpc::CommitResult* result) {
+  Status RawCommit(const std::string& txn_id, rpc::CommitResult* result,
+                   const std::vector<rpc::EnlistedBranch>& branches = {}) {
     RpcConnection<rpc::CoordinatorClient> conn(
         *Endpoint::Parse(cluster_.coordinator_address()), RpcTimeouts{});
-    return conn.Call([&](rpc::CoordinatorClient& c) { c.commitTxn(*result, txn_id, false); });
+    return conn.Call(
+        [&](rpc::CoordinatorClient& c) { c.commitTxn(*result, txn_id, false, branches); });
   }
 
+  // Sets *opening to the branch's opening when the statement ran.
   Status RawExecute(const std::string& participant, const std::string& txn_id,
-                    const std::string& sql, const std::vector<rpc::Value>& params = {}) {
+                    const std::string& sql, const std::vector<rpc::Value>& params = {},
+                    int64_t timeout_ms = 0, std::string* opening = nullptr) {
     RpcConnection<rpc::ParticipantClient> conn(
         Endpoint{"127.0.0.1", cluster_.participant_port(participant)}, RpcTimeouts{});
     rpc::ExecuteResult result;
-    return conn.Call(
-        [&](rpc::ParticipantClient& c) { c.execute(result, txn_id, sql, params); });
+    Status st = conn.Call(
+        [&](rpc::ParticipantClient& c) { c.execute(result, txn_id, sql, params, timeout_ms); });
+    if (opening != nullptr) *opening = result.branch;
+    return st;
   }
 };
 
@@ -41,9 +47,18 @@ TEST_F(BadInputTest, UnknownAndMalformedTransactionIdsAreRejected) {
   EXPECT_EQ(RawCommit("c1.1.424242", &result).code(), StatusCode::kNotFound);
   EXPECT_EQ(RawCommit("not-an-id", &result).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(client->GetState("someone-else.1.1").status().code(), StatusCode::kNotFound);
-  // A participant will not open a branch for a transaction nobody began.
-  Status st = RawExecute("bank_a", "c1.1.424242", "UPDATE accounts SET balance = 0");
-  EXPECT_EQ(st.code(), StatusCode::kNotFound) << st.ToString();
+  // A participant opens a branch for any well-formed id (its coordinator
+  // hears of a transaction only at commit), but only that coordinator can
+  // commit it: a commit of an id it never handed out is refused, and the
+  // branch rolls back by itself at the deadline the statement carried.
+  std::string opening;
+  Status st = RawExecute("bank_a", "c1.1.424242", "UPDATE accounts SET balance = 0", {},
+                         /*timeout_ms=*/300, &opening);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  rpc::EnlistedBranch branch;
+  branch.participant = "bank_a";
+  branch.branch = opening;
+  EXPECT_EQ(RawCommit("c1.1.424242", &result, {branch}).code(), StatusCode::kNotFound);
   EXPECT_EQ(RawExecute("bank_a", "garbage", "SELECT 1").code(), StatusCode::kInvalidArgument);
   ExpectNothingHeld();
   EXPECT_EQ(Balance("bank_a", 2), 100);
@@ -74,7 +89,7 @@ TEST_F(BadInputTest, ExecuteAfterCommitIsRefused) {
             StatusCode::kFailedPrecondition);
   Status st = RawExecute("bank_a", txn->id(), "UPDATE accounts SET balance = 0");
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
-  EXPECT_NE(st.message().find("COMMITTED"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("ended (committed)"), std::string::npos) << st.ToString();
   EXPECT_EQ(Balance("bank_a", 2), 100);
   ExpectNothingHeld();
 }

@@ -11,7 +11,9 @@
 #include <set>
 #include <thread>
 
+#include "common/txn_id.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/id_reservations.h"
 #include "journal/sqlite_journal.h"
 #include "tests/fake_participants.h"
 #include "cluster/temp_dir.h"
@@ -72,15 +74,22 @@ class CoordinatorTest : public ::testing::Test {
     }
   }
 
-  // Begins a transaction with branches at `participants`.
+  // Begins a transaction whose client opened branches at `participants`
+  // (Commit and Rollback below report them).
   std::string BeginWith(const std::vector<std::string>& participants, int64_t timeout_ms = 0) {
     auto begun = coordinator_->Begin(timeout_ms);
     EXPECT_TRUE(begun.ok()) << begun.status().ToString();
-    for (const auto& p : participants) {
-      auto left = coordinator_->Enlist(begun->txn_id, p, "run1.1");
-      EXPECT_TRUE(left.ok()) << left.status().ToString();
-    }
+    for (const auto& p : participants) opened_[begun->txn_id].push_back({p, "run1.1"});
     return begun->txn_id;
+  }
+
+  // As the client library calls them: with the branches it opened.
+  Result<CommitOutcome> Commit(const std::string& txn_id,
+                               CommitReturn when = CommitReturn::kAfterBranches) {
+    return coordinator_->Commit(txn_id, opened_[txn_id], when);
+  }
+  Status Rollback(const std::string& txn_id) {
+    return coordinator_->Rollback(txn_id, opened_[txn_id]);
   }
 
   TxnState StateOf(const std::string& txn_id) {
@@ -99,12 +108,13 @@ class CoordinatorTest : public ::testing::Test {
   CoordinatorOptions options_;
   FakeParticipants participants_;
   std::unique_ptr<Coordinator> coordinator_;
+  std::map<std::string, std::vector<EnlistedBranch>> opened_;  // by transaction
 };
 
 TEST_F(CoordinatorTest, AllCommitVotesCommitEveryBranchAfterOneJournalRecord) {
   StartCoordinator();
   std::string txn = BeginWith({"a", "b"});
-  auto outcome = coordinator_->Commit(txn);
+  auto outcome = Commit(txn);
   ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
   EXPECT_EQ(outcome->state, TxnState::kCommitted);
   EXPECT_EQ(participants_.Count("prepare", "a"), 1);
@@ -130,7 +140,7 @@ TEST_F(CoordinatorTest, DecisionIsDurableBeforeAnyCommitIsSent) {
   } journal(journal_.get(), &participants_);
   coordinator_.reset();
   StartCoordinator(&journal);
-  auto outcome = coordinator_->Commit(BeginWith({"a", "b"}));
+  auto outcome = Commit(BeginWith({"a", "b"}));
   ASSERT_TRUE(outcome.ok());
   EXPECT_EQ(outcome->state, TxnState::kCommitted);
   EXPECT_EQ(journal.commits_before_log, 0);
@@ -142,7 +152,7 @@ TEST_F(CoordinatorTest, AbortVoteAbortsAndRollsBackOnlyBranchesThatMayHoldWork) 
   participants_.SetVote("b", Status::Aborted("constraint failed"));
   participants_.SetVote("c", Vote::kAbort);
   std::string txn = BeginWith({"a", "b", "c"});
-  auto outcome = coordinator_->Commit(txn);
+  auto outcome = Commit(txn);
   ASSERT_TRUE(outcome.ok());
   EXPECT_EQ(outcome->state, TxnState::kAborted);
   EXPECT_NE(outcome->reason.find("voted ABORT"), std::string::npos) << outcome->reason;
@@ -158,7 +168,7 @@ TEST_F(CoordinatorTest, PrepareErrorCountsAsAbortAndTheBranchIsStillRolledBack) 
   StartCoordinator();
   participants_.SetVote("b", Status::Unavailable("connection reset"));
   std::string txn = BeginWith({"a", "b"});
-  auto outcome = coordinator_->Commit(txn);
+  auto outcome = Commit(txn);
   ASSERT_TRUE(outcome.ok());
   EXPECT_EQ(outcome->state, TxnState::kAborted);
   EXPECT_NE(outcome->reason.find("did not vote"), std::string::npos) << outcome->reason;
@@ -172,7 +182,7 @@ TEST_F(CoordinatorTest, PrepareTimeoutAbortsWithinTheDeadline) {
   participants_.SetPrepareDelay("b", 5000);
   std::string txn = BeginWith({"a", "b"});
   auto start = std::chrono::steady_clock::now();
-  auto outcome = coordinator_->Commit(txn);
+  auto outcome = Commit(txn);
   auto took = std::chrono::steady_clock::now() - start;
   ASSERT_TRUE(outcome.ok());
   EXPECT_EQ(outcome->state, TxnState::kAborted);
@@ -184,7 +194,7 @@ TEST_F(CoordinatorTest, AllReadOnlyVotesCommitWithoutJournalOrSecondPhase) {
   StartCoordinator();
   participants_.SetVote("a", Vote::kReadOnly);
   participants_.SetVote("b", Vote::kReadOnly);
-  auto outcome = coordinator_->Commit(BeginWith({"a", "b"}));
+  auto outcome = Commit(BeginWith({"a", "b"}));
   ASSERT_TRUE(outcome.ok());
   EXPECT_EQ(outcome->state, TxnState::kCommitted);
   EXPECT_EQ(journal_->Stats().commit_records, 0);
@@ -195,7 +205,7 @@ TEST_F(CoordinatorTest, ReadOnlyVoterIsLeftOutOfTheDecisionAndPhaseTwo) {
   StartCoordinator();
   participants_.SetVote("b", Vote::kReadOnly);
   std::string txn = BeginWith({"a", "b"});
-  auto outcome = coordinator_->Commit(txn);
+  auto outcome = Commit(txn);
   ASSERT_TRUE(outcome.ok());
   EXPECT_EQ(outcome->state, TxnState::kCommitted);
   EXPECT_EQ(participants_.Count("commit", "a"), 1);
@@ -205,7 +215,7 @@ TEST_F(CoordinatorTest, ReadOnlyVoterIsLeftOutOfTheDecisionAndPhaseTwo) {
 
 TEST_F(CoordinatorTest, SingleBranchCommitsInOnePhaseWithoutPrepareOrJournal) {
   StartCoordinator();
-  auto outcome = coordinator_->Commit(BeginWith({"a"}));
+  auto outcome = Commit(BeginWith({"a"}));
   ASSERT_TRUE(outcome.ok());
   EXPECT_EQ(outcome->state, TxnState::kCommitted);
   EXPECT_EQ(participants_.Count("prepare", "a"), 0);
@@ -216,7 +226,7 @@ TEST_F(CoordinatorTest, SingleBranchCommitsInOnePhaseWithoutPrepareOrJournal) {
 TEST_F(CoordinatorTest, OnePhaseRefusalAbortsWithTheParticipantsReason) {
   StartCoordinator();
   participants_.FailCommits("a", 1, Status::Aborted("UNIQUE constraint failed"));
-  auto outcome = coordinator_->Commit(BeginWith({"a"}));
+  auto outcome = Commit(BeginWith({"a"}));
   ASSERT_TRUE(outcome.ok());
   EXPECT_EQ(outcome->state, TxnState::kAborted);
   EXPECT_NE(outcome->reason.find("UNIQUE"), std::string::npos);
@@ -225,7 +235,7 @@ TEST_F(CoordinatorTest, OnePhaseRefusalAbortsWithTheParticipantsReason) {
 TEST_F(CoordinatorTest, OnePhaseLostReplyIsAskedAgain) {
   StartCoordinator();
   participants_.FailCommits("a", 1, Status::Unavailable("connection reset"));
-  auto outcome = coordinator_->Commit(BeginWith({"a"}));
+  auto outcome = Commit(BeginWith({"a"}));
   ASSERT_TRUE(outcome.ok());
   EXPECT_EQ(outcome->state, TxnState::kCommitted);
   EXPECT_EQ(participants_.Count("commit1pc", "a"), 2);
@@ -237,11 +247,11 @@ TEST_F(CoordinatorTest, OnePhaseOutcomeStillUnknownIsAskedAgainInTheBackground) 
   participants_.FailCommits("a", options_.protocol.one_phase_attempts,
                             Status::Unavailable("connection reset"));
   std::string txn = BeginWith({"a"});
-  EXPECT_EQ(coordinator_->Commit(txn).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(Commit(txn).status().code(), StatusCode::kUnavailable);
   // Meanwhile an inquiry hears ACTIVE (never ABORTED), then the outcome settles.
   PollUntil([&] { return coordinator_->GetStatus(txn)->state == TxnState::kCommitted; }, 5000, 5);
   EXPECT_EQ(coordinator_->GetStatus(txn)->state, TxnState::kCommitted);
-  auto again = coordinator_->Commit(txn);
+  auto again = Commit(txn);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->state, TxnState::kCommitted);
   EXPECT_EQ(participants_.Count("commit1pc", "a"), options_.protocol.one_phase_attempts + 1);
@@ -251,7 +261,7 @@ TEST_F(CoordinatorTest, UnacknowledgedCommitIsRetriedUntilAcknowledged) {
   StartCoordinator();
   participants_.FailCommits("b", 4);
   std::string txn = BeginWith({"a", "b"});
-  auto outcome = coordinator_->Commit(txn);
+  auto outcome = Commit(txn);
   ASSERT_TRUE(outcome.ok());
   EXPECT_EQ(outcome->state, TxnState::kCommitted);  // the decision is durable
   EXPECT_TRUE(EventuallyInState(txn, TxnState::kCommitted));
@@ -277,7 +287,7 @@ TEST_F(CoordinatorTest, CommitReturningAtDecisionAnswersBeforePhaseTwoAndStillFi
   participants_.HoldCommits("b");
   std::string txn = BeginWith({"a", "b"});
   auto answered = std::async(std::launch::async, [&] {
-    return coordinator_->Commit(txn, CommitReturn::kAtDecision);
+    return Commit(txn, CommitReturn::kAtDecision);
   });
   // Answered while b still holds its branch prepared: the decision is durable.
   ASSERT_EQ(answered.wait_for(5s), std::future_status::ready);
@@ -291,7 +301,7 @@ TEST_F(CoordinatorTest, CommitReturningAtDecisionAnswersBeforePhaseTwoAndStillFi
   ASSERT_EQ(unfinished->size(), 1u);
   EXPECT_EQ(unfinished->front().txn_id, txn);
   // Asked again, the same answer.
-  auto again = coordinator_->Commit(txn, CommitReturn::kAtDecision);
+  auto again = Commit(txn, CommitReturn::kAtDecision);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->state, TxnState::kCommitted);
   participants_.ReleaseCommits("b");
@@ -304,7 +314,7 @@ TEST_F(CoordinatorTest, CommitByDefaultAnswersOnlyOncePhaseTwoIsDone) {
   StartCoordinator();
   participants_.HoldCommits("b");
   std::string txn = BeginWith({"a", "b"});
-  auto answered = std::async(std::launch::async, [&] { return coordinator_->Commit(txn); });
+  auto answered = std::async(std::launch::async, [&] { return Commit(txn); });
   EXPECT_EQ(answered.wait_for(300ms), std::future_status::timeout);
   participants_.ReleaseCommits("b");
   auto outcome = answered.get();
@@ -317,7 +327,7 @@ TEST_F(CoordinatorTest, CommitReturningAtDecisionStillAbortsOnAnAbortVote) {
   StartCoordinator();
   participants_.SetVote("b", Vote::kAbort);
   std::string txn = BeginWith({"a", "b"});
-  auto outcome = coordinator_->Commit(txn, CommitReturn::kAtDecision);
+  auto outcome = Commit(txn, CommitReturn::kAtDecision);
   ASSERT_TRUE(outcome.ok());
   EXPECT_EQ(outcome->state, TxnState::kAborted);
   EXPECT_EQ(participants_.Count("commit", "a"), 0);
@@ -327,7 +337,7 @@ TEST_F(CoordinatorTest, PendingCommitIsShownAsCommittingWithTheLastError) {
   StartCoordinator();
   participants_.FailCommits("b", 1000000, Status::Unavailable("connection refused"));
   std::string txn = BeginWith({"a", "b"});
-  ASSERT_TRUE(coordinator_->Commit(txn).ok());
+  ASSERT_TRUE(Commit(txn).ok());
   auto status = coordinator_->GetStatus(txn);
   ASSERT_TRUE(status.ok());
   EXPECT_EQ(status->state, TxnState::kCommitting);
@@ -344,7 +354,7 @@ TEST_F(CoordinatorTest, JournalWriteFailureTurnsTheDecisionIntoAbort) {
   FullDiskJournal journal(journal_.get());
   StartCoordinator(&journal);
   std::string txn = BeginWith({"a", "b"});
-  auto outcome = coordinator_->Commit(txn);
+  auto outcome = Commit(txn);
   ASSERT_TRUE(outcome.ok());
   EXPECT_EQ(outcome->state, TxnState::kAborted);
   EXPECT_NE(outcome->reason.find("disk is full"), std::string::npos) << outcome->reason;
@@ -358,40 +368,39 @@ TEST_F(CoordinatorTest, JournalWriteFailureTurnsTheDecisionIntoAbort) {
 TEST_F(CoordinatorTest, RepeatedCommitReturnsTheSameOutcome) {
   StartCoordinator();
   std::string committed = BeginWith({"a", "b"});
-  ASSERT_EQ(coordinator_->Commit(committed)->state, TxnState::kCommitted);
-  EXPECT_EQ(coordinator_->Commit(committed)->state, TxnState::kCommitted);
+  ASSERT_EQ(Commit(committed)->state, TxnState::kCommitted);
+  EXPECT_EQ(Commit(committed)->state, TxnState::kCommitted);
   EXPECT_EQ(participants_.Count("prepare", "a"), 1);
 
   participants_.SetVote("b", Vote::kAbort);
   std::string aborted = BeginWith({"a", "b"});
-  ASSERT_EQ(coordinator_->Commit(aborted)->state, TxnState::kAborted);
-  EXPECT_EQ(coordinator_->Commit(aborted)->state, TxnState::kAborted);
+  ASSERT_EQ(Commit(aborted)->state, TxnState::kAborted);
+  EXPECT_EQ(Commit(aborted)->state, TxnState::kAborted);
 }
 
 TEST_F(CoordinatorTest, TransactionPastItsDeadlineIsRolledBackAndCommitSaysTimedOut) {
   StartCoordinator();
   std::string txn = BeginWith({"a", "b"}, /*timeout_ms=*/50);
   EXPECT_TRUE(EventuallyInState(txn, TxnState::kAborted));
-  EXPECT_EQ(participants_.Count("rollback", "a"), 1);
-  EXPECT_EQ(participants_.Count("rollback", "b"), 1);
-  auto outcome = coordinator_->Commit(txn);
+  // The coordinator hears of branches only at commit: each rolls back at the
+  // deadline it took from execute.
+  EXPECT_EQ(participants_.calls().size(), 0u);
+  auto outcome = Commit(txn);
   EXPECT_EQ(outcome.status().code(), StatusCode::kTimedOut) << outcome.status().ToString();
   EXPECT_EQ(participants_.Count("prepare", "a"), 0);
 }
 
 TEST_F(CoordinatorTest, BadRequestsGetClearErrors) {
   StartCoordinator();
-  EXPECT_EQ(coordinator_->Commit("garbage").status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(coordinator_->Commit("c1.1.999").status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(coordinator_->Commit("other.1.1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(Commit("garbage").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Commit("c1.1.999").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(Commit("other.1.1").status().code(), StatusCode::kNotFound);
   std::string txn = BeginWith({});
-  auto unknown = coordinator_->Enlist(txn, "nobody", "run1.1");
+  auto unknown = coordinator_->Commit(txn, {{"nobody", "run1.1"}});
   EXPECT_EQ(unknown.status().code(), StatusCode::kNotFound);
   EXPECT_NE(unknown.status().message().find("registered: a, b, c"), std::string::npos);
-  ASSERT_TRUE(coordinator_->Commit(txn).ok());
-  EXPECT_EQ(coordinator_->Enlist(txn, "a", "run1.1").status().code(),
-            StatusCode::kFailedPrecondition);
-  EXPECT_EQ(coordinator_->Rollback(txn).code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(Commit(txn).ok());
+  EXPECT_EQ(Rollback(txn).code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(coordinator_->Begin(options_.max_txn_timeout_ms + 1).status().code(),
             StatusCode::kInvalidArgument);
 }
@@ -440,12 +449,12 @@ TEST_F(CoordinatorTest, InquiryAnswersActiveWhileUndecided) {
 TEST_F(CoordinatorTest, BranchOpenedTwiceDoomsTheTransaction) {
   StartCoordinator();
   std::string txn = BeginWith({"a", "b"});
-  // A repeated enlist of the same opening is harmless.
-  EXPECT_TRUE(coordinator_->Enlist(txn, "a", "run1.1").ok());
-  // "a" restarted and opened the branch again: the first opening's work is gone.
-  auto again = coordinator_->Enlist(txn, "a", "run2.1");
-  EXPECT_EQ(again.status().code(), StatusCode::kAborted) << again.status().ToString();
-  auto outcome = coordinator_->Commit(txn);
+  // The client saw "a" answer from two openings: it restarted and opened the
+  // branch again, so the first opening's work is gone. (The same opening
+  // twice is harmless.)
+  opened_[txn].push_back({"b", "run1.1"});
+  opened_[txn].push_back({"a", "run2.1"});
+  auto outcome = Commit(txn);
   ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
   EXPECT_EQ(outcome->state, TxnState::kAborted);
   EXPECT_NE(outcome->reason.find("lost the transaction's earlier work"), std::string::npos)
@@ -454,17 +463,95 @@ TEST_F(CoordinatorTest, BranchOpenedTwiceDoomsTheTransaction) {
   EXPECT_EQ(participants_.Count("rollback", "a") + participants_.Count("rollback", "b"), 2);
 }
 
-TEST_F(CoordinatorTest, EnlistWithoutABranchNameIsRefused) {
+TEST_F(CoordinatorTest, BranchWithoutAnOpeningsNameIsRefusedAtCommit) {
   StartCoordinator();
   std::string txn = BeginWith({});
-  EXPECT_EQ(coordinator_->Enlist(txn, "a", "").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(coordinator_->Commit(txn, {{"a", ""}}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(StateOf(txn), TxnState::kActive);  // refused before anything ran
+  EXPECT_EQ(participants_.calls().size(), 0u);
+}
+
+TEST_F(CoordinatorTest, ReservedIdBecomesATransactionAtItsFirstCommitOnly) {
+  options_.finished_txns_kept = 1;
+  StartCoordinator();
+  auto block = coordinator_->ReserveIds(3);
+  ASSERT_TRUE(block.ok()) << block.status().ToString();
+  EXPECT_EQ(block->count, 3);
+  auto id = [&](int i) {
+    return TxnId{block->coordinator, block->epoch, block->first_seq + i}.ToString();
+  };
+  // Not a transaction before its commit.
+  EXPECT_EQ(coordinator_->GetStatus(id(0)).status().code(), StatusCode::kNotFound);
+  opened_[id(0)] = {{"a", "run1.1"}, {"b", "run1.1"}};
+  auto first = Commit(id(0));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->state, TxnState::kCommitted);
+  auto again = Commit(id(0));  // a repeated ask, answered from memory
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->state, TxnState::kCommitted);
+  // Another transaction finishes and pushes the first out of memory: asked
+  // again now, the coordinator must not run it a second time (its branches
+  // are gone; a second run would answer ABORTED for a committed transaction).
+  opened_[id(1)] = {{"a", "run1.1"}};
+  ASSERT_TRUE(Commit(id(1)).ok());
+  auto forgotten = Commit(id(0));
+  EXPECT_EQ(forgotten.status().code(), StatusCode::kNotFound) << forgotten.status().ToString();
+  EXPECT_EQ(participants_.Count("prepare", "a"), 1);
+  EXPECT_EQ(participants_.Count("prepare", "b"), 1);
+  // A rollback is a first use too, and tells the branches.
+  opened_[id(2)] = {{"c", ""}};
+  ASSERT_TRUE(Rollback(id(2)).ok());
+  EXPECT_EQ(participants_.Count("rollback", "c"), 1);
+  EXPECT_EQ(StateOf(id(2)), TxnState::kAborted);
+  // Ids never handed out are no transaction.
+  auto beyond = TxnId{block->coordinator, block->epoch, block->first_seq + 3}.ToString();
+  EXPECT_EQ(Commit(beyond).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(CoordinatorTest, ReservationsAreBounded) {
+  options_.max_id_block = 8;
+  options_.max_unused_ids = 10;
+  StartCoordinator();
+  EXPECT_EQ(coordinator_->ReserveIds(0).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(coordinator_->ReserveIds(9).status().code(), StatusCode::kInvalidArgument);
+  auto block = coordinator_->ReserveIds(8);
+  ASSERT_TRUE(block.ok());
+  EXPECT_EQ(coordinator_->ReserveIds(3).status().code(), StatusCode::kBusy);
+  // Using ids frees room for more.
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(Rollback(TxnId{block->coordinator, block->epoch, block->first_seq + i}
+                             .ToString())
+                    .ok());
+  }
+  EXPECT_TRUE(coordinator_->ReserveIds(3).ok());
+}
+
+TEST(IdReservationsTest, EachReservedIdIsUsedOnceAndOnlyWhileItsBlockLasts) {
+  IdReservations reserved;
+  TimePoint now = SteadyClock::now();
+  reserved.Add(10, 4, now + Millis(100));  // 10..13
+  reserved.Add(20, 2, now + Millis(200));  // 20..21
+  EXPECT_EQ(reserved.unused(), 6);
+  EXPECT_FALSE(reserved.Use(9));
+  EXPECT_FALSE(reserved.Use(14));
+  EXPECT_TRUE(reserved.IsUnused(11));
+  EXPECT_TRUE(reserved.Use(11));
+  EXPECT_FALSE(reserved.IsUnused(11));
+  EXPECT_FALSE(reserved.Use(11));  // a second first use: a repeat
+  EXPECT_TRUE(reserved.Use(20));
+  EXPECT_TRUE(reserved.Use(21));  // the block is used up and goes
+  EXPECT_FALSE(reserved.IsUnused(21));
+  EXPECT_EQ(reserved.unused(), 3);
+  reserved.DropExpired(now + Millis(150));  // the first block expires
+  EXPECT_FALSE(reserved.Use(12));
+  EXPECT_EQ(reserved.unused(), 0);
 }
 
 TEST_F(CoordinatorTest, AmbiguousDecisionWriteAbortsOnlyOnceTheAbortIsDurable) {
   AmbiguousJournal journal(journal_.get());
   StartCoordinator(&journal);
   std::string txn = BeginWith({"a", "b"});
-  auto outcome = coordinator_->Commit(txn);
+  auto outcome = Commit(txn);
   ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
   EXPECT_EQ(outcome->state, TxnState::kAborted);
   EXPECT_EQ(participants_.Count("commit", "a") + participants_.Count("commit", "b"), 0);
@@ -482,7 +569,7 @@ TEST_F(CoordinatorTest, AmbiguousDecisionWriteWithoutDurableAbortIsUnknownAndSto
   options_.protocol.on_journal_lost = [&](const Status&) { lost++; };
   StartCoordinator(&journal);
   std::string txn = BeginWith({"a", "b"});
-  auto outcome = coordinator_->Commit(txn);
+  auto outcome = Commit(txn);
   EXPECT_EQ(outcome.status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(lost, 1);
   // Nothing is rolled back on the strength of a write that may be on disk.
@@ -503,7 +590,7 @@ TEST_F(CoordinatorTest, NoBranchAfterCommitDecisionIsShownAsAHeuristicHazard) {
   StartCoordinator();
   std::string txn = BeginWith({"a", "b"});
   participants_.FailCommits("b", 1, Status::NotFound("no branch of transaction here"));
-  auto outcome = coordinator_->Commit(txn);
+  auto outcome = Commit(txn);
   ASSERT_TRUE(outcome.ok());
   EXPECT_EQ(outcome->state, TxnState::kCommitted);
   auto heuristics = coordinator_->ListHeuristics();
@@ -517,7 +604,7 @@ TEST_F(CoordinatorTest, FencedAnswerStopsTheCoordinatorDeciding) {
   StartCoordinator();
   std::string txn = BeginWith({"a", "b"});
   participants_.SetVote("b", Status::Fenced("coordinator c1 epoch 1 was replaced by epoch 2"));
-  auto outcome = coordinator_->Commit(txn);
+  auto outcome = Commit(txn);
   ASSERT_TRUE(outcome.ok());
   EXPECT_EQ(outcome->state, TxnState::kAborted);
   EXPECT_EQ(coordinator_->Begin(0).status().code(), StatusCode::kFenced);

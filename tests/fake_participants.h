@@ -82,7 +82,8 @@ class FakeParticipants : public Participants {
   }
   void SetEndpoint(const std::string&, const std::string&, int) override {}
 
-  Result<Vote> Prepare(const std::string& p, const std::string& txn_id, int timeout_ms) override {
+  Result<Vote> Prepare(const std::string& p, const std::string& txn_id, const std::string&,
+                       int timeout_ms) override {
     int delay;
     {
       std::lock_guard<std::mutex> lock(mu_);

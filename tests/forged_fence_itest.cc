@@ -42,7 +42,7 @@ class ForgedFenceTest : public BankTest {
     Status st = conn.Call([&](rpc::ParticipantClient& c) { c.rollback(fence, txn); });
     EXPECT_EQ(st.code(), code) << what << " rollback: " << st.ToString();
     EXPECT_NE(st.message().find(message), std::string::npos) << st.ToString();
-    st = conn.Call([&](rpc::ParticipantClient& c) { c.prepare(fence, txn); });
+    st = conn.Call([&](rpc::ParticipantClient& c) { c.prepare(fence, txn, "forged.1"); });
     EXPECT_EQ(st.code(), code) << what << " prepare: " << st.ToString();
     st = conn.Call([&](rpc::ParticipantClient& c) { c.commit(fence, txn, true); });
     EXPECT_EQ(st.code(), code) << what << " commit: " << st.ToString();

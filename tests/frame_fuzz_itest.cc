@@ -23,7 +23,7 @@ namespace pact {
 namespace {
 
 const std::vector<std::string> kCoordinatorMethods = {
-    "authenticate", "info",         "beginTxn",         "enlist",           "commitTxn",
+    "authenticate", "info",         "beginTxn",         "reserveTxnIds",    "commitTxn",
     "rollbackTxn",  "status",           "outcome",          "registerParticipant",
     "listParticipants", "listTransactions", "stats",        "retryCommit",
     "removeParticipant", "reportHeuristic", "listHeuristics", "forgetHeuristic"};

@@ -138,12 +138,6 @@ class ScriptedBackend : public Backend {
 // UNAVAILABLE while it is down.
 class ScriptedLink : public CoordinatorLink {
  public:
-  Result<int64_t> Enlist(const std::string& txn_id, const std::string&,
-                         const std::string& branch) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    openings_[txn_id].push_back(branch);
-    return deadline_ms_;
-  }
   Result<Outcome> Inquire(const std::string& txn_id) override {
     std::unique_lock<std::mutex> lock(mu_);
     inquiries_++;
@@ -198,14 +192,6 @@ class ScriptedLink : public CoordinatorLink {
     std::lock_guard<std::mutex> lock(mu_);
     outcomes_[txn_id] = outcome;
   }
-  void SetDeadline(int64_t ms) {
-    std::lock_guard<std::mutex> lock(mu_);
-    deadline_ms_ = ms;
-  }
-  std::vector<std::string> Openings(const std::string& txn_id) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return openings_[txn_id];
-  }
   int inquiries() {
     std::lock_guard<std::mutex> lock(mu_);
     return inquiries_;
@@ -222,13 +208,11 @@ class ScriptedLink : public CoordinatorLink {
   std::condition_variable thawed_;
   std::function<void()> on_identify_;
   bool frozen_ = false;
-  int64_t deadline_ms_ = 60000;
   int inquiries_ = 0;
   int64_t epoch_ = 1;
   bool down_ = false;
   int identifies_ = 0;
   std::map<std::string, Outcome> outcomes_;
-  std::map<std::string, std::vector<std::string>> openings_;
 };
 
 class ParticipantServiceTest : public ::testing::Test {
@@ -251,6 +235,24 @@ class ParticipantServiceTest : public ::testing::Test {
     Start(threads);
   }
 
+  // As the client sends it, with the transaction's time left (timeout_ms_);
+  // notes the opening it answered from, as the client does.
+  Result<QueryResult> Execute(const std::string& txn_id, const std::string& sql) {
+    std::string opening;
+    auto result = service_->Execute(txn_id, sql, {}, timeout_ms_, &opening);
+    if (!opening.empty()) openings_[txn_id] = opening;
+    return result;
+  }
+  void SetTimeout(int64_t ms) { timeout_ms_ = ms; }
+  Result<std::vector<BranchSnapshot>> Recover(const Fence& fence) {
+    return service_->Recover(fence);
+  }
+  // As the coordinator sends it: for the opening the client saw last.
+  Result<Vote> Prepare(const Fence& fence, const std::string& txn_id) {
+    auto it = openings_.find(txn_id);
+    return service_->Prepare(fence, txn_id, it == openings_.end() ? "never.opened" : it->second);
+  }
+
   // 0: every Tick asks about prepared branches and looks for orphans.
   int inquiry_interval_ms_ = 0;
   int orphan_check_interval_ms_ = 0;
@@ -260,26 +262,98 @@ class ParticipantServiceTest : public ::testing::Test {
   ScriptedLink link_;
   std::unique_ptr<ParticipantService> service_;
   int runs_ = 0;
+  int64_t timeout_ms_ = 60000;
+  std::map<std::string, std::string> openings_;  // the last opening seen, by transaction
 };
 
-TEST_F(ParticipantServiceTest, EveryOpeningOfABranchIsEnlistedUnderItsOwnName) {
+TEST_F(ParticipantServiceTest, EveryOpeningOfABranchHasItsOwnNameAndPrepareChecksIt) {
   Start();
-  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE x", {}).ok());
-  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE y", {}).ok());  // same opening
-  Restart();
-  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE z", {}).ok());
-  auto openings = link_.Openings("c1.1.1");
-  ASSERT_EQ(openings.size(), 2u);
-  EXPECT_EQ(openings[0], "run1.1");
-  EXPECT_EQ(openings[1], "run2.1");
+  ASSERT_TRUE(Execute("c1.1.1", "UPDATE x").ok());
+  ASSERT_TRUE(Execute("c1.1.1", "UPDATE y").ok());  // same opening
+  EXPECT_EQ(openings_["c1.1.1"], "run1.1");
+  Restart();  // a clean stop rolls run1.1 back
+  const int rollbacks = backend_.Count("rollback", "c1.1.1");
+  // The client worked in run1.1, which the restart lost; a statement now
+  // opens the branch again, holding only what comes after.
+  std::string opening;
+  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE z", {}, timeout_ms_, &opening).ok());
+  EXPECT_EQ(opening, "run2.1");
+  // Prepared for the opening the client saw first: ABORT, and rolled back.
+  auto vote = service_->Prepare({"c1", 1}, "c1.1.1", "run1.1");
+  EXPECT_EQ(vote.status().code(), StatusCode::kAborted) << vote.status().ToString();
+  EXPECT_NE(vote.status().message().find("work done in run1.1 is lost"), std::string::npos);
+  EXPECT_EQ(backend_.Count("rollback", "c1.1.1"), rollbacks + 1);
+  EXPECT_FALSE(backend_.Prepared("c1.1.1"));
+  EXPECT_TRUE(service_->ListBranches().empty());
+  // A prepare naming no opening is refused.
+  ASSERT_TRUE(Execute("c1.1.2", "UPDATE x").ok());
+  EXPECT_EQ(service_->Prepare({"c1", 1}, "c1.1.2", "").status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(ParticipantServiceTest, ActiveBranchNobodyCanCommitIsRolledBackAtItsFirstInquiry) {
+  inquiry_interval_ms_ = 1000;
+  Start();
+  ASSERT_TRUE(Execute("c1.1.1", "UPDATE x").ok());  // the coordinator says ACTIVE
+  ASSERT_TRUE(Execute("c1.1.2", "UPDATE x").ok());  // a stranger's id, or ended without it
+  link_.SetOutcome("c1.1.2", Outcome::kAborted);
+  service_->Tick();  // too young to ask
+  EXPECT_EQ(link_.inquiries(), 0);
+  clock_.Advance(1000);
+  service_->Tick();
+  EXPECT_EQ(link_.inquiries(), 2);
+  EXPECT_EQ(backend_.Count("rollback", "c1.1.2"), 1);
+  EXPECT_EQ(backend_.Count("rollback", "c1.1.1"), 0);
+  // Ended here: a late statement opens nothing new.
+  auto late = Execute("c1.1.2", "UPDATE y");
+  EXPECT_EQ(late.status().code(), StatusCode::kFailedPrecondition) << late.status().ToString();
+  EXPECT_NE(late.status().message().find("ended (rolled back)"), std::string::npos);
+  auto listed = service_->ListBranches();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed.front().txn_id, "c1.1.1");
+}
+
+TEST_F(ParticipantServiceTest, StatementArrivingAfterItsRollbackOpensNothing) {
+  Start();
+  // The coordinator rolled the transaction back before the client's delayed
+  // statement arrived.
+  ASSERT_TRUE(service_->Rollback({"c1", 1}, "c1.1.3").ok());
+  auto late = Execute("c1.1.3", "UPDATE x");
+  EXPECT_EQ(late.status().code(), StatusCode::kFailedPrecondition) << late.status().ToString();
+  EXPECT_EQ(backend_.Count("execute", "c1.1.3"), 0);
+  EXPECT_TRUE(service_->ListBranches().empty());
+}
+
+TEST_F(ParticipantServiceTest, BranchPastItsDeadlineVotesAbortEvenBeforeHousekeepingRuns) {
+  timeout_ms_ = 100;
+  Start();
+  ASSERT_TRUE(Execute("c1.1.1", "UPDATE x").ok());
+  clock_.Advance(100);  // no Tick: the deadline rollback has not run yet
+  auto vote = Prepare({"c1", 1}, "c1.1.1");
+  EXPECT_EQ(vote.status().code(), StatusCode::kAborted) << vote.status().ToString();
+  EXPECT_EQ(backend_.Count("rollback", "c1.1.1"), 1);
+  EXPECT_FALSE(backend_.Prepared("c1.1.1"));
+}
+
+TEST_F(ParticipantServiceTest, TransactionOfAReplacedCoordinatorRunOpensNoBranch) {
+  Start();
+  link_.RestartCoordinator();  // c1 runs as epoch 2 now
+  ASSERT_TRUE(Recover({"c1", 2}).ok());
+  std::string opening;
+  auto old = service_->Execute("c1.1.5", "UPDATE x", {}, timeout_ms_, &opening);
+  EXPECT_EQ(old.status().code(), StatusCode::kFenced) << old.status().ToString();
+  EXPECT_TRUE(opening.empty());
+  EXPECT_EQ(backend_.Count("execute", "c1.1.5"), 0);
+  EXPECT_TRUE(service_->ListBranches().empty());
+  EXPECT_TRUE(Execute("c1.2.1", "UPDATE x").ok());  // the new run's work opens
 }
 
 TEST_F(ParticipantServiceTest, RaisedEpochRollsBackOlderActiveBranchesAtOnce) {
   Start();
-  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE x", {}).ok());
-  ASSERT_TRUE(service_->Execute("c1.1.2", "UPDATE x", {}).ok());
-  ASSERT_TRUE(service_->Prepare({"c1", 1}, "c1.1.2").ok());
-  ASSERT_TRUE(service_->Execute("other.1.1", "UPDATE x", {}).ok());
+  ASSERT_TRUE(Execute("c1.1.1", "UPDATE x").ok());
+  ASSERT_TRUE(Execute("c1.1.2", "UPDATE x").ok());
+  ASSERT_TRUE(Prepare({"c1", 1}, "c1.1.2").ok());
+  ASSERT_TRUE(Execute("other.1.1", "UPDATE x").ok());
   // The coordinator restarted as epoch 2 and asks for its prepared branches.
   link_.RestartCoordinator();
   auto prepared = service_->Recover({"c1", 2});
@@ -299,8 +373,8 @@ TEST_F(ParticipantServiceTest, FrozenCoordinatorDoesNotDelayDeadlineRollbacks) {
   link_.Freeze();
   Start(/*threads=*/true);
   ASSERT_TRUE(link_.WaitForInquiries(1, 2s));
-  link_.SetDeadline(50);
-  ASSERT_TRUE(service_->Execute("c1.1.2", "UPDATE x", {}).ok());
+  SetTimeout(50);
+  ASSERT_TRUE(Execute("c1.1.2", "UPDATE x").ok());
   clock_.Advance(50);
   // Rolled back at its deadline while the inquiry is stuck.
   EXPECT_TRUE(backend_.WaitFor("rollback", "c1.1.2", 1, 2s));
@@ -330,13 +404,13 @@ TEST_F(ParticipantServiceTest, PreparedBranchTheServiceLostIsAdoptedAndResolved)
 
 TEST_F(ParticipantServiceTest, OnePhaseCommitAskedAgainAfterARestartAnswersFromTheDatabase) {
   Start();
-  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE x", {}).ok());
+  ASSERT_TRUE(Execute("c1.1.1", "UPDATE x").ok());
   ASSERT_TRUE(service_->Commit({"c1", 1}, "c1.1.1", /*one_phase=*/true).ok());
   Restart();
   // The reply was lost and the coordinator asks again: committed, not rolled back.
   EXPECT_TRUE(service_->Commit({"c1", 1}, "c1.1.1", /*one_phase=*/true).ok());
   // A branch lost before it committed is rolled back, and says so.
-  ASSERT_TRUE(service_->Execute("c1.1.2", "UPDATE x", {}).ok());
+  ASSERT_TRUE(Execute("c1.1.2", "UPDATE x").ok());
   Restart();
   EXPECT_EQ(service_->Commit({"c1", 1}, "c1.1.2", /*one_phase=*/true).code(),
             StatusCode::kAborted);
@@ -344,8 +418,8 @@ TEST_F(ParticipantServiceTest, OnePhaseCommitAskedAgainAfterARestartAnswersFromT
 
 TEST_F(ParticipantServiceTest, AgreeingHeuristicIsSettledByTheDecisionItself) {
   Start();
-  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE x", {}).ok());
-  ASSERT_TRUE(service_->Prepare({"c1", 1}, "c1.1.1").ok());
+  ASSERT_TRUE(Execute("c1.1.1", "UPDATE x").ok());
+  ASSERT_TRUE(Prepare({"c1", 1}, "c1.1.1").ok());
   ASSERT_TRUE(service_->Resolve("c1.1.1", /*commit=*/true).ok());
   EXPECT_EQ(service_->ListHeuristics().size(), 1u);
   EXPECT_TRUE(service_->Commit({"c1", 1}, "c1.1.1", false).ok());
@@ -358,8 +432,8 @@ TEST_F(ParticipantServiceTest, AgreeingHeuristicIsSettledByTheDecisionItself) {
 TEST_F(ParticipantServiceTest, StaleFenceIsRefusedAndChangesNothing) {
   link_.SetEpoch(3);
   Start();
-  ASSERT_TRUE(service_->Execute("c1.3.1", "UPDATE x", {}).ok());
-  ASSERT_TRUE(service_->Prepare({"c1", 3}, "c1.3.1").ok());
+  ASSERT_TRUE(Execute("c1.3.1", "UPDATE x").ok());
+  ASSERT_TRUE(Prepare({"c1", 3}, "c1.3.1").ok());
   EXPECT_EQ(service_->Rollback({"c1", 2}, "c1.3.1").code(), StatusCode::kFenced);
   EXPECT_EQ(service_->Recover({"c1", 2}).status().code(), StatusCode::kFenced);
   EXPECT_TRUE(backend_.Prepared("c1.3.1"));
@@ -371,9 +445,9 @@ TEST_F(ParticipantServiceTest, StaleFenceIsRefusedAndChangesNothing) {
 // transaction of the real coordinator is FENCED from then on, for good.
 TEST_F(ParticipantServiceTest, ForgedHigherEpochIsRefusedAndNotStored) {
   Start();
-  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE x", {}).ok());
-  ASSERT_TRUE(service_->Prepare({"c1", 1}, "c1.1.1").ok());
-  ASSERT_TRUE(service_->Execute("c1.1.2", "UPDATE x", {}).ok());
+  ASSERT_TRUE(Execute("c1.1.1", "UPDATE x").ok());
+  ASSERT_TRUE(Prepare({"c1", 1}, "c1.1.1").ok());
+  ASSERT_TRUE(Execute("c1.1.2", "UPDATE x").ok());
   const int64_t forged = 1000000000000;
   Status st = service_->Rollback({"c1", forged}, "c1.1.1");
   EXPECT_EQ(st.code(), StatusCode::kFenced) << st.ToString();
@@ -381,7 +455,7 @@ TEST_F(ParticipantServiceTest, ForgedHigherEpochIsRefusedAndNotStored) {
                               "127.0.0.1:7700 (epoch 1)"),
             std::string::npos)
       << st.ToString();
-  EXPECT_EQ(service_->Prepare({"c1", forged}, "c1.1.2").status().code(), StatusCode::kFenced);
+  EXPECT_EQ(Prepare({"c1", forged}, "c1.1.2").status().code(), StatusCode::kFenced);
   EXPECT_EQ(service_->Commit({"c1", forged}, "c1.1.1", false).code(), StatusCode::kFenced);
   EXPECT_EQ(service_->Rollback({"c1", 2}, "c1.1.1").code(), StatusCode::kFenced);
   EXPECT_EQ(service_->Recover({"c1", forged}).status().code(), StatusCode::kFenced);
@@ -397,7 +471,7 @@ TEST_F(ParticipantServiceTest, ForgedHigherEpochIsRefusedAndNotStored) {
 
 TEST_F(ParticipantServiceTest, UnknownCoordinatorIsRefusedAndNotStored) {
   Start();
-  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE x", {}).ok());
+  ASSERT_TRUE(Execute("c1.1.1", "UPDATE x").ok());
   // Another coordinator's transaction is refused before its fence is looked at.
   Status refused = service_->Rollback({"stranger", 1}, "c1.1.1");
   EXPECT_EQ(refused.code(), StatusCode::kPermissionDenied) << refused.ToString();
@@ -419,11 +493,11 @@ TEST_F(ParticipantServiceTest, UnknownCoordinatorIsRefusedAndNotStored) {
 
 TEST_F(ParticipantServiceTest, ConfirmedRaiseIsAdmittedOnceAndRollsBackOlderActiveBranches) {
   Start();
-  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE x", {}).ok());
-  ASSERT_TRUE(service_->Execute("c1.1.2", "UPDATE x", {}).ok());
-  ASSERT_TRUE(service_->Prepare({"c1", 1}, "c1.1.2").ok());
+  ASSERT_TRUE(Execute("c1.1.1", "UPDATE x").ok());
+  ASSERT_TRUE(Execute("c1.1.2", "UPDATE x").ok());
+  ASSERT_TRUE(Prepare({"c1", 1}, "c1.1.2").ok());
   EXPECT_EQ(link_.identifies(), 1);  // the first sight of c1 is confirmed too
-  EXPECT_TRUE(service_->Prepare({"c1", 1}, "c1.1.2").ok());
+  EXPECT_TRUE(Prepare({"c1", 1}, "c1.1.2").ok());
   EXPECT_EQ(link_.identifies(), 1);  // an admitted epoch is not asked again
   link_.RestartCoordinator();        // epoch 2, and it says so while recovering
   auto prepared = service_->Recover({"c1", 2});
@@ -446,8 +520,8 @@ TEST_F(ParticipantServiceTest, ConfirmedRaiseIsAdmittedOnceAndRollsBackOlderActi
 
 TEST_F(ParticipantServiceTest, RaiseThatCannotBeConfirmedIsUnavailableAndStoresNothing) {
   Start();
-  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE x", {}).ok());
-  ASSERT_TRUE(service_->Prepare({"c1", 1}, "c1.1.1").ok());
+  ASSERT_TRUE(Execute("c1.1.1", "UPDATE x").ok());
+  ASSERT_TRUE(Prepare({"c1", 1}, "c1.1.1").ok());
   link_.RestartCoordinator();
   link_.SetDown(true);
   Status st = service_->Rollback({"c1", 2}, "c1.1.1");
@@ -500,14 +574,14 @@ TEST(BranchPhaseTest, OnlyTheProtocolsMovesAreAllowed) {
 // the database is not touched.
 TEST_F(ParticipantServiceTest, VerbThatDoesNotFitTheBranchsPhaseIsRefusedAndChangesNothing) {
   Start();
-  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE x", {}).ok());
+  ASSERT_TRUE(Execute("c1.1.1", "UPDATE x").ok());
   // Active: no second-phase commit without a COMMIT vote, no operator's decision.
   EXPECT_EQ(service_->Commit({"c1", 1}, "c1.1.1", false).code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(service_->Resolve("c1.1.1", true).code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(backend_.Count("commit", "c1.1.1"), 0);
   // Prepared: no more statements, no one-phase commit.
-  ASSERT_TRUE(service_->Prepare({"c1", 1}, "c1.1.1").ok());
-  EXPECT_EQ(service_->Execute("c1.1.1", "UPDATE y", {}).status().code(),
+  ASSERT_TRUE(Prepare({"c1", 1}, "c1.1.1").ok());
+  EXPECT_EQ(Execute("c1.1.1", "UPDATE y").status().code(),
             StatusCode::kFailedPrecondition);
   EXPECT_EQ(service_->Commit({"c1", 1}, "c1.1.1", true).code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(backend_.Count("execute", "c1.1.1"), 1);
@@ -517,16 +591,16 @@ TEST_F(ParticipantServiceTest, VerbThatDoesNotFitTheBranchsPhaseIsRefusedAndChan
   ASSERT_EQ(listed.size(), 1u);
   EXPECT_TRUE(listed.front().prepared);
   // Unknown here: nothing to prepare or resolve.
-  EXPECT_EQ(service_->Prepare({"c1", 1}, "c1.1.2").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(Prepare({"c1", 1}, "c1.1.2").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(service_->Resolve("c1.1.2", true).code(), StatusCode::kNotFound);
 }
 
 TEST_F(ParticipantServiceTest, StaleFenceCannotPrepareCommitOrRollBackAnActiveBranch) {
   link_.SetEpoch(3);
   Start();
-  ASSERT_TRUE(service_->Execute("c1.3.1", "UPDATE x", {}).ok());
+  ASSERT_TRUE(Execute("c1.3.1", "UPDATE x").ok());
   ASSERT_TRUE(service_->Recover({"c1", 3}).ok());
-  EXPECT_EQ(service_->Prepare({"c1", 2}, "c1.3.1").status().code(), StatusCode::kFenced);
+  EXPECT_EQ(Prepare({"c1", 2}, "c1.3.1").status().code(), StatusCode::kFenced);
   EXPECT_EQ(service_->Commit({"c1", 2}, "c1.3.1", /*one_phase=*/true).code(),
             StatusCode::kFenced);
   EXPECT_EQ(service_->Rollback({"c1", 2}, "c1.3.1").code(), StatusCode::kFenced);
@@ -536,7 +610,7 @@ TEST_F(ParticipantServiceTest, StaleFenceCannotPrepareCommitOrRollBackAnActiveBr
   EXPECT_EQ(link_.identifies(), 1);  // a lower epoch raises nothing to confirm
   EXPECT_EQ(state_.HighestEpoch("c1"), 3);
   // The serving run still has it.
-  EXPECT_TRUE(service_->Prepare({"c1", 3}, "c1.3.1").ok());
+  EXPECT_TRUE(Prepare({"c1", 3}, "c1.3.1").ok());
 }
 
 // A stored epoch fences off every lower one for good: it is stored only once
@@ -557,10 +631,10 @@ TEST_F(ParticipantServiceTest, RaisedEpochIsConfirmedBeforeItIsStored) {
 TEST_F(ParticipantServiceTest, CoordinatorCannotDecideAnotherCoordinatorsBranch) {
   backend_.AddPrepared("c2.1.2");
   Start();
-  ASSERT_TRUE(service_->Execute("c2.1.1", "UPDATE x", {}).ok());
+  ASSERT_TRUE(Execute("c2.1.1", "UPDATE x").ok());
   ASSERT_TRUE(service_->Recover({"c1", 1}).ok());
   const int identifies = link_.identifies();
-  EXPECT_EQ(service_->Prepare({"c1", 1}, "c2.1.1").status().code(),
+  EXPECT_EQ(Prepare({"c1", 1}, "c2.1.1").status().code(),
             StatusCode::kPermissionDenied);
   EXPECT_EQ(service_->Commit({"c1", 1}, "c2.1.1", /*one_phase=*/true).code(),
             StatusCode::kPermissionDenied);
@@ -580,7 +654,7 @@ TEST_F(ParticipantServiceTest, RecoverReturnsOnlyTheCallersPreparedBranches) {
   backend_.AddPrepared("c1.1.1");
   backend_.AddPrepared("c2.1.1");
   Start();
-  ASSERT_TRUE(service_->Execute("c1.1.2", "UPDATE x", {}).ok());  // active: not in doubt
+  ASSERT_TRUE(Execute("c1.1.2", "UPDATE x").ok());  // active: not in doubt
   auto prepared = service_->Recover({"c1", 1});
   ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
   ASSERT_EQ(prepared->size(), 1u);
@@ -592,9 +666,9 @@ TEST_F(ParticipantServiceTest, RecoverReturnsOnlyTheCallersPreparedBranches) {
 // the database does the work once.
 TEST_F(ParticipantServiceTest, RepeatedPrepareCommitAndRollbackDoTheWorkOnce) {
   Start();
-  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE x", {}).ok());
+  ASSERT_TRUE(Execute("c1.1.1", "UPDATE x").ok());
   for (int i = 0; i < 2; i++) {
-    auto vote = service_->Prepare({"c1", 1}, "c1.1.1");
+    auto vote = Prepare({"c1", 1}, "c1.1.1");
     ASSERT_TRUE(vote.ok()) << vote.status().ToString();
     EXPECT_EQ(*vote, Vote::kCommit);
   }
@@ -605,8 +679,8 @@ TEST_F(ParticipantServiceTest, RepeatedPrepareCommitAndRollbackDoTheWorkOnce) {
   EXPECT_TRUE(service_->Commit({"c1", 1}, "c1.1.1", false).ok());
   EXPECT_EQ(backend_.Count("commit", "c1.1.1"), 1);
   // A rolled-back branch stays rolled back, and a commit of it is no success.
-  ASSERT_TRUE(service_->Execute("c1.1.2", "UPDATE x", {}).ok());
-  ASSERT_TRUE(service_->Prepare({"c1", 1}, "c1.1.2").ok());
+  ASSERT_TRUE(Execute("c1.1.2", "UPDATE x").ok());
+  ASSERT_TRUE(Prepare({"c1", 1}, "c1.1.2").ok());
   EXPECT_TRUE(service_->Rollback({"c1", 1}, "c1.1.2").ok());
   EXPECT_TRUE(service_->Rollback({"c1", 1}, "c1.1.2").ok());
   EXPECT_EQ(backend_.Count("rollback", "c1.1.2"), 1);
@@ -615,11 +689,11 @@ TEST_F(ParticipantServiceTest, RepeatedPrepareCommitAndRollbackDoTheWorkOnce) {
 }
 
 TEST_F(ParticipantServiceTest, ActiveBranchIsRolledBackWhenItsDeadlinePasses) {
-  link_.SetDeadline(1000);
+  SetTimeout(1000);
   Start();
-  ASSERT_TRUE(service_->Execute("c1.1.1", "UPDATE x", {}).ok());
-  ASSERT_TRUE(service_->Execute("c1.1.2", "UPDATE x", {}).ok());
-  ASSERT_TRUE(service_->Prepare({"c1", 1}, "c1.1.2").ok());
+  ASSERT_TRUE(Execute("c1.1.1", "UPDATE x").ok());
+  ASSERT_TRUE(Execute("c1.1.2", "UPDATE x").ok());
+  ASSERT_TRUE(Prepare({"c1", 1}, "c1.1.2").ok());
   clock_.Advance(999);
   service_->Tick();
   EXPECT_EQ(backend_.Count("rollback", "c1.1.1"), 0);
@@ -639,7 +713,7 @@ TEST_F(ParticipantServiceTest, ActiveBranchIsRolledBackWhenItsDeadlinePasses) {
                 "pact_participant_deadline_rollbacks_total 1"),
             std::string::npos);
   // The coordinator learns it is gone.
-  EXPECT_EQ(service_->Prepare({"c1", 1}, "c1.1.1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(Prepare({"c1", 1}, "c1.1.1").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(service_->Commit({"c1", 1}, "c1.1.1", /*one_phase=*/true).code(),
             StatusCode::kAborted);
 }
@@ -650,9 +724,9 @@ TEST_F(ParticipantServiceTest, PreparedBranchAsksItsCoordinatorOncePerInquiryInt
   inquiry_interval_ms_ = 1000;
   backend_.AddPrepared("c1.1.1");  // restored at start
   Start();
-  ASSERT_TRUE(service_->Execute("c1.1.2", "UPDATE x", {}).ok());
+  ASSERT_TRUE(Execute("c1.1.2", "UPDATE x").ok());
   clock_.Advance(500);
-  ASSERT_TRUE(service_->Prepare({"c1", 1}, "c1.1.2").ok());
+  ASSERT_TRUE(Prepare({"c1", 1}, "c1.1.2").ok());
   clock_.Advance(499);
   service_->Tick();
   EXPECT_EQ(link_.inquiries(), 0);

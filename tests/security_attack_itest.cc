@@ -63,7 +63,7 @@ class LyingParticipant : public rpc::ParticipantNull {
     out.name = "bank_a";
     out.backend = "sqlite";
   }
-  rpc::Vote::type prepare(const rpc::Fence&, const std::string&) override {
+  rpc::Vote::type prepare(const rpc::Fence&, const std::string&, const std::string&) override {
     ++lies;
     return rpc::Vote::COMMIT;
   }

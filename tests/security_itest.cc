@@ -165,7 +165,7 @@ TEST_F(TlsBankTest, TransfersCommitOverMutualTlsOnEveryLink) {
   }
   EXPECT_EQ(Balance("bank_a", 1), kInitialBalance - 50);
   EXPECT_EQ(Balance("bank_b", 1), kInitialBalance + 50);
-  // The participants reached the coordinator (enlist, register) and it
+  // The participants reached the coordinator (register) and it
   // reached them (prepare, commit) over TLS: nothing else would commit.
   EXPECT_TRUE(cluster_.EventuallyNoOpenBranches(5000));
 }
@@ -301,7 +301,7 @@ TEST_F(TlsBankTest, EachRoleMayMakeOnlyItsOwnCalls) {
   rpc::CommitResult result;
   std::vector<rpc::BranchInfo> branches;
   refusals.push_back({"an application prepares", participant("app", [&](rpc::ParticipantClient& c) {
-                        c.prepare(FenceOf("c1", 1), id);
+                        c.prepare(FenceOf("c1", 1), id, "x.1");
                       })});
   refusals.push_back({"an application resolves",
                       participant("app", [&](rpc::ParticipantClient& c) { c.resolve(id, true); })});
@@ -309,7 +309,7 @@ TEST_F(TlsBankTest, EachRoleMayMakeOnlyItsOwnCalls) {
                         c.beginTxn(begun, 0);
                       })});
   refusals.push_back({"an operator commits", coordinator("ops", [&](rpc::CoordinatorClient& c) {
-                        c.commitTxn(result, id, false);
+                        c.commitTxn(result, id, false, {});
                       })});
   refusals.push_back(
       {"an application removes a participant", coordinator("app", [&](rpc::CoordinatorClient& c) {
@@ -326,9 +326,9 @@ TEST_F(TlsBankTest, EachRoleMayMakeOnlyItsOwnCalls) {
                       participant("c2", [&](rpc::ParticipantClient& c) {
                         c.recover(branches, FenceOf("c1", 1));
                       })});
-  refusals.push_back(
-      {"participant bank_a enlists as bank_b",
-       coordinator("bank_a", [&](rpc::CoordinatorClient& c) { c.enlist(id, "bank_b", "x.1"); })});
+  refusals.push_back({"a participant commits", coordinator("bank_a", [&](rpc::CoordinatorClient& c) {
+                        c.commitTxn(result, id, false, {});
+                      })});
   refusals.push_back({"participant bank_a registers bank_b at its own address",
                       coordinator("bank_a", [&](rpc::CoordinatorClient& c) {
                         rpc::ParticipantEndpoint endpoint;

@@ -28,10 +28,10 @@ R SimParticipants::Call(const std::string& participant, const std::string& what,
 }
 
 Result<Vote> SimParticipants::Prepare(const std::string& participant, const std::string& txn_id,
-                                      int) {
-  return Call<Result<Vote>>(participant, "prepare " + txn_id,
-                            [txn_id](ParticipantService* p, const Fence& fence) {
-                              return p->Prepare(fence, txn_id);
+                                      const std::string& opening, int) {
+  return Call<Result<Vote>>(participant, "prepare " + txn_id + " as " + opening,
+                            [txn_id, opening](ParticipantService* p, const Fence& fence) {
+                              return p->Prepare(fence, txn_id, opening);
                             });
 }
 
@@ -79,15 +79,6 @@ Result<std::vector<PreparedBranch>> SimParticipants::ListBranches(
   std::vector<PreparedBranch> out;
   for (const auto& b : *branches) out.push_back({b.txn_id, b.age_ms});
   return out;
-}
-
-Result<int64_t> SimCoordinatorLink::Enlist(const std::string& txn_id,
-                                           const std::string& participant,
-                                           const std::string& branch) {
-  Directory* d = directory_;
-  return network_->Send<Result<int64_t>>(
-      *self_, d->coordinator, "enlist " + txn_id + " " + participant + " as " + branch,
-      [=] { return d->coordinator_object->Enlist(txn_id, participant, branch); });
 }
 
 Result<Outcome> SimCoordinatorLink::Inquire(const std::string& txn_id) {

@@ -56,7 +56,7 @@ class SimParticipants : public Participants {
   void SetFence(const Fence& fence) override { fence_ = fence; }
   void SetEndpoint(const std::string&, const std::string&, int) override {}
   Result<Vote> Prepare(const std::string& participant, const std::string& txn_id,
-                       int timeout_ms) override;
+                       const std::string& opening, int timeout_ms) override;
   Status Commit(const std::string& participant, const std::string& txn_id,
                 bool one_phase) override;
   Status Rollback(const std::string& participant, const std::string& txn_id) override;
@@ -84,8 +84,6 @@ class SimCoordinatorLink : public CoordinatorLink {
   SimCoordinatorLink(SimNetwork* network, Directory* directory, Process* self)
       : network_(network), directory_(directory), self_(self) {}
 
-  Result<int64_t> Enlist(const std::string& txn_id, const std::string& participant,
-                         const std::string& branch) override;
   Result<Outcome> Inquire(const std::string& txn_id) override;
   Status Register(const ParticipantAddress& self) override;
   // Asks the live coordinator run (the one at "the address"); never the zombie.

@@ -11,6 +11,11 @@ std::string ShowValue(Vote vote) { return VoteName(vote); }
 std::string ShowValue(Outcome outcome) { return OutcomeName(outcome); }
 std::string ShowValue(int64_t value) { return std::to_string(value); }
 std::string ShowValue(const BeginInfo& info) { return info.txn_id; }
+std::string ShowValue(const IdBlock& block) {
+  return "ids " + std::to_string(block.first_seq) + ".." +
+         std::to_string(block.first_seq + block.count - 1) + " of epoch " +
+         std::to_string(block.epoch);
+}
 std::string ShowValue(const CommitOutcome& outcome) {
   return std::string(TxnStateName(outcome.state)) +
          (outcome.reason.empty() ? "" : " (" + outcome.reason + ")");

@@ -34,6 +34,7 @@ std::string ShowValue(Vote vote);
 std::string ShowValue(Outcome outcome);
 std::string ShowValue(int64_t value);
 std::string ShowValue(const BeginInfo& info);
+std::string ShowValue(const IdBlock& block);
 std::string ShowValue(const CommitOutcome& outcome);
 std::string ShowValue(const QueryResult& result);
 std::string ShowValue(const std::vector<BranchSnapshot>& branches);

@@ -273,6 +273,7 @@ void Simulation::StartClient() {
   plan.application_rollback = random_.Chance(0.1);
   plan.commit_after_overdraft = random_.Chance(0.5);
   plan.return_at_decision = random_.Chance(0.5);
+  plan.reserved_id = random_.Chance(0.5);
   int id = static_cast<int>(clients_.size()) + 1;
   clients_.push_back(std::make_unique<TransferClient>(id, plan, &network_, &directory_,
                                                       &invariants_, &history_));
@@ -414,7 +415,7 @@ void Simulation::Forge() {
       [=]() -> Status {
         ParticipantService* p = directory->Find(target)->service;
         invariants->BeginDelivery(target, fence, /*forged=*/true);
-        Status st = verb == "prepare"      ? p->Prepare(fence, txn_id).status()
+        Status st = verb == "prepare"      ? p->Prepare(fence, txn_id, "forged.1").status()
                     : verb == "commit"     ? p->Commit(fence, txn_id, false)
                     : verb == "commit-1pc" ? p->Commit(fence, txn_id, true)
                     : verb == "rollback"   ? p->Rollback(fence, txn_id)

@@ -4,6 +4,23 @@
 #include "tests/sim/sim_backend.h"
 
 namespace pact::sim {
+namespace {
+
+// What execute answers: the statement's result, and the branch's opening
+// also when the statement failed (the client library reads it from the error).
+struct ExecuteAnswer {
+  ExecuteAnswer(Status failed) : result(std::move(failed)) {}  // what the network fails with
+  ExecuteAnswer(Result<QueryResult> r, std::string o)
+      : result(std::move(r)), opening(std::move(o)) {}
+  Result<QueryResult> result;
+  std::string opening;
+};
+
+std::string Show(const ExecuteAnswer& answer) {
+  return sim::Show(answer.result) + (answer.opening.empty() ? "" : " in " + answer.opening);
+}
+
+}  // namespace
 
 TransferClient::TransferClient(int id, TransferPlan plan, SimNetwork* network,
                                Directory* directory, Invariants* invariants, History* history)
@@ -23,16 +40,27 @@ void TransferClient::Step() {
     case Stage::kBegin: {
       Directory* d = directory_;
       int64_t timeout = plan_.timeout_ms;
-      auto begun = network_->Send<Result<BeginInfo>>(
-          d->client, d->coordinator, "begin",
-          [=] { return d->coordinator_object->Begin(timeout); }, /*idempotent=*/false);
+      Result<std::string> begun = Status::Internal("not begun");
+      if (plan_.reserved_id) {
+        auto block = network_->Send<Result<IdBlock>>(
+            d->client, d->coordinator, "reserve ids",
+            [=] { return d->coordinator_object->ReserveIds(1); }, /*idempotent=*/false);
+        if (block.ok()) begun = TxnId{block->coordinator, block->epoch, block->first_seq}.ToString();
+        else begun = block.status();
+      } else {
+        auto info = network_->Send<Result<BeginInfo>>(
+            d->client, d->coordinator, "begin",
+            [=] { return d->coordinator_object->Begin(timeout); }, /*idempotent=*/false);
+        if (info.ok()) begun = info->txn_id;
+        else begun = info.status();
+      }
       if (!begun.ok()) {
         if (++begin_attempts_ < 4) return;  // try again at a later step
         history_->Add(Name() + ": could not begin; gives up");
         stage_ = Stage::kDone;
         return;
       }
-      txn_ = begun->txn_id;
+      txn_ = *begun;
       history_->Add(Name() + ": transfers " + std::to_string(plan_.amount) + " from " +
                     plan_.from + "/" + plan_.from_account + " to " + plan_.to + "/" +
                     plan_.to_account + (plan_.application_rollback ? ", then rolls back" : ""));
@@ -54,13 +82,28 @@ void TransferClient::Execute(bool first) {
   int64_t delta = credit ? plan_.amount : -plan_.amount;
   Directory::Node* node = directory_->Find(participant);
   std::string txn = txn_;
-  auto result = network_->Send<Result<QueryResult>>(
+  int64_t timeout = plan_.timeout_ms;
+  openings_.emplace(participant, "");
+  auto answer = network_->Send<ExecuteAnswer>(
       directory_->client, node->process,
       "execute " + txn + " " + account + (delta >= 0 ? " +" : " ") + std::to_string(delta),
       [=] {
-        return node->service->Execute(txn, kAddSql, {SqlValue(account), SqlValue(delta)});
+        std::string opening;
+        auto result = node->service->Execute(txn, kAddSql, {SqlValue(account), SqlValue(delta)},
+                                             timeout, &opening);
+        return ExecuteAnswer(std::move(result), opening);
       },
       /*idempotent=*/false);
+  const Result<QueryResult>& result = answer.result;
+  std::string& known = openings_[participant];
+  if (!answer.opening.empty() && !known.empty() && known != answer.opening) {
+    // The participant lost the earlier work (it restarted): roll back.
+    history_->Add(Name() + ": " + participant + " answered from a new opening " +
+                  answer.opening + " (was " + known + ")");
+    stage_ = Stage::kRollback;
+    return;
+  }
+  if (!answer.opening.empty()) known = answer.opening;
   if (result.ok()) {
     stage_ = first ? Stage::kSecond
                    : (plan_.application_rollback ? Stage::kRollback : Stage::kCommit);
@@ -93,10 +136,11 @@ void TransferClient::Commit() {
   const bool zombie = AtZombie();
   const CommitReturn when =
       plan_.return_at_decision ? CommitReturn::kAtDecision : CommitReturn::kAfterBranches;
+  const std::vector<EnlistedBranch> branches = Branches(/*for_commit=*/true);
   auto outcome = network_->Send<Result<CommitOutcome>>(
       d->client, zombie ? d->zombie : d->coordinator, "commit " + txn,
       [=]() -> Result<CommitOutcome> {
-        return (zombie ? d->zombie_object : d->coordinator_object)->Commit(txn, when);
+        return (zombie ? d->zombie_object : d->coordinator_object)->Commit(txn, branches, when);
       });
   if (zombie && outcome.status().code() != StatusCode::kUnavailable) {
     history_->Add(Name() + ": the zombie's answer (" + Show(outcome) + ") counts as unknown");
@@ -119,10 +163,20 @@ void TransferClient::Rollback() {
   Directory* d = directory_;
   std::string txn = txn_;
   const bool zombie = AtZombie();
+  const std::vector<EnlistedBranch> branches = Branches(/*for_commit=*/false);
   Status st = network_->Send<Status>(
       d->client, zombie ? d->zombie : d->coordinator, "rollback " + txn,
-      [=] { return (zombie ? d->zombie_object : d->coordinator_object)->Rollback(txn); });
+      [=] { return (zombie ? d->zombie_object : d->coordinator_object)->Rollback(txn, branches); });
   Tell(st.ok() && !zombie ? Told::kRolledBack : Told::kUnknown);  // the zombie: see Commit
+}
+
+std::vector<EnlistedBranch> TransferClient::Branches(bool for_commit) const {
+  std::vector<EnlistedBranch> out;
+  for (const auto& [participant, opening] : openings_) {
+    if (for_commit && opening.empty()) continue;  // no branch opened there
+    out.push_back({participant, opening});
+  }
+  return out;
 }
 
 void TransferClient::Tell(Told told) {

@@ -1,11 +1,14 @@
 // One application transaction: begin, debit one account, credit another
-// (sometimes at the same participant: one phase), then commit; sometimes it
-// overdraws and must abort, sometimes the application rolls back. Each Step
-// is one action; what the client was told goes to the invariants.
+// (sometimes at the same participant: one phase), then commit with the
+// branches it opened, as the client library does; sometimes it overdraws and
+// must abort, sometimes the application rolls back. Each Step is one action;
+// what the client was told goes to the invariants.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "tests/sim/invariants.h"
 #include "tests/sim/sim_links.h"
@@ -22,6 +25,7 @@ struct TransferPlan {
   bool application_rollback = false;
   bool commit_after_overdraft = false;  // the application commits anyway: must abort
   bool return_at_decision = false;      // commit answers once the decision is durable
+  bool reserved_id = false;             // begins from a reserved id, not with Begin
 };
 
 class TransferClient {
@@ -39,6 +43,9 @@ class TransferClient {
   void Commit();
   void Rollback();
   void Tell(Told told);
+  // The branches as the client library reports them at commit (with their
+  // openings) or rollback (every participant a statement went to).
+  std::vector<EnlistedBranch> Branches(bool for_commit) const;
   // Whether the transaction is the awake zombie's: its client still talks to it.
   bool AtZombie() const;
   std::string Name() const;
@@ -54,6 +61,7 @@ class TransferClient {
   int begin_attempts_ = 0;
   int commit_attempts_ = 0;
   bool overdrawn_ = false;
+  std::map<std::string, std::string> openings_;  // by participant; "" while unknown
   Told told_ = Told::kNothing;
 };
 
