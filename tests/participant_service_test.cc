@@ -313,6 +313,24 @@ TEST_F(ParticipantServiceTest, ActiveBranchNobodyCanCommitIsRolledBackAtItsFirst
   EXPECT_EQ(listed.front().txn_id, "c1.1.1");
 }
 
+TEST_F(ParticipantServiceTest, ClientMayAbandonOnlyItsOwnActiveBranch) {
+  Start();
+  ASSERT_TRUE(Execute("c1.1.1", "UPDATE x").ok());
+  ASSERT_TRUE(Execute("c1.1.2", "UPDATE x").ok());
+  ASSERT_TRUE(Prepare({"c1", 1}, "c1.1.2").ok());
+  // Not the opening's name: whoever sends it did not run the statements.
+  EXPECT_EQ(service_->Abandon("c1.1.1", "run1.99").code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(backend_.Count("rollback", "c1.1.1"), 0);
+  // Prepared: only its coordinator decides it.
+  EXPECT_EQ(service_->Abandon("c1.1.2", openings_["c1.1.2"]).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(backend_.Prepared("c1.1.2"));
+  EXPECT_TRUE(service_->Abandon("c1.1.1", openings_["c1.1.1"]).ok());
+  EXPECT_EQ(backend_.Count("rollback", "c1.1.1"), 1);
+  EXPECT_TRUE(service_->Abandon("c1.1.1", openings_["c1.1.1"]).ok());  // gone already: OK
+  EXPECT_EQ(Prepare({"c1", 1}, "c1.1.1").status().code(), StatusCode::kNotFound);
+}
+
 TEST_F(ParticipantServiceTest, StatementArrivingAfterItsRollbackOpensNothing) {
   Start();
   // The coordinator rolled the transaction back before the client's delayed

@@ -92,6 +92,31 @@ TEST_F(RecoveryTest, PreparedBranchesWithoutACommitRecordRollBackWhenTheCoordina
   EXPECT_EQ(Balance("bank_b", 1), 100);
 }
 
+// The coordinator hears of a transaction only at its commit: with the
+// coordinator gone, the client itself gives up the branches it opened, so
+// that their locks go at once rather than at their deadline.
+TEST_F(RecoveryTest, ClientGivesUpItsBranchesWhenTheCoordinatorIsGone) {
+  auto client = Connect();
+  auto txn = client->Begin(/*timeout_ms=*/60000);
+  ASSERT_TRUE(txn.ok());
+  ASSERT_TRUE((*txn)->Execute("bank_a", "UPDATE accounts SET balance = 0 WHERE id = 1").ok());
+  ASSERT_TRUE((*txn)->Execute("bank_b", "UPDATE accounts SET balance = 0 WHERE id = 1").ok());
+  cluster_.coordinator().Signal(SIGKILL);
+  cluster_.coordinator().WaitForExit(5000);
+  Status rolled_back = (*txn)->Rollback();
+  EXPECT_TRUE(rolled_back.ok()) << rolled_back.ToString();
+  EXPECT_TRUE(cluster_.EventuallyNoOpenBranches(3000));  // long before the deadline
+  EXPECT_EQ(Balance("bank_a", 1), 100);
+  EXPECT_EQ(Balance("bank_b", 1), 100);
+  // Until the coordinator is back, Begin asks it (and fails) rather than
+  // open branches nobody could commit.
+  EXPECT_EQ(client->Begin().status().code(), StatusCode::kUnavailable);
+  ASSERT_TRUE(cluster_.StartCoordinator().ok());
+  auto next = PrepareTransfer(*client, 1);
+  ASSERT_TRUE(next && next->Commit().ok());
+  EXPECT_EQ(Balance("bank_a", 1), 99);
+}
+
 TEST_F(RecoveryTest, ReplacedCoordinatorEpochIsFencedOff) {
   // Make bank_a see epoch 1, then restart the coordinator (epoch 2).
   auto client = Connect();
