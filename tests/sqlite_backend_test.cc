@@ -356,6 +356,50 @@ TEST_F(SqliteBackendTest, WaitingBeginGetsTheLockWhenTheHolderCommits) {
   EXPECT_EQ(read->rows[0][0], SqlValue(int64_t{1}));
 }
 
+TEST_F(SqliteBackendTest, WaitingBeginsGetTheLockInArrivalOrder) {
+  auto backend = OpenBackend();
+  auto holder = BeginBranch(backend.get(), "c.1.1");
+  std::mutex mu;
+  std::vector<std::string> order;  // who got the lock, in order
+  auto begin_and_note = [&](const std::string& txn_id) {
+    auto branch = backend->Begin(txn_id);
+    EXPECT_TRUE(branch.ok()) << txn_id << ": " << branch.status().ToString();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      order.push_back(txn_id);
+    }
+    if (branch.ok()) EXPECT_TRUE((*branch)->Rollback().ok());
+  };
+  // Each waiter has queued before the next one starts (Begin blocks).
+  std::thread first([&] { begin_and_note("c.1.2"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::thread second([&] { begin_and_note("c.1.3"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::thread third([&] { begin_and_note("c.1.4"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(holder->Rollback().ok());
+  first.join();
+  second.join();
+  third.join();
+  EXPECT_EQ(order, (std::vector<std::string>{"c.1.2", "c.1.3", "c.1.4"}));
+}
+
+TEST_F(SqliteBackendTest, BeginThatTimesOutLeavesTheLockToTheNextInLine) {
+  options_.busy_timeout_ms = 200;
+  auto backend = OpenBackend();
+  auto holder = BeginBranch(backend.get(), "c.1.1");
+  EXPECT_EQ(backend->Begin("c.1.2").status().code(), StatusCode::kBusy);  // gave up, queued no more
+  Result<std::unique_ptr<Branch>> next = Status::Internal("not run");
+  std::thread waiter([&] { next = backend->Begin("c.1.3"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(holder->Rollback().ok());
+  waiter.join();
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  ExpectOk(next->get(), "UPDATE accounts SET balance = 7 WHERE id = 1");
+  ASSERT_TRUE((*next)->CommitOnePhase().ok());
+  EXPECT_NE(Balances().find("1|7"), std::string::npos) << Balances();
+}
+
 TEST_F(SqliteBackendTest, SecondOpenOfTheSameDatabaseIsRefused) {
   auto backend = OpenBackend();
   auto second = SqliteBackend::Open(options_);
