@@ -110,9 +110,14 @@ Transaction::~Transaction() {
   }
 }
 
-std::vector<EnlistedBranch> Transaction::Branches() const {
-  std::vector<EnlistedBranch> out;
-  for (const auto& [participant, opening] : openings_) out.push_back({participant, opening});
+std::vector<rpc::EnlistedBranch> Transaction::WireBranches(bool opened_only) const {
+  std::vector<rpc::EnlistedBranch> out;
+  for (const auto& [participant, opening] : openings_) {
+    if (opened_only && opening.empty()) continue;
+    rpc::EnlistedBranch& wire = out.emplace_back();
+    wire.participant = participant;
+    wire.branch = opening;
+  }
   return out;
 }
 
@@ -216,14 +221,7 @@ Status Transaction::Commit() {
         Status::TimedOut("transaction " + id_ + " timed out: its deadline passed before commit"));
   }
   // A participant that answered without opening a branch holds nothing.
-  std::vector<rpc::EnlistedBranch> branches;
-  for (const auto& b : Branches()) {
-    if (b.opening.empty()) continue;
-    rpc::EnlistedBranch wire;
-    wire.participant = b.participant;
-    wire.branch = b.opening;
-    branches.push_back(std::move(wire));
-  }
+  const std::vector<rpc::EnlistedBranch> branches = WireBranches(/*opened_only=*/true);
   rpc::CommitResult result;
   auto lost = [](const Status& s) {
     return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kInternal;
@@ -281,13 +279,7 @@ Status Transaction::Commit() {
 
 Status Transaction::Rollback() {
   RETURN_NOT_OK(RequireOpen());
-  std::vector<rpc::EnlistedBranch> branches;
-  for (const auto& b : Branches()) {
-    rpc::EnlistedBranch wire;
-    wire.participant = b.participant;
-    wire.branch = b.opening;
-    branches.push_back(std::move(wire));
-  }
+  const std::vector<rpc::EnlistedBranch> branches = WireBranches(/*opened_only=*/false);
   Status st = client_->coordinator_->Call(
       [&](rpc::CoordinatorClient& c) { c.rollbackTxn(id_, branches); });
   if (st.code() == StatusCode::kNotFound) {

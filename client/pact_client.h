@@ -30,6 +30,7 @@ namespace pact {
 namespace rpc {
 class CoordinatorClient;
 class ParticipantClient;
+class EnlistedBranch;
 }  // namespace rpc
 
 class Transaction;
@@ -139,9 +140,10 @@ class Transaction {
   Transaction(Client* client, std::string id, std::chrono::steady_clock::time_point deadline)
       : client_(client), id_(std::move(id)), deadline_(deadline) {}
   Status RequireOpen() const;
-  // The branches as the coordinator is told them: every participant a
-  // statement was sent to (a rollback needs no opening's name).
-  std::vector<EnlistedBranch> Branches() const;
+  // The branches as the coordinator is told them: for a commit those that
+  // opened (opened_only), for a rollback every participant a statement was
+  // sent to (a rollback needs no opening's name).
+  std::vector<rpc::EnlistedBranch> WireBranches(bool opened_only) const;
   // Notes the opening `participant` answered from.
   void NoteOpening(const std::string& participant, const std::string& opening);
   // Rolls back at the coordinator, then answers `why`.
