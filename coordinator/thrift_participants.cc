@@ -1,5 +1,11 @@
 #include "coordinator/thrift_participants.h"
 
+#include <type_traits>
+
+#include <thrift/TApplicationException.h>
+
+#include "common/parallel.h"
+
 namespace pact {
 
 void ThriftParticipants::SetFence(const Fence& fence) {
@@ -7,20 +13,28 @@ void ThriftParticipants::SetFence(const Fence& fence) {
   fence_.epoch = fence.epoch;
 }
 
+ThriftParticipants::ThriftParticipants(RpcTimeouts timeouts, RpcCredentials credentials,
+                                       size_t max_batch)
+    : timeouts_(timeouts), credentials_(std::move(credentials)) {
+  BatchTransport* transport = this;  // a private base: convertible only in here
+  if (max_batch > 1) batcher_ = std::make_unique<ParticipantBatcher>(transport, max_batch);
+}
+
 void ThriftParticipants::SetEndpoint(const std::string& participant, const std::string& host,
                                      int port) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto& pool = pools_[participant];
-  if (pool && pool->endpoint().host == host && pool->endpoint().port == port) return;
-  pool = std::make_shared<Pool>(Endpoint{host, port}, timeouts_,
-                                credentials_.ToServer(Role::kParticipant, participant));
+  auto& peer = peers_[participant];
+  if (peer && peer->pool->endpoint().host == host && peer->pool->endpoint().port == port) return;
+  peer = std::make_shared<Peer>();
+  peer->pool = std::make_shared<Pool>(Endpoint{host, port}, timeouts_,
+                                      credentials_.ToServer(Role::kParticipant, participant));
 }
 
-Result<std::shared_ptr<ThriftParticipants::Pool>> ThriftParticipants::PoolFor(
+Result<std::shared_ptr<ThriftParticipants::Peer>> ThriftParticipants::PeerFor(
     const std::string& participant) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = pools_.find(participant);
-  if (it == pools_.end()) {
+  auto it = peers_.find(participant);
+  if (it == peers_.end()) {
     return Status::NotFound("participant '" + participant + "' is not registered");
   }
   return it->second;
@@ -28,28 +42,168 @@ Result<std::shared_ptr<ThriftParticipants::Pool>> ThriftParticipants::PoolFor(
 
 Result<Vote> ThriftParticipants::Prepare(const std::string& participant,
                                          const std::string& txn_id, int timeout_ms) {
-  ASSIGN_OR_RETURN(auto pool, PoolFor(participant));
-  rpc::Vote::type vote = rpc::Vote::ABORT;
-  RETURN_NOT_OK(pool->Call([&](rpc::ParticipantClient& c) { vote = c.prepare(fence_, txn_id); },
-                           timeout_ms));
-  return VoteFromRpc(vote);
+  if (batcher_) return batcher_->Prepare(participant, txn_id, timeout_ms);
+  ASSIGN_OR_RETURN(auto peer, PeerFor(participant));
+  return PrepareOne(*peer->pool, txn_id, timeout_ms);
 }
 
 Status ThriftParticipants::Commit(const std::string& participant, const std::string& txn_id,
                                   bool one_phase) {
-  ASSIGN_OR_RETURN(auto pool, PoolFor(participant));
-  return pool->Call([&](rpc::ParticipantClient& c) { c.commit(fence_, txn_id, one_phase); });
+  if (batcher_ && !one_phase) return batcher_->Commit(participant, txn_id);
+  ASSIGN_OR_RETURN(auto peer, PeerFor(participant));
+  return CommitOne(*peer->pool, txn_id, one_phase);
 }
 
 Status ThriftParticipants::Rollback(const std::string& participant, const std::string& txn_id) {
-  ASSIGN_OR_RETURN(auto pool, PoolFor(participant));
-  return pool->Call([&](rpc::ParticipantClient& c) { c.rollback(fence_, txn_id); });
+  if (batcher_) return batcher_->Rollback(participant, txn_id);
+  ASSIGN_OR_RETURN(auto peer, PeerFor(participant));
+  return RollbackOne(*peer->pool, txn_id);
+}
+
+Result<Vote> ThriftParticipants::PrepareOne(Pool& pool, const std::string& txn_id,
+                                            int timeout_ms) {
+  rpc::Vote::type vote = rpc::Vote::ABORT;
+  RETURN_NOT_OK(pool.Call([&](rpc::ParticipantClient& c) { vote = c.prepare(fence_, txn_id); },
+                          timeout_ms));
+  return VoteFromRpc(vote);
+}
+
+Status ThriftParticipants::CommitOne(Pool& pool, const std::string& txn_id, bool one_phase) {
+  return pool.Call([&](rpc::ParticipantClient& c) { c.commit(fence_, txn_id, one_phase); });
+}
+
+Status ThriftParticipants::RollbackOne(Pool& pool, const std::string& txn_id) {
+  return pool.Call([&](rpc::ParticipantClient& c) { c.rollback(fence_, txn_id); });
+}
+
+namespace {
+
+// Runs `batch` on the pool; a participant that predates batches answers
+// UNKNOWN_METHOD without acting on anything, and `*unknown_method` says so.
+template <typename Fn>
+Status CallBatch(RpcPool<rpc::ParticipantClient>& pool, Fn&& batch, int timeout_ms,
+                 bool* unknown_method) {
+  *unknown_method = false;
+  return pool.Call(
+      [&](rpc::ParticipantClient& c) {
+        try {
+          batch(c);
+        } catch (const apache::thrift::TApplicationException& e) {
+          if (e.getType() != apache::thrift::TApplicationException::UNKNOWN_METHOD) throw;
+          *unknown_method = true;
+        }
+      },
+      timeout_ms);
+}
+
+// Each item's answer as the single call would give it: its error carries
+// the endpoint, as RpcConnection adds it.
+template <typename Answer, typename RpcAnswer, typename Convert>
+std::vector<Answer> FromRpcAnswers(const std::vector<RpcAnswer>& answers, Convert convert,
+                                   const Endpoint& endpoint) {
+  std::vector<Answer> out;
+  out.reserve(answers.size());
+  for (const auto& a : answers) {
+    Answer answer = convert(a);
+    if (!answer.ok()) {
+      Status st;
+      if constexpr (std::is_same_v<Answer, Status>) {
+        st = answer;
+      } else {
+        st = answer.status();
+      }
+      answer = st.WithContext(endpoint.ToString());
+    }
+    out.push_back(std::move(answer));
+  }
+  return out;
+}
+
+// The items of a batch as single calls, for a participant without batches.
+template <typename Answer, typename Item, typename Fn>
+std::vector<Answer> OneByOne(const std::vector<Item>& items, Fn&& one) {
+  std::vector<Answer> out(items.size(), Answer(Status::Internal("not sent")));
+  RunInParallel(items.size(), [&](size_t i) { out[i] = one(items[i]); });
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<Result<Vote>>> ThriftParticipants::PrepareBatch(
+    const std::string& participant, const std::vector<PrepareRequest>& items, int timeout_ms) {
+  ASSIGN_OR_RETURN(auto peer, PeerFor(participant));
+  Pool& pool = *peer->pool;
+  auto singly = [&] {
+    return OneByOne<Result<Vote>>(items, [&](const PrepareRequest& item) {
+      return PrepareOne(pool, item.txn_id, timeout_ms);
+    });
+  };
+  if (peer->singles_only) return singly();
+  std::vector<rpc::PrepareItem> request(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    request[i].txn_id = items[i].txn_id;
+    request[i].branch = items[i].branch;
+  }
+  std::vector<rpc::PrepareAnswer> answers;
+  bool unknown_method = false;
+  RETURN_NOT_OK(CallBatch(
+      pool, [&](rpc::ParticipantClient& c) { c.prepareBatch(answers, fence_, request); },
+      timeout_ms, &unknown_method));
+  if (unknown_method) {
+    peer->singles_only = true;
+    return singly();
+  }
+  return FromRpcAnswers<Result<Vote>>(answers, PrepareAnswerFromRpc, pool.endpoint());
+}
+
+Result<std::vector<Status>> ThriftParticipants::CommitBatch(
+    const std::string& participant, const std::vector<std::string>& txn_ids) {
+  ASSIGN_OR_RETURN(auto peer, PeerFor(participant));
+  Pool& pool = *peer->pool;
+  auto singly = [&] {
+    return OneByOne<Status>(txn_ids, [&](const std::string& txn_id) {
+      return CommitOne(pool, txn_id, /*one_phase=*/false);
+    });
+  };
+  if (peer->singles_only) return singly();
+  std::vector<rpc::BatchAnswer> answers;
+  bool unknown_method = false;
+  RETURN_NOT_OK(CallBatch(
+      pool, [&](rpc::ParticipantClient& c) { c.commitBatch(answers, fence_, txn_ids); }, 0,
+      &unknown_method));
+  if (unknown_method) {
+    peer->singles_only = true;
+    return singly();
+  }
+  return FromRpcAnswers<Status>(answers, BatchAnswerFromRpc, pool.endpoint());
+}
+
+Result<std::vector<Status>> ThriftParticipants::RollbackBatch(
+    const std::string& participant, const std::vector<std::string>& txn_ids) {
+  ASSIGN_OR_RETURN(auto peer, PeerFor(participant));
+  Pool& pool = *peer->pool;
+  auto singly = [&] {
+    return OneByOne<Status>(
+        txn_ids, [&](const std::string& txn_id) { return RollbackOne(pool, txn_id); });
+  };
+  if (peer->singles_only) return singly();
+  std::vector<rpc::BatchAnswer> answers;
+  bool unknown_method = false;
+  RETURN_NOT_OK(CallBatch(
+      pool, [&](rpc::ParticipantClient& c) { c.rollbackBatch(answers, fence_, txn_ids); }, 0,
+      &unknown_method));
+  if (unknown_method) {
+    peer->singles_only = true;
+    return singly();
+  }
+  return FromRpcAnswers<Status>(answers, BatchAnswerFromRpc, pool.endpoint());
 }
 
 Result<std::vector<PreparedBranch>> ThriftParticipants::Recover(const std::string& participant) {
-  ASSIGN_OR_RETURN(auto pool, PoolFor(participant));
+  ASSIGN_OR_RETURN(auto peer, PeerFor(participant));
+  Pool& pool = *peer->pool;
   std::vector<rpc::BranchInfo> branches;
-  RETURN_NOT_OK(pool->Call([&](rpc::ParticipantClient& c) { c.recover(branches, fence_); }));
+  RETURN_NOT_OK(pool.Call([&](rpc::ParticipantClient& c) { c.recover(branches, fence_); }));
   std::vector<PreparedBranch> out;
   for (const auto& b : branches) out.push_back({b.txn_id, b.age_ms});
   return out;
@@ -57,9 +211,10 @@ Result<std::vector<PreparedBranch>> ThriftParticipants::Recover(const std::strin
 
 Result<std::vector<PreparedBranch>> ThriftParticipants::ListBranches(
     const std::string& participant) {
-  ASSIGN_OR_RETURN(auto pool, PoolFor(participant));
+  ASSIGN_OR_RETURN(auto peer, PeerFor(participant));
+  Pool& pool = *peer->pool;
   std::vector<rpc::BranchInfo> branches;
-  RETURN_NOT_OK(pool->Call([&](rpc::ParticipantClient& c) { c.listBranches(branches); }));
+  RETURN_NOT_OK(pool.Call([&](rpc::ParticipantClient& c) { c.listBranches(branches); }));
   std::vector<PreparedBranch> out;
   for (const auto& b : branches) out.push_back({b.txn_id, b.age_ms});
   return out;
@@ -67,8 +222,9 @@ Result<std::vector<PreparedBranch>> ThriftParticipants::ListBranches(
 
 Status ThriftParticipants::ForgetHeuristic(const std::string& participant,
                                            const std::string& txn_id) {
-  ASSIGN_OR_RETURN(auto pool, PoolFor(participant));
-  return pool->Call([&](rpc::ParticipantClient& c) { c.forgetHeuristic(txn_id); });
+  ASSIGN_OR_RETURN(auto peer, PeerFor(participant));
+  Pool& pool = *peer->pool;
+  return pool.Call([&](rpc::ParticipantClient& c) { c.forgetHeuristic(txn_id); });
 }
 
 }  // namespace pact

@@ -1,5 +1,9 @@
 #include "participant/participant_handler.h"
 
+#include <atomic>
+
+#include "common/parallel.h"
+#include "gen-cpp/pact_constants.h"
 #include "rpc/rpc_auth.h"
 #include "rpc/rpc_convert.h"
 
@@ -26,6 +30,30 @@ rpc::BranchInfo ToRpc(const BranchSnapshot& s) {
   out.age_ms = s.age_ms;
   if (!s.prepared) out.__set_deadline_in_ms(s.deadline_in_ms);
   return out;
+}
+
+// A batch the sender should never have built is refused whole, before any
+// item runs.
+void CheckBatchSize(size_t items, const char* what) {
+  const size_t max = static_cast<size_t>(rpc::g_pact_constants.MAX_BATCH_ITEMS);
+  if (items == 0) ThrowIfError(Status::InvalidArgument(std::string(what) + ": an empty batch"));
+  if (items > max) {
+    ThrowIfError(Status::InvalidArgument(std::string(what) + ": a batch of " +
+                                         std::to_string(items) + " items (at most " +
+                                         std::to_string(max) + ")"));
+  }
+}
+
+// Runs answer(i) for every item, on up to `items` threads at once: each
+// thread takes the next item not yet taken, so a backend that answers at
+// once lets the first threads take every item while one that blocks
+// (PostgreSQL's PREPARE waits for its fsync) has them all waiting together.
+template <typename Fn>
+void RunItems(size_t items, Fn&& answer) {
+  std::atomic<size_t> next{0};
+  RunInParallel(items, [&](size_t) {
+    for (size_t i = next++; i < items; i = next++) answer(i);
+  });
 }
 
 }  // namespace
@@ -66,6 +94,38 @@ void ParticipantHandler::commit(const rpc::Fence& fence, const std::string& txn_
 void ParticipantHandler::rollback(const rpc::Fence& fence, const std::string& txn_id) {
   AllowCoordinator(fence, "rollback");
   ThrowIfError(service_->Rollback(FromRpc(fence), txn_id));
+}
+
+void ParticipantHandler::prepareBatch(std::vector<rpc::PrepareAnswer>& out,
+                                      const rpc::Fence& fence,
+                                      const std::vector<rpc::PrepareItem>& items) {
+  AllowCoordinator(fence, "prepareBatch");
+  CheckBatchSize(items.size(), "prepareBatch");
+  out.resize(items.size());
+  RunItems(items.size(), [&](size_t i) {
+    out[i] = PrepareAnswerToRpc(service_->Prepare(FromRpc(fence), items[i].txn_id));
+  });
+}
+
+void ParticipantHandler::commitBatch(std::vector<rpc::BatchAnswer>& out, const rpc::Fence& fence,
+                                     const std::vector<std::string>& txn_ids) {
+  AllowCoordinator(fence, "commitBatch");
+  CheckBatchSize(txn_ids.size(), "commitBatch");
+  out.resize(txn_ids.size());
+  RunItems(txn_ids.size(), [&](size_t i) {
+    out[i] = BatchAnswerToRpc(service_->Commit(FromRpc(fence), txn_ids[i], /*one_phase=*/false));
+  });
+}
+
+void ParticipantHandler::rollbackBatch(std::vector<rpc::BatchAnswer>& out,
+                                       const rpc::Fence& fence,
+                                       const std::vector<std::string>& txn_ids) {
+  AllowCoordinator(fence, "rollbackBatch");
+  CheckBatchSize(txn_ids.size(), "rollbackBatch");
+  out.resize(txn_ids.size());
+  RunItems(txn_ids.size(), [&](size_t i) {
+    out[i] = BatchAnswerToRpc(service_->Rollback(FromRpc(fence), txn_ids[i]));
+  });
 }
 
 void ParticipantHandler::recover(std::vector<rpc::BranchInfo>& out, const rpc::Fence& fence) {

@@ -22,6 +22,14 @@ class ParticipantHandler : public rpc::ParticipantIf {
   void resolve(const std::string& txn_id, bool commit) override;
   void listHeuristics(std::vector<rpc::HeuristicInfo>& out) override;
   void forgetHeuristic(const std::string& txn_id) override;
+  // Each item runs as its single call would, concurrently with the batch's
+  // others (a backend's prepare may wait for an fsync).
+  void prepareBatch(std::vector<rpc::PrepareAnswer>& out, const rpc::Fence& fence,
+                    const std::vector<rpc::PrepareItem>& items) override;
+  void commitBatch(std::vector<rpc::BatchAnswer>& out, const rpc::Fence& fence,
+                   const std::vector<std::string>& txn_ids) override;
+  void rollbackBatch(std::vector<rpc::BatchAnswer>& out, const rpc::Fence& fence,
+                     const std::vector<std::string>& txn_ids) override;
 
  private:
   ParticipantService* service_;
