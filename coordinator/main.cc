@@ -194,6 +194,10 @@ int main(int argc, char** argv) {
   size_t open = coordinator.Drain(shutdown_grace_ms);
   server.Stop();
   coordinator.Stop();
+  if (const pact::ParticipantBatcher* batcher = participants.batcher()) {
+    LOG(INFO) << "batched calls: " << batcher->items_sent() << " in " << batcher->batches_sent()
+              << " batches";
+  }
   LOG(INFO) << "stopped" << (open > 0 ? " with transactions left to recovery" : " cleanly");
   return 0;
 }

@@ -119,7 +119,9 @@ std::vector<Answer> FromRpcAnswers(const std::vector<RpcAnswer>& answers, Conver
   return out;
 }
 
-// The items of a batch as single calls, for a participant without batches.
+// The items of a batch as single calls: a batch of one (the same message as
+// without batching, so a lone transaction costs what it did), or a batch for
+// a participant without batch methods.
 template <typename Answer, typename Item, typename Fn>
 std::vector<Answer> OneByOne(const std::vector<Item>& items, Fn&& one) {
   std::vector<Answer> out(items.size(), Answer(Status::Internal("not sent")));
@@ -138,7 +140,7 @@ Result<std::vector<Result<Vote>>> ThriftParticipants::PrepareBatch(
       return PrepareOne(pool, item.txn_id, timeout_ms);
     });
   };
-  if (peer->singles_only) return singly();
+  if (peer->singles_only || items.size() == 1) return singly();
   std::vector<rpc::PrepareItem> request(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     request[i].txn_id = items[i].txn_id;
@@ -165,7 +167,7 @@ Result<std::vector<Status>> ThriftParticipants::CommitBatch(
       return CommitOne(pool, txn_id, /*one_phase=*/false);
     });
   };
-  if (peer->singles_only) return singly();
+  if (peer->singles_only || txn_ids.size() == 1) return singly();
   std::vector<rpc::BatchAnswer> answers;
   bool unknown_method = false;
   RETURN_NOT_OK(CallBatch(
@@ -186,7 +188,7 @@ Result<std::vector<Status>> ThriftParticipants::RollbackBatch(
     return OneByOne<Status>(
         txn_ids, [&](const std::string& txn_id) { return RollbackOne(pool, txn_id); });
   };
-  if (peer->singles_only) return singly();
+  if (peer->singles_only || txn_ids.size() == 1) return singly();
   std::vector<rpc::BatchAnswer> answers;
   bool unknown_method = false;
   RETURN_NOT_OK(CallBatch(
