@@ -1,6 +1,6 @@
 #include "participant/participant_handler.h"
 
-#include <atomic>
+#include <chrono>
 
 #include "common/parallel.h"
 #include "gen-cpp/pact_constants.h"
@@ -44,19 +44,35 @@ void CheckBatchSize(size_t items, const char* what) {
   }
 }
 
-// Runs answer(i) for every item, on up to `items` threads at once: each
-// thread takes the next item not yet taken, so a backend that answers at
-// once lets the first threads take every item while one that blocks
-// (PostgreSQL's PREPARE waits for its fsync) has them all waiting together.
-template <typename Fn>
-void RunItems(size_t items, Fn&& answer) {
-  std::atomic<size_t> next{0};
-  RunInParallel(items, [&](size_t) {
-    for (size_t i = next++; i < items; i = next++) answer(i);
-  });
-}
-
 }  // namespace
+
+void BatchItemRunner::Run(size_t items, const std::function<void(size_t)>& answer) {
+  using Clock = std::chrono::steady_clock;
+  constexpr auto kQuick = std::chrono::microseconds(100);
+  size_t next = 0;
+  if (!blocking_) {
+    while (next < items) {
+      auto start = Clock::now();
+      answer(next++);
+      if (Clock::now() - start > kQuick) {
+        blocking_ = true;
+        break;
+      }
+    }
+    if (next == items) return;
+  }
+  // Every thread takes the next item not taken yet.
+  std::atomic<size_t> taken{next};
+  std::atomic<bool> all_quick{true};
+  RunInParallel(items - next, [&](size_t) {
+    for (size_t i = taken++; i < items; i = taken++) {
+      auto start = Clock::now();
+      answer(i);
+      if (Clock::now() - start > kQuick) all_quick = false;
+    }
+  });
+  if (all_quick) blocking_ = false;
+}
 
 void ParticipantHandler::authenticate(const std::string& token) {
   ThrowIfError(AuthenticateConnection(token));
@@ -102,7 +118,7 @@ void ParticipantHandler::prepareBatch(std::vector<rpc::PrepareAnswer>& out,
   AllowCoordinator(fence, "prepareBatch");
   CheckBatchSize(items.size(), "prepareBatch");
   out.resize(items.size());
-  RunItems(items.size(), [&](size_t i) {
+  prepare_items_.Run(items.size(), [&](size_t i) {
     out[i] = PrepareAnswerToRpc(service_->Prepare(FromRpc(fence), items[i].txn_id));
   });
 }
@@ -112,7 +128,7 @@ void ParticipantHandler::commitBatch(std::vector<rpc::BatchAnswer>& out, const r
   AllowCoordinator(fence, "commitBatch");
   CheckBatchSize(txn_ids.size(), "commitBatch");
   out.resize(txn_ids.size());
-  RunItems(txn_ids.size(), [&](size_t i) {
+  commit_items_.Run(txn_ids.size(), [&](size_t i) {
     out[i] = BatchAnswerToRpc(service_->Commit(FromRpc(fence), txn_ids[i], /*one_phase=*/false));
   });
 }
@@ -123,7 +139,7 @@ void ParticipantHandler::rollbackBatch(std::vector<rpc::BatchAnswer>& out,
   AllowCoordinator(fence, "rollbackBatch");
   CheckBatchSize(txn_ids.size(), "rollbackBatch");
   out.resize(txn_ids.size());
-  RunItems(txn_ids.size(), [&](size_t i) {
+  rollback_items_.Run(txn_ids.size(), [&](size_t i) {
     out[i] = BatchAnswerToRpc(service_->Rollback(FromRpc(fence), txn_ids[i]));
   });
 }

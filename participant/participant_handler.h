@@ -1,10 +1,28 @@
 // The Participant Thrift service: convert, call the core, convert back.
 #pragma once
 
+#include <atomic>
+#include <functional>
+
 #include "gen-cpp/Participant.h"
 #include "participant/participant_service.h"
 
 namespace pact {
+
+// Runs the items of batches of one verb. While they are quick (a backend
+// that answers from memory), one after another on the serving thread:
+// handing each to a thread would cost more than the item. Once one blocks
+// (PostgreSQL's PREPARE waits for its fsync), the rest all at once, and so
+// the next batches, so that their waits overlap instead of adding up; back
+// to one after another once a batch's items were all quick again.
+class BatchItemRunner {
+ public:
+  // Returns once answer(0) .. answer(items - 1) have all run.
+  void Run(size_t items, const std::function<void(size_t)>& answer);
+
+ private:
+  std::atomic<bool> blocking_{false};  // the latest item (of this verb) blocked
+};
 
 class ParticipantHandler : public rpc::ParticipantIf {
  public:
@@ -33,6 +51,9 @@ class ParticipantHandler : public rpc::ParticipantIf {
 
  private:
   ParticipantService* service_;
+  BatchItemRunner prepare_items_;
+  BatchItemRunner commit_items_;
+  BatchItemRunner rollback_items_;
 };
 
 }  // namespace pact
