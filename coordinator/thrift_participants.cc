@@ -1,7 +1,5 @@
 #include "coordinator/thrift_participants.h"
 
-#include <type_traits>
-
 #include <thrift/TApplicationException.h>
 
 #include "common/parallel.h"
@@ -78,54 +76,50 @@ Status ThriftParticipants::RollbackOne(Pool& pool, const std::string& txn_id) {
 
 namespace {
 
-// Runs `batch` on the pool; a participant that predates batches answers
-// UNKNOWN_METHOD without acting on anything, and `*unknown_method` says so.
-template <typename Fn>
-Status CallBatch(RpcPool<rpc::ParticipantClient>& pool, Fn&& batch, int timeout_ms,
-                 bool* unknown_method) {
-  *unknown_method = false;
-  return pool.Call(
+// Each answer as the single call would give it: an error carries the
+// endpoint, as RpcConnection adds it to a single call's.
+Status InContext(const Status& answer, const Endpoint& endpoint) {
+  return answer.WithContext(endpoint.ToString());
+}
+Result<Vote> InContext(const Result<Vote>& answer, const Endpoint& endpoint) {
+  if (answer.ok()) return answer;
+  return answer.status().WithContext(endpoint.ToString());
+}
+
+// Sends `items` to `peer` in one call, batch(client, &rpc_answers), and
+// converts each answer. A batch of one goes as its single call, one(item):
+// the same message as without batching, so a lone transaction costs what it
+// did. So does every batch for a participant that answers UNKNOWN_METHOD
+// (it predates batches; it acted on nothing).
+template <typename Answer, typename RpcAnswer, typename Peer, typename Item, typename BatchFn,
+          typename OneFn, typename Convert>
+Result<std::vector<Answer>> SendBatch(Peer& peer, const std::vector<Item>& items, int timeout_ms,
+                                      BatchFn batch, OneFn one, Convert convert) {
+  auto one_by_one = [&] {
+    std::vector<Answer> out(items.size(), Answer(Status::Internal("not sent")));
+    RunInParallel(items.size(), [&](size_t i) { out[i] = one(items[i]); });
+    return out;
+  };
+  if (peer.singles_only || items.size() == 1) return one_by_one();
+  std::vector<RpcAnswer> answers;
+  bool unknown_method = false;
+  RETURN_NOT_OK(peer.pool->Call(
       [&](rpc::ParticipantClient& c) {
         try {
-          batch(c);
+          batch(c, &answers);
         } catch (const apache::thrift::TApplicationException& e) {
           if (e.getType() != apache::thrift::TApplicationException::UNKNOWN_METHOD) throw;
-          *unknown_method = true;
+          unknown_method = true;
         }
       },
-      timeout_ms);
-}
-
-// Each item's answer as the single call would give it: its error carries
-// the endpoint, as RpcConnection adds it.
-template <typename Answer, typename RpcAnswer, typename Convert>
-std::vector<Answer> FromRpcAnswers(const std::vector<RpcAnswer>& answers, Convert convert,
-                                   const Endpoint& endpoint) {
+      timeout_ms));
+  if (unknown_method) {
+    peer.singles_only = true;
+    return one_by_one();
+  }
   std::vector<Answer> out;
   out.reserve(answers.size());
-  for (const auto& a : answers) {
-    Answer answer = convert(a);
-    if (!answer.ok()) {
-      Status st;
-      if constexpr (std::is_same_v<Answer, Status>) {
-        st = answer;
-      } else {
-        st = answer.status();
-      }
-      answer = st.WithContext(endpoint.ToString());
-    }
-    out.push_back(std::move(answer));
-  }
-  return out;
-}
-
-// The items of a batch as single calls: a batch of one (the same message as
-// without batching, so a lone transaction costs what it did), or a batch for
-// a participant without batch methods.
-template <typename Answer, typename Item, typename Fn>
-std::vector<Answer> OneByOne(const std::vector<Item>& items, Fn&& one) {
-  std::vector<Answer> out(items.size(), Answer(Status::Internal("not sent")));
-  RunInParallel(items.size(), [&](size_t i) { out[i] = one(items[i]); });
+  for (const auto& a : answers) out.push_back(InContext(convert(a), peer.pool->endpoint()));
   return out;
 }
 
@@ -134,71 +128,44 @@ std::vector<Answer> OneByOne(const std::vector<Item>& items, Fn&& one) {
 Result<std::vector<Result<Vote>>> ThriftParticipants::PrepareBatch(
     const std::string& participant, const std::vector<PrepareRequest>& items, int timeout_ms) {
   ASSIGN_OR_RETURN(auto peer, PeerFor(participant));
-  Pool& pool = *peer->pool;
-  auto singly = [&] {
-    return OneByOne<Result<Vote>>(items, [&](const PrepareRequest& item) {
-      return PrepareOne(pool, item.txn_id, timeout_ms);
-    });
-  };
-  if (peer->singles_only || items.size() == 1) return singly();
-  std::vector<rpc::PrepareItem> request(items.size());
-  for (size_t i = 0; i < items.size(); ++i) {
-    request[i].txn_id = items[i].txn_id;
-    request[i].branch = items[i].branch;
-  }
-  std::vector<rpc::PrepareAnswer> answers;
-  bool unknown_method = false;
-  RETURN_NOT_OK(CallBatch(
-      pool, [&](rpc::ParticipantClient& c) { c.prepareBatch(answers, fence_, request); },
-      timeout_ms, &unknown_method));
-  if (unknown_method) {
-    peer->singles_only = true;
-    return singly();
-  }
-  return FromRpcAnswers<Result<Vote>>(answers, PrepareAnswerFromRpc, pool.endpoint());
+  return SendBatch<Result<Vote>, rpc::PrepareAnswer>(
+      *peer, items, timeout_ms,
+      [&](rpc::ParticipantClient& c, std::vector<rpc::PrepareAnswer>* answers) {
+        std::vector<rpc::PrepareItem> request(items.size());
+        for (size_t i = 0; i < items.size(); ++i) {
+          request[i].txn_id = items[i].txn_id;
+          request[i].branch = items[i].branch;
+        }
+        c.prepareBatch(*answers, fence_, request);
+      },
+      [&](const PrepareRequest& item) { return PrepareOne(*peer->pool, item.txn_id, timeout_ms); },
+      PrepareAnswerFromRpc);
 }
 
 Result<std::vector<Status>> ThriftParticipants::CommitBatch(
     const std::string& participant, const std::vector<std::string>& txn_ids) {
   ASSIGN_OR_RETURN(auto peer, PeerFor(participant));
-  Pool& pool = *peer->pool;
-  auto singly = [&] {
-    return OneByOne<Status>(txn_ids, [&](const std::string& txn_id) {
-      return CommitOne(pool, txn_id, /*one_phase=*/false);
-    });
-  };
-  if (peer->singles_only || txn_ids.size() == 1) return singly();
-  std::vector<rpc::BatchAnswer> answers;
-  bool unknown_method = false;
-  RETURN_NOT_OK(CallBatch(
-      pool, [&](rpc::ParticipantClient& c) { c.commitBatch(answers, fence_, txn_ids); }, 0,
-      &unknown_method));
-  if (unknown_method) {
-    peer->singles_only = true;
-    return singly();
-  }
-  return FromRpcAnswers<Status>(answers, BatchAnswerFromRpc, pool.endpoint());
+  return SendBatch<Status, rpc::BatchAnswer>(
+      *peer, txn_ids, 0,
+      [&](rpc::ParticipantClient& c, std::vector<rpc::BatchAnswer>* answers) {
+        c.commitBatch(*answers, fence_, txn_ids);
+      },
+      [&](const std::string& txn_id) {
+        return CommitOne(*peer->pool, txn_id, /*one_phase=*/false);
+      },
+      BatchAnswerFromRpc);
 }
 
 Result<std::vector<Status>> ThriftParticipants::RollbackBatch(
     const std::string& participant, const std::vector<std::string>& txn_ids) {
   ASSIGN_OR_RETURN(auto peer, PeerFor(participant));
-  Pool& pool = *peer->pool;
-  auto singly = [&] {
-    return OneByOne<Status>(
-        txn_ids, [&](const std::string& txn_id) { return RollbackOne(pool, txn_id); });
-  };
-  if (peer->singles_only || txn_ids.size() == 1) return singly();
-  std::vector<rpc::BatchAnswer> answers;
-  bool unknown_method = false;
-  RETURN_NOT_OK(CallBatch(
-      pool, [&](rpc::ParticipantClient& c) { c.rollbackBatch(answers, fence_, txn_ids); }, 0,
-      &unknown_method));
-  if (unknown_method) {
-    peer->singles_only = true;
-    return singly();
-  }
-  return FromRpcAnswers<Status>(answers, BatchAnswerFromRpc, pool.endpoint());
+  return SendBatch<Status, rpc::BatchAnswer>(
+      *peer, txn_ids, 0,
+      [&](rpc::ParticipantClient& c, std::vector<rpc::BatchAnswer>* answers) {
+        c.rollbackBatch(*answers, fence_, txn_ids);
+      },
+      [&](const std::string& txn_id) { return RollbackOne(*peer->pool, txn_id); },
+      BatchAnswerFromRpc);
 }
 
 Result<std::vector<PreparedBranch>> ThriftParticipants::Recover(const std::string& participant) {

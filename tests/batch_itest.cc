@@ -53,8 +53,10 @@ class BatchTest : public ::testing::Test {
       ASSERT_TRUE(pg_->CreateDatabase(db).ok());
       ASSERT_TRUE(pg_->Exec(db, BankSchemaSql(SqlDialect::kPostgres, bank)).ok());
     }
-    cluster_.SetBackend("pa", {"--backend=postgresql", "--pg_conninfo=" + pg_->ConnInfo(db_ + "_a")});
-    cluster_.SetBackend("pb", {"--backend=postgresql", "--pg_conninfo=" + pg_->ConnInfo(db_ + "_b")});
+    for (const char* p : {"pa", "pb"}) {
+      const std::string db = db_ + (p == std::string("pa") ? "_a" : "_b");
+      cluster_.SetBackend(p, {"--backend=postgresql", "--pg_conninfo=" + pg_->ConnInfo(db)});
+    }
     // A lost reply costs the call timeout: keep it short, but well above
     // the time the held call waits.
     cluster_.OverrideCoordinatorFlags(
@@ -93,7 +95,8 @@ class BatchTest : public ::testing::Test {
     return rows.ok() && !rows->empty() ? std::stoll((*rows)[0][0]) : -1;
   }
   int64_t Balance(const std::string& suffix, int account) {
-    return PgInt(db_ + suffix, "SELECT balance FROM accounts WHERE id = " + std::to_string(account));
+    return PgInt(db_ + suffix,
+                 "SELECT balance FROM accounts WHERE id = " + std::to_string(account));
   }
 
   // Every transaction as told: one that committed moved its money at both
@@ -111,7 +114,8 @@ class BatchTest : public ::testing::Test {
         EXPECT_TRUE(PollUntil(
             [&] {
               state = client.GetState(ids[i]);
-              return state.ok() && (*state == TxnState::kCommitted || *state == TxnState::kAborted);
+              return state.ok() &&
+                     (*state == TxnState::kCommitted || *state == TxnState::kAborted);
             },
             10000));
         did_commit = state.ok() && *state == TxnState::kCommitted;
