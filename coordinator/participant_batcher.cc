@@ -28,9 +28,22 @@ class ParticipantBatcher::Lane {
   // timeout_ms <= 0: no deadline of its own (the transport's call timeout
   // bounds every batch, so the wait is bounded anyway).
   Answer Call(Request request, int timeout_ms) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!in_flight_ && queue_.empty()) {
+      // Alone: sent at once, without the queue's bookkeeping (a lone
+      // transaction pays next to nothing for batching).
+      in_flight_ = true;
+      lock.unlock();
+      std::vector<Request> alone;
+      alone.push_back(std::move(request));
+      std::vector<Answer> answers = SendRequests(alone, timeout_ms);
+      lock.lock();
+      in_flight_ = false;
+      WakeNextLeader();
+      return std::move(answers.front());
+    }
     auto item = std::make_shared<Item>(std::move(request));
     if (timeout_ms > 0) item->deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-    std::unique_lock<std::mutex> lock(mu_);
     queue_.push_back(item);
     batcher_->waiting_++;
     while (!item->done) {
@@ -98,7 +111,7 @@ class ParticipantBatcher::Lane {
     WakeNextLeader();
   }
 
-  // One answer per item of `chunk`, whatever the transport did.
+  // One answer per item of `chunk`.
   std::vector<Answer> SendChunk(const Batch& chunk) {
     std::vector<Request> requests;
     requests.reserve(chunk.size());
@@ -114,17 +127,22 @@ class ParticipantBatcher::Lane {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*latest - Clock::now());
       timeout_ms = std::max<int>(1, static_cast<int>(left.count()));
     }
+    return SendRequests(requests, timeout_ms);
+  }
+
+  // One answer per request, whatever the transport did.
+  std::vector<Answer> SendRequests(const std::vector<Request>& requests, int timeout_ms) {
     batcher_->batches_sent_++;
-    batcher_->items_sent_ += static_cast<int64_t>(chunk.size());
+    batcher_->items_sent_ += static_cast<int64_t>(requests.size());
     Result<std::vector<Answer>> sent = send_(requests, timeout_ms);
-    if (sent.ok() && sent->size() == chunk.size()) return std::move(sent).value();
+    if (sent.ok() && sent->size() == requests.size()) return std::move(sent).value();
     // The participant may have acted on any item: each outcome is unknown.
     Status unknown = sent.ok() ? Status::Unavailable("the participant answered " +
                                                      std::to_string(sent->size()) +
                                                      " items of a batch of " +
-                                                     std::to_string(chunk.size()))
+                                                     std::to_string(requests.size()))
                                : sent.status();
-    return std::vector<Answer>(chunk.size(), Answer(unknown));
+    return std::vector<Answer>(requests.size(), Answer(unknown));
   }
 
   // REQUIRES: mu_ held.

@@ -95,12 +95,13 @@ template <typename Answer, typename RpcAnswer, typename Peer, typename Item, typ
           typename OneFn, typename Convert>
 Result<std::vector<Answer>> SendBatch(Peer& peer, const std::vector<Item>& items, int timeout_ms,
                                       BatchFn batch, OneFn one, Convert convert) {
+  if (items.size() == 1) return std::vector<Answer>{one(items.front())};
   auto one_by_one = [&] {
     std::vector<Answer> out(items.size(), Answer(Status::Internal("not sent")));
     RunInParallel(items.size(), [&](size_t i) { out[i] = one(items[i]); });
     return out;
   };
-  if (peer.singles_only || items.size() == 1) return one_by_one();
+  if (peer.singles_only) return one_by_one();
   std::vector<RpcAnswer> answers;
   bool unknown_method = false;
   RETURN_NOT_OK(peer.pool->Call(
