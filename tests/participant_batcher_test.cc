@@ -143,6 +143,13 @@ InFlight HoldOneAndQueue(ScriptedTransport* transport, ParticipantBatcher* batch
   return out;
 }
 
+void ExpectEveryCallUnavailable(InFlight* calls) {
+  EXPECT_EQ(calls->first.get().status().code(), StatusCode::kUnavailable);
+  for (auto& call : calls->queued) {
+    EXPECT_EQ(call.get().status().code(), StatusCode::kUnavailable);
+  }
+}
+
 TEST(ParticipantBatcherTest, LoneCallGoesAtOnceAsABatchOfOne) {
   ScriptedTransport transport;
   ParticipantBatcher batcher(&transport, 64);
@@ -212,10 +219,7 @@ TEST(ParticipantBatcherTest, LostBatchReplyLeavesEveryItemUnavailable) {
   InFlight calls = HoldOneAndQueue(&transport, &batcher, 4);
   transport.LoseReplies();
   transport.Release();
-  EXPECT_EQ(calls.first.get().status().code(), StatusCode::kUnavailable);
-  for (auto& call : calls.queued) {
-    EXPECT_EQ(call.get().status().code(), StatusCode::kUnavailable);
-  }
+  ExpectEveryCallUnavailable(&calls);
   EXPECT_EQ(batcher.Commit("p1", "c0").code(), StatusCode::kUnavailable);
   EXPECT_EQ(batcher.Rollback("p1", "c0").code(), StatusCode::kUnavailable);
 }
@@ -226,10 +230,7 @@ TEST(ParticipantBatcherTest, ReplyWithTheWrongNumberOfAnswersLeavesEveryItemUnav
   ParticipantBatcher batcher(&transport, 64);
   InFlight calls = HoldOneAndQueue(&transport, &batcher, 3);
   transport.Release();
-  EXPECT_EQ(calls.first.get().status().code(), StatusCode::kUnavailable);
-  for (auto& call : calls.queued) {
-    EXPECT_EQ(call.get().status().code(), StatusCode::kUnavailable);
-  }
+  ExpectEveryCallUnavailable(&calls);
   // Never kNotFound: for a commit that would read as a lost branch.
   EXPECT_EQ(batcher.Commit("p1", "c0").code(), StatusCode::kUnavailable);
 }
