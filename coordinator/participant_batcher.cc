@@ -4,8 +4,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
-#include <optional>
 #include <functional>
+#include <optional>
 #include <utility>
 
 #include "common/parallel.h"
