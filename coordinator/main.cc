@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   int port = 0, metrics_port = -1, shutdown_grace_ms = 0;
   std::vector<std::string> static_participants;
   int max_batch = 128;
+  int max_in_flight = 1;
 
   po::options_description desc("Options");
   desc.add_options()
@@ -67,6 +68,9 @@ int main(int argc, char** argv) {
       ("max_batch", po::value(&max_batch)->default_value(128),
        "most prepares (commits, rollbacks) of concurrent transactions sent to one "
        "participant in one call; 1 sends each on its own")
+      ("max_batches_in_flight", po::value(&max_in_flight)->default_value(1),
+       "batches of one kind sent to one participant at once; a call waits for the next "
+       "batch only while that many are in flight")
       ("finished_txns_kept", po::value(&options.finished_txns_kept)->default_value(10000),
        "finished transactions remembered for status queries")
       ("group_commit", po::value(&journal_options.group_commit)->default_value(true),
@@ -140,8 +144,13 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "--max_batch must be 1.." << pact::rpc::g_pact_constants.MAX_BATCH_ITEMS;
     return 2;
   }
+  if (max_in_flight < 1) {
+    LOG(ERROR) << "--max_batches_in_flight must be at least 1";
+    return 2;
+  }
   pact::ThriftParticipants participants(rpc_timeouts, process_security->client,
-                                        static_cast<size_t>(max_batch));
+                                        static_cast<size_t>(max_batch),
+                                        static_cast<size_t>(max_in_flight));
   pact::Coordinator coordinator(options, journal->get(), &participants, &metrics);
   // Bound before recovery touches any participant: a start that cannot
   // serve must fail before it raises epochs or rolls anything back. Until

@@ -12,10 +12,11 @@
 
 namespace pact {
 
-// One kind of call to one participant. The caller that finds the lane idle
-// leads: it takes the whole queue (its own item included), sends it and
-// hands every item its answer; the first item queued meanwhile then leads
-// the next batch. Nobody waits for a batch that is not already in flight.
+// One kind of call to one participant. The caller that finds room in the
+// lane (fewer than max_in_flight batches being sent) leads: it takes the
+// whole queue (its own item included), sends it and hands every item its
+// answer; the first item queued meanwhile then leads the next batch. Nobody
+// waits unless the lane is full.
 template <typename Request, typename Answer>
 class ParticipantBatcher::Lane {
  public:
@@ -29,16 +30,16 @@ class ParticipantBatcher::Lane {
   // bounds every batch, so the wait is bounded anyway).
   Answer Call(Request request, int timeout_ms) {
     std::unique_lock<std::mutex> lock(mu_);
-    if (!in_flight_ && queue_.empty()) {
+    if (HasRoom() && queue_.empty()) {
       // Alone: sent at once, without the queue's bookkeeping (a lone
       // transaction pays next to nothing for batching).
-      in_flight_ = true;
+      in_flight_++;
       lock.unlock();
       std::vector<Request> alone;
       alone.push_back(std::move(request));
       std::vector<Answer> answers = SendRequests(alone, timeout_ms);
       lock.lock();
-      in_flight_ = false;
+      in_flight_--;
       WakeNextLeader();
       return std::move(answers.front());
     }
@@ -47,7 +48,7 @@ class ParticipantBatcher::Lane {
     queue_.push_back(item);
     batcher_->waiting_++;
     while (!item->done) {
-      if (!in_flight_ && !item->taken) {
+      if (HasRoom() && !item->taken) {
         Lead(lock);
         continue;
       }
@@ -81,13 +82,13 @@ class ParticipantBatcher::Lane {
   };
   using Batch = std::vector<std::shared_ptr<Item>>;
 
-  // REQUIRES: lock holds mu_, !in_flight_. Returns with mu_ held again.
+  // REQUIRES: lock holds mu_, HasRoom(). Returns with mu_ held again.
   void Lead(std::unique_lock<std::mutex>& lock) {
     Batch all(queue_.begin(), queue_.end());
     queue_.clear();
     batcher_->waiting_ -= static_cast<int64_t>(all.size());
     for (auto& item : all) item->taken = true;
-    in_flight_ = true;
+    in_flight_++;
     lock.unlock();
 
     const size_t max = batcher_->max_batch_;
@@ -107,7 +108,7 @@ class ParticipantBatcher::Lane {
         item.cv.notify_one();
       }
     }
-    in_flight_ = false;
+    in_flight_--;
     WakeNextLeader();
   }
 
@@ -146,15 +147,18 @@ class ParticipantBatcher::Lane {
   }
 
   // REQUIRES: mu_ held.
+  bool HasRoom() const { return in_flight_ < batcher_->max_in_flight_; }
+
+  // REQUIRES: mu_ held.
   void WakeNextLeader() {
-    if (!in_flight_ && !queue_.empty()) queue_.front()->cv.notify_one();
+    if (HasRoom() && !queue_.empty()) queue_.front()->cv.notify_one();
   }
 
   ParticipantBatcher* const batcher_;
   const Send send_;
   std::mutex mu_;
   std::deque<std::shared_ptr<Item>> queue_;  // guarded by mu_; waiting for the next batch
-  bool in_flight_ = false;                   // guarded by mu_
+  size_t in_flight_ = 0;                    // guarded by mu_; batch calls being sent
 };
 
 struct ParticipantBatcher::Lanes {
@@ -163,8 +167,11 @@ struct ParticipantBatcher::Lanes {
   Lane<std::string, Status> rollback;
 };
 
-ParticipantBatcher::ParticipantBatcher(BatchTransport* transport, size_t max_batch)
-    : transport_(transport), max_batch_(std::max<size_t>(1, max_batch)) {}
+ParticipantBatcher::ParticipantBatcher(BatchTransport* transport, size_t max_batch,
+                                       size_t max_in_flight)
+    : transport_(transport),
+      max_batch_(std::max<size_t>(1, max_batch)),
+      max_in_flight_(std::max<size_t>(1, max_in_flight)) {}
 
 ParticipantBatcher::~ParticipantBatcher() = default;
 

@@ -2,7 +2,8 @@
 // send to one participant, beneath the Participants interface (the
 // group-commit pattern): while no batch of a kind is in flight to a
 // participant, a call goes at once, as a batch of one; while one is, calls
-// queue, and when it returns the queue goes as the next batch. Each caller
+// queue, and when it returns the queue goes as the next batch (or while
+// fewer than max_in_flight are, with that option). Each caller
 // gets its own item's answer, as the single call would give it.
 #pragma once
 
@@ -45,9 +46,10 @@ class BatchTransport {
 
 class ParticipantBatcher {
  public:
-  // REQUIRES: max_batch >= 1. A queue longer than max_batch goes as several
-  // batches at once.
-  ParticipantBatcher(BatchTransport* transport, size_t max_batch);
+  // A queue longer than max_batch goes as several batches at once. Up to
+  // max_in_flight batches of one verb to one participant are sent at once;
+  // a call queues only while that many are.
+  ParticipantBatcher(BatchTransport* transport, size_t max_batch, size_t max_in_flight = 1);
   ~ParticipantBatcher();
 
   // As Participants::Prepare: no answer within timeout_ms of this call
@@ -73,6 +75,7 @@ class ParticipantBatcher {
 
   BatchTransport* const transport_;
   const size_t max_batch_;
+  const size_t max_in_flight_;
   std::atomic<int64_t> batches_sent_{0};
   std::atomic<int64_t> items_sent_{0};
   std::atomic<int64_t> waiting_{0};

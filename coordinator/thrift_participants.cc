@@ -12,10 +12,12 @@ void ThriftParticipants::SetFence(const Fence& fence) {
 }
 
 ThriftParticipants::ThriftParticipants(RpcTimeouts timeouts, RpcCredentials credentials,
-                                       size_t max_batch)
+                                       size_t max_batch, size_t max_in_flight)
     : timeouts_(timeouts), credentials_(std::move(credentials)) {
   BatchTransport* transport = this;  // a private base: convertible only in here
-  if (max_batch > 1) batcher_ = std::make_unique<ParticipantBatcher>(transport, max_batch);
+  if (max_batch > 1) {
+    batcher_ = std::make_unique<ParticipantBatcher>(transport, max_batch, max_in_flight);
+  }
 }
 
 void ThriftParticipants::SetEndpoint(const std::string& participant, const std::string& host,

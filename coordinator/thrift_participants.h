@@ -20,7 +20,9 @@ namespace pact {
 class ThriftParticipants : public Participants, private BatchTransport {
  public:
   // max_batch <= 1: every call is its own RPC, as before batching.
-  ThriftParticipants(RpcTimeouts timeouts, RpcCredentials credentials, size_t max_batch = 1);
+  // max_in_flight: see ParticipantBatcher.
+  ThriftParticipants(RpcTimeouts timeouts, RpcCredentials credentials, size_t max_batch = 1,
+                     size_t max_in_flight = 1);
 
   void SetFence(const Fence& fence) override;
   void SetEndpoint(const std::string& participant, const std::string& host, int port) override;

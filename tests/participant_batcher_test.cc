@@ -271,6 +271,27 @@ TEST(ParticipantBatcherTest, PrepareQueuedPastItsTimeoutIsUnavailableAndNeverSen
   EXPECT_EQ(transport.batches(), 2u);
 }
 
+TEST(ParticipantBatcherTest, WithTwoInFlightASecondCallGoesAtOnceAndAThirdQueues) {
+  ScriptedTransport transport;
+  ParticipantBatcher batcher(&transport, 64, /*max_in_flight=*/2);
+  transport.Hold();
+  auto first = std::async(std::launch::async, [&] { return batcher.Prepare("p1", "a", 5000); });
+  auto second = std::async(std::launch::async, [&] { return batcher.Prepare("p1", "b", 5000); });
+  ASSERT_TRUE(PollUntil([&] { return transport.batches() == 2; }, 5000, 1));
+  auto queued = PrepareAsync(&batcher, "t", 3);
+  ASSERT_TRUE(PollUntil([&] { return batcher.waiting() == 3; }, 5000, 1));
+  EXPECT_EQ(transport.batches(), 2u);
+  transport.Release();
+  EXPECT_TRUE(first.get().ok());
+  EXPECT_TRUE(second.get().ok());
+  for (auto& call : queued) EXPECT_TRUE(call.get().ok());
+  auto sent = transport.sent();
+  size_t items = 0;
+  for (const auto& batch : sent) items += batch.txn_ids.size();
+  EXPECT_EQ(items, 5u);
+  EXPECT_LE(sent.size(), 4u);  // the three queued went in at most two batches
+}
+
 TEST(ParticipantBatcherTest, EachParticipantAndEachVerbHasItsOwnLane) {
   ScriptedTransport transport;
   ParticipantBatcher batcher(&transport, 64);
