@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <future>
 #include <map>
 #include <mutex>
@@ -15,6 +14,7 @@
 
 #include "cluster/wait_until.h"
 #include "coordinator/participant_batcher.h"
+#include "tests/call_gate.h"
 
 namespace pact {
 namespace {
@@ -32,15 +32,8 @@ class ScriptedTransport : public BatchTransport {
     int timeout_ms = 0;
   };
 
-  void Hold() {
-    std::lock_guard<std::mutex> lock(mu_);
-    held_ = true;
-  }
-  void Release() {
-    std::lock_guard<std::mutex> lock(mu_);
-    held_ = false;
-    released_.notify_all();
-  }
+  void Hold() { gate_.Close(); }
+  void Release() { gate_.Open(); }
   // Batches (in flight or done) so far.
   size_t batches() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -85,9 +78,11 @@ class ScriptedTransport : public BatchTransport {
  private:
   Status Arrive(const char* verb, const std::string& participant,
                 const std::vector<std::string>& txn_ids, int timeout_ms) {
-    std::unique_lock<std::mutex> lock(mu_);
-    sent_.push_back({verb, participant, txn_ids, timeout_ms});
-    released_.wait(lock, [&] { return !held_; });
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      sent_.push_back({verb, participant, txn_ids, timeout_ms});
+    }
+    gate_.Pass();
     if (lose_) return Status::Unavailable("transport: connection reset");
     return Status::Ok();
   }
@@ -103,9 +98,8 @@ class ScriptedTransport : public BatchTransport {
     return out;
   }
 
+  CallGate gate_;
   std::mutex mu_;
-  std::condition_variable released_;
-  bool held_ = false;          // guarded by mu_
   std::vector<Sent> sent_;     // guarded by mu_
   std::map<std::string, Result<Vote>> votes_;  // scripted before the calls
   std::map<std::string, Status> statuses_;     // scripted before the calls

@@ -4,7 +4,6 @@
 // the same calls one by one, every caller answered.
 #include <gtest/gtest.h>
 
-#include <condition_variable>
 #include <future>
 #include <mutex>
 #include <vector>
@@ -16,6 +15,7 @@
 #include "coordinator/thrift_participants.h"
 #include "gen-cpp/Participant.h"
 #include "rpc/rpc_server.h"
+#include "tests/call_gate.h"
 
 namespace pact {
 namespace {
@@ -24,15 +24,8 @@ namespace {
 // calls behind it queue in the coordinator's batcher.
 class VotingParticipant : public rpc::ParticipantIf {
  public:
-  void Hold() {
-    std::lock_guard<std::mutex> lock(mu_);
-    held_ = true;
-  }
-  void Release() {
-    std::lock_guard<std::mutex> lock(mu_);
-    held_ = false;
-    released_.notify_all();
-  }
+  void Hold() { gate_.Close(); }
+  void Release() { gate_.Open(); }
   int singles() {
     std::lock_guard<std::mutex> lock(mu_);
     return singles_;
@@ -43,9 +36,11 @@ class VotingParticipant : public rpc::ParticipantIf {
   }
 
   rpc::Vote::type prepare(const rpc::Fence&, const std::string&) override {
-    std::unique_lock<std::mutex> lock(mu_);
-    singles_++;
-    released_.wait(lock, [&] { return !held_; });
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      singles_++;
+    }
+    gate_.Pass();
     return rpc::Vote::COMMIT;
   }
   void prepareBatch(std::vector<rpc::PrepareAnswer>& out, const rpc::Fence&,
@@ -71,9 +66,8 @@ class VotingParticipant : public rpc::ParticipantIf {
                      const std::vector<std::string>&) override {}
 
  private:
+  CallGate gate_;
   std::mutex mu_;
-  std::condition_variable released_;
-  bool held_ = false;           // guarded by mu_
   int singles_ = 0;             // guarded by mu_
   std::vector<size_t> batches_;  // guarded by mu_; the size of each
 };
