@@ -16,6 +16,7 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/coordinator_handler.h"
 #include "coordinator/thrift_participants.h"
+#include "gen-cpp/pact_constants.h"
 #include "journal/fsync_fault_vfs.h"
 #include "journal/sqlite_journal.h"
 #include "rpc/rpc_server.h"
@@ -34,6 +35,8 @@ int main(int argc, char** argv) {
   std::string host, journal_path, metrics_host;
   int port = 0, metrics_port = -1, shutdown_grace_ms = 0;
   std::vector<std::string> static_participants;
+  int max_batch = 128;
+  int max_in_flight = 1;
 
   po::options_description desc("Options");
   desc.add_options()
@@ -62,6 +65,12 @@ int main(int argc, char** argv) {
        "TCP connect timeout to participants")
       ("rpc_timeout_ms", po::value(&rpc_timeouts.call_ms)->default_value(10000),
        "timeout of commit, rollback and recover calls to participants")
+      ("max_batch", po::value(&max_batch)->default_value(128),
+       "most prepares (commits, rollbacks) of concurrent transactions sent to one "
+       "participant in one call; 1 sends each on its own")
+      ("max_batches_in_flight", po::value(&max_in_flight)->default_value(1),
+       "batches of one kind sent to one participant at once; a call waits for the next "
+       "batch only while that many are in flight")
       ("finished_txns_kept", po::value(&options.finished_txns_kept)->default_value(10000),
        "finished transactions remembered for status queries")
       ("group_commit", po::value(&journal_options.group_commit)->default_value(true),
@@ -131,7 +140,17 @@ int main(int argc, char** argv) {
     return 2;
   }
   rpc_server.security = process_security->server;
-  pact::ThriftParticipants participants(rpc_timeouts, process_security->client);
+  if (max_batch < 1 || max_batch > pact::rpc::g_pact_constants.MAX_BATCH_ITEMS) {
+    LOG(ERROR) << "--max_batch must be 1.." << pact::rpc::g_pact_constants.MAX_BATCH_ITEMS;
+    return 2;
+  }
+  if (max_in_flight < 1) {
+    LOG(ERROR) << "--max_batches_in_flight must be at least 1";
+    return 2;
+  }
+  pact::ThriftParticipants participants(rpc_timeouts, process_security->client,
+                                        static_cast<size_t>(max_batch),
+                                        static_cast<size_t>(max_in_flight));
   pact::Coordinator coordinator(options, journal->get(), &participants, &metrics);
   // Bound before recovery touches any participant: a start that cannot
   // serve must fail before it raises epochs or rolls anything back. Until
@@ -184,6 +203,10 @@ int main(int argc, char** argv) {
   size_t open = coordinator.Drain(shutdown_grace_ms);
   server.Stop();
   coordinator.Stop();
+  if (const pact::ParticipantBatcher* batcher = participants.batcher()) {
+    LOG(INFO) << "batched calls: " << batcher->items_sent() << " in " << batcher->batches_sent()
+              << " batches";
+  }
   LOG(INFO) << "stopped" << (open > 0 ? " with transactions left to recovery" : " cleanly");
   return 0;
 }

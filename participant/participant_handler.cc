@@ -1,5 +1,9 @@
 #include "participant/participant_handler.h"
 
+#include <chrono>
+
+#include "common/parallel.h"
+#include "gen-cpp/pact_constants.h"
 #include "rpc/rpc_auth.h"
 #include "rpc/rpc_convert.h"
 
@@ -28,7 +32,47 @@ rpc::BranchInfo ToRpc(const BranchSnapshot& s) {
   return out;
 }
 
+// A batch the sender should never have built is refused whole, before any
+// item runs.
+void CheckBatchSize(size_t items, const char* what) {
+  const size_t max = static_cast<size_t>(rpc::g_pact_constants.MAX_BATCH_ITEMS);
+  if (items == 0) ThrowIfError(Status::InvalidArgument(std::string(what) + ": an empty batch"));
+  if (items > max) {
+    ThrowIfError(Status::InvalidArgument(std::string(what) + ": a batch of " +
+                                         std::to_string(items) + " items (at most " +
+                                         std::to_string(max) + ")"));
+  }
+}
+
 }  // namespace
+
+void BatchItemRunner::Run(size_t items, const std::function<void(size_t)>& answer) {
+  using Clock = std::chrono::steady_clock;
+  constexpr auto kQuick = std::chrono::microseconds(100);
+  size_t next = 0;
+  if (!blocking_) {
+    while (next < items) {
+      auto start = Clock::now();
+      answer(next++);
+      if (Clock::now() - start > kQuick) {
+        blocking_ = true;
+        break;
+      }
+    }
+    if (next == items) return;
+  }
+  // Every thread takes the next item not taken yet.
+  std::atomic<size_t> taken{next};
+  std::atomic<bool> all_quick{true};
+  RunInParallel(items - next, [&](size_t) {
+    for (size_t i = taken++; i < items; i = taken++) {
+      auto start = Clock::now();
+      answer(i);
+      if (Clock::now() - start > kQuick) all_quick = false;
+    }
+  });
+  if (all_quick) blocking_ = false;
+}
 
 void ParticipantHandler::authenticate(const std::string& token) {
   ThrowIfError(AuthenticateConnection(token));
@@ -79,6 +123,39 @@ void ParticipantHandler::commit(const rpc::Fence& fence, const std::string& txn_
 void ParticipantHandler::rollback(const rpc::Fence& fence, const std::string& txn_id) {
   AllowCoordinator(fence, "rollback");
   ThrowIfError(service_->Rollback(FromRpc(fence), txn_id));
+}
+
+void ParticipantHandler::prepareBatch(std::vector<rpc::PrepareAnswer>& out,
+                                      const rpc::Fence& fence,
+                                      const std::vector<rpc::PrepareItem>& items) {
+  AllowCoordinator(fence, "prepareBatch");
+  CheckBatchSize(items.size(), "prepareBatch");
+  out.resize(items.size());
+  prepare_items_.Run(items.size(), [&](size_t i) {
+    out[i] = PrepareAnswerToRpc(
+        service_->Prepare(FromRpc(fence), items[i].txn_id, items[i].branch));
+  });
+}
+
+void ParticipantHandler::commitBatch(std::vector<rpc::BatchAnswer>& out, const rpc::Fence& fence,
+                                     const std::vector<std::string>& txn_ids) {
+  AllowCoordinator(fence, "commitBatch");
+  CheckBatchSize(txn_ids.size(), "commitBatch");
+  out.resize(txn_ids.size());
+  commit_items_.Run(txn_ids.size(), [&](size_t i) {
+    out[i] = BatchAnswerToRpc(service_->Commit(FromRpc(fence), txn_ids[i], /*one_phase=*/false));
+  });
+}
+
+void ParticipantHandler::rollbackBatch(std::vector<rpc::BatchAnswer>& out,
+                                       const rpc::Fence& fence,
+                                       const std::vector<std::string>& txn_ids) {
+  AllowCoordinator(fence, "rollbackBatch");
+  CheckBatchSize(txn_ids.size(), "rollbackBatch");
+  out.resize(txn_ids.size());
+  rollback_items_.Run(txn_ids.size(), [&](size_t i) {
+    out[i] = BatchAnswerToRpc(service_->Rollback(FromRpc(fence), txn_ids[i]));
+  });
 }
 
 void ParticipantHandler::recover(std::vector<rpc::BranchInfo>& out, const rpc::Fence& fence) {

@@ -106,6 +106,31 @@ struct ParticipantInfo {
   2: string backend,          // "sqlite", ...
 }
 
+// ---------------------------------------------------------------- batches
+
+// The coordinator sends the prepares (commits, rollbacks) that concurrent
+// transactions have for one participant in one call. A batch holds at most
+// MAX_BATCH_ITEMS items; a participant refuses an empty or larger one with
+// INVALID_ARGUMENT. Each item is run as its single call would be and gets
+// the answer that call would: one item's failure is never another's.
+const i32 MAX_BATCH_ITEMS = 1024
+
+struct PrepareItem {
+  1: string txn_id,
+  2: string branch,           // the opening the client reported, as in prepare
+}
+
+// Exactly one field set: the vote, or the error the single prepare would throw.
+struct PrepareAnswer {
+  1: optional Vote vote,
+  2: optional PactError error,
+}
+
+// No error: done, as when the single call returns.
+struct BatchAnswer {
+  1: optional PactError error,
+}
+
 // Every call may fail with UNAUTHENTICATED or PERMISSION_DENIED: who may call
 // what is in the README ("Security model").
 
@@ -164,6 +189,16 @@ service Participant {
 
   // An operator dealt with the heuristic decision: stop reporting it.
   void forgetHeuristic(1: string txn_id) throws (1: PactError error),
+
+  // Batches of prepare, commit (two-phase only) and rollback: one answer per
+  // item, in the items' order. A failure of the whole call (a lost reply)
+  // leaves every item's outcome unknown, as for a lost single reply.
+  list<PrepareAnswer> prepareBatch(1: Fence fence, 2: list<PrepareItem> items)
+      throws (1: PactError error),
+  list<BatchAnswer> commitBatch(1: Fence fence, 2: list<string> txn_ids)
+      throws (1: PactError error),
+  list<BatchAnswer> rollbackBatch(1: Fence fence, 2: list<string> txn_ids)
+      throws (1: PactError error),
 }
 
 // ---------------------------------------------------------------- coordinator

@@ -100,6 +100,33 @@ Vote VoteFromRpc(rpc::Vote::type vote) {
   return Vote::kAbort;
 }
 
+rpc::PrepareAnswer PrepareAnswerToRpc(const Result<Vote>& vote) {
+  rpc::PrepareAnswer out;
+  if (vote.ok()) {
+    out.__set_vote(VoteToRpc(*vote));
+  } else {
+    out.__set_error(ToPactError(vote.status()));
+  }
+  return out;
+}
+
+Result<Vote> PrepareAnswerFromRpc(const rpc::PrepareAnswer& answer) {
+  if (answer.__isset.error) return StatusFromRpc(answer.error.code, answer.error.message);
+  if (answer.__isset.vote) return VoteFromRpc(answer.vote);
+  return Status::Unavailable("a prepare answer with neither a vote nor an error");
+}
+
+rpc::BatchAnswer BatchAnswerToRpc(const Status& status) {
+  rpc::BatchAnswer out;
+  if (!status.ok()) out.__set_error(ToPactError(status));
+  return out;
+}
+
+Status BatchAnswerFromRpc(const rpc::BatchAnswer& answer) {
+  if (answer.__isset.error) return StatusFromRpc(answer.error.code, answer.error.message);
+  return Status::Ok();
+}
+
 rpc::Outcome::type OutcomeToRpc(Outcome outcome) {
   switch (outcome) {
     case Outcome::kCommitted: return rpc::Outcome::COMMITTED;

@@ -36,6 +36,14 @@ rpc::Vote::type VoteToRpc(Vote vote);
 // A vote this side does not know counts as ABORT: nothing commits on it.
 Vote VoteFromRpc(rpc::Vote::type vote);
 
+// One item of a batch answer (pact.thrift, "batches"): what its single call
+// would return, or the Status the single call would have thrown.
+rpc::PrepareAnswer PrepareAnswerToRpc(const Result<Vote>& vote);
+// An answer holding neither a vote nor an error is no vote (kUnavailable).
+Result<Vote> PrepareAnswerFromRpc(const rpc::PrepareAnswer& answer);
+rpc::BatchAnswer BatchAnswerToRpc(const Status& status);
+Status BatchAnswerFromRpc(const rpc::BatchAnswer& answer);
+
 rpc::Outcome::type OutcomeToRpc(Outcome outcome);
 // An outcome this side does not know is "not decided yet": ask again later.
 Outcome OutcomeFromRpc(rpc::Outcome::type outcome);

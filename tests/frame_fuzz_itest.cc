@@ -28,8 +28,9 @@ const std::vector<std::string> kCoordinatorMethods = {
     "listParticipants", "listTransactions", "stats",        "retryCommit",
     "removeParticipant", "reportHeuristic", "listHeuristics", "forgetHeuristic"};
 const std::vector<std::string> kParticipantMethods = {
-    "authenticate", "info",    "execute",      "prepare", "commit",         "rollback",
-    "recover", "listBranches", "resolve", "listHeuristics", "forgetHeuristic"};
+    "authenticate",   "info",         "execute",      "abandon",      "prepare",
+    "commit",         "rollback",     "prepareBatch", "commitBatch",  "rollbackBatch",
+    "recover",        "listBranches", "resolve",      "listHeuristics", "forgetHeuristic"};
 
 // Thrift binary protocol type codes.
 constexpr uint8_t kStop = 0, kBool = 2, kDouble = 4, kI16 = 6, kI32 = 8, kI64 = 10, kString = 11,
