@@ -119,7 +119,11 @@ int main(int argc, char** argv) {
        "how often the database's prepared branches are compared with the ones held, so a "
        "branch whose prepare answer was lost is found and finished")
       ("inquiry_interval_ms", po::value(&options.inquiry_interval_ms)->default_value(1000),
-       "how long a prepared branch waits for the decision before asking the coordinator")
+       "how long a prepared branch waits for the decision before asking the coordinator, and "
+       "an active one between asking whether anyone can still commit it")
+      ("first_active_inquiry_ms", po::value(&options.first_active_inquiry_ms)->default_value(200),
+       "when an active branch first asks the coordinator whether anyone can still commit it "
+       "(a statement under an id nobody handed out holds its locks this long)")
       ("rpc_connect_timeout_ms", po::value(&rpc_timeouts.connect_ms)->default_value(2000),
        "TCP connect timeout to the coordinator")
       ("rpc_timeout_ms", po::value(&rpc_timeouts.call_ms)->default_value(10000),

@@ -215,7 +215,8 @@ Status ParticipantService::Open(const std::string& txn_id, Entry* entry, int64_t
   entry->opening = options_.incarnation + "." + std::to_string(++branches_opened_);
   entry->since = clock()->Now();
   entry->deadline = entry->since + Millis(timeout_ms);
-  entry->next_inquiry = entry->since + Millis(options_.inquiry_interval_ms);
+  entry->next_inquiry = entry->since + Millis(std::min(options_.first_active_inquiry_ms,
+                                                      options_.inquiry_interval_ms));
   return Status::Ok();
 }
 
@@ -674,13 +675,22 @@ void ParticipantService::ResolveByInquiry(const std::string& txn_id,
   if (entry->phase == BranchPhase::kDone) return;  // decided meanwhile
   entry->next_inquiry = clock()->Now() + Millis(options_.inquiry_interval_ms);
   if (entry->phase == BranchPhase::kActive) {
-    if (!outcome.ok() || *outcome == Outcome::kActive) return;  // its deadline still holds
+    // NOT_FOUND (or, with TLS, UNAUTHENTICATED): the coordinator at our
+    // address does not own the id, so no coordinator can ever prepare it here
+    // (a fence must match that one). Rolling back an unprepared branch is
+    // always safe: at worst its transaction aborts.
+    const StatusCode code = outcome.status().code();
+    const bool nobody_commits = outcome.ok() ? *outcome != Outcome::kActive
+                                             : code == StatusCode::kNotFound ||
+                                                   code == StatusCode::kUnauthenticated;
+    if (!nobody_commits) return;  // its deadline still holds
     Status st;
     if (!Move(txn_id, entry.get(), BranchPhase::kDone, &Branch::Rollback, &st).ok()) return;
     metrics_.rollbacks->Add();
     LOG(WARNING) << "txn " << txn_id << ": rolled back the unprepared branch here, its "
-                 << "coordinator knows the transaction as " << OutcomeName(*outcome)
-                 << " without it (ended, or never begun): nothing can commit it"
+                 << "coordinator answers "
+                 << (outcome.ok() ? OutcomeName(*outcome) : outcome.status().ToString())
+                 << " (ended without it, or never begun): nothing can commit it"
                  << (st.ok() ? "" : " (rollback error: " + st.ToString() + ")");
     return;
   }

@@ -42,8 +42,11 @@ struct ParticipantOptions {
   // remembered, so that a late statement of one opens nothing new.
   size_t ended_kept = 10000;
   // A prepared branch waits this long before asking its coordinator, and an
-  // active one before asking whether its transaction can still commit.
+  // active one between asking whether its transaction can still commit.
   int inquiry_interval_ms = 1000;
+  // An active branch asks first after this: a statement with an id nobody
+  // handed out (a stranger's, a stale one) holds its locks this long only.
+  int first_active_inquiry_ms = 200;
   int housekeeping_interval_ms = 100;  // deadline checks
   // How often the database's own list of prepared branches is compared with
   // the ones held here (Backend::FindOrphans).
