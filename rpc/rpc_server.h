@@ -55,6 +55,7 @@ class RpcServer {
 
  private:
   class GuardedProcessor;
+  class OpenSockets;
   class ConnectionEvents;
   class CappedServerSocket;
   class Transports;
@@ -76,6 +77,7 @@ class RpcServer {
   Counter* handshakes_refused_;
   LogLimiter frame_log_, connection_log_, handshake_log_;
   std::shared_ptr<apache::thrift::server::TThreadedServer> server_;
+  std::unique_ptr<OpenSockets> open_sockets_;
   std::thread thread_;
 };
 
