@@ -46,7 +46,8 @@ class RpcServer {
   // Binds and starts serving on a background thread. Returns once the socket
   // listens, or the reason it cannot (port in use, ...).
   Status Start();
-  // Stops accepting and closes every connection. Idempotent.
+  // Stops accepting and ends every connection at once: their reads end, a
+  // call being handled still sends its reply. Idempotent.
   void Stop();
 
   int64_t frames_refused() const { return frames_refused_->value(); }
