@@ -48,9 +48,8 @@ Status RpcChannel::Open(const Endpoint& endpoint, const RpcTimeouts& timeouts,
   socket->setRecvTimeout(tls ? timeouts.connect_ms : timeouts.call_ms);
   socket->setSendTimeout(tls ? timeouts.connect_ms : timeouts.call_ms);
   socket->setNoDelay(true);
-  auto framed = std::make_shared<BoundedFramedTransport>(socket, RpcLimits{});
-  transport = framed;
-  protocol = std::make_shared<BoundedBinaryProtocol>(framed, RpcLimits{});
+  transport = std::make_shared<BoundedFramedTransport>(socket, RpcLimits{});
+  protocol = std::make_shared<BoundedBinaryProtocol>(transport, RpcLimits{});
   try {
     transport->open();
   } catch (const std::exception& e) {
@@ -84,7 +83,9 @@ void RpcChannel::Close() {
 }
 
 bool RpcChannel::LooksAlive() const {
-  // An idle connection has nothing to read; readable means EOF or a reset.
+  // An idle connection has nothing to read; readable means EOF or a reset,
+  // and bytes read ahead a reply nobody asked for.
+  if (transport->HasReadAhead()) return false;
   pollfd pfd{static_cast<int>(socket->getSocketFD()), POLLIN | POLLRDHUP, 0};
   return poll(&pfd, 1, 0) == 0;
 }

@@ -43,7 +43,7 @@ struct RpcTimeouts {
 // every reply. Shared by every RpcConnection instantiation.
 struct RpcChannel {
   std::shared_ptr<apache::thrift::transport::TSocket> socket;
-  std::shared_ptr<apache::thrift::transport::TTransport> transport;
+  std::shared_ptr<BoundedFramedTransport> transport;
   std::shared_ptr<apache::thrift::protocol::TProtocol> protocol;
 
   // A TLS handshake the server refuses, or whose certificate this side
@@ -74,6 +74,9 @@ class RpcConnection {
 
   // Changes the send/receive timeout for the following calls.
   void SetCallTimeout(int ms) {
+    // A pool sets it before every call: two setsockopt(2) saved when, as
+    // mostly, it is the one in force (a connection opens with call_ms).
+    if (ms == timeouts_.call_ms) return;
     timeouts_.call_ms = ms;
     channel_.SetCallTimeout(ms);
   }

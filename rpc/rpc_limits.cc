@@ -24,6 +24,9 @@ namespace {
 // A big read buffer is given back after its message rather than kept by an
 // idle connection.
 constexpr uint32_t kKeepBufferBytes = 1 << 20;
+// Holds any request or reply of a transfer (a few hundred bytes) whole;
+// longer reads go straight into the frame's buffer.
+constexpr uint32_t kReadAheadBytes = 8 << 10;
 
 std::shared_ptr<TConfiguration> Configuration(const RpcLimits& limits) {
   return std::make_shared<TConfiguration>(limits.max_frame_bytes, limits.max_frame_bytes,
@@ -83,10 +86,11 @@ uint32_t BoundedFramedTransport::readEnd() {
 bool BoundedFramedTransport::readFrame() {
   uint8_t size_bytes[4];
   // Between frames: the socket's receive timeout (the idle timeout) applies.
-  uint32_t got = transport_->read(size_bytes, sizeof(size_bytes));
+  uint32_t got = ReadSome(size_bytes, sizeof(size_bytes));
   if (got == 0) return false;  // closed between frames
   auto deadline = Clock::now() + std::chrono::milliseconds(frame_timeout_ms_);
-  ReadFully(size_bytes + got, sizeof(size_bytes) - got, deadline);
+  bool deadline_set = false;
+  ReadFully(size_bytes + got, sizeof(size_bytes) - got, deadline, &deadline_set);
   uint32_t network_order;
   std::memcpy(&network_order, size_bytes, sizeof(network_order));
   int32_t size = static_cast<int32_t>(ntohl(network_order));
@@ -99,16 +103,34 @@ bool BoundedFramedTransport::readFrame() {
     rBuf_.reset(new uint8_t[size]);
     rBufSize_ = size;
   }
-  ReadFully(rBuf_.get(), size, deadline);
-  if (socket_ && frame_timeout_ms_ > 0) socket_->setRecvTimeout(idle_timeout_ms_);
+  ReadFully(rBuf_.get(), size, deadline, &deadline_set);
+  if (deadline_set) socket_->setRecvTimeout(idle_timeout_ms_);
   setReadBuffer(rBuf_.get(), size);
   in_message_ = true;
   return true;
 }
 
-void BoundedFramedTransport::ReadFully(uint8_t* buf, uint32_t len, Clock::time_point deadline) {
+uint32_t BoundedFramedTransport::ReadSome(uint8_t* buf, uint32_t len) {
+  if (ahead_begin_ == ahead_end_) {
+    if (len >= kReadAheadBytes) return transport_->read(buf, len);
+    if (!ahead_) ahead_.reset(new uint8_t[kReadAheadBytes]);
+    ahead_begin_ = 0;
+    ahead_end_ = 0;
+    ahead_end_ = transport_->read(ahead_.get(), kReadAheadBytes);
+    if (ahead_end_ == 0) return 0;
+  }
+  uint32_t n = std::min(len, ahead_end_ - ahead_begin_);
+  std::memcpy(buf, ahead_.get() + ahead_begin_, n);
+  ahead_begin_ += n;
+  return n;
+}
+
+void BoundedFramedTransport::ReadFully(uint8_t* buf, uint32_t len, Clock::time_point deadline,
+                                       bool* deadline_set) {
   while (len > 0) {
-    if (socket_ && frame_timeout_ms_ > 0) {
+    // Only a read that goes to the socket needs the deadline: most frames
+    // are in the read-ahead whole, and cost no setsockopt(2) at all.
+    if (socket_ && frame_timeout_ms_ > 0 && !HasReadAhead()) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) {
         throw TTransportException(TTransportException::CORRUPTED_DATA,
@@ -116,10 +138,11 @@ void BoundedFramedTransport::ReadFully(uint8_t* buf, uint32_t len, Clock::time_p
                                       std::to_string(frame_timeout_ms_) + " ms");
       }
       socket_->setRecvTimeout(static_cast<int>(left.count()));
+      *deadline_set = true;
     }
     uint32_t n = 0;
     try {
-      n = transport_->read(buf, len);
+      n = ReadSome(buf, len);
     } catch (const TTransportException& e) {
       if (e.getType() != TTransportException::TIMED_OUT || !socket_) throw;
       throw TTransportException(TTransportException::CORRUPTED_DATA,

@@ -45,6 +45,9 @@ class BoundedFramedTransport : public apache::thrift::transport::TFramedTranspor
 
   // Bytes of the current frame not read yet.
   uint32_t FrameBytesLeft() const { return static_cast<uint32_t>(rBound_ - rBase_); }
+  // True if bytes beyond the frames read so far were read from the socket
+  // already (a peer that sent more than it was asked for).
+  bool HasReadAhead() const { return ahead_begin_ < ahead_end_; }
 
   uint32_t readSlow(uint8_t* buf, uint32_t len) override;
   const uint8_t* borrowSlow(uint8_t* buf, uint32_t* len) override;
@@ -55,13 +58,22 @@ class BoundedFramedTransport : public apache::thrift::transport::TFramedTranspor
 
  private:
   using Clock = std::chrono::steady_clock;
-  void ReadFully(uint8_t* buf, uint32_t len, Clock::time_point deadline);
+  // Reads the rest of a frame by `deadline`; sets *deadline_set once the
+  // socket's receive timeout was changed for it.
+  void ReadFully(uint8_t* buf, uint32_t len, Clock::time_point deadline, bool* deadline_set);
+  // Up to len bytes (0: end of file), from the read-ahead first. A short
+  // read fills the read-ahead with one read of the socket, so that a small
+  // frame costs one recv(2) for its size and body together, not two.
+  uint32_t ReadSome(uint8_t* buf, uint32_t len);
 
   const int32_t max_frame_bytes_;
   const std::shared_ptr<apache::thrift::transport::TSocket> socket_;
   const int idle_timeout_ms_;
   const int frame_timeout_ms_;
   bool in_message_ = false;  // a frame was read and its message not finished
+  std::unique_ptr<uint8_t[]> ahead_;  // allocated at the first short read
+  uint32_t ahead_begin_ = 0;
+  uint32_t ahead_end_ = 0;
 };
 
 // Binary protocol with strict (versioned) headers, string and container

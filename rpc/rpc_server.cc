@@ -1,6 +1,11 @@
 #include "rpc/rpc_server.h"
 
+#include <sys/socket.h>
+
+#include <atomic>
 #include <future>
+#include <mutex>
+#include <unordered_map>
 
 #include <glog/logging.h>
 #include <thrift/protocol/TBinaryProtocol.h>
@@ -28,29 +33,69 @@ bool IsLoopback(const std::string& host) {
 
 }  // namespace
 
+// The sockets of the connections being served, so that Stop() can end their
+// threads' blocking reads with shutdown(2). Thrift's own way, an interrupt
+// pipe polled before every read, costs a poll(2) per read of every message.
+class RpcServer::OpenSockets {
+ public:
+  void Add(void* connection, std::shared_ptr<TSocket> socket) {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Accepted as the server stopped: nothing must wait on it.
+    if (stopping_) EndReads(*socket);
+    sockets_.emplace(connection, std::move(socket));
+  }
+  // Before the connection's socket is closed (its descriptor may be reused
+  // right after), so ShutdownAll never touches a descriptor not its own.
+  void Remove(void* connection) {
+    std::lock_guard<std::mutex> lock(mu_);
+    sockets_.erase(connection);
+  }
+  // Every read on them, and on any connection added later, ends (end of
+  // file). Writes still work: a call being handled still gets its reply, as
+  // with Thrift's interrupt, and its connection ends at the next call.
+  void ShutdownAll() {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    for (const auto& [connection, socket] : sockets_) EndReads(*socket);
+  }
+  bool stopping() const { return stopping_; }
+
+ private:
+  static void EndReads(TSocket& socket) { ::shutdown(socket.getSocketFD(), SHUT_RD); }
+
+  std::mutex mu_;
+  std::unordered_map<void*, std::shared_ptr<TSocket>> sockets_;  // guarded by mu_
+  std::atomic<bool> stopping_{false};                              // written under mu_
+};
+
 // Tells Start() when the server socket is listening, and gives each
 // connection the record of who its caller is.
 class RpcServer::ConnectionEvents : public TServerEventHandler {
  public:
-  ConnectionEvents(std::promise<void>* ready, const ServerSecurity* security)
-      : ready_(ready), security_(security) {}
+  ConnectionEvents(std::promise<void>* ready, const ServerSecurity* security,
+                   OpenSockets* open_sockets)
+      : ready_(ready), security_(security), open_sockets_(open_sockets) {}
   void preServe() override { ready_->set_value(); }
 
   void* createContext(std::shared_ptr<TProtocol> input, std::shared_ptr<TProtocol>) override {
     auto* caller = new CallerConnection;
     caller->security = security_;
     auto framed = std::static_pointer_cast<BoundedFramedTransport>(input->getTransport());
-    caller->tls = std::dynamic_pointer_cast<TlsSocket>(framed->getUnderlyingTransport());
+    auto socket = std::dynamic_pointer_cast<TSocket>(framed->getUnderlyingTransport());
+    caller->tls = std::dynamic_pointer_cast<TlsSocket>(socket);
+    open_sockets_->Add(caller, std::move(socket));
     return caller;
   }
   void deleteContext(void* context, std::shared_ptr<TProtocol>,
                      std::shared_ptr<TProtocol>) override {
+    open_sockets_->Remove(context);
     delete static_cast<CallerConnection*>(context);
   }
 
  private:
   std::promise<void>* ready_;
   const ServerSecurity* security_;
+  OpenSockets* open_sockets_;
 };
 
 // Turns a refused frame into a closed connection: counted and logged here,
@@ -62,6 +107,9 @@ class RpcServer::GuardedProcessor : public TProcessor {
 
   bool process(std::shared_ptr<TProtocol> in, std::shared_ptr<TProtocol> out,
                void* context) override {
+    // A peer that keeps sending would otherwise be served on: Linux still
+    // delivers data that arrives after shutdown(SHUT_RD).
+    if (server_->open_sockets_->stopping()) return false;
     auto* connection = static_cast<CallerConnection*>(context);
     CallerScope caller(connection);
     try {
@@ -72,6 +120,7 @@ class RpcServer::GuardedProcessor : public TProcessor {
       server_->NoteRefusedFrame("not a call");  // a reply, or an unknown message type
       return false;
     } catch (const std::exception& e) {
+      if (server_->open_sockets_->stopping()) return false;  // ended by Stop(), not the peer
       if (IsTlsFailure(e)) {
         server_->NoteRefusedHandshake(e.what());
         return false;
@@ -97,9 +146,8 @@ class RpcServer::CappedServerSocket : public TServerSocket {
   std::shared_ptr<TSocket> createSocket(THRIFT_SOCKET fd) override {
     const std::shared_ptr<TlsContext>& tls = server_->options_.security.tls;
     if (!tls) return TServerSocket::createSocket(fd);
-    // With the interrupt listener, Stop() wakes connection threads blocked
-    // in a read, as it does for plain sockets.
-    return tls->Accept(fd, interruptableChildren_ ? pChildInterruptSockReader_ : nullptr);
+    // Stop() wakes its reads with shutdown(2), as it does for plain sockets.
+    return tls->Accept(fd, nullptr);
   }
 
  protected:
@@ -205,6 +253,7 @@ Status RpcServer::Start() {
                  << "*****************************************************************";
   }
   auto socket = std::make_shared<CappedServerSocket>(host_, port_, this);
+  socket->setInterruptableChildren(false);  // OpenSockets ends them instead
   socket->setRecvTimeout(options_.idle_timeout_ms);
   socket->setSendTimeout(options_.frame_timeout_ms);
   server_ = std::make_shared<TThreadedServer>(
@@ -214,8 +263,9 @@ Status RpcServer::Start() {
   std::future<void> listening = ready.get_future();
   std::promise<std::string> failed;
   std::future<std::string> failure = failed.get_future();
+  open_sockets_ = std::make_unique<OpenSockets>();
   server_->setServerEventHandler(
-      std::make_shared<ConnectionEvents>(&ready, &options_.security));
+      std::make_shared<ConnectionEvents>(&ready, &options_.security, open_sockets_.get()));
   thread_ = std::thread([this, failed = std::move(failed)]() mutable {
     try {
       server_->serve();
@@ -241,8 +291,9 @@ Status RpcServer::Start() {
 
 void RpcServer::Stop() {
   if (!server_) return;
-  server_->stop();
-  if (thread_.joinable()) thread_.join();
+  server_->stop();  // no more accepts
+  open_sockets_->ShutdownAll();
+  if (thread_.joinable()) thread_.join();  // serve() returns once every connection ended
   server_.reset();
 }
 

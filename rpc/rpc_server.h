@@ -46,7 +46,8 @@ class RpcServer {
   // Binds and starts serving on a background thread. Returns once the socket
   // listens, or the reason it cannot (port in use, ...).
   Status Start();
-  // Stops accepting and closes every connection. Idempotent.
+  // Stops accepting and ends every connection at once: their reads end, a
+  // call being handled still sends its reply. Idempotent.
   void Stop();
 
   int64_t frames_refused() const { return frames_refused_->value(); }
@@ -55,6 +56,7 @@ class RpcServer {
 
  private:
   class GuardedProcessor;
+  class OpenSockets;
   class ConnectionEvents;
   class CappedServerSocket;
   class Transports;
@@ -76,6 +78,7 @@ class RpcServer {
   Counter* handshakes_refused_;
   LogLimiter frame_log_, connection_log_, handshake_log_;
   std::shared_ptr<apache::thrift::server::TThreadedServer> server_;
+  std::unique_ptr<OpenSockets> open_sockets_;
   std::thread thread_;
 };
 
