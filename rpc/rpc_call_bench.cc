@@ -57,7 +57,8 @@ namespace po = boost::program_options;
 
 class NullParticipant : public pact::rpc::ParticipantNull {
  public:
-  pact::rpc::Vote::type prepare(const pact::rpc::Fence&, const std::string&) override {
+  pact::rpc::Vote::type prepare(const pact::rpc::Fence&, const std::string&,
+                                const std::string&) override {
     return pact::rpc::Vote::COMMIT;
   }
 };
@@ -312,7 +313,7 @@ int main(int argc, char** argv) {
   std::atomic<bool> stop{false};
   std::atomic<int64_t> calls{0}, failures{0};
   auto call = [&] {
-    pact::Status st = pool.Call([&](pact::rpc::ParticipantClient& c) { c.prepare(fence, "t"); });
+    pact::Status st = pool.Call([&](pact::rpc::ParticipantClient& c) { c.prepare(fence, "t", "o.1"); });
     (st.ok() ? calls : failures)++;
   };
   for (int i = 0; i < threads; ++i) call();  // connections opened before the clock starts
