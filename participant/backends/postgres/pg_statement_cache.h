@@ -56,6 +56,10 @@ class PgStatementCache {
   // After the session's statements were dropped (DEALLOCATE ALL).
   void Clear();
 
+  // The session's reset was sent after the statements that ended a branch,
+  // and its replies are still to be read (postgres_backend.cc, FinishReset).
+  bool reset_in_flight = false;
+
  private:
   using Entry = std::pair<std::string, std::string>;  // key, name; most recent first
   std::list<Entry> lru_;

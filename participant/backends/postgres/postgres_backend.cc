@@ -376,21 +376,50 @@ bool ResetChecked(PGconn* conn, const std::vector<Reply>& reset) {
   return Run(conn, "DEALLOCATE ALL").ok();
 }
 
-// Runs `head` (statements ending the transaction) and the reset in one
-// round trip. The replies of `head` come back; `*reset_done` says whether
-// the session is also clean for the next branch (head succeeded and so did
-// the reset).
+// Sends `head` (statements ending the transaction) and the reset as one
+// script, and reads the replies of `head` only. When all of them succeeded,
+// the reset's replies are left in flight, `*reset_sent` is true and the
+// connection may go back to the pool as it is: the session is free (the
+// transaction ended), and FinishReset reads and checks the rest before the
+// connection serves again, so the caller does not wait for the reset.
 std::vector<Reply> RunThenReset(PGconn* conn, const std::string& head, int head_statements,
-                                bool* reset_done) {
-  std::vector<Reply> replies = RunScriptReplies(conn, head + "; " + ResetScript(conn));
-  std::vector<Reply> reset;
-  const size_t n = static_cast<size_t>(head_statements);
-  while (replies.size() > n) {
-    reset.insert(reset.begin(), std::move(replies.back()));
-    replies.pop_back();
+                                bool* reset_sent) {
+  *reset_sent = false;
+  PgStatementCache* cache = PgStatementCache::Of(conn);
+  const std::string sql = cache != nullptr ? head + "; " + ResetScript(conn) : head;
+  std::vector<Reply> replies;
+  if (PQsendQuery(conn, sql.c_str()) == 0) {
+    replies.push_back(Collect(conn, nullptr, head));
+    return replies;
   }
-  *reset_done = static_cast<int>(reset.size()) >= kResetStatements && ResetChecked(conn, reset);
+  while (static_cast<int>(replies.size()) < head_statements) {
+    PGresult* raw = PQgetResult(conn);
+    if (raw == nullptr) break;
+    replies.push_back(Collect(conn, raw, head));
+    if (!replies.back().ok()) break;
+  }
+  if (replies.empty()) replies.push_back(Collect(conn, nullptr, head));
+  if (static_cast<int>(replies.size()) == head_statements && FirstError(replies).ok() &&
+      cache != nullptr) {
+    cache->reset_in_flight = true;
+    *reset_sent = true;
+    return replies;
+  }
+  // After an error the server ran nothing more; what is left to read is the end.
+  while (PGresult* raw = PQgetResult(conn)) PQclear(raw);
   return replies;
+}
+
+// Reads the replies of a reset that RunThenReset left in flight, and checks
+// them; true if none was in flight. False: the connection must not serve.
+bool FinishReset(PGconn* conn) {
+  PgStatementCache* cache = PgStatementCache::Of(conn);
+  if (cache == nullptr || !cache->reset_in_flight) return true;
+  cache->reset_in_flight = false;
+  std::vector<Reply> reset;
+  while (PGresult* raw = PQgetResult(conn)) reset.push_back(Collect(conn, raw, "reset"));
+  return static_cast<int>(reset.size()) >= kResetStatements && ResetChecked(conn, reset) &&
+         PQtransactionStatus(conn) == PQTRANS_IDLE;
 }
 
 // A statement of the caller's, bound: text parameters of unknown type, which
@@ -531,11 +560,15 @@ Pool::Hooks PoolHooks(const std::string& conninfo) {
   // Reads without blocking to notice a server that ended the session. It
   // sends its reason before closing, so the close shows on a second read.
   hooks.alive = [](PGconn* conn) {
-    return PQconsumeInput(conn) == 1 && PQconsumeInput(conn) == 1 && !Broken(conn);
+    return FinishReset(conn) && PQconsumeInput(conn) == 1 && PQconsumeInput(conn) == 1 &&
+           !Broken(conn);
   };
+  // A connection whose reset is still in flight is busy until FinishReset.
   hooks.reusable = [](PGconn* conn) {
-    return !Broken(conn) && PQtransactionStatus(conn) == PQTRANS_IDLE &&
-           PQpipelineStatus(conn) == PQ_PIPELINE_OFF;
+    const PgStatementCache* cache = PgStatementCache::Of(conn);
+    const bool resetting = cache != nullptr && cache->reset_in_flight;
+    return !Broken(conn) && PQpipelineStatus(conn) == PQ_PIPELINE_OFF &&
+           (resetting || PQtransactionStatus(conn) == PQTRANS_IDLE);
   };
   // Clears what the caller's SQL may have left in the session for the next
   // branch; most branches do it in the round trip that ends them instead.
@@ -866,6 +899,7 @@ class PostgresBackend::PgBranch : public Branch {
       const bool committed =
           commit.ok() && std::strcmp(PQcmdStatus(replies[1].res.get()), "COMMIT") == 0;
       if (!committed) {
+        if (reset) FinishReset(conn_.get());  // the reset ran after the ROLLBACK; checked again
         RETURN_NOT_OK(RollbackActive());  // an error in the INSERT leaves the transaction open
         return Status::Aborted("COMMIT of branch " + txn_id_ + " rolled back" +
                                (commit.ok() ? "" : ": " + commit.status.message()));
