@@ -802,7 +802,8 @@ TEST_F(PostgresBackendTest, SessionStateOfABranchDoesNotLeakIntoTheNextOnTheSame
                               " AND pid = pg_backend_pid()"),
               "0");
     EXPECT_EQ(One(next.get(), "SELECT count(*) FROM pg_listening_channels()"), "0");
-    EXPECT_EQ(One(next.get(), "SELECT count(*) FROM pg_prepared_statements WHERE from_sql"), "0");
+    EXPECT_EQ(One(next.get(), "SELECT count(*) FROM pg_prepared_statements WHERE name = 'mine'"),
+              "0");
     EXPECT_EQ(One(next.get(), "SELECT count(*) FROM pg_class WHERE relname = 'scratch'"), "0");
     ASSERT_TRUE(next->CommitOnePhase().ok());
   }

@@ -340,22 +340,32 @@ Result<PgConnPtr> Connect(const std::string& conninfo, int connect_timeout_s) {
   return conn;
 }
 
+// The reset's one query, prepared from SQL on every new connection so that
+// the reset's simple-query script runs it with EXECUTE, parsed and planned
+// once per connection (planning it at every branch cost more server time
+// than DISCARD ALL). It drops session advisory locks and counts the
+// session's prepared statements: those prepared from SQL (less itself) and
+// the others, which ResetChecked compares with the cache.
+constexpr const char* kResetQueryName = "pact_reset";
+const std::string kPrepareResetQuery =
+    std::string("PREPARE ") + kResetQueryName +
+    " AS SELECT pg_advisory_unlock_all(), count(*) FILTER (WHERE from_sql AND name <> '" +
+    kResetQueryName + "'), count(*) FILTER (WHERE NOT from_sql) FROM pg_prepared_statements";
+
 // What a branch's statements may leave in a session for the next branch on
 // the connection: what DISCARD ALL clears, except the named prepared
-// statements of the cache (and the plans, which PostgreSQL revalidates
-// itself). WITH HOLD cursors, settings and roles, LISTEN, session advisory
-// locks, temporary tables, sequence state; then the cache's retired names.
-// It ends by counting the session's prepared statements, which ResetChecked
-// compares with the cache.
+// statements (the cache's, and the reset query) and the plans, which
+// PostgreSQL revalidates itself. WITH HOLD cursors, settings and roles,
+// LISTEN, temporary tables, sequence state, advisory locks; then the cache's
+// retired names.
 std::string ResetScript(PGconn* conn) {
   PgStatementCache* cache = PgStatementCache::Of(conn);
-  return "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *;"
-         " SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; " +
-         (cache != nullptr ? cache->TakeDeallocations() : std::string()) +
-         "SELECT count(*) FILTER (WHERE from_sql), count(*) FILTER (WHERE NOT from_sql)"
-         " FROM pg_prepared_statements";
+  return std::string("CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *;"
+                     " DISCARD TEMP; DISCARD SEQUENCES; ") +
+         (cache != nullptr ? cache->TakeDeallocations() : std::string()) + "EXECUTE " +
+         kResetQueryName;
 }
-constexpr int kResetStatements = 8;  // in ResetScript, less the DEALLOCATEs
+constexpr int kResetStatements = 7;  // in ResetScript, less the DEALLOCATEs
 
 // Whether ResetScript's replies (the `reset` ones, all of it, the last
 // being its count) left the session clean. A branch that prepared
@@ -365,15 +375,15 @@ constexpr int kResetStatements = 8;  // in ResetScript, less the DEALLOCATEs
 bool ResetChecked(PGconn* conn, const std::vector<Reply>& reset) {
   if (reset.empty() || !FirstError(reset).ok() || Broken(conn)) return false;
   const PGresult* count = reset.back().res.get();
-  if (PQntuples(count) != 1 || PQnfields(count) != 2) return false;
+  if (PQntuples(count) != 1 || PQnfields(count) != 3) return false;
   PgStatementCache* cache = PgStatementCache::Of(conn);
-  const long long from_sql = std::strtoll(PQgetvalue(count, 0, 0), nullptr, 10);
-  const long long cached = std::strtoll(PQgetvalue(count, 0, 1), nullptr, 10);
+  const long long from_sql = std::strtoll(PQgetvalue(count, 0, 1), nullptr, 10);
+  const long long cached = std::strtoll(PQgetvalue(count, 0, 2), nullptr, 10);
   if (from_sql == 0 && cache != nullptr && cached == static_cast<long long>(cache->size())) {
     return true;
   }
   if (cache != nullptr) cache->Clear();
-  return Run(conn, "DEALLOCATE ALL").ok();
+  return Run(conn, "DEALLOCATE ALL").ok() && Run(conn, kPrepareResetQuery).ok();
 }
 
 // Sends `head` (statements ending the transaction) and the reset as one
@@ -556,7 +566,12 @@ using Pool = ConnectionPool<PGconn, PgConnCloser>;
 
 Pool::Hooks PoolHooks(const std::string& conninfo) {
   Pool::Hooks hooks;
-  hooks.connect = [conninfo](int timeout_s) { return Connect(conninfo, timeout_s); };
+  hooks.connect = [conninfo](int timeout_s) -> Result<PgConnPtr> {
+    ASSIGN_OR_RETURN(PgConnPtr conn, Connect(conninfo, timeout_s));
+    Reply prepared = Run(conn.get(), kPrepareResetQuery);
+    if (!prepared.ok()) return prepared.status.WithContext("cannot prepare the session reset");
+    return conn;
+  };
   // Reads without blocking to notice a server that ended the session. It
   // sends its reason before closing, so the close shows on a second read.
   hooks.alive = [](PGconn* conn) {
