@@ -868,6 +868,30 @@ TEST_F(PostgresBackendTest, CachedStatementsSurviveSchemaChangesAndDeallocation)
   EXPECT_EQ(Sql("SELECT balance FROM accounts WHERE id = 1"), "108");
 }
 
+TEST_F(PostgresBackendTest, DeallocateInsideAFunctionAbortsOnlyThatBranch) {
+  auto backend = OpenOneConnectionBackend(server_, db_);
+  const char* update = "UPDATE accounts SET balance = balance + ?1 WHERE id = ?2";
+  auto branch = BeginBranch(backend.get(), "c.1.1");
+  ExpectOk(branch.get(), update, {int64_t{1}, int64_t{1}});
+  // Drops the adapter's prepared statements behind its back.
+  ExpectOk(branch.get(), "DO $$BEGIN EXECUTE 'DEALLOCATE ALL'; END$$");
+  std::string reason;
+  auto vote = branch->Prepare(&reason);
+  ASSERT_TRUE(vote.ok()) << vote.status().ToString();
+  EXPECT_EQ(*vote, Vote::kAbort);
+  EXPECT_EQ(PreparedGids(), "");
+  for (int i = 2; i <= 3; ++i) {
+    auto next = BeginBranch(backend.get(), "c.1." + std::to_string(i));
+    ExpectOk(next.get(), update, {int64_t{1}, int64_t{1}});
+    auto next_vote = next->Prepare(&reason);
+    ASSERT_TRUE(next_vote.ok() && *next_vote == Vote::kCommit) << reason;
+    ASSERT_TRUE(next->CommitPrepared().ok());
+  }
+  EXPECT_EQ(Balances(), "1|102;2|50");
+  EXPECT_FALSE(backend->IsCommitted("c.1.1").value());
+  EXPECT_TRUE(backend->IsCommitted("c.1.3").value());
+}
+
 TEST_F(PostgresBackendTest, FirstStatementGoesToANewConnectionWhenTheIdleOneDied) {
   auto backend = OpenBackend();
   auto warm = BeginBranch(backend.get(), "c.1.1");

@@ -74,6 +74,7 @@ void PgStatementCache::NoteReturnsRows(const std::string& key) {
 }
 
 void PgStatementCache::Clear() {
+  own_prepared = false;
   lru_.clear();
   by_key_.clear();
   retired_.clear();

@@ -56,6 +56,12 @@ class PgStatementCache {
   // After the session's statements were dropped (DEALLOCATE ALL).
   void Clear();
 
+  // The adapter's own statements, prepared from SQL when the session opened
+  // and again after a DEALLOCATE ALL: the script that prepares them, and
+  // whether they are there (Clear forgets it too).
+  std::string own_statements;
+  bool own_prepared = false;
+
   // The session's reset was sent after the statements that ended a branch,
   // and its replies are still to be read (postgres_backend.cc, FinishReset).
   bool reset_in_flight = false;

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -343,14 +344,18 @@ Result<PgConnPtr> Connect(const std::string& conninfo, int connect_timeout_s) {
 // The reset's one query, prepared from SQL on every new connection so that
 // the reset's simple-query script runs it with EXECUTE, parsed and planned
 // once per connection (planning it at every branch cost more server time
-// than DISCARD ALL). It drops session advisory locks and counts the
-// session's prepared statements: those prepared from SQL (less itself) and
-// the others, which ResetChecked compares with the cache.
+// than DISCARD ALL). It drops session advisory locks and lists the
+// session's prepared statements, less itself, for ResetChecked to compare
+// with the cache (no aggregate: setting one up at every execution cost more
+// than the rows).
 constexpr const char* kResetQueryName = "pact_reset";
+// The marker INSERTs (Shared::OwnStatements), prepared the same way.
+constexpr const char* kMarkerName = "pact_marker";
+constexpr const char* kMarkerIfWroteName = "pact_marker_if_wrote";
 const std::string kPrepareResetQuery =
     std::string("PREPARE ") + kResetQueryName +
-    " AS SELECT pg_advisory_unlock_all(), count(*) FILTER (WHERE from_sql AND name <> '" +
-    kResetQueryName + "'), count(*) FILTER (WHERE NOT from_sql) FROM pg_prepared_statements";
+    " AS SELECT from_sql FROM pg_advisory_unlock_all(), pg_prepared_statements WHERE name NOT IN ('" +
+    kResetQueryName + "', '" + kMarkerName + "', '" + kMarkerIfWroteName + "')";
 
 // What a branch's statements may leave in a session for the next branch on
 // the connection: what DISCARD ALL clears, except the named prepared
@@ -374,16 +379,23 @@ constexpr int kResetStatements = 7;  // in ResetScript, less the DEALLOCATEs
 // latter.
 bool ResetChecked(PGconn* conn, const std::vector<Reply>& reset) {
   if (reset.empty() || !FirstError(reset).ok() || Broken(conn)) return false;
-  const PGresult* count = reset.back().res.get();
-  if (PQntuples(count) != 1 || PQnfields(count) != 3) return false;
+  const PGresult* listed = reset.back().res.get();
+  if (PQnfields(listed) != 1) return false;
+  long long from_sql = 0;
+  long long cached = 0;
+  for (int r = 0; r < PQntuples(listed); ++r) {
+    ++(PQgetvalue(listed, r, 0)[0] == 't' ? from_sql : cached);
+  }
   PgStatementCache* cache = PgStatementCache::Of(conn);
-  const long long from_sql = std::strtoll(PQgetvalue(count, 0, 1), nullptr, 10);
-  const long long cached = std::strtoll(PQgetvalue(count, 0, 2), nullptr, 10);
   if (from_sql == 0 && cache != nullptr && cached == static_cast<long long>(cache->size())) {
     return true;
   }
   if (cache != nullptr) cache->Clear();
-  return Run(conn, "DEALLOCATE ALL").ok() && Run(conn, kPrepareResetQuery).ok();
+  if (!Run(conn, "DEALLOCATE ALL").ok()) return false;
+  const std::string own = cache != nullptr ? cache->own_statements : kPrepareResetQuery;
+  if (!FirstError(RunScriptReplies(conn, own)).ok()) return false;
+  if (cache != nullptr) cache->own_prepared = true;
+  return true;
 }
 
 // Sends `head` (statements ending the transaction) and the reset as one
@@ -564,12 +576,19 @@ Reply RunStatement(PGconn* conn, const std::string& text, const BoundParams& p, 
 
 using Pool = ConnectionPool<PGconn, PgConnCloser>;
 
-Pool::Hooks PoolHooks(const std::string& conninfo) {
+// `own_statements` gives the script that prepares the adapter's own
+// statements on a new session.
+Pool::Hooks PoolHooks(const std::string& conninfo, std::function<std::string()> own_statements) {
   Pool::Hooks hooks;
-  hooks.connect = [conninfo](int timeout_s) -> Result<PgConnPtr> {
+  hooks.connect = [conninfo, own_statements](int timeout_s) -> Result<PgConnPtr> {
     ASSIGN_OR_RETURN(PgConnPtr conn, Connect(conninfo, timeout_s));
-    Reply prepared = Run(conn.get(), kPrepareResetQuery);
-    if (!prepared.ok()) return prepared.status.WithContext("cannot prepare the session reset");
+    const std::string own = own_statements();
+    Status prepared = FirstError(RunScriptReplies(conn.get(), own));
+    if (!prepared.ok()) return prepared.WithContext("cannot prepare the adapter's statements");
+    if (PgStatementCache* cache = PgStatementCache::Of(conn.get())) {
+      cache->own_statements = own;
+      cache->own_prepared = true;
+    }
     return conn;
   };
   // Reads without blocking to notice a server that ended the session. It
@@ -654,8 +673,8 @@ struct PostgresBackend::Shared {
   explicit Shared(const PostgresBackendOptions& opts)
       : options(opts),
         retry(ServerRetry(options)),
-        pool(PoolHooks(options.conninfo), options.max_idle_connections,
-             options.connect_timeout_s) {}
+        pool(PoolHooks(options.conninfo, [this] { return OwnStatements(); }),
+             options.max_idle_connections, options.connect_timeout_s) {}
 
   const PostgresBackendOptions options;
   const RetryPolicy retry;
@@ -679,10 +698,29 @@ struct PostgresBackend::Shared {
     return reply;
   }
 
-  // The statement that writes the branch's marker, as a literal row.
-  std::string MarkerInsert(const std::string& txn_id) const {
+  // The reset query, and once Open knows the marker table the marker
+  // INSERTs, prepared on every new connection: parsed and planned there once.
+  std::string OwnStatements() const {
+    if (marker_table.empty()) return kPrepareResetQuery;
+    const std::string insert = "(text) AS INSERT INTO " + marker_table +
+                               "(txn_id, participant) SELECT $1, " +
+                               QuoteLiteral(options.participant_name);
+    return kPrepareResetQuery + "; PREPARE " + kMarkerName + insert + "; PREPARE " +
+           kMarkerIfWroteName + insert + " WHERE pg_current_xact_id_if_assigned() IS NOT NULL";
+  }
+
+  // The statement that writes the branch's marker; with `if_wrote`, only if
+  // the transaction has an xid (wrote something). The prepared one where
+  // the session has it (a DEALLOCATE of the caller's may have dropped it).
+  std::string MarkerInsert(PGconn* conn, const std::string& txn_id, bool if_wrote) const {
+    const PgStatementCache* cache = PgStatementCache::Of(conn);
+    if (cache != nullptr && cache->own_prepared && !marker_table.empty()) {
+      return std::string("EXECUTE ") + (if_wrote ? kMarkerIfWroteName : kMarkerName) + "(" +
+             QuoteLiteral(txn_id) + ")";
+    }
     return "INSERT INTO " + marker_table + "(txn_id, participant) SELECT " + QuoteLiteral(txn_id) +
-           ", " + QuoteLiteral(options.participant_name);
+           ", " + QuoteLiteral(options.participant_name) +
+           (if_wrote ? " WHERE pg_current_xact_id_if_assigned() IS NOT NULL" : "");
   }
 
   // Old markers go after every Nth commit, so the table stays bounded
@@ -864,7 +902,9 @@ class PostgresBackend::PgBranch : public Branch {
     // of the session, which PREPARE TRANSACTION has left free.
     bool reset = false;
     std::vector<Reply> replies = RunThenReset(
-        conn_.get(), shared_->MarkerInsert(txn_id_) + "; PREPARE TRANSACTION " + QuoteLiteral(gid_),
+        conn_.get(),
+        shared_->MarkerInsert(conn_.get(), txn_id_, false) + "; PREPARE TRANSACTION " +
+            QuoteLiteral(gid_),
         2, &reset);
     // PREPARE's own reply decides; without one, the error that stopped it.
     Reply prepare;
@@ -901,8 +941,7 @@ class PostgresBackend::PgBranch : public Branch {
     bool reset = false;
     std::vector<Reply> replies =
         RunThenReset(conn_.get(),
-                     shared_->MarkerInsert(txn_id_) +
-                         " WHERE pg_current_xact_id_if_assigned() IS NOT NULL; COMMIT",
+                     shared_->MarkerInsert(conn_.get(), txn_id_, true) + "; COMMIT",
                      2, &reset);
     Reply commit;
     commit.status = replies.size() >= 2 ? replies[1].status : FirstError(replies);
@@ -1061,7 +1100,9 @@ Result<std::unique_ptr<PostgresBackend>> PostgresBackend::Open(
   if (!created.ok() && created.sqlstate != "23505" && created.sqlstate != "42P07") {
     return created.status.WithContext("cannot create the commit marker table");
   }
-  shared->pool.Give(std::move(conn), false);
+  // This first session was opened before the marker table was known, so it
+  // lacks the prepared marker INSERTs: the next ones have them.
+  conn.reset();
   RETURN_NOT_OK(shared->Prune());
   return std::unique_ptr<PostgresBackend>(new PostgresBackend(std::move(shared)));
 }
