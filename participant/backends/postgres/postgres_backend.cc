@@ -352,10 +352,12 @@ constexpr const char* kResetQueryName = "pact_reset";
 // The marker INSERTs (Shared::OwnStatements), prepared the same way.
 constexpr const char* kMarkerName = "pact_marker";
 constexpr const char* kMarkerIfWroteName = "pact_marker_if_wrote";
-const std::string kPrepareResetQuery =
-    std::string("PREPARE ") + kResetQueryName +
-    " AS SELECT from_sql FROM pg_advisory_unlock_all(), pg_prepared_statements WHERE name NOT IN ('" +
-    kResetQueryName + "', '" + kMarkerName + "', '" + kMarkerIfWroteName + "')";
+std::string PrepareResetQuery() {
+  return std::string("PREPARE ") + kResetQueryName +
+         " AS SELECT from_sql FROM pg_advisory_unlock_all(), pg_prepared_statements"
+         " WHERE name NOT IN ('" +
+         kResetQueryName + "', '" + kMarkerName + "', '" + kMarkerIfWroteName + "')";
+}
 
 // What a branch's statements may leave in a session for the next branch on
 // the connection: what DISCARD ALL clears, except the named prepared
@@ -392,7 +394,7 @@ bool ResetChecked(PGconn* conn, const std::vector<Reply>& reset) {
   }
   if (cache != nullptr) cache->Clear();
   if (!Run(conn, "DEALLOCATE ALL").ok()) return false;
-  const std::string own = cache != nullptr ? cache->own_statements : kPrepareResetQuery;
+  const std::string own = cache != nullptr ? cache->own_statements : PrepareResetQuery();
   if (!FirstError(RunScriptReplies(conn, own)).ok()) return false;
   if (cache != nullptr) cache->own_prepared = true;
   return true;
@@ -701,11 +703,11 @@ struct PostgresBackend::Shared {
   // The reset query, and once Open knows the marker table the marker
   // INSERTs, prepared on every new connection: parsed and planned there once.
   std::string OwnStatements() const {
-    if (marker_table.empty()) return kPrepareResetQuery;
+    if (marker_table.empty()) return PrepareResetQuery();
     const std::string insert = "(text) AS INSERT INTO " + marker_table +
                                "(txn_id, participant) SELECT $1, " +
                                QuoteLiteral(options.participant_name);
-    return kPrepareResetQuery + "; PREPARE " + kMarkerName + insert + "; PREPARE " +
+    return PrepareResetQuery() + "; PREPARE " + kMarkerName + insert + "; PREPARE " +
            kMarkerIfWroteName + insert + " WHERE pg_current_xact_id_if_assigned() IS NOT NULL";
   }
 
