@@ -742,6 +742,185 @@ TEST_F(PostgresBackendTest, OnePhaseCommitWhoseReplyIsLostIsUnknownUntilTheSessi
   EXPECT_EQ(Balances(), *known ? "1|0;2|50" : kBefore);
 }
 
+// --- One pooled connection serving branch after branch. ---
+
+// A backend with one pooled connection, so consecutive branches share it.
+std::unique_ptr<PostgresBackend> OpenOneConnectionBackend(PostgresServer* server,
+                                                          const std::string& db) {
+  PostgresBackendOptions options;
+  options.conninfo = server->ConnInfo(db);
+  options.participant_name = "pg1";
+  options.max_idle_connections = 1;
+  auto backend = PostgresBackend::Open(options);
+  EXPECT_TRUE(backend.ok()) << backend.status().ToString();
+  return backend.ok() ? std::move(backend).value() : nullptr;
+}
+
+// The first column of the only row, as text ("" on error, with a failure).
+std::string One(Branch* branch, const std::string& sql) {
+  auto result = branch->Execute(sql, {});
+  EXPECT_TRUE(result.ok()) << sql << ": " << result.status().ToString();
+  if (!result.ok() || result->rows.empty()) return "";
+  const SqlValue& v = result->rows[0][0];
+  if (auto* i = std::get_if<int64_t>(&v)) return std::to_string(*i);
+  if (auto* t = std::get_if<std::string>(&v)) return *t;
+  return "NULL";
+}
+
+TEST_F(PostgresBackendTest, SessionStateOfABranchDoesNotLeakIntoTheNextOnTheSameConnection) {
+  auto backend = OpenOneConnectionBackend(server_, db_);
+  for (bool two_phase : {true, false}) {
+    const std::string n = two_phase ? "1" : "2";
+    auto branch = BeginBranch(backend.get(), "c.1." + n);
+    const std::string pid = One(branch.get(), "SELECT pg_backend_pid()");
+    ExpectOk(branch.get(), "UPDATE public.accounts SET balance = balance + 1 WHERE id = ?1",
+             {int64_t{1}});
+    ExpectOk(branch.get(), "SET statement_timeout = 1234");
+    ExpectOk(branch.get(), "SET search_path = nowhere");
+    ExpectOk(branch.get(), "SELECT pg_advisory_lock(42)");
+    ExpectOk(branch.get(), "PREPARE mine AS SELECT 1");
+    // PREPARE TRANSACTION refuses a transaction that listened or used a
+    // temporary table.
+    if (!two_phase) ExpectOk(branch.get(), "LISTEN pact_channel");
+    if (!two_phase) ExpectOk(branch.get(), "CREATE TEMP TABLE scratch(x int)");
+    if (two_phase) {
+      std::string reason;
+      auto vote = branch->Prepare(&reason);
+      ASSERT_TRUE(vote.ok()) << vote.status().ToString();
+      ASSERT_EQ(*vote, Vote::kCommit) << reason;
+      ASSERT_TRUE(branch->CommitPrepared().ok());
+    } else {
+      ASSERT_TRUE(branch->CommitOnePhase().ok());
+    }
+
+    auto next = BeginBranch(backend.get(), "c.2." + n);
+    ASSERT_EQ(One(next.get(), "SELECT pg_backend_pid()"), pid) << "not the same connection";
+    EXPECT_EQ(One(next.get(), "SHOW statement_timeout"), "0");
+    EXPECT_EQ(One(next.get(), "SELECT current_schema()"), "public");
+    EXPECT_EQ(One(next.get(), "SELECT current_user = session_user"), "1");
+    EXPECT_EQ(One(next.get(), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                              " AND pid = pg_backend_pid()"),
+              "0");
+    EXPECT_EQ(One(next.get(), "SELECT count(*) FROM pg_listening_channels()"), "0");
+    EXPECT_EQ(One(next.get(), "SELECT count(*) FROM pg_prepared_statements WHERE name = 'mine'"),
+              "0");
+    EXPECT_EQ(One(next.get(), "SELECT count(*) FROM pg_class WHERE relname = 'scratch'"), "0");
+    ASSERT_TRUE(next->CommitOnePhase().ok());
+  }
+  EXPECT_EQ(Balances(), "1|102;2|50");
+
+  // Another role (read-only: the marker of a writing branch is inserted as
+  // that role, which may not have the right).
+  auto branch = BeginBranch(backend.get(), "c.3.1");
+  ExpectOk(branch.get(), "SET ROLE pg_monitor");
+  std::string reason;
+  ASSERT_EQ(branch->Prepare(&reason).value(), Vote::kReadOnly);
+  auto next = BeginBranch(backend.get(), "c.3.2");
+  EXPECT_EQ(One(next.get(), "SELECT current_user = session_user"), "1");
+  ASSERT_TRUE(next->CommitOnePhase().ok());
+}
+
+TEST_F(PostgresBackendTest, StatementsWithParametersArePreparedOncePerConnection) {
+  auto backend = OpenOneConnectionBackend(server_, db_);
+  const char* update = "UPDATE accounts SET balance = balance + ?1 WHERE id = ?2";
+  for (int i = 1; i <= 3; ++i) {
+    auto branch = BeginBranch(backend.get(), "c.1." + std::to_string(i));
+    ExpectOk(branch.get(), update, {int64_t{1}, int64_t{1}});
+    ExpectOk(branch.get(), update, {int64_t{-1}, int64_t{2}});
+    // A statement that returns rows is not kept: a schema change could
+    // change its result type.
+    ExpectOk(branch.get(), "SELECT balance FROM accounts WHERE id = ?1", {int64_t{1}});
+    // The first branch's SELECT is still held until the reset drops it.
+    EXPECT_EQ(One(branch.get(), "SELECT count(*) FROM pg_prepared_statements WHERE NOT from_sql"),
+              i == 1 ? "2" : "1");
+    std::string reason;
+    auto vote = branch->Prepare(&reason);
+    ASSERT_TRUE(vote.ok() && *vote == Vote::kCommit) << reason;
+    ASSERT_TRUE(branch->CommitPrepared().ok());
+  }
+  EXPECT_EQ(Balances(), "1|103;2|47");
+}
+
+TEST_F(PostgresBackendTest, CachedStatementsSurviveSchemaChangesAndDeallocation) {
+  auto backend = OpenOneConnectionBackend(server_, db_);
+  const char* update = "UPDATE accounts SET balance = balance + ?1 WHERE id = ?2";
+  const char* select = "SELECT * FROM accounts WHERE id = ?1";
+  auto run = [&](const std::string& txn_id, const std::string& extra) -> size_t {
+    auto branch = BeginBranch(backend.get(), txn_id);
+    ExpectOk(branch.get(), update, {int64_t{1}, int64_t{1}});
+    auto rows = branch->Execute(select, {int64_t{1}});
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    if (!extra.empty()) ExpectOk(branch.get(), extra);
+    ExpectOk(branch.get(), update, {int64_t{1}, int64_t{1}});
+    std::string reason;
+    auto vote = branch->Prepare(&reason);
+    EXPECT_TRUE(vote.ok() && *vote == Vote::kCommit) << vote.status().ToString() << reason;
+    EXPECT_TRUE(branch->CommitPrepared().ok());
+    return rows.ok() ? rows->columns.size() : 0;
+  };
+  EXPECT_EQ(run("c.1.1", ""), 3u);
+  ASSERT_EQ(Sql("ALTER TABLE accounts ADD COLUMN note text; ALTER TABLE accounts ALTER COLUMN"
+                " balance TYPE bigint"),
+            "");
+  EXPECT_EQ(run("c.1.2", ""), 4u);
+  EXPECT_EQ(run("c.1.3", "DEALLOCATE ALL"), 4u);  // mid-branch, under the cache
+  EXPECT_EQ(run("c.1.4", ""), 4u);
+  EXPECT_EQ(Sql("SELECT balance FROM accounts WHERE id = 1"), "108");
+}
+
+TEST_F(PostgresBackendTest, DeallocateInsideAFunctionAbortsOnlyThatBranch) {
+  auto backend = OpenOneConnectionBackend(server_, db_);
+  const char* update = "UPDATE accounts SET balance = balance + ?1 WHERE id = ?2";
+  auto branch = BeginBranch(backend.get(), "c.1.1");
+  ExpectOk(branch.get(), update, {int64_t{1}, int64_t{1}});
+  // Drops the adapter's prepared statements behind its back.
+  ExpectOk(branch.get(), "DO $$BEGIN EXECUTE 'DEALLOCATE ALL'; END$$");
+  std::string reason;
+  auto vote = branch->Prepare(&reason);
+  ASSERT_TRUE(vote.ok()) << vote.status().ToString();
+  EXPECT_EQ(*vote, Vote::kAbort);
+  EXPECT_EQ(PreparedGids(), "");
+  for (int i = 2; i <= 3; ++i) {
+    auto next = BeginBranch(backend.get(), "c.1." + std::to_string(i));
+    ExpectOk(next.get(), update, {int64_t{1}, int64_t{1}});
+    auto next_vote = next->Prepare(&reason);
+    ASSERT_TRUE(next_vote.ok() && *next_vote == Vote::kCommit) << reason;
+    ASSERT_TRUE(next->CommitPrepared().ok());
+  }
+  EXPECT_EQ(Balances(), "1|102;2|50");
+  EXPECT_FALSE(backend->IsCommitted("c.1.1").value());
+  EXPECT_TRUE(backend->IsCommitted("c.1.3").value());
+}
+
+TEST_F(PostgresBackendTest, FirstStatementGoesToANewConnectionWhenTheIdleOneDied) {
+  auto backend = OpenBackend();
+  auto warm = BeginBranch(backend.get(), "c.1.1");
+  ExpectOk(warm.get(), "UPDATE accounts SET balance = 1 WHERE id = ?1", {int64_t{2}});
+  ASSERT_TRUE(warm->CommitOnePhase().ok());
+  EXPECT_EQ(Sql("SELECT bool_and(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"),
+            "t");
+  auto branch = BeginBranch(backend.get(), "c.1.2");
+  ExpectOk(branch.get(), "UPDATE accounts SET balance = 2 WHERE id = ?1", {int64_t{2}});
+  ASSERT_TRUE(branch->CommitOnePhase().ok());
+  EXPECT_EQ(Balances(), "1|100;2|2");
+}
+
+TEST_F(PostgresBackendTest, BranchWithoutStatementsIsReadOnly) {
+  auto backend = OpenBackend();
+  auto branch = BeginBranch(backend.get(), "c.1.1");
+  std::string reason;
+  auto vote = branch->Prepare(&reason);
+  ASSERT_TRUE(vote.ok()) << vote.status().ToString();
+  EXPECT_EQ(*vote, Vote::kReadOnly);
+  auto other = BeginBranch(backend.get(), "c.1.2");
+  EXPECT_TRUE(other->CommitOnePhase().ok());
+  auto third = BeginBranch(backend.get(), "c.1.3");
+  EXPECT_TRUE(third->Rollback().ok());
+  EXPECT_EQ(PreparedGids(), "");
+  EXPECT_FALSE(backend->IsCommitted("c.1.2").value());
+}
+
 TEST_F(PostgresBackendTest, DeadlockAbortsOneBranchAndTheOtherCommits) {
   auto backend = OpenBackend();
   auto a = BeginBranch(backend.get(), "c.1.1");

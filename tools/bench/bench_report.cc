@@ -36,6 +36,22 @@ std::string Mib(int64_t bytes) { return Format("%.1f MiB", bytes / 1048576.0); }
 std::string Kib(int64_t bytes) { return Format("%.0f KiB", bytes / 1024.0); }
 std::string Ms(int64_t micros) { return Format("%.2f", micros / 1000.0); }
 
+// CPU milliseconds per committed transaction, or nothing when none committed.
+std::optional<double> CpuMsPerTx(double cpu_seconds, int64_t committed) {
+  if (committed <= 0) return std::nullopt;
+  return cpu_seconds * 1000.0 / committed;
+}
+
+// Pact's own processes: everything sampled but the load generator.
+std::optional<double> PactCpuSeconds(const LoadReport& r) {
+  if (r.mode != "pact" || r.cpu.empty()) return std::nullopt;
+  double total = 0;
+  for (const auto& p : r.cpu) {
+    if (p.name != "pact-bench") total += p.cpu_seconds;
+  }
+  return total;
+}
+
 void LoadJson(const LoadReport& r, std::ostream& out) {
   JsonWriter j;
   j.BeginObject()
@@ -70,6 +86,22 @@ void LoadJson(const LoadReport& r, std::ostream& out) {
   j.Key("cpu_seconds").BeginObject();
   for (const auto& p : r.cpu) j.Key(p.name.c_str()).Double(p.cpu_seconds);
   j.EndObject();
+  j.Key("cpu_ms_per_committed_tx").BeginObject();
+  for (const auto& p : r.cpu) {
+    if (auto ms = CpuMsPerTx(p.cpu_seconds, r.measured.committed)) {
+      j.Key(p.name.c_str()).Double(*ms);
+    }
+  }
+  j.EndObject();
+  const std::optional<double> pact_cpu = PactCpuSeconds(r);
+  const std::optional<double> pact_ms =
+      pact_cpu ? CpuMsPerTx(*pact_cpu, r.measured.committed) : std::nullopt;
+  j.Key("pact_cpu_ms_per_committed_tx");
+  if (pact_ms) {
+    j.Double(*pact_ms);
+  } else {
+    j.Null();
+  }
   StartEndJson(j, "coordinator_rss_bytes", r.coordinator_rss_bytes);
   StartEndJson(j, "journal_bytes", r.journal_bytes);
   StartEndJson(j, "balance_sum", r.balance_sum);
@@ -125,6 +157,17 @@ void LoadText(const LoadReport& r, std::ostream& out) {
     out << "CPU seconds       ";
     for (const auto& p : r.cpu) out << p.name << " " << Format("%.2f", p.cpu_seconds) << "  ";
     out << "\n";
+  }
+  if (!r.cpu.empty() && r.measured.committed > 0) {
+    out << "CPU ms per tx     ";
+    for (const auto& p : r.cpu) {
+      out << p.name << " " << Format("%.3f", *CpuMsPerTx(p.cpu_seconds, r.measured.committed))
+          << "  ";
+    }
+    if (auto pact_cpu = PactCpuSeconds(r)) {
+      out << "Pact total " << Format("%.3f", *CpuMsPerTx(*pact_cpu, r.measured.committed));
+    }
+    out << "  (per committed transaction)\n";
   }
   if (!r.failures_by_code.empty()) {
     out << "failures          ";

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -19,6 +20,7 @@
 #include "common/txn_id.h"
 #include "participant/backends/branch_state_machine.h"
 #include "participant/backends/postgres/pg_handles.h"
+#include "participant/backends/postgres/pg_statement_cache.h"
 #include "participant/backends/server/connection_pool.h"
 #include "participant/backends/server/retry_policy.h"
 
@@ -121,10 +123,26 @@ Reply Run(PGconn* conn, const std::string& sql, const std::vector<const char*>& 
 }
 
 // Runs several of Pact's own statements in one round trip (the simple query
-// protocol, which takes no parameters). PostgreSQL stops at the first error,
-// which is then the reply.
-Reply RunScript(PGconn* conn, const std::string& sql) {
-  return Collect(conn, PQexec(conn, sql.c_str()), sql);
+// protocol, which takes no parameters), with every statement's own reply, in
+// order; after an error PostgreSQL runs none of the rest, so the error is
+// the last reply. Never empty: a reply that did not come is an error one.
+std::vector<Reply> RunScriptReplies(PGconn* conn, const std::string& sql) {
+  std::vector<Reply> replies;
+  if (PQsendQuery(conn, sql.c_str()) == 0) {
+    replies.push_back(Collect(conn, nullptr, sql));
+    return replies;
+  }
+  while (PGresult* raw = PQgetResult(conn)) replies.push_back(Collect(conn, raw, sql));
+  if (replies.empty()) replies.push_back(Collect(conn, nullptr, sql));
+  return replies;
+}
+
+// The first error among `replies`, or OK.
+Status FirstError(const std::vector<Reply>& replies) {
+  for (const Reply& r : replies) {
+    if (!r.ok()) return r.status;
+  }
+  return Status::Ok();
 }
 
 // First column of the first row, or nullopt for NULL or no row.
@@ -318,25 +336,281 @@ Result<PgConnPtr> Connect(const std::string& conninfo, int connect_timeout_s) {
         Trimmed(conn != nullptr ? PQerrorMessage(conn.get()) : "no memory"));
   }
   PQsetNoticeProcessor(conn.get(), &LogNotice, nullptr);
+  LOG_IF(WARNING, !PgStatementCache::Attach(conn.get()))
+      << "no statement cache for a PostgreSQL connection: statements run unnamed";
   return conn;
+}
+
+// The reset's one query, prepared from SQL on every new connection so that
+// the reset's simple-query script runs it with EXECUTE, parsed and planned
+// once per connection (planning it at every branch cost more server time
+// than DISCARD ALL). It drops session advisory locks and lists the
+// session's prepared statements, less itself, for ResetChecked to compare
+// with the cache (no aggregate: setting one up at every execution cost more
+// than the rows).
+constexpr const char* kResetQueryName = "pact_reset";
+// The marker INSERTs (Shared::OwnStatements), prepared the same way.
+constexpr const char* kMarkerName = "pact_marker";
+constexpr const char* kMarkerIfWroteName = "pact_marker_if_wrote";
+std::string PrepareResetQuery() {
+  return std::string("PREPARE ") + kResetQueryName +
+         " AS SELECT from_sql FROM pg_advisory_unlock_all(), pg_prepared_statements"
+         " WHERE name NOT IN ('" +
+         kResetQueryName + "', '" + kMarkerName + "', '" + kMarkerIfWroteName + "')";
+}
+
+// What a branch's statements may leave in a session for the next branch on
+// the connection: what DISCARD ALL clears, except the named prepared
+// statements (the cache's, and the reset query) and the plans, which
+// PostgreSQL revalidates itself. WITH HOLD cursors, settings and roles,
+// LISTEN, temporary tables, sequence state, advisory locks; then the cache's
+// retired names.
+std::string ResetScript(PGconn* conn) {
+  PgStatementCache* cache = PgStatementCache::Of(conn);
+  return std::string("CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *;"
+                     " DISCARD TEMP; DISCARD SEQUENCES; ") +
+         (cache != nullptr ? cache->TakeDeallocations() : std::string()) + "EXECUTE " +
+         kResetQueryName;
+}
+constexpr int kResetStatements = 7;  // in ResetScript, less the DEALLOCATEs
+
+// Whether ResetScript's replies (the `reset` ones, all of it, the last
+// being its count) left the session clean. A branch that prepared
+// statements from SQL, or deallocated the cache's, has them all dropped and
+// the cache emptied: the next branch neither sees the former nor misses the
+// latter.
+bool ResetChecked(PGconn* conn, const std::vector<Reply>& reset) {
+  if (reset.empty() || !FirstError(reset).ok() || Broken(conn)) return false;
+  const PGresult* listed = reset.back().res.get();
+  if (PQnfields(listed) != 1) return false;
+  long long from_sql = 0;
+  long long cached = 0;
+  for (int r = 0; r < PQntuples(listed); ++r) {
+    ++(PQgetvalue(listed, r, 0)[0] == 't' ? from_sql : cached);
+  }
+  PgStatementCache* cache = PgStatementCache::Of(conn);
+  if (from_sql == 0 && cache != nullptr && cached == static_cast<long long>(cache->size())) {
+    return true;
+  }
+  if (cache != nullptr) cache->Clear();
+  if (!Run(conn, "DEALLOCATE ALL").ok()) return false;
+  const std::string own = cache != nullptr ? cache->own_statements : PrepareResetQuery();
+  if (!FirstError(RunScriptReplies(conn, own)).ok()) return false;
+  if (cache != nullptr) cache->own_prepared = true;
+  return true;
+}
+
+// Sends `head` (statements ending the transaction) and the reset as one
+// script, and reads the replies of `head` only. When all of them succeeded,
+// the reset's replies are left in flight, `*reset_sent` is true and the
+// connection may go back to the pool as it is: the session is free (the
+// transaction ended), and FinishReset reads and checks the rest before the
+// connection serves again, so the caller does not wait for the reset.
+std::vector<Reply> RunThenReset(PGconn* conn, const std::string& head, int head_statements,
+                                bool* reset_sent) {
+  *reset_sent = false;
+  PgStatementCache* cache = PgStatementCache::Of(conn);
+  const std::string sql = cache != nullptr ? head + "; " + ResetScript(conn) : head;
+  std::vector<Reply> replies;
+  if (PQsendQuery(conn, sql.c_str()) == 0) {
+    replies.push_back(Collect(conn, nullptr, head));
+    return replies;
+  }
+  while (static_cast<int>(replies.size()) < head_statements) {
+    PGresult* raw = PQgetResult(conn);
+    if (raw == nullptr) break;
+    replies.push_back(Collect(conn, raw, head));
+    if (!replies.back().ok()) break;
+  }
+  if (replies.empty()) replies.push_back(Collect(conn, nullptr, head));
+  if (static_cast<int>(replies.size()) == head_statements && FirstError(replies).ok() &&
+      cache != nullptr) {
+    cache->reset_in_flight = true;
+    *reset_sent = true;
+    return replies;
+  }
+  // After an error the server ran nothing more; what is left to read is the end.
+  while (PGresult* raw = PQgetResult(conn)) PQclear(raw);
+  return replies;
+}
+
+// Reads the replies of a reset that RunThenReset left in flight, and checks
+// them; true if none was in flight. False: the connection must not serve.
+bool FinishReset(PGconn* conn) {
+  PgStatementCache* cache = PgStatementCache::Of(conn);
+  if (cache == nullptr || !cache->reset_in_flight) return true;
+  cache->reset_in_flight = false;
+  std::vector<Reply> reset;
+  while (PGresult* raw = PQgetResult(conn)) reset.push_back(Collect(conn, raw, "reset"));
+  return static_cast<int>(reset.size()) >= kResetStatements && ResetChecked(conn, reset) &&
+         PQtransactionStatus(conn) == PQTRANS_IDLE;
+}
+
+// A statement of the caller's, bound: text parameters of unknown type, which
+// PostgreSQL types from the context like quoted literals; blobs as binary
+// bytea.
+struct BoundParams {
+  std::vector<std::string> storage;
+  std::vector<const char*> values;
+  std::vector<int> lengths;
+  std::vector<int> formats;
+  std::vector<Oid> types;
+
+  explicit BoundParams(const std::vector<SqlValue>& params)
+      : storage(params.size()),
+        values(params.size(), nullptr),
+        lengths(params.size(), 0),
+        formats(params.size(), 0),
+        types(params.size(), 0) {
+    for (size_t i = 0; i < params.size(); ++i) {
+      const SqlValue& value = params[i];
+      if (auto* v = std::get_if<int64_t>(&value)) {
+        storage[i] = std::to_string(*v);
+      } else if (auto* v = std::get_if<double>(&value)) {
+        char buffer[64];
+        std::snprintf(buffer, sizeof(buffer), "%.17g", *v);
+        storage[i] = buffer;
+      } else if (auto* v = std::get_if<std::string>(&value)) {
+        storage[i] = *v;
+      } else if (auto* v = std::get_if<Blob>(&value)) {
+        storage[i] = v->bytes;
+        formats[i] = 1;
+        types[i] = kByteaOid;
+      } else {
+        continue;  // NULL
+      }
+      values[i] = storage[i].data();
+      lengths[i] = static_cast<int>(storage[i].size());
+    }
+  }
+  int count() const { return static_cast<int>(values.size()); }
+};
+
+// The cache key of a statement: its text and the types it is prepared with.
+std::string CacheKey(const std::string& text, const BoundParams& p) {
+  std::string key = text;
+  key += '\0';
+  for (Oid type : p.types) key += std::to_string(type) + ",";
+  return key;
+}
+
+// Runs a caller's statement, with BEGIN before it in the same round trip
+// when `begin`. A statement with parameters and no result columns runs as a
+// named prepared statement of the session (prepared in the same round trip
+// the first time); any other runs unnamed. The reply is BEGIN's if that
+// failed, else the statement's.
+Reply RunStatement(PGconn* conn, const std::string& text, const BoundParams& p, bool begin) {
+  PgStatementCache* cache = p.count() > 0 ? PgStatementCache::Of(conn) : nullptr;
+  const std::string key = cache != nullptr ? CacheKey(text, p) : std::string();
+  if (cache != nullptr && cache->ReturnsRows(key)) cache = nullptr;
+  const std::string* cached = cache != nullptr ? cache->Find(key) : nullptr;
+  if (!begin && (cache == nullptr || cached != nullptr)) {
+    PGresult* raw =
+        cached != nullptr
+            ? PQexecPrepared(conn, cached->c_str(), p.count(), p.values.data(), p.lengths.data(),
+                             p.formats.data(), 0)
+            : PQexecParams(conn, text.c_str(), p.count(), p.types.data(), p.values.data(),
+                           p.lengths.data(), p.formats.data(), 0);
+    return Collect(conn, raw, "execute");
+  }
+  // One round trip for BEGIN, PREPARE and the statement (libpq's pipeline
+  // mode): after an error the server skips the rest up to the Sync.
+  const bool prepare = cache != nullptr && cached == nullptr;
+  const std::string name = prepare ? cache->NewName() : cached != nullptr ? *cached : "";
+  auto failed = [&](const char* what) {
+    Reply reply;
+    reply.status = PgError(conn, nullptr, std::string("execute: ") + what);
+    return reply;
+  };
+  if (PQenterPipelineMode(conn) == 0) return failed("cannot enter pipeline mode");
+  bool sent = true;
+  if (begin) sent = PQsendQueryParams(conn, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0);
+  if (sent && prepare) {
+    sent = PQsendPrepare(conn, name.c_str(), text.c_str(), p.count(), p.types.data());
+  }
+  if (sent) {
+    sent = !name.empty() ? PQsendQueryPrepared(conn, name.c_str(), p.count(), p.values.data(),
+                                               p.lengths.data(), p.formats.data(), 0)
+                         : PQsendQueryParams(conn, text.c_str(), p.count(), p.types.data(),
+                                             p.values.data(), p.lengths.data(), p.formats.data(),
+                                             0);
+  }
+  if (!sent || PQpipelineSync(conn) == 0) return failed("cannot send");
+  // Each step's result, then a null; then the Sync's. A connection that
+  // breaks on the way stays in pipeline mode, so the pool will not reuse it.
+  std::vector<Reply> replies;
+  const int steps = (begin ? 1 : 0) + (prepare ? 1 : 0) + 1;
+  for (int i = 0; i < steps; ++i) {
+    PGresult* raw = PQgetResult(conn);
+    if (raw == nullptr) return failed("no reply");
+    if (PQresultStatus(raw) == PGRES_PIPELINE_ABORTED) {
+      PQclear(raw);
+      replies.push_back(failed("skipped after an error"));
+    } else {
+      replies.push_back(Collect(conn, raw, "execute"));
+    }
+    if (PGresult* extra = PQgetResult(conn)) {
+      PQclear(extra);
+      return failed("unexpected reply");
+    }
+  }
+  PgResultPtr sync(PQgetResult(conn));
+  if (sync == nullptr || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC ||
+      PQexitPipelineMode(conn) == 0) {
+    return failed("pipeline did not end");
+  }
+  if (begin && !replies.front().ok()) return std::move(replies.front());
+  Reply& statement = replies.back();
+  if (prepare) {
+    if (replies[replies.size() - 2].ok()) {  // the server holds the name now
+      if (statement.ok() && PQnfields(statement.res.get()) == 0) {
+        cache->Insert(key, name);
+      } else {
+        if (statement.ok()) cache->NoteReturnsRows(key);
+        cache->Retire(name);
+      }
+    } else {
+      return std::move(replies[replies.size() - 2]);  // the statement did not parse
+    }
+  }
+  return std::move(statement);
 }
 
 using Pool = ConnectionPool<PGconn, PgConnCloser>;
 
-Pool::Hooks PoolHooks(const std::string& conninfo) {
+// `own_statements` gives the script that prepares the adapter's own
+// statements on a new session.
+Pool::Hooks PoolHooks(const std::string& conninfo, std::function<std::string()> own_statements) {
   Pool::Hooks hooks;
-  hooks.connect = [conninfo](int timeout_s) { return Connect(conninfo, timeout_s); };
+  hooks.connect = [conninfo, own_statements](int timeout_s) -> Result<PgConnPtr> {
+    ASSIGN_OR_RETURN(PgConnPtr conn, Connect(conninfo, timeout_s));
+    const std::string own = own_statements();
+    Status prepared = FirstError(RunScriptReplies(conn.get(), own));
+    if (!prepared.ok()) return prepared.WithContext("cannot prepare the adapter's statements");
+    if (PgStatementCache* cache = PgStatementCache::Of(conn.get())) {
+      cache->own_statements = own;
+      cache->own_prepared = true;
+    }
+    return conn;
+  };
   // Reads without blocking to notice a server that ended the session. It
   // sends its reason before closing, so the close shows on a second read.
   hooks.alive = [](PGconn* conn) {
-    return PQconsumeInput(conn) == 1 && PQconsumeInput(conn) == 1 && !Broken(conn);
+    return FinishReset(conn) && PQconsumeInput(conn) == 1 && PQconsumeInput(conn) == 1 &&
+           !Broken(conn);
   };
+  // A connection whose reset is still in flight is busy until FinishReset.
   hooks.reusable = [](PGconn* conn) {
-    return !Broken(conn) && PQtransactionStatus(conn) == PQTRANS_IDLE;
+    const PgStatementCache* cache = PgStatementCache::Of(conn);
+    const bool resetting = cache != nullptr && cache->reset_in_flight;
+    return !Broken(conn) && PQpipelineStatus(conn) == PQ_PIPELINE_OFF &&
+           (resetting || PQtransactionStatus(conn) == PQTRANS_IDLE);
   };
-  // Clears what the caller's SQL may have left in the session (settings,
-  // temp tables, advisory locks) for the next branch.
-  hooks.reset = [](PGconn* conn) { return Run(conn, "DISCARD ALL").ok(); };
+  // Clears what the caller's SQL may have left in the session for the next
+  // branch; most branches do it in the round trip that ends them instead.
+  hooks.reset = [](PGconn* conn) {
+    return ResetChecked(conn, RunScriptReplies(conn, ResetScript(conn)));
+  };
   return hooks;
 }
 
@@ -351,8 +625,8 @@ RetryPolicy ServerRetry(const PostgresBackendOptions& options) {
 
 // A branch's life; MoveTo in PgBranch is the only writer.
 enum class PgState {
-  // Holds a connection inside BEGIN. Nothing durable: a crash or a lost
-  // connection rolls it back.
+  // Holds a connection, inside BEGIN once the first statement ran. Nothing
+  // durable: a crash or a lost connection rolls it back.
   kActive,
   // PREPARE TRANSACTION ran, or its reply was lost and it may have: then
   // pg_prepared_xacts lists the gid, with the marker row inside the prepared
@@ -401,8 +675,8 @@ struct PostgresBackend::Shared {
   explicit Shared(const PostgresBackendOptions& opts)
       : options(opts),
         retry(ServerRetry(options)),
-        pool(PoolHooks(options.conninfo), options.max_idle_connections,
-             options.connect_timeout_s) {}
+        pool(PoolHooks(options.conninfo, [this] { return OwnStatements(); }),
+             options.max_idle_connections, options.connect_timeout_s) {}
 
   const PostgresBackendOptions options;
   const RetryPolicy retry;
@@ -426,10 +700,29 @@ struct PostgresBackend::Shared {
     return reply;
   }
 
-  // The statement that writes the branch's marker, as a literal row.
-  std::string MarkerInsert(const std::string& txn_id) const {
+  // The reset query, and once Open knows the marker table the marker
+  // INSERTs, prepared on every new connection: parsed and planned there once.
+  std::string OwnStatements() const {
+    if (marker_table.empty()) return PrepareResetQuery();
+    const std::string insert = "(text) AS INSERT INTO " + marker_table +
+                               "(txn_id, participant) SELECT $1, " +
+                               QuoteLiteral(options.participant_name);
+    return PrepareResetQuery() + "; PREPARE " + kMarkerName + insert + "; PREPARE " +
+           kMarkerIfWroteName + insert + " WHERE pg_current_xact_id_if_assigned() IS NOT NULL";
+  }
+
+  // The statement that writes the branch's marker; with `if_wrote`, only if
+  // the transaction has an xid (wrote something). The prepared one where
+  // the session has it (a DEALLOCATE of the caller's may have dropped it).
+  std::string MarkerInsert(PGconn* conn, const std::string& txn_id, bool if_wrote) const {
+    const PgStatementCache* cache = PgStatementCache::Of(conn);
+    if (cache != nullptr && cache->own_prepared && !marker_table.empty()) {
+      return std::string("EXECUTE ") + (if_wrote ? kMarkerIfWroteName : kMarkerName) + "(" +
+             QuoteLiteral(txn_id) + ")";
+    }
     return "INSERT INTO " + marker_table + "(txn_id, participant) SELECT " + QuoteLiteral(txn_id) +
-           ", " + QuoteLiteral(options.participant_name);
+           ", " + QuoteLiteral(options.participant_name) +
+           (if_wrote ? " WHERE pg_current_xact_id_if_assigned() IS NOT NULL" : "");
   }
 
   // Old markers go after every Nth commit, so the table stays bounded
@@ -501,7 +794,8 @@ struct PostgresBackend::Shared {
 
 class PostgresBackend::PgBranch : public Branch {
  public:
-  // An active branch: `conn` is inside BEGIN. A prepared one: `conn` is null.
+  // An active branch: `conn` is idle, and BEGIN goes with the first
+  // statement. A prepared one: `conn` is null.
   PgBranch(std::shared_ptr<Shared> shared, std::string txn_id, PgConnPtr conn)
       : shared_(std::move(shared)),
         txn_id_(std::move(txn_id)),
@@ -528,38 +822,29 @@ class PostgresBackend::PgBranch : public Branch {
     }
     RETURN_NOT_OK(CheckStatement(sql));
     const std::string text = params.empty() ? sql : ToDollarPlaceholders(sql);
-
-    // Text parameters of unknown type, which PostgreSQL types from the context
-    // like quoted literals; blobs go as binary bytea.
-    std::vector<std::string> storage(params.size());
-    std::vector<const char*> values(params.size(), nullptr);
-    std::vector<int> lengths(params.size(), 0);
-    std::vector<int> formats(params.size(), 0);
-    std::vector<Oid> types(params.size(), 0);
-    for (size_t i = 0; i < params.size(); ++i) {
-      const SqlValue& value = params[i];
-      if (auto* v = std::get_if<int64_t>(&value)) {
-        storage[i] = std::to_string(*v);
-      } else if (auto* v = std::get_if<double>(&value)) {
-        char buffer[64];
-        std::snprintf(buffer, sizeof(buffer), "%.17g", *v);
-        storage[i] = buffer;
-      } else if (auto* v = std::get_if<std::string>(&value)) {
-        storage[i] = *v;
-      } else if (auto* v = std::get_if<Blob>(&value)) {
-        storage[i] = v->bytes;
-        formats[i] = 1;
-        types[i] = kByteaOid;
-      } else {
-        continue;  // NULL
-      }
-      values[i] = storage[i].data();
-      lengths[i] = static_cast<int>(storage[i].size());
-    }
+    const BoundParams bound(params);
     ran_user_sql_ = true;
-    PGresult* raw = PQexecParams(conn_.get(), text.c_str(), static_cast<int>(params.size()),
-                                 types.data(), values.data(), lengths.data(), formats.data(), 0);
-    Reply reply = Collect(conn_.get(), raw, "execute");
+    const std::vector<std::string> verb = LeadingWords(sql, 1);
+    if (!verb.empty() && (verb[0] == "DEALLOCATE" || verb[0] == "DISCARD")) {
+      // It may drop the cache's statements: new names from now on, and the
+      // reset drops whatever is left (ResetChecked).
+      if (PgStatementCache* cache = PgStatementCache::Of(conn_.get())) cache->Clear();
+    }
+    Reply reply = RunStatement(conn_.get(), text, bound, !begun_);
+    if (!begun_ && !reply.ok() && Broken(conn_.get())) {
+      // An idle connection can have died unnoticed; the server rolled back
+      // whatever it ran, so the first statement goes once more on a new one.
+      shared_->pool.DropIdle();
+      Result<PgConnPtr> fresh = shared_->pool.Take();
+      if (fresh.ok()) {
+        conn_ = std::move(fresh).value();
+        pid_ = PQbackendPID(conn_.get());
+        reply = RunStatement(conn_.get(), text, bound, true);
+      }
+    }
+    // BEGIN ran unless the reply says the connection is gone or BEGIN failed:
+    // either way the transaction status tells.
+    begun_ = begun_ || PQtransactionStatus(conn_.get()) != PQTRANS_IDLE;
     if (!reply.ok()) {
       // PostgreSQL aborts the transaction at any error (or lost it with the
       // connection); only a statement it never ran leaves it usable.
@@ -595,6 +880,10 @@ class PostgresBackend::PgBranch : public Branch {
       return Vote::kAbort;
     };
     if (!failed_.empty()) return vote_abort(failed_);
+    if (!begun_) {  // no statement ran: there is not even a transaction
+      RETURN_NOT_OK(Release(State::kCommitted, false));
+      return Vote::kReadOnly;
+    }
     if (!wrote_) {
       // Whether some statement wrote after all (a function called by a
       // SELECT, say): only the server can tell, one round trip.
@@ -604,15 +893,27 @@ class PostgresBackend::PgBranch : public Branch {
     }
     if (!wrote_) {
       // No xid: the branch never wrote, so there is nothing to hold.
-      Reply commit = Run(conn_.get(), "COMMIT");
-      if (!commit.ok()) return vote_abort(commit.status.message());
-      RETURN_NOT_OK(Release(State::kCommitted));
+      bool reset = false;
+      std::vector<Reply> commit = RunThenReset(conn_.get(), "COMMIT", 1, &reset);
+      if (!commit.front().ok()) return vote_abort(commit.front().status.message());
+      RETURN_NOT_OK(Release(State::kCommitted, !reset));
       return Vote::kReadOnly;
     }
     // The marker is part of the prepared transaction, so it commits exactly
-    // when COMMIT PREPARED does; one round trip for both.
-    Reply prepare = RunScript(conn_.get(), shared_->MarkerInsert(txn_id_) +
-                                               "; PREPARE TRANSACTION " + QuoteLiteral(gid_));
+    // when COMMIT PREPARED does; one round trip for both, and for the reset
+    // of the session, which PREPARE TRANSACTION has left free.
+    bool reset = false;
+    std::vector<Reply> replies = RunThenReset(
+        conn_.get(),
+        shared_->MarkerInsert(conn_.get(), txn_id_, false) + "; PREPARE TRANSACTION " +
+            QuoteLiteral(gid_),
+        2, &reset);
+    // PREPARE's own reply decides; without one, the error that stopped it.
+    Reply prepare;
+    prepare.status = replies.size() >= 2 ? replies[1].status : FirstError(replies);
+    if (replies.size() < 2 && prepare.status.ok()) {
+      prepare.status = Status::Unavailable("no reply to PREPARE TRANSACTION");
+    }
     if (prepare.status.code() == StatusCode::kUnavailable) {
       // The reply was lost: the branch may be prepared or rolled back. Held
       // as prepared, so the Rollback that follows an error takes it back.
@@ -621,7 +922,7 @@ class PostgresBackend::PgBranch : public Branch {
       return prepare.status.WithContext("branch " + txn_id_ + " may be prepared");
     }
     if (!prepare.ok()) return vote_abort(prepare.status.message());  // PostgreSQL rolled it back
-    RETURN_NOT_OK(Release(State::kPrepared));
+    RETURN_NOT_OK(Release(State::kPrepared, !reset));
     return Vote::kCommit;
   }
 
@@ -632,21 +933,34 @@ class PostgresBackend::PgBranch : public Branch {
       RETURN_NOT_OK(RollbackActive());
       return Status::Aborted("an earlier statement failed, so the branch rolled back: " + failed_);
     }
-    // The marker commits with the changes, in the same round trip; a branch
-    // that wrote nothing gets none and stays read-only.
-    Reply commit = RunScript(conn_.get(), shared_->MarkerInsert(txn_id_) +
-                                              " WHERE pg_current_xact_id_if_assigned() IS NOT NULL"
-                                              "; COMMIT");
+    if (!begun_) {  // no statement ran: nothing to commit
+      RETURN_NOT_OK(Release(State::kCommitted, false));
+      return Status::Ok();
+    }
+    // The marker commits with the changes, in the same round trip (and the
+    // reset of the session); a branch that wrote nothing gets none and stays
+    // read-only.
+    bool reset = false;
+    std::vector<Reply> replies =
+        RunThenReset(conn_.get(),
+                     shared_->MarkerInsert(conn_.get(), txn_id_, true) + "; COMMIT",
+                     2, &reset);
+    Reply commit;
+    commit.status = replies.size() >= 2 ? replies[1].status : FirstError(replies);
+    if (replies.size() < 2 && commit.status.ok()) {
+      commit.status = Status::Unavailable("no reply to COMMIT");
+    }
     if (commit.status.code() != StatusCode::kUnavailable) {
       // COMMIT on an aborted transaction "succeeds" as ROLLBACK.
       const bool committed =
-          commit.ok() && std::strcmp(PQcmdStatus(commit.res.get()), "COMMIT") == 0;
+          commit.ok() && std::strcmp(PQcmdStatus(replies[1].res.get()), "COMMIT") == 0;
       if (!committed) {
+        if (reset) FinishReset(conn_.get());  // the reset ran after the ROLLBACK; checked again
         RETURN_NOT_OK(RollbackActive());  // an error in the INSERT leaves the transaction open
         return Status::Aborted("COMMIT of branch " + txn_id_ + " rolled back" +
                                (commit.ok() ? "" : ": " + commit.status.message()));
       }
-      RETURN_NOT_OK(Release(State::kCommitted));
+      RETURN_NOT_OK(Release(State::kCommitted, !reset));
       shared_->CountCommit();
       return Status::Ok();
     }
@@ -709,9 +1023,10 @@ class PostgresBackend::PgBranch : public Branch {
   using State = PgState;
 
   // Ends the branch's hold on its connection, which goes back to the pool if
-  // it is still usable.
-  Status Release(State final_state) {
-    shared_->pool.Give(std::move(conn_), ran_user_sql_);
+  // it is still usable, reset first unless `reset` is false (done already, or
+  // nothing ran).
+  Status Release(State final_state, bool reset = true) {
+    shared_->pool.Give(std::move(conn_), reset && ran_user_sql_);
     return state_.MoveTo(final_state);
   }
 
@@ -736,10 +1051,11 @@ class PostgresBackend::PgBranch : public Branch {
   const std::string txn_id_;
   const std::string gid_;
   PgConnPtr conn_;
-  const int pid_;  // the server process of conn_, 0 for a recovered branch
+  int pid_;  // the server process of conn_, 0 for a recovered branch
   BranchStateMachine<State> state_;
   std::string failed_;         // the first statement error: only rollback is left
   bool ran_user_sql_ = false;  // the session may carry the caller's settings
+  bool begun_ = false;         // BEGIN was sent, with the first statement
   bool wrote_ = false;         // a statement changed rows: the branch has an xid
 };
 
@@ -786,7 +1102,9 @@ Result<std::unique_ptr<PostgresBackend>> PostgresBackend::Open(
   if (!created.ok() && created.sqlstate != "23505" && created.sqlstate != "42P07") {
     return created.status.WithContext("cannot create the commit marker table");
   }
-  shared->pool.Give(std::move(conn), false);
+  // This first session was opened before the marker table was known, so it
+  // lacks the prepared marker INSERTs: the next ones have them.
+  conn.reset();
   RETURN_NOT_OK(shared->Prune());
   return std::unique_ptr<PostgresBackend>(new PostgresBackend(std::move(shared)));
 }
@@ -798,8 +1116,8 @@ Result<std::unique_ptr<Branch>> PostgresBackend::Begin(const std::string& txn_id
   if (gid.size() > kMaxGidBytes) {
     return Status::InvalidArgument("gid " + gid + " is longer than PostgreSQL's 199 bytes");
   }
-  ASSIGN_OR_RETURN(PgConnPtr conn,
-                   shared_->pool.TakeStarted([](PGconn* c) { return Run(c, "BEGIN").status; }));
+  // BEGIN goes with the first statement, in its round trip.
+  ASSIGN_OR_RETURN(PgConnPtr conn, shared_->pool.Take());
   return std::unique_ptr<Branch>(new PgBranch(shared_, txn_id, std::move(conn)));
 }
 

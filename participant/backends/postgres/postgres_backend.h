@@ -1,5 +1,6 @@
-// The PostgreSQL backend, over libpq. A branch is a connection inside BEGIN;
-// Prepare is PREPARE TRANSACTION with the gid "pact:<participant>:<txn id>",
+// The PostgreSQL backend, over libpq. A branch is a pooled connection, inside
+// BEGIN from its first statement on (BEGIN goes in that statement's round
+// trip); Prepare is PREPARE TRANSACTION with the gid "pact:<participant>:<txn id>",
 // after which PostgreSQL itself keeps the branch durable and invisible, and
 // the connection goes back to the pool: a prepared branch holds only its gid.
 // CommitPrepared / Rollback use any connection and retry through connection
@@ -23,6 +24,11 @@
 // none, cast: SELECT ?1::bigint + ?2). numeric results come back as double.
 // After any statement error PostgreSQL has aborted the transaction, so the
 // branch can then only roll back (Prepare votes kAbort).
+//
+// A statement with parameters and no result columns runs as a named prepared
+// statement of its connection, prepared once (pg_statement_cache.h). So the
+// session is reset between branches by what DISCARD ALL does less dropping
+// prepared statements, sent with the statements that end the branch.
 //
 // Needs PostgreSQL 13 or later and max_prepared_transactions > 0.
 #pragma once
