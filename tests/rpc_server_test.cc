@@ -36,7 +36,7 @@ using Clock = std::chrono::steady_clock;
 // Votes COMMIT and counts; while `hold` is set, a prepare waits for release.
 class CountingParticipant : public rpc::ParticipantNull {
  public:
-  rpc::Vote::type prepare(const rpc::Fence&, const std::string&) override {
+  rpc::Vote::type prepare(const rpc::Fence&, const std::string&, const std::string&) override {
     std::unique_lock<std::mutex> lock(mu_);
     ++prepares_;
     entered_.notify_all();
@@ -74,7 +74,7 @@ std::string PrepareFrame() {
   auto buffer = std::make_shared<TMemoryBuffer>();
   auto framed = std::make_shared<TFramedTransport>(buffer);
   rpc::ParticipantClient client(std::make_shared<TBinaryProtocol>(framed));
-  client.send_prepare(rpc::Fence(), "t1");
+  client.send_prepare(rpc::Fence(), "t1", "o.1");
   return buffer->getBufferAsString();
 }
 
@@ -142,7 +142,7 @@ class RpcServerTest : public ::testing::Test {
 
   Status Prepare(RpcConnection<rpc::ParticipantClient>& connection) {
     return connection.Call([](rpc::ParticipantClient& c) {
-      EXPECT_EQ(c.prepare(rpc::Fence(), "t1"), rpc::Vote::COMMIT);
+      EXPECT_EQ(c.prepare(rpc::Fence(), "t1", "o.1"), rpc::Vote::COMMIT);
     });
   }
   RpcConnection<rpc::ParticipantClient> Connection() {
@@ -303,7 +303,7 @@ TEST(RpcConnectionTest, BytesBeyondTheReplyAreNotTakenForTheNextReply) {
       std::make_unique<RpcConnection<rpc::ParticipantClient>>(Endpoint{"127.0.0.1", port},
                                                               RpcTimeouts{});
   auto prepare = [&] {
-    return connection->Call([](rpc::ParticipantClient& c) { c.prepare(rpc::Fence(), "t1"); });
+    return connection->Call([](rpc::ParticipantClient& c) { c.prepare(rpc::Fence(), "t1", "o.1"); });
   };
   ASSERT_TRUE(prepare().ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
