@@ -81,6 +81,8 @@ class Coordinator {
   const std::string& name() const { return options_.name; }
   int64_t epoch() const { return epoch_; }
   bool ready() const { return ready_; }
+  // Transactions collecting votes right now (see TwoPhaseCommit::Deciding).
+  int64_t Deciding() const { return protocol_->Deciding(); }
 
   // One transaction, in the table at once (status shows it; its deadline
   // rolls it back).

@@ -3,6 +3,7 @@
 // transactions after a crash.
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <thread>
@@ -75,6 +76,10 @@ int main(int argc, char** argv) {
        "finished transactions remembered for status queries")
       ("group_commit", po::value(&journal_options.group_commit)->default_value(true),
        "share one journal fsync among concurrent decisions")
+      ("group_commit_wait_us",
+       po::value(&journal_options.group_commit_wait_us)->default_value(2000),
+       "how long a journal batch may wait for decisions of transactions still collecting "
+       "votes (0: never; a lone decision never waits)")
       ("metrics_port", po::value(&metrics_port)->default_value(-1),
        "serve Prometheus metrics on http://<metrics_host>:<port>/metrics (-1: off, 0: any "
        "free port)")
@@ -128,6 +133,13 @@ int main(int argc, char** argv) {
     metrics.journal_commit_records->Add(static_cast<int64_t>(records));
     metrics.journal_batch_size->Observe(static_cast<double>(records));
   };
+  // Set once the coordinator exists; the journal's writer asks it how many
+  // decisions are on their way (before that, none are).
+  std::atomic<pact::Coordinator*> deciding_source{nullptr};
+  journal_options.decisions_coming = [&deciding_source]() -> int64_t {
+    pact::Coordinator* coordinator = deciding_source.load(std::memory_order_acquire);
+    return coordinator == nullptr ? 0 : coordinator->Deciding();
+  };
   auto journal = pact::SqliteJournal::Open(journal_path, journal_options);
   if (!journal.ok()) {
     LOG(ERROR) << "cannot open journal " << journal_path << ": " << journal.status().ToString();
@@ -152,6 +164,11 @@ int main(int argc, char** argv) {
                                         static_cast<size_t>(max_batch),
                                         static_cast<size_t>(max_in_flight));
   pact::Coordinator coordinator(options, journal->get(), &participants, &metrics);
+  deciding_source.store(&coordinator, std::memory_order_release);
+  struct Unset {  // the journal outlives the coordinator: stop asking it first
+    std::atomic<pact::Coordinator*>& source;
+    ~Unset() { source.store(nullptr, std::memory_order_release); }
+  } unset_deciding_source{deciding_source};
   // Bound before recovery touches any participant: a start that cannot
   // serve must fail before it raises epochs or rolls anything back. Until
   // Start() has finished, calls are answered UNAVAILABLE (recovering).

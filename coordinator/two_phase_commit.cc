@@ -114,6 +114,11 @@ void TwoPhaseCommit::FinishInBackground(const std::shared_ptr<Txn>& txn) {
   });
 }
 
+void TwoPhaseCommit::CountDeciding(TxnState from, TxnState to) {
+  if (to == TxnState::kPreparing) deciding_.fetch_add(1, std::memory_order_relaxed);
+  if (from == TxnState::kPreparing) deciding_.fetch_sub(1, std::memory_order_relaxed);
+}
+
 bool TwoPhaseCommit::Claim(const std::shared_ptr<Txn>& txn, TxnState to,
                            const std::string& reason) {
   return Transition(txn, to, reason, /*only_from=*/TxnState::kActive).ok();
@@ -140,6 +145,7 @@ Status TwoPhaseCommit::Transition(const std::shared_ptr<Txn>& txn, TxnState to,
     }
     if (!IsJournaled(from, to)) {
       Publish(*txn, to, reason);
+      CountDeciding(from, to);
     } else if (to == TxnState::kCommitting) {
       record = DecisionRecord(*txn, runtime_.clock->WallMillis());
     }
@@ -155,6 +161,7 @@ Status TwoPhaseCommit::Transition(const std::shared_ptr<Txn>& txn, TxnState to,
     }
     std::lock_guard<std::mutex> lock(txn->mu);
     Publish(*txn, to, reason);
+    CountDeciding(from, to);
   }
   if (to == TxnState::kCommitted || to == TxnState::kAborted) on_finished_(txn);
   return Status::Ok();

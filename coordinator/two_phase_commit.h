@@ -102,6 +102,9 @@ class TwoPhaseCommit {
   // a newer run of it exists (fenced), or a decision's write failed so that
   // its outcome is unknown (only recovery from the journal can tell).
   bool deciding() const { return !fenced_ && !journal_lost_; }
+  // Transactions collecting votes now (PREPARING): each may write a COMMIT
+  // record soon, which the journal's group commit can wait for.
+  int64_t Deciding() const { return deciding_.load(std::memory_order_relaxed); }
   Status WhyNotDeciding() const;
 
  private:
@@ -164,6 +167,10 @@ class TwoPhaseCommit {
   int finishing_in_background_ = 0;         // guarded by retry_mu_; FinishInBackground tasks
   std::thread retry_thread_;
 
+  // Keeps deciding_ in step with a published move.
+  void CountDeciding(TxnState from, TxnState to);
+
+  std::atomic<int64_t> deciding_{0};  // transactions in PREPARING
   std::atomic<bool> fenced_{false};
   std::atomic<bool> journal_lost_{false};
 };

@@ -272,6 +272,18 @@ void SqliteJournal::LogEnd(const std::string& txn_id) {
   ends_.push_back(txn_id);
 }
 
+void SqliteJournal::WaitForDecisionsComing(std::unique_lock<std::mutex>& lock) {
+  if (!options_.group_commit || options_.group_commit_wait_us <= 0 ||
+      !options_.decisions_coming || commits_.empty()) {
+    return;
+  }
+  const int64_t coming = options_.decisions_coming();
+  if (coming <= static_cast<int64_t>(commits_.size())) return;
+  writer_cv_.wait_for(lock, std::chrono::microseconds(options_.group_commit_wait_us), [&] {
+    return stop_ || static_cast<int64_t>(commits_.size()) >= coming;
+  });
+}
+
 void SqliteJournal::WriterLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
@@ -284,8 +296,9 @@ void SqliteJournal::WriterLoop() {
       if (stop_) return;
       continue;
     }
+    WaitForDecisionsComing(lock);
     // Everything queued now forms the batch; what arrives while it is being
-    // fsynced waits for the next one. No timer: a lone decision goes at once.
+    // fsynced waits for the next one. A lone decision goes at once.
     size_t take = options_.group_commit ? commits_.size() : std::min<size_t>(commits_.size(), 1);
     std::vector<PendingCommit*> batch(commits_.begin(), commits_.begin() + take);
     commits_.erase(commits_.begin(), commits_.begin() + take);

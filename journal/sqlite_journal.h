@@ -32,6 +32,15 @@ struct SqliteJournalOptions {
   bool group_commit = true;
   // Longest a lazy END waits for a decision batch to ride along with.
   int end_flush_delay_ms = 50;
+  // With group commit: a batch that has fewer COMMIT records than
+  // decisions_coming() says are being decided waits up to this long for
+  // them (like PostgreSQL's commit_delay with commit_siblings), so that
+  // concurrent decisions share one fsync. A lone decision never waits.
+  int group_commit_wait_us = 0;
+  // How many decisions are being made now, each of which may queue a COMMIT
+  // record soon. Called on the writer thread with the journal's lock held:
+  // must be quick and take no lock of the journal's.
+  std::function<int64_t()> decisions_coming;
   // Called on the writer thread after each batch of COMMIT records is durable,
   // with how many it carried (for metrics). Must be quick.
   std::function<void(size_t commit_records)> on_batch_durable;
@@ -107,6 +116,8 @@ class SqliteJournal : public Journal {
   Status WriteBatch(const std::vector<PendingCommit*>& commits,
                     const std::vector<std::string>& ends);
 
+  // REQUIRES: lock holds mu_. See SqliteJournalOptions::group_commit_wait_us.
+  void WaitForDecisionsComing(std::unique_lock<std::mutex>& lock);
   void WriterLoop();
 
   const std::string path_;

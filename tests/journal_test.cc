@@ -168,6 +168,31 @@ TEST_F(JournalTest, LoneEndIsFlushedAfterTheDelayWithoutBlocking) {
   EXPECT_EQ(journal->Stats().fsync_batches, 1);
 }
 
+// Decisions still being made are waited for (up to the wait), so three that
+// arrive apart share one fsync; with none other coming, each goes at once.
+TEST_F(JournalTest, BatchWaitsForDecisionsStillComingButALoneOneDoesNot) {
+  std::atomic<int64_t> coming{3};
+  options_.group_commit_wait_us = 5'000'000;  // far longer than the test: the count ends it
+  options_.decisions_coming = [&] { return coming.load(); };
+  auto journal = OpenOrDie();
+  ASSERT_NE(journal, nullptr);
+  std::vector<std::thread> deciders;
+  for (int i = 0; i < 3; ++i) {
+    deciders.emplace_back([&, i] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(30 * i));
+      EXPECT_TRUE(journal->LogCommit({"coord-a.1." + std::to_string(i), {"p"}, 0}).ok());
+    });
+  }
+  for (auto& t : deciders) t.join();
+  EXPECT_EQ(journal->Stats().fsync_batches, 1);
+  coming = 1;  // only the one deciding: it goes alone, without the wait
+  for (int i = 3; i < 5; ++i) {
+    EXPECT_TRUE(journal->LogCommit({"coord-a.1." + std::to_string(i), {"p"}, 0}).ok());
+  }
+  EXPECT_EQ(journal->Stats().fsync_batches, 3);
+  EXPECT_EQ(journal->Stats().commit_records, 5);
+}
+
 TEST_F(JournalTest, ConcurrentDecisionsShareOneFsyncBatch) {
   constexpr int kThreads = 32;
   SqliteJournal* raw = nullptr;
