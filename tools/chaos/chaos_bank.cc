@@ -452,9 +452,11 @@ class ChaosBank {
     };
     const Bank& bank = banks_[rng_() % banks_.size()];
     const std::vector<Link> links = {
-        {&cluster_->client_proxy(), {"beginTxn", "commitTxn", "rollbackTxn"}},
-        {&cluster_->to_participant(bank.name), {"execute", "prepare", "commit", "rollback"}},
-        {&cluster_->from_participant(bank.name), {"enlist", "outcome"}},
+        {&cluster_->client_proxy(), {"reserveTxnIds", "commitTxn", "rollbackTxn"}},
+        {&cluster_->to_participant(bank.name),
+         {"execute", "abandon", "prepare", "commit", "rollback", "prepareBatch", "commitBatch",
+          "rollbackBatch"}},
+        {&cluster_->from_participant(bank.name), {"outcome", "registerParticipant"}},
     };
     const Link& link = links[rng_() % links.size()];
     Rule rule;
