@@ -181,8 +181,9 @@ Result<QueryResult> Transaction::Execute(const std::string& participant, const s
   Status st = Send(*pool, sql, wire_params, &result, &opening);
   if (st.code() == StatusCode::kFenced) {
     // The id is of a coordinator run that was replaced: that run's ids can
-    // never commit. Nothing of this transaction is anywhere yet unless a
-    // branch opened: then only a fresh id for this first statement helps.
+    // never commit. While no branch of the transaction opened anywhere,
+    // nothing of it exists yet, so the statement goes again under a fresh
+    // id; otherwise the transaction can only roll back.
     client_->DropIdBlock();
     const bool untouched = doubtful_.empty() &&
                            std::all_of(openings_.begin(), openings_.end(),

@@ -411,18 +411,20 @@ Result<Outcome> Coordinator::Inquire(const std::string& txn_id) {
   if (!ready_) return Status::Unavailable("coordinator is recovering; ask again shortly");
   std::shared_ptr<Txn> txn;
   {
+    // One look under one lock: a reserved id becomes a transaction in the
+    // table in one step (FindOrStart), so it is seen as one or the other.
     std::lock_guard<std::mutex> lock(mu_);
     auto it = txns_.find(txn_id);
-    if (it != txns_.end()) txn = it->second;
-  }
-  if (!txn) {
-    // A reserved id not committed or rolled back yet: its branches are
-    // still executing. Otherwise presumed abort: every undecided-or-
-    // committing transaction is in the table (loaded from the journal at
-    // start), so absence means aborted.
-    std::lock_guard<std::mutex> lock(mu_);
-    bool reserved = id.epoch == epoch_ && reserved_.IsUnused(id.seq);
-    return reserved ? Outcome::kActive : Outcome::kAborted;
+    if (it != txns_.end()) {
+      txn = it->second;
+    } else {
+      // A reserved id not committed or rolled back yet: its branches are
+      // still executing. Otherwise presumed abort: every undecided-or-
+      // committing transaction is in the table (loaded from the journal at
+      // start), so absence means aborted.
+      bool reserved = id.epoch == epoch_ && reserved_.IsUnused(id.seq);
+      return reserved ? Outcome::kActive : Outcome::kAborted;
+    }
   }
   std::lock_guard<std::mutex> lock(txn->mu);
   switch (txn->state) {

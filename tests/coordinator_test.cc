@@ -508,6 +508,35 @@ TEST_F(CoordinatorTest, ReservedIdBecomesATransactionAtItsFirstCommitOnly) {
   EXPECT_EQ(Commit(beyond).status().code(), StatusCode::kNotFound);
 }
 
+// A participant asking about its active branch while the commit of the
+// reserved id arrives must hear ACTIVE or the decision, never "aborted" from
+// the moment between the two.
+TEST_F(CoordinatorTest, InquiryRacingTheFirstCommitOfAReservedIdNeverSaysAborted) {
+  StartCoordinator();
+  constexpr int kIds = 400;
+  auto block = coordinator_->ReserveIds(kIds);
+  ASSERT_TRUE(block.ok());
+  std::atomic<int> committed_up_to{-1};
+  std::atomic<int> false_aborts{0};
+  std::thread asker([&] {
+    for (int i = 0; i < kIds; ++i) {
+      const std::string id = TxnId{block->coordinator, block->epoch, block->first_seq + i}.ToString();
+      while (committed_up_to.load() < i) {
+        auto outcome = coordinator_->Inquire(id);
+        if (outcome.ok() && *outcome == Outcome::kAborted) false_aborts++;
+      }
+    }
+  });
+  for (int i = 0; i < kIds; ++i) {
+    const std::string id = TxnId{block->coordinator, block->epoch, block->first_seq + i}.ToString();
+    auto outcome = coordinator_->Commit(id, {{"a", "run1.1"}, {"b", "run1.1"}});
+    ASSERT_TRUE(outcome.ok() && outcome->state == TxnState::kCommitted);
+    committed_up_to = i;
+  }
+  asker.join();
+  EXPECT_EQ(false_aborts.load(), 0);
+}
+
 TEST_F(CoordinatorTest, ReservationsAreBounded) {
   options_.max_id_block = 8;
   options_.max_unused_ids = 10;
