@@ -1,5 +1,7 @@
 #include "coordinator/thrift_participants.h"
 
+#include <chrono>
+
 #include <thrift/TApplicationException.h>
 
 #include "common/parallel.h"
@@ -61,20 +63,47 @@ Status ThriftParticipants::Rollback(const std::string& participant, const std::s
   return RollbackOne(*peer->pool, txn_id);
 }
 
+namespace {
+
+// Prepare, two-phase commit and rollback are idempotent (a repeated one is
+// answered as the first was), so one that failed on the transport (a pooled
+// connection its server closed as the call went out, a reset) is sent once
+// more, on a new connection, while its time lasts. A one-phase commit is not
+// retried here: TwoPhaseCommit asks again for what it learned.
+template <typename Pool, typename Fn>
+Status CallIdempotent(Pool& pool, Fn&& fn, int timeout_ms) {
+  const auto start = std::chrono::steady_clock::now();
+  Status st = pool.Call(fn, timeout_ms);
+  if (st.code() != StatusCode::kUnavailable) return st;
+  int left_ms = 0;  // the pool's own timeout
+  if (timeout_ms > 0) {
+    const auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
+    left_ms = timeout_ms - static_cast<int>(spent.count());
+    if (left_ms <= 0) return st;
+  }
+  return pool.Call(fn, left_ms);
+}
+
+}  // namespace
+
 Result<Vote> ThriftParticipants::PrepareOne(Pool& pool, const std::string& txn_id,
                                             const std::string& opening, int timeout_ms) {
   rpc::Vote::type vote = rpc::Vote::ABORT;
-  RETURN_NOT_OK(pool.Call(
-      [&](rpc::ParticipantClient& c) { vote = c.prepare(fence_, txn_id, opening); }, timeout_ms));
+  RETURN_NOT_OK(CallIdempotent(
+      pool, [&](rpc::ParticipantClient& c) { vote = c.prepare(fence_, txn_id, opening); },
+      timeout_ms));
   return VoteFromRpc(vote);
 }
 
 Status ThriftParticipants::CommitOne(Pool& pool, const std::string& txn_id, bool one_phase) {
-  return pool.Call([&](rpc::ParticipantClient& c) { c.commit(fence_, txn_id, one_phase); });
+  auto commit = [&](rpc::ParticipantClient& c) { c.commit(fence_, txn_id, one_phase); };
+  return one_phase ? pool.Call(commit) : CallIdempotent(pool, commit, 0);
 }
 
 Status ThriftParticipants::RollbackOne(Pool& pool, const std::string& txn_id) {
-  return pool.Call([&](rpc::ParticipantClient& c) { c.rollback(fence_, txn_id); });
+  return CallIdempotent(
+      pool, [&](rpc::ParticipantClient& c) { c.rollback(fence_, txn_id); }, 0);
 }
 
 namespace {
@@ -107,8 +136,10 @@ Result<std::vector<Answer>> SendBatch(Peer& peer, const std::vector<Item>& items
   if (peer.singles_only) return one_by_one();
   std::vector<RpcAnswer> answers;
   bool unknown_method = false;
-  RETURN_NOT_OK(peer.pool->Call(
+  RETURN_NOT_OK(CallIdempotent(
+      *peer.pool,
       [&](rpc::ParticipantClient& c) {
+        answers.clear();
         try {
           batch(c, &answers);
         } catch (const apache::thrift::TApplicationException& e) {
