@@ -1,6 +1,8 @@
 // A fresh directory under /tmp for one test, removed with everything in it.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -21,6 +23,14 @@ class TempDir {
   }
   const std::string& path() const { return path_; }
   std::string File(const std::string& name) const { return path_ + "/" + name; }
+  // A subdirectory for a database server, which runs as another user
+  // (postgres, mysql): this directory is made traversable for it first.
+  // Failures show when the server cannot start there.
+  std::string ServerDir(const std::string& name) const {
+    chmod(path_.c_str(), 0755);
+    mkdir(File(name).c_str(), 0755);
+    return File(name);
+  }
 
  private:
   std::string path_;

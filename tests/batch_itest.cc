@@ -8,7 +8,6 @@
 // journal clean. And a participant refuses a malformed or oversized batch
 // with INVALID_ARGUMENT and keeps serving.
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 
 #include <future>
 #include <thrift/protocol/TProtocol.h>
@@ -32,9 +31,7 @@ class BatchTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     servers_dir_ = new TempDir();
-    chmod(servers_dir_->path().c_str(), 0755);  // the PostgreSQL server runs as postgres
-    mkdir(servers_dir_->File("pg").c_str(), 0755);
-    auto pg = PostgresServer::Start(servers_dir_->File("pg"));
+    auto pg = PostgresServer::Start(servers_dir_->ServerDir("pg"));
     ASSERT_TRUE(pg.ok()) << pg.status().ToString();
     pg_ = pg->release();
   }

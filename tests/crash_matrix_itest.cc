@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -103,9 +102,7 @@ class CrashMatrixTest : public ::testing::TestWithParam<CrashCase> {
 
   static void SetUpTestSuite() {
     servers_dir_ = new TempDir();
-    chmod(servers_dir_->path().c_str(), 0755);  // the PostgreSQL server runs as postgres
-    mkdir(servers_dir_->File("pg").c_str(), 0755);
-    auto pg = PostgresServer::Start(servers_dir_->File("pg"));
+    auto pg = PostgresServer::Start(servers_dir_->ServerDir("pg"));
     ASSERT_TRUE(pg.ok()) << pg.status().ToString();
     pg_ = pg->release();
   }

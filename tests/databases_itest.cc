@@ -1,7 +1,6 @@
 // Real databases as participants: one transaction across PostgreSQL, MariaDB
 // and SQLite through the real binaries, against throwaway servers this test
 // starts itself; crashes of the adapters and of the database servers.
-#include <sys/stat.h>
 
 #include <atomic>
 #include <random>
@@ -27,13 +26,10 @@ class DatabasesTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     servers_dir_ = new TempDir();
-    chmod(servers_dir_->path().c_str(), 0755);  // the PostgreSQL server runs as postgres
-    mkdir(servers_dir_->File("pg").c_str(), 0755);
-    mkdir(servers_dir_->File("maria").c_str(), 0755);
-    auto pg = PostgresServer::Start(servers_dir_->File("pg"));
+    auto pg = PostgresServer::Start(servers_dir_->ServerDir("pg"));
     ASSERT_TRUE(pg.ok()) << pg.status().ToString();
     pg_ = pg->release();
-    auto maria = MariaDbServer::Start(servers_dir_->File("maria"));
+    auto maria = MariaDbServer::Start(servers_dir_->ServerDir("maria"));
     ASSERT_TRUE(maria.ok()) << maria.status().ToString();
     maria_ = maria->release();
   }

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "participant/participant_service.h"
+#include "tests/call_gate.h"
 
 namespace pact {
 namespace {
@@ -139,10 +140,13 @@ class ScriptedBackend : public Backend {
 class ScriptedLink : public CoordinatorLink {
  public:
   Result<Outcome> Inquire(const std::string& txn_id) override {
-    std::unique_lock<std::mutex> lock(mu_);
-    inquiries_++;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      inquiries_++;
+    }
     asked_.notify_all();
-    thawed_.wait(lock, [&] { return !frozen_; });
+    frozen_.Pass();
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = outcomes_.find(txn_id);
     return it == outcomes_.end() ? Outcome::kActive : it->second;
   }
@@ -158,17 +162,8 @@ class ScriptedLink : public CoordinatorLink {
     return Status::Ok();
   }
 
-  void Freeze() {
-    std::lock_guard<std::mutex> lock(mu_);
-    frozen_ = true;
-  }
-  void Thaw() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      frozen_ = false;
-    }
-    thawed_.notify_all();
-  }
+  void Freeze() { frozen_.Close(); }
+  void Thaw() { frozen_.Open(); }
   // The coordinator restarts: its new run serves at the next epoch.
   void RestartCoordinator() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -205,9 +200,8 @@ class ScriptedLink : public CoordinatorLink {
  private:
   std::mutex mu_;
   std::condition_variable asked_;
-  std::condition_variable thawed_;
+  CallGate frozen_;  // closed: inquiries wait, as at a coordinator stopped with SIGSTOP
   std::function<void()> on_identify_;
-  bool frozen_ = false;
   int inquiries_ = 0;
   int64_t epoch_ = 1;
   bool down_ = false;

@@ -24,6 +24,7 @@
 #include "gen-cpp/Participant.h"
 #include "rpc/rpc_client.h"
 #include "rpc/rpc_server.h"
+#include "tests/call_gate.h"
 
 namespace pact {
 namespace {
@@ -37,21 +38,16 @@ using Clock = std::chrono::steady_clock;
 class CountingParticipant : public rpc::ParticipantNull {
  public:
   rpc::Vote::type prepare(const rpc::Fence&, const std::string&, const std::string&) override {
-    std::unique_lock<std::mutex> lock(mu_);
-    ++prepares_;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++prepares_;
+    }
     entered_.notify_all();
-    released_.wait(lock, [&] { return !hold_; });
+    hold_.Pass();
     return rpc::Vote::COMMIT;
   }
-  void Hold() {
-    std::lock_guard<std::mutex> lock(mu_);
-    hold_ = true;
-  }
-  void Release() {
-    std::lock_guard<std::mutex> lock(mu_);
-    hold_ = false;
-    released_.notify_all();
-  }
+  void Hold() { hold_.Close(); }
+  void Release() { hold_.Open(); }
   bool WaitEntered(int n, int timeout_ms) {
     std::unique_lock<std::mutex> lock(mu_);
     return entered_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
@@ -64,9 +60,9 @@ class CountingParticipant : public rpc::ParticipantNull {
 
  private:
   std::mutex mu_;
-  std::condition_variable entered_, released_;
-  int prepares_ = 0;
-  bool hold_ = false;
+  std::condition_variable entered_;
+  int prepares_ = 0;  // guarded by mu_
+  CallGate hold_;
 };
 
 // The bytes of one framed prepare call, as a client sends them.

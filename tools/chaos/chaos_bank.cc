@@ -15,7 +15,6 @@
 // Exit status: 0 all checks held, 1 a check failed (the files are kept and
 // their directory printed), 2 bad usage.
 #include <signal.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -191,17 +190,14 @@ class ChaosBank {
 
   bool SetUp() {
     dir_ = std::make_unique<TempDir>();
-    chmod(dir_->path().c_str(), 0755);  // the PostgreSQL server runs as postgres
-    mkdir(dir_->File("pg").c_str(), 0755);
-    auto pg = PostgresServer::Start(dir_->File("pg"), {{"max_connections", "200"}});
+    auto pg = PostgresServer::Start(dir_->ServerDir("pg"), {{"max_connections", "200"}});
     if (!pg.ok()) {
       Violation("cannot start PostgreSQL: " + pg.status().ToString());
       return false;
     }
     pg_ = std::move(*pg);
     if (options_.mariadb) {
-      mkdir(dir_->File("maria").c_str(), 0755);
-      auto maria = MariaDbServer::Start(dir_->File("maria"));
+      auto maria = MariaDbServer::Start(dir_->ServerDir("maria"));
       if (!maria.ok()) {
         Violation("cannot start MariaDB: " + maria.status().ToString());
         return false;
