@@ -180,20 +180,17 @@ Result<std::shared_ptr<Txn>> Coordinator::Find(const std::string& txn_id) {
     return Status::NotFound("transaction " + txn_id + " belongs to coordinator '" +
                             id.coordinator + "', not to this one ('" + options_.name + "')");
   }
+  bool reserved;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = txns_.find(txn_id);
     if (it != txns_.end()) return it->second;
+    reserved = id.epoch == epoch_ && reserved_.IsUnused(id.seq);
   }
   if (id.epoch > epoch_ || (id.epoch == epoch_ && id.seq >= next_seq_)) {
     return Status::NotFound("unknown transaction " + txn_id + ": never begun");
   }
   if (id.epoch == epoch_) {
-    bool reserved;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      reserved = reserved_.IsUnused(id.seq);
-    }
     if (reserved) {
       return Status::NotFound("transaction " + txn_id +
                               " is a reserved id not committed or rolled back yet (a client "
@@ -244,19 +241,22 @@ Result<IdBlock> Coordinator::ReserveIds(int count) {
 }
 
 Result<std::shared_ptr<Txn>> Coordinator::FindOrStart(const std::string& txn_id) {
-  Result<std::shared_ptr<Txn>> found = Find(txn_id);
-  if (found.status().code() != StatusCode::kNotFound) return found;
-  TxnId id = *TxnId::Parse(txn_id);  // Find parsed it
-  if (id.coordinator != options_.name || id.epoch != epoch_) return found;
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = txns_.find(txn_id);
-  if (it != txns_.end()) return it->second;  // another first ask started it meanwhile
-  if (!reserved_.Use(id.seq)) return found;
-  auto txn = std::make_shared<Txn>(txn_id, options_.default_txn_timeout_ms, TxnState::kActive,
-                                   clock()->Now());
-  txns_[txn_id] = txn;
-  metrics_->txns_begun->Add();
-  return txn;
+  Result<TxnId> id = TxnId::Parse(txn_id);
+  if (id.ok() && ready_ && id->coordinator == options_.name && id->epoch == epoch_) {
+    // One look under one lock (every commit of a reserved id comes here): in
+    // the table, or the id's first use, which makes it a transaction.
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = txns_.find(txn_id);
+    if (it != txns_.end()) return it->second;
+    if (reserved_.Use(id->seq)) {
+      auto txn = std::make_shared<Txn>(txn_id, options_.default_txn_timeout_ms,
+                                       TxnState::kActive, clock()->Now());
+      txns_[txn_id] = txn;
+      metrics_->txns_begun->Add();
+      return txn;
+    }
+  }
+  return Find(txn_id);  // a transaction begun otherwise, or why there is none
 }
 
 Status Coordinator::CheckBranches(const std::vector<EnlistedBranch>& branches,
