@@ -341,6 +341,35 @@ TEST_F(TlsBankTest, EachRoleMayMakeOnlyItsOwnCalls) {
       {"a participant commits a branch", participant("bank_a", [&](rpc::ParticipantClient& c) {
          c.commit(FenceOf("c1", 1), id, true);
        })});
+  rpc::IdBlock ids;
+  refusals.push_back({"an operator reserves transaction ids",
+                      coordinator("ops", [&](rpc::CoordinatorClient& c) {
+                        c.reserveTxnIds(ids, 8);
+                      })});
+  for (const char* who : {"ops", "c2"}) {  // only an application gives up its branch
+    refusals.push_back({who[0] == 'o' ? "an operator abandons a branch"
+                                      : "a coordinator abandons a branch",
+                        participant(who, [&](rpc::ParticipantClient& c) {
+                          c.abandon(id, "x.1");
+                        })});
+  }
+  std::vector<rpc::PrepareAnswer> votes;
+  std::vector<rpc::BatchAnswer> answers;
+  rpc::PrepareItem item;
+  item.txn_id = id;
+  item.branch = "x.1";
+  refusals.push_back({"an application prepares a batch",
+                      participant("app", [&](rpc::ParticipantClient& c) {
+                        c.prepareBatch(votes, FenceOf("c1", 1), {item});
+                      })});
+  refusals.push_back({"another coordinator commits a batch under c1's name",
+                      participant("c2", [&](rpc::ParticipantClient& c) {
+                        c.commitBatch(answers, FenceOf("c1", kForgedEpoch), {id});
+                      })});
+  refusals.push_back({"another coordinator rolls back a batch under c1's name",
+                      participant("c2", [&](rpc::ParticipantClient& c) {
+                        c.rollbackBatch(answers, FenceOf("c1", kForgedEpoch), {id});
+                      })});
   for (const auto& r : refusals) {
     EXPECT_EQ(r.status.code(), StatusCode::kPermissionDenied)
         << r.what << ": " << r.status.ToString();
