@@ -80,6 +80,39 @@ TEST_F(BadInputTest, CommitTwiceIsRefusedByTheClientAndIdempotentOnTheWire) {
   ExpectNothingHeld();
 }
 
+// Remembers one finished transaction only, so the first below is forgotten
+// by the time its commit is asked again.
+class ForgetfulCoordinatorTest : public BadInputTest {
+ protected:
+  void SetUp() override {
+    cluster_.coordinator_flags.push_back("--finished_txns_kept=1");
+    BadInputTest::SetUp();
+  }
+};
+
+// The coordinator first hears of a transaction begun from a reserved id at
+// its commit. Asked again after it finished and was forgotten, it must not
+// take that for a first commit and run the protocol again: the branches are
+// gone, so a second run would answer ABORTED for a transaction that
+// committed. It says the transaction is no longer remembered (a client
+// reports that as unknown).
+TEST_F(ForgetfulCoordinatorTest, CommitAskedAgainAfterItsTransactionWasForgottenIsNotRunAgain) {
+  auto client = Connect();
+  auto first = PrepareTransfer(*client, 10);
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(first->Commit().ok());
+  auto second = PrepareTransfer(*client, 5, 2, 2);
+  ASSERT_TRUE(second);
+  ASSERT_TRUE(second->Commit().ok());  // pushes the first out of memory
+  rpc::CommitResult result;
+  Status again = RawCommit(first->id(), &result);
+  EXPECT_EQ(again.code(), StatusCode::kNotFound) << again.ToString();
+  EXPECT_NE(again.message().find("no longer remembered"), std::string::npos) << again.ToString();
+  EXPECT_EQ(Balance("bank_a", 1), 90);  // applied once, and stays applied
+  EXPECT_EQ(Balance("bank_b", 1), 110);
+  ExpectNothingHeld();
+}
+
 TEST_F(BadInputTest, ExecuteAfterCommitIsRefused) {
   auto client = Connect();
   auto txn = PrepareTransfer(*client, 10);
