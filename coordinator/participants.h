@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "common/protocol.h"
+#include "common/runtime.h"
 #include "common/status.h"
 
 namespace pact {
@@ -38,6 +40,23 @@ class Participants {
                         bool one_phase) = 0;
 
   virtual Status Rollback(const std::string& participant, const std::string& txn_id) = 0;
+
+  // One transaction's prepares, two-phase commits or rollbacks at several
+  // participants, all sent before any answer is awaited: one answer per
+  // participant, in order, each as the single call above would give it.
+  // `answered(i)` runs once the answer of the i-th is in, on whichever
+  // thread got it (crash points use it). The defaults send the single calls
+  // through `fan_out`; a batching implementation queues them all and waits
+  // once, which spares a thread hand-off per call.
+  using Answered = std::function<void(size_t)>;
+  virtual std::vector<Result<Vote>> PrepareEach(const std::vector<EnlistedBranch>& branches,
+                                                const std::string& txn_id, int timeout_ms,
+                                                const FanOut& fan_out, const Answered& answered);
+  virtual std::vector<Status> CommitEach(const std::vector<std::string>& participants,
+                                         const std::string& txn_id, const FanOut& fan_out,
+                                         const Answered& answered);
+  virtual std::vector<Status> RollbackEach(const std::vector<std::string>& participants,
+                                           const std::string& txn_id, const FanOut& fan_out);
 
   // The participant's prepared branches (of every coordinator).
   virtual Result<std::vector<PreparedBranch>> Recover(const std::string& participant) = 0;

@@ -63,6 +63,28 @@ Status ThriftParticipants::Rollback(const std::string& participant, const std::s
   return RollbackOne(*peer->pool, txn_id);
 }
 
+std::vector<Result<Vote>> ThriftParticipants::PrepareEach(
+    const std::vector<EnlistedBranch>& branches, const std::string& txn_id, int timeout_ms,
+    const FanOut& fan_out, const Answered& answered) {
+  if (!batcher_) return Participants::PrepareEach(branches, txn_id, timeout_ms, fan_out, answered);
+  return batcher_->PrepareEach(branches, txn_id, timeout_ms, answered);
+}
+
+std::vector<Status> ThriftParticipants::CommitEach(const std::vector<std::string>& participants,
+                                                   const std::string& txn_id,
+                                                   const FanOut& fan_out,
+                                                   const Answered& answered) {
+  if (!batcher_) return Participants::CommitEach(participants, txn_id, fan_out, answered);
+  return batcher_->CommitEach(participants, txn_id, answered);
+}
+
+std::vector<Status> ThriftParticipants::RollbackEach(const std::vector<std::string>& participants,
+                                                     const std::string& txn_id,
+                                                     const FanOut& fan_out) {
+  if (!batcher_) return Participants::RollbackEach(participants, txn_id, fan_out);
+  return batcher_->RollbackEach(participants, txn_id);
+}
+
 namespace {
 
 // Prepare, two-phase commit and rollback are idempotent (a repeated one is

@@ -31,6 +31,14 @@ class ThriftParticipants : public Participants, private BatchTransport {
   Status Commit(const std::string& participant, const std::string& txn_id,
                 bool one_phase) override;
   Status Rollback(const std::string& participant, const std::string& txn_id) override;
+  std::vector<Result<Vote>> PrepareEach(const std::vector<EnlistedBranch>& branches,
+                                        const std::string& txn_id, int timeout_ms,
+                                        const FanOut& fan_out, const Answered& answered) override;
+  std::vector<Status> CommitEach(const std::vector<std::string>& participants,
+                                 const std::string& txn_id, const FanOut& fan_out,
+                                 const Answered& answered) override;
+  std::vector<Status> RollbackEach(const std::vector<std::string>& participants,
+                                   const std::string& txn_id, const FanOut& fan_out) override;
   Result<std::vector<PreparedBranch>> Recover(const std::string& participant) override;
   Result<std::vector<PreparedBranch>> ListBranches(const std::string& participant) override;
   Status ForgetHeuristic(const std::string& participant, const std::string& txn_id) override;

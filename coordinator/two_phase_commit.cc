@@ -179,12 +179,11 @@ Result<CommitOutcome> TwoPhaseCommit::Commit(const std::shared_ptr<Txn>& txn, Co
   // Phase one: every branch prepares in parallel, each bounded by the timeout.
   std::vector<std::string> names;
   for (const auto& b : branches) names.push_back(b.participant);
-  std::vector<Result<Vote>> votes(names.size(), Status::Internal("prepare not sent"));
-  runtime_.fan_out(names.size(), [&](size_t i) {
-    votes[i] = participants_->Prepare(names[i], txn->id, branches[i].opening,
-                                      options_.prepare_timeout_ms);
-    if (i == 0) CrashPoint("after_prepare_sent");
-  });
+  std::vector<Result<Vote>> votes = participants_->PrepareEach(
+      branches, txn->id, options_.prepare_timeout_ms, runtime_.fan_out,
+      [](size_t i) {
+        if (i == 0) CrashPoint("after_prepare_sent");
+      });
 
   std::string abort_reason;
   for (const auto& vote : votes) NoteAnswer(vote.status());
@@ -389,10 +388,7 @@ void TwoPhaseCommit::Abort(const std::shared_ptr<Txn>& txn) {
       }
     }
   }
-  std::vector<Status> results(to_tell.size());
-  runtime_.fan_out(to_tell.size(), [&](size_t i) {
-    results[i] = participants_->Rollback(to_tell[i], txn->id);
-  });
+  std::vector<Status> results = participants_->RollbackEach(to_tell, txn->id, runtime_.fan_out);
   for (const auto& result : results) NoteAnswer(result);
   std::vector<std::string> all;
   {
@@ -429,11 +425,10 @@ bool TwoPhaseCommit::SendCommits(const std::shared_ptr<Txn>& txn, bool first_rou
       }
     }
   }
-  std::vector<Status> results(to_tell.size());
-  runtime_.fan_out(to_tell.size(), [&](size_t i) {
-    results[i] = participants_->Commit(to_tell[i], txn->id, /*one_phase=*/false);
-    if (first_round && i == 0) CrashPoint("after_first_commit_sent");
-  });
+  std::vector<Status> results =
+      participants_->CommitEach(to_tell, txn->id, runtime_.fan_out, [first_round](size_t i) {
+        if (first_round && i == 0) CrashPoint("after_first_commit_sent");
+      });
   for (const auto& result : results) NoteAnswer(result);
   bool all_done = true;
   std::lock_guard<std::mutex> lock(txn->mu);

@@ -10,6 +10,7 @@
 // --server=epoll is a bare prototype of an event-driven server of Pact's
 // own (one epoll loop; no TLS, no limits, no auth: a best case), with the
 // handlers in the loop (--workers=0) or handed to --workers threads.
+// --pipeline K: each caller keeps K requests in flight on its connection.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -270,6 +271,7 @@ int main(int argc, char** argv) {
   int port = 0;
   std::string kind = "threaded";
   int workers = 16;
+  int pipeline = 1;
   po::options_description desc("pact-rpc-bench");
   desc.add_options()("help", "this text")(
       "threads", po::value(&threads)->default_value(threads), "concurrent callers")(
@@ -277,7 +279,9 @@ int main(int argc, char** argv) {
       "port", po::value(&port)->default_value(port), "loopback port (0: 20000 + pid % 20000)")(
       "server", po::value(&kind)->default_value(kind), "threaded (RpcServer), nonblocking or epoll")(
       "workers", po::value(&workers)->default_value(workers),
-      "nonblocking, epoll: handler threads (0: handlers run in the event loop)");
+      "nonblocking, epoll: handler threads (0: handlers run in the event loop)")(
+      "pipeline", po::value(&pipeline)->default_value(pipeline),
+      "requests each caller sends on its connection before it reads their replies (in order)");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, desc), vm);
   po::notify(vm);
@@ -312,9 +316,14 @@ int main(int argc, char** argv) {
   pact::rpc::Fence fence;
   std::atomic<bool> stop{false};
   std::atomic<int64_t> calls{0}, failures{0};
+  // One round: `pipeline` requests written back to back, then their replies
+  // read in order (a server serves a connection's requests in turn).
   auto call = [&] {
-    pact::Status st = pool.Call([&](pact::rpc::ParticipantClient& c) { c.prepare(fence, "t", "o.1"); });
-    (st.ok() ? calls : failures)++;
+    pact::Status st = pool.Call([&](pact::rpc::ParticipantClient& c) {
+      for (int i = 0; i < pipeline; ++i) c.send_prepare(fence, "t", "o.1");
+      for (int i = 0; i < pipeline; ++i) c.recv_prepare();
+    });
+    (st.ok() ? calls : failures) += pipeline;
   };
   for (int i = 0; i < threads; ++i) call();  // connections opened before the clock starts
   calls = 0;
@@ -332,7 +341,8 @@ int main(int argc, char** argv) {
   double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   double cpu = CpuSeconds() - cpu_start;
   server.reset();
-  std::printf("%s  threads %d  calls/s %.0f  cpu us/call %.2f  failures %lld\n", kind.c_str(), threads,
+  std::printf("%s  pipeline %d  threads %d  calls/s %.0f  cpu us/call %.2f  failures %lld\n",
+              kind.c_str(), pipeline, threads,
               calls / wall, cpu * 1e6 / std::max<int64_t>(1, calls.load()),
               static_cast<long long>(failures.load()));
   return failures == 0 ? 0 : 1;

@@ -1,9 +1,12 @@
 // The coordinator's per-participant batcher against a scripted transport:
 // a lone call goes at once, calls queue behind a batch in flight and go
 // together next, every caller gets its own item's answer, a lost batch
-// reply leaves every item unknown, and a long queue is split.
+// reply leaves every item unknown, and a long queue is split. One
+// transaction's calls to several participants go out together and its
+// caller hears every answer, or none once it gave up.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <map>
@@ -316,6 +319,59 @@ TEST(ParticipantBatcherTest, EachParticipantAndEachVerbHasItsOwnLane) {
   EXPECT_TRUE(first.get().ok());
   EXPECT_TRUE(other_participant.get().ok());
   EXPECT_TRUE(other_verb.get().ok());
+}
+
+TEST(ParticipantBatcherTest, OneTransactionsCallsToSeveralParticipantsGoOutTogether) {
+  ScriptedTransport transport;
+  ParticipantBatcher batcher(&transport, 64);
+  transport.ScriptVote("t", Status::Aborted("p2 said no"));  // every participant, here
+  transport.Hold();
+  std::mutex mu;
+  std::set<size_t> answered;
+  auto votes = std::async(std::launch::async, [&] {
+    return batcher.PrepareEach({{"p1", "run1.1"}, {"p2", "run2.4"}, {"p3", "run3.9"}}, "t", 5000,
+                               [&](size_t i) {
+                                 std::lock_guard<std::mutex> lock(mu);
+                                 answered.insert(i);
+                               });
+  });
+  // All three are on the wire before any is answered: no call waits for another's reply.
+  ASSERT_TRUE(PollUntil([&] { return transport.batches() == 3; }, 5000, 1));
+  transport.Release();
+  std::vector<Result<Vote>> got = votes.get();
+  ASSERT_EQ(got.size(), 3u);
+  for (const auto& vote : got) EXPECT_EQ(vote.status().code(), StatusCode::kAborted);
+  EXPECT_EQ(answered, (std::set<size_t>{0, 1, 2}));
+  std::set<std::string> openings;
+  for (const auto& batch : transport.openings_sent()) openings.insert(batch.at(0));
+  EXPECT_EQ(openings, (std::set<std::string>{"run1.1", "run2.4", "run3.9"}));
+
+  std::vector<Status> commits = batcher.CommitEach({"p1", "p2"}, "t");
+  EXPECT_EQ(commits.size(), 2u);
+  EXPECT_EQ(transport.batches(), 5u);
+}
+
+TEST(ParticipantBatcherTest, ACallerThatGaveUpHearsNothingLaterAndItsQueuedCallsAreNeverSent) {
+  ScriptedTransport transport;
+  ParticipantBatcher batcher(&transport, 64);
+  transport.Hold();
+  auto busy_p1 = std::async(std::launch::async, [&] { return batcher.Prepare("p1", "a", "r", 5000); });
+  auto busy_p2 = std::async(std::launch::async, [&] { return batcher.Prepare("p2", "b", "r", 5000); });
+  ASSERT_TRUE(PollUntil([&] { return transport.batches() == 2; }, 5000, 1));
+  std::atomic<int> answered{0};
+  std::vector<Result<Vote>> votes = batcher.PrepareEach(
+      {{"p1", "run1.1"}, {"p2", "run2.1"}}, "t", 100, [&](size_t) { answered++; });
+  ASSERT_EQ(votes.size(), 2u);
+  for (const auto& vote : votes) EXPECT_EQ(vote.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(batcher.waiting(), 0);
+  transport.Release();
+  EXPECT_TRUE(busy_p1.get().ok());
+  EXPECT_TRUE(busy_p2.get().ok());
+  ASSERT_TRUE(batcher.Prepare("p1", "later", "run1.1", 5000).ok());
+  EXPECT_EQ(answered.load(), 0);
+  for (const auto& batch : transport.sent()) {
+    for (const auto& id : batch.txn_ids) EXPECT_NE(id, "t");
+  }
 }
 
 }  // namespace
