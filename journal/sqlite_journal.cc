@@ -19,10 +19,13 @@
 namespace pact {
 
 // A LogCommit caller waiting for its batch; lives on the caller's stack.
+// Each has its own condition variable, so a finished batch wakes its own
+// callers only, not those already queued for the next one.
 struct SqliteJournal::PendingCommit {
   const CommitRecord* record;
   Status status;
-  bool done = false;  // guarded by mu_
+  bool done = false;                // guarded by mu_
+  std::condition_variable written;  // with mu_: done
 };
 
 SqliteJournal::SqliteJournal(std::string path, SqliteJournalOptions options)
@@ -255,11 +258,13 @@ Status SqliteJournal::LogCommit(const CommitRecord& record) {
                                      record.txn_id);
     }
   }
-  PendingCommit pending{&record, Status::Ok(), false};
+  PendingCommit pending{&record, Status::Ok()};
   std::unique_lock<std::mutex> lock(mu_);
   commits_.push_back(&pending);
-  writer_cv_.notify_one();
-  done_cv_.wait(lock, [&] { return pending.done; });
+  // The writer sleeps on an empty queue, or until writer_awaits_ records are
+  // queued; otherwise it finds this one when its current batch is written.
+  if (commits_.size() == 1 || commits_.size() == writer_awaits_) writer_cv_.notify_one();
+  pending.written.wait(lock, [&] { return pending.done; });
   return pending.status;
 }
 
@@ -279,9 +284,11 @@ void SqliteJournal::WaitForDecisionsComing(std::unique_lock<std::mutex>& lock) {
   }
   const int64_t coming = options_.decisions_coming();
   if (coming <= static_cast<int64_t>(commits_.size())) return;
+  writer_awaits_ = static_cast<size_t>(coming);
   writer_cv_.wait_for(lock, std::chrono::microseconds(options_.group_commit_wait_us), [&] {
-    return stop_ || static_cast<int64_t>(commits_.size()) >= coming;
+    return stop_ || commits_.size() >= writer_awaits_;
   });
+  writer_awaits_ = 0;
 }
 
 void SqliteJournal::WriterLoop() {
@@ -331,8 +338,8 @@ void SqliteJournal::WriterLoop() {
     for (PendingCommit* pending : batch) {
       pending->status = status;
       pending->done = true;
+      pending->written.notify_one();  // under mu_: the waiter cannot be gone yet
     }
-    if (!batch.empty()) done_cv_.notify_all();
   }
 }
 

@@ -133,8 +133,11 @@ class SqliteJournal : public Journal {
 
   std::mutex mu_;                      // guards the queues, stop_ and stats_
   std::condition_variable writer_cv_;  // work queued or stop_ set
-  std::condition_variable done_cv_;    // a batch finished
   std::deque<PendingCommit*> commits_;
+  // While the writer waits for decisions on their way: the queue length that
+  // ends its wait (0 otherwise). A LogCommit wakes the writer only when it
+  // sleeps for it, not for every record.
+  size_t writer_awaits_ = 0;
   std::vector<std::string> ends_;
   TimePoint ends_deadline_;  // when the oldest queued END must be flushed
   bool stop_ = false;
