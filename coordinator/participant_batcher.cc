@@ -241,9 +241,9 @@ ParticipantBatcher::Lanes& ParticipantBatcher::LanesOf(const std::string& partic
 }
 
 template <typename Request, typename Answer, typename LaneOf>
-std::vector<Answer> ParticipantBatcher::CallEach(size_t n, LaneOf lane_of,
-                                                 std::vector<Request> requests, int timeout_ms,
-                                                 const Answered& answered) {
+std::vector<Answer> ParticipantBatcher::CallEach(LaneOf lane_of, std::vector<Request> requests,
+                                                 int timeout_ms, const Answered& answered) {
+  const size_t n = requests.size();
   std::optional<Clock::time_point> deadline;
   if (timeout_ms > 0) deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   auto join = std::make_shared<Join<Answer>>(n, deadline, &answered);
@@ -271,7 +271,7 @@ std::vector<Result<Vote>> ParticipantBatcher::PrepareEach(
   std::vector<PrepareRequest> requests;
   for (const auto& b : branches) requests.push_back(PrepareRequest{txn_id, b.opening});
   return CallEach<PrepareRequest, Result<Vote>>(
-      branches.size(), [&](size_t i) -> auto& { return LanesOf(branches[i].participant).prepare; },
+      [&](size_t i) -> auto& { return LanesOf(branches[i].participant).prepare; },
       std::move(requests), timeout_ms, answered);
 }
 
@@ -279,14 +279,14 @@ std::vector<Status> ParticipantBatcher::CommitEach(const std::vector<std::string
                                                    const std::string& txn_id,
                                                    const Answered& answered) {
   return CallEach<std::string, Status>(
-      participants.size(), [&](size_t i) -> auto& { return LanesOf(participants[i]).commit; },
+      [&](size_t i) -> auto& { return LanesOf(participants[i]).commit; },
       std::vector<std::string>(participants.size(), txn_id), 0, answered);
 }
 
 std::vector<Status> ParticipantBatcher::RollbackEach(const std::vector<std::string>& participants,
                                                      const std::string& txn_id) {
   return CallEach<std::string, Status>(
-      participants.size(), [&](size_t i) -> auto& { return LanesOf(participants[i]).rollback; },
+      [&](size_t i) -> auto& { return LanesOf(participants[i]).rollback; },
       std::vector<std::string>(participants.size(), txn_id), 0, nullptr);
 }
 

@@ -96,10 +96,10 @@ class ParticipantBatcher {
   struct Lanes;
 
   Lanes& LanesOf(const std::string& participant);
-  // Queues one request per lane into one Join and waits for its answers.
+  // Queues requests[i] in lane_of(i), all into one Join, and waits for their answers.
   template <typename Request, typename Answer, typename LaneOf>
-  std::vector<Answer> CallEach(size_t n, LaneOf lane_of, std::vector<Request> requests,
-                               int timeout_ms, const Answered& answered);
+  std::vector<Answer> CallEach(LaneOf lane_of, std::vector<Request> requests, int timeout_ms,
+                               const Answered& answered);
 
   // A sender of some lane starts or ends (the destructor waits until none is left).
   void SenderStarted();
