@@ -113,12 +113,14 @@ Result<std::unique_ptr<ZooKeeperEnsemble>> ZooKeeperEnsemble::Start(
     std::unique_ptr<ZooKeeperEnsemble> zk(new ZooKeeperEnsemble(dir, options));
     RETURN_NOT_OK(zk->WriteConfigs());
     for (int i = 0; i < zk->size(); ++i) RETURN_NOT_OK(zk->Launch(i));
-    why = WaitUntil([&] { return zk->WaitForQuorum(0).ok(); },
+    // Every server, not only a quorum: a test that kills "a follower" must
+    // not pick one that is still syncing.
+    why = WaitUntil([&] { return zk->WaitForServing(zk->size(), 0).ok(); },
                     [&] {
                       for (int i = 0; i < zk->size(); ++i) RETURN_NOT_OK(zk->ExitedWhy(i));
                       return Status::Ok();
                     },
-                    kStartTimeoutMs, 50, "no ZooKeeper quorum");
+                    kStartTimeoutMs, 50, "not every ZooKeeper server serves");
     if (why.ok()) return zk;
     // A server that exited most likely lost a port to another process
     // between FreePort and its bind: try again on new ports. (The failed
@@ -309,8 +311,7 @@ Result<int> ZooKeeperEnsemble::LeaderIndex() const {
   return Status::Unavailable("no ZooKeeper server says it leads");
 }
 
-Status ZooKeeperEnsemble::WaitForQuorum(int timeout_ms) const {
-  const int quorum = size() / 2 + 1;
+Status ZooKeeperEnsemble::WaitForServing(int servers, int timeout_ms) const {
   bool ok = PollUntil(
       [&] {
         int serving = 0;
@@ -322,11 +323,16 @@ Status ZooKeeperEnsemble::WaitForQuorum(int timeout_ms) const {
           ++serving;
           led = led || mode == ZooKeeperMode::kLeader || mode == ZooKeeperMode::kStandalone;
         }
-        return led && serving >= quorum;
+        return led && serving >= servers;
       },
       timeout_ms, 50);
   if (ok) return Status::Ok();
-  return Status::TimedOut("no ZooKeeper quorum after " + std::to_string(timeout_ms) + " ms");
+  return Status::TimedOut(std::to_string(servers) + " ZooKeeper servers not serving after " +
+                          std::to_string(timeout_ms) + " ms");
+}
+
+Status ZooKeeperEnsemble::WaitForQuorum(int timeout_ms) const {
+  return WaitForServing(size() / 2 + 1, timeout_ms);
 }
 
 }  // namespace pact

@@ -41,7 +41,7 @@ const char* ZooKeeperModeName(ZooKeeperMode mode);
 class ZooKeeperEnsemble {
  public:
   // Writes each server's config into `dir` (created if missing), starts them
-  // all and returns once a quorum serves: a leader and enough followers.
+  // all and returns once every one serves (a leader and its followers).
   static Result<std::unique_ptr<ZooKeeperEnsemble>> Start(const std::string& dir,
                                                           ZooKeeperEnsembleOptions options = {});
   ~ZooKeeperEnsemble();  // SIGKILLs every server still running
@@ -76,9 +76,11 @@ class ZooKeeperEnsemble {
   // The server that says it leads (0 for a one-server ensemble); kUnavailable
   // if none does.
   Result<int> LeaderIndex() const;
-  // Returns once `quorum` servers serve, one of them leading (standalone for
-  // one server); kTimedOut otherwise.
+  // Returns once a majority of the servers serve, one of them leading
+  // (standalone for one server); kTimedOut otherwise.
   Status WaitForQuorum(int timeout_ms) const;
+  // The same for `servers` servers.
+  Status WaitForServing(int servers, int timeout_ms) const;
 
  private:
   struct Server {
