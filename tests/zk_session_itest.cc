@@ -324,6 +324,38 @@ TEST_F(ZkSessionTest, PartitionLongerThanTheSessionTimeoutExpiresTheSession) {
   EXPECT_FALSE(states.WaitFor(ZkSessionState::kConnected, 1000, before + 1));
 }
 
+// Another handle given a session's id and password joins the session;
+// closing that handle ends the session, and the first handle learns it expired.
+TEST_F(ZkSessionTest, HandleResumingASessionCanCloseItAndTheFirstHandleIsToldItExpired) {
+  StateLog states;
+  auto first = Connect(4000, states.Listener());
+  ASSERT_NE(first, nullptr);
+  ASSERT_TRUE(first->Create("/mine", "", ZkCreateMode::kEphemeral).ok());
+  const size_t before = states.size();
+
+  ZkSessionOptions options;
+  options.connect_string = zk_->ConnectString();
+  options.session_timeout_ms = 4000;
+  options.resume = first->credentials();
+  auto second = ZkSession::Connect(options);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ((*second)->session_id(), first->session_id());
+  // (Two live handles of one session steal it from each other at every
+  // reconnect; resuming is for a process that lost its handle.)
+  second->reset();  // closes the shared session
+  ASSERT_TRUE(states.WaitFor(ZkSessionState::kExpired, 15000, before));
+  EXPECT_TRUE(first->expired());
+  auto observer = Connect();
+  ASSERT_NE(observer, nullptr);
+  auto mine = observer->Exists("/mine");
+  ASSERT_TRUE(mine.ok()) << mine.status().ToString();
+  EXPECT_FALSE(mine->has_value());
+  // The session is gone for good: resuming it again is refused.
+  options.connect_timeout_ms = 5000;
+  auto third = ZkSession::Connect(options);
+  EXPECT_EQ(third.status().code(), StatusCode::kUnavailable) << third.status().ToString();
+}
+
 TEST_F(ZkSessionTest, EnsembleServesOnWithAFollowerStoppedAndThenTheLeaderKilled) {
   StateLog states;
   auto zk = Connect(6000, states.Listener());

@@ -63,8 +63,9 @@ struct ZkWatchEvent {
 using ZkSessionListener = std::function<void(ZkSessionState)>;
 using ZkWatchListener = std::function<void(const ZkWatchEvent&)>;
 
-// What names a session to the servers; another handle given these takes the
-// session over (the old connection is dropped).
+// What names a session to the servers. A new handle given these joins the
+// session (for a process that lost its handle: two live handles of one session
+// steal it from each other at every reconnect).
 struct ZkSessionCredentials {
   int64_t id = 0;
   std::string password;  // 16 bytes, binary
@@ -130,6 +131,7 @@ class ZkSession {
   // expired session).
   static Result<std::unique_ptr<ZkSession>> Connect(ZkSessionOptions options);
   // Closes the session: the servers drop its ephemeral nodes at once.
+  // REQUIRES: no call on this session is in progress.
   ~ZkSession();
 
   ZkSessionState state() const { return state_.load(); }
