@@ -19,6 +19,7 @@ const char* StatusCodeName(StatusCode code) {
     case StatusCode::kHeuristicMixed: return "HEURISTIC_MIXED";
     case StatusCode::kUnauthenticated: return "UNAUTHENTICATED";
     case StatusCode::kPermissionDenied: return "PERMISSION_DENIED";
+    case StatusCode::kNotLeader: return "NOT_LEADER";
   }
   return "UNKNOWN_CODE";
 }

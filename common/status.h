@@ -27,6 +27,7 @@ enum class StatusCode {
   kHeuristicMixed = 12,     // an operator decided a branch the other way
   kUnauthenticated = 13,    // the caller did not prove who it is
   kPermissionDenied = 14,   // the caller may not make this call; nothing changed
+  kNotLeader = 15,          // a standby coordinator; nothing done: ask the active
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -56,6 +57,7 @@ class [[nodiscard]] Status {
   static Status PermissionDenied(std::string m) {
     return {StatusCode::kPermissionDenied, std::move(m)};
   }
+  static Status NotLeader(std::string m) { return {StatusCode::kNotLeader, std::move(m)}; }
   static Status HeuristicMixed(std::string m) {
     return {StatusCode::kHeuristicMixed, std::move(m)};
   }

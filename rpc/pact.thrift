@@ -21,6 +21,7 @@ enum ErrorCode {
   HEURISTIC_MIXED = 12,     // an operator decided the branch the other way
   UNAUTHENTICATED = 13,     // the caller did not prove who it is (no or unknown token)
   PERMISSION_DENIED = 14,   // the caller's role may not make this call; nothing changed
+  NOT_LEADER = 15,          // a standby coordinator: ask the shard's active (PactError.leader)
 }
 
 exception PactError {
@@ -30,6 +31,8 @@ exception PactError {
   // (ExecuteResult.branch), when one is open, so that the client can still
   // name it at commit or rollback.
   3: optional string branch,
+  // NOT_LEADER only: host:port of the shard's active coordinator, when known.
+  4: optional string leader,
 }
 
 // ---------------------------------------------------------------- SQL values

@@ -5,11 +5,28 @@
 
 namespace pact {
 
+namespace {
+constexpr char kActiveIsAt[] = "; the active is at ";
+}  // namespace
+
 rpc::PactError ToPactError(const Status& status) {
   rpc::PactError error;
   error.code = ErrorCodeToRpc(status.code());
   error.message = status.message();
+  if (std::string leader = LeaderNamedBy(status); !leader.empty()) error.__set_leader(leader);
   return error;
+}
+
+Status NotLeaderStatus(const std::string& shard, const std::string& leader) {
+  return Status::NotLeader("this coordinator is a standby of shard " + shard +
+                           (leader.empty() ? "; no active is known yet, ask again soon"
+                                           : kActiveIsAt + leader));
+}
+
+std::string LeaderNamedBy(const Status& status) {
+  if (status.code() != StatusCode::kNotLeader) return "";
+  size_t at = status.message().rfind(kActiveIsAt);
+  return at == std::string::npos ? "" : status.message().substr(at + sizeof(kActiveIsAt) - 1);
 }
 
 void ThrowIfError(const Status& status) {
@@ -31,6 +48,7 @@ rpc::ErrorCode::type ErrorCodeToRpc(StatusCode code) {
     case StatusCode::kHeuristicMixed: return rpc::ErrorCode::HEURISTIC_MIXED;
     case StatusCode::kUnauthenticated: return rpc::ErrorCode::UNAUTHENTICATED;
     case StatusCode::kPermissionDenied: return rpc::ErrorCode::PERMISSION_DENIED;
+    case StatusCode::kNotLeader: return rpc::ErrorCode::NOT_LEADER;
     case StatusCode::kOk:  // never sent: an error is thrown only for a failure
     case StatusCode::kInternal: break;
   }
@@ -53,6 +71,7 @@ Status StatusFromRpc(rpc::ErrorCode::type code, const std::string& message) {
     case rpc::ErrorCode::HEURISTIC_MIXED: return Status::HeuristicMixed(message);
     case rpc::ErrorCode::UNAUTHENTICATED: return Status::Unauthenticated(message);
     case rpc::ErrorCode::PERMISSION_DENIED: return Status::PermissionDenied(message);
+    case rpc::ErrorCode::NOT_LEADER: return Status::NotLeader(message);
   }
   return Status::Internal("peer sent unknown error code " + std::to_string(code) + ": " +
                           message);

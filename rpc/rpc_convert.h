@@ -20,6 +20,13 @@ rpc::PactError ToPactError(const Status& status);
 // Throws the PactError for `status` unless it is OK. Handlers end with this.
 void ThrowIfError(const Status& status);
 
+// A standby coordinator's answer: kNotLeader, naming the shard's active
+// (`leader` host:port; empty while none is known). On the wire the address
+// is also PactError.leader.
+Status NotLeaderStatus(const std::string& shard, const std::string& leader);
+// The active's address a kNotLeader answer named; empty if none.
+std::string LeaderNamedBy(const Status& status);
+
 // Maps what a Thrift call threw to a Status. A transport or protocol failure
 // becomes kUnavailable: the peer may or may not have acted on the call.
 Status StatusFromException(const std::exception& e);

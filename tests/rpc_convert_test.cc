@@ -9,7 +9,7 @@ namespace {
 
 TEST(RpcConvertTest, EveryStatusCodeMakesTheRoundTrip) {
   for (int c = static_cast<int>(StatusCode::kNotFound);
-       c <= static_cast<int>(StatusCode::kPermissionDenied); ++c) {
+       c <= static_cast<int>(StatusCode::kNotLeader); ++c) {
     auto code = static_cast<StatusCode>(c);
     Status back = StatusFromRpc(ErrorCodeToRpc(code), "why");
     EXPECT_EQ(back.code(), code) << StatusCodeName(code);
@@ -20,6 +20,21 @@ TEST(RpcConvertTest, EveryStatusCodeMakesTheRoundTrip) {
   Status unknown = StatusFromRpc(static_cast<rpc::ErrorCode::type>(99), "from the future");
   EXPECT_EQ(unknown.code(), StatusCode::kInternal);
   EXPECT_NE(unknown.message().find("unknown error code 99"), std::string::npos);
+}
+
+TEST(RpcConvertTest, NotLeaderNamesTheActiveInTheMessageAndOnTheWire) {
+  Status standby = NotLeaderStatus("s1", "10.0.0.7:7700");
+  EXPECT_EQ(standby.code(), StatusCode::kNotLeader);
+  EXPECT_EQ(LeaderNamedBy(standby), "10.0.0.7:7700");
+  rpc::PactError wire = ToPactError(standby);
+  EXPECT_EQ(wire.code, rpc::ErrorCode::NOT_LEADER);
+  ASSERT_TRUE(wire.__isset.leader);
+  EXPECT_EQ(wire.leader, "10.0.0.7:7700");
+  EXPECT_EQ(LeaderNamedBy(StatusFromRpc(wire.code, wire.message)), "10.0.0.7:7700");
+  Status none_yet = NotLeaderStatus("s1", "");
+  EXPECT_EQ(LeaderNamedBy(none_yet), "");
+  EXPECT_FALSE(ToPactError(none_yet).__isset.leader);
+  EXPECT_EQ(LeaderNamedBy(Status::Unavailable("the active is at 1.2.3.4:5")), "");
 }
 
 TEST(RpcConvertTest, EveryProtocolEnumMakesTheRoundTrip) {
