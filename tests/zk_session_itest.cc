@@ -392,7 +392,9 @@ TEST_F(ZkSessionTest, EnsembleServesOnWithAFollowerStoppedAndThenTheLeaderKilled
       },
       10000, 50))
       << new_leader.status().ToString();
-  if (new_leader.ok()) EXPECT_NE(*new_leader, *leader);
+  if (new_leader.ok()) {
+    EXPECT_NE(*new_leader, *leader);
+  }
 
   EXPECT_FALSE(zk->expired());
   EXPECT_EQ(zk->session_id(), id);

@@ -16,9 +16,9 @@
 
 namespace pact {
 
-inline const Status& StatusOf(const Status& status) { return status; }
+inline const Status& AnswerStatus(const Status& status) { return status; }
 template <typename T>
-const Status& StatusOf(const Result<T>& result) {
+const Status& AnswerStatus(const Result<T>& result) {
   return result.status();
 }
 
@@ -31,7 +31,7 @@ auto UntilAvailable(Call call, int timeout_ms = 10000) -> decltype(call()) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (true) {
     auto answer = call();
-    if (StatusOf(answer).code() != StatusCode::kUnavailable ||
+    if (AnswerStatus(answer).code() != StatusCode::kUnavailable ||
         std::chrono::steady_clock::now() > deadline) {
       return answer;
     }

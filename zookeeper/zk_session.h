@@ -86,9 +86,9 @@ struct ZkSessionOptions {
 };
 
 struct ZkStat {
-  int32_t version = 0;           // of the data: what Set and Delete compare
-  int32_t child_version = 0;     // changes when a child is added or removed
-  int64_t ephemeral_owner = 0;   // the owning session's id; 0 if persistent
+  int32_t version = 0;          // of the data: what Set and Delete compare
+  int32_t child_version = 0;    // changes when a child is added or removed
+  int64_t ephemeral_owner = 0;  // the owning session's id; 0 if persistent
   int32_t num_children = 0;
   int64_t modified_zxid = 0;
 };
@@ -107,9 +107,9 @@ struct ZkOp {
   enum class Type { kCreate, kSet, kDelete, kCheck };
   Type type = Type::kCheck;
   std::string path;
-  std::string data;                      // kCreate, kSet
+  std::string data;                               // kCreate, kSet
   ZkCreateMode mode = ZkCreateMode::kPersistent;  // kCreate
-  int32_t version = kZkAnyVersion;       // kSet, kDelete, kCheck
+  int32_t version = kZkAnyVersion;                // kSet, kDelete, kCheck
 
   static ZkOp Create(std::string path, std::string data,
                      ZkCreateMode mode = ZkCreateMode::kPersistent);
