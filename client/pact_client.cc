@@ -11,15 +11,13 @@ namespace pact {
 
 Result<std::unique_ptr<Client>> Client::Connect(const std::string& coordinator,
                                                 ClientOptions options) {
-  ASSIGN_OR_RETURN(Endpoint endpoint, Endpoint::Parse(coordinator));
-  return std::unique_ptr<Client>(new Client(endpoint, options));
+  ASSIGN_OR_RETURN(auto link,
+                   CoordinatorRoute::Make(coordinator, options.timeouts, options.credentials));
+  return std::unique_ptr<Client>(new Client(std::move(link), options));
 }
 
-Client::Client(Endpoint coordinator, ClientOptions options)
-    : options_(options),
-      coordinator_(std::make_unique<CoordinatorPool>(
-          std::move(coordinator), options.timeouts,
-          options.credentials.ToServer(Role::kCoordinator))) {}
+Client::Client(std::unique_ptr<CoordinatorRoute> coordinator, ClientOptions options)
+    : options_(options), coordinator_(std::move(coordinator)) {}
 
 Client::~Client() = default;
 

@@ -23,6 +23,7 @@
 #include "common/protocol.h"
 #include "common/sql_value.h"
 #include "common/status.h"
+#include "rpc/coordinator_route.h"
 #include "rpc/rpc_client.h"
 
 namespace pact {
@@ -64,7 +65,10 @@ struct ClientOptions {
 // one thread at a time.
 class Client {
  public:
-  // Connections open lazily: this fails only on a malformed address.
+  // `coordinator`: its host:port, or a shard's coordinators (active and
+  // standbys) as host:port,host:port,...; calls follow a standby's
+  // NOT_LEADER to the active. Connections open lazily: this fails only on a
+  // malformed address.
   static Result<std::unique_ptr<Client>> Connect(const std::string& coordinator,
                                                  ClientOptions options = {});
   ~Client();
@@ -80,7 +84,6 @@ class Client {
 
  private:
   friend class Transaction;
-  using CoordinatorPool = RpcPool<rpc::CoordinatorClient>;
   using ParticipantPool = RpcPool<rpc::ParticipantClient>;
 
   // Ids reserved at the coordinator, used one per transaction.
@@ -93,7 +96,7 @@ class Client {
     int64_t max_timeout_ms = 0;
   };
 
-  Client(Endpoint coordinator, ClientOptions options);
+  Client(std::unique_ptr<CoordinatorRoute> coordinator, ClientOptions options);
   // Looks a participant's endpoint up at the coordinator (cached).
   Result<std::shared_ptr<ParticipantPool>> PoolFor(const std::string& participant);
   // The next reserved id and its timeout (timeout_ms as Begin takes it).
@@ -103,7 +106,7 @@ class Client {
   void DropIdBlock();
 
   const ClientOptions options_;
-  std::unique_ptr<CoordinatorPool> coordinator_;
+  std::unique_ptr<CoordinatorRoute> coordinator_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<ParticipantPool>> participants_;  // guarded by mu_
   IdBlock ids_;                                                           // guarded by mu_

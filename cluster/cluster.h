@@ -56,6 +56,9 @@ class Cluster {
       "--prepare_timeout_ms=2000", "--commit_retry_initial_ms=50",
       "--commit_retry_max_ms=200"};
   std::vector<std::string> participant_flags = {"--inquiry_interval_ms=200"};
+  // A highly available shard's other coordinators ("host:port,..."), which
+  // participants also know, after the cluster's own.
+  std::string standby_coordinators;
   // Sets each "--name=value" of `flags` in coordinator_flags, replacing an
   // earlier value of the same option.
   void OverrideCoordinatorFlags(const std::vector<std::string>& flags);

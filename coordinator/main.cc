@@ -1,10 +1,13 @@
 // pact-coordinator: runs two-phase commit for applications, keeps every
-// commit decision in a durable SQLite journal, and finishes in-doubt
-// transactions after a crash.
+// commit decision in a durable SQLite journal (or, as one coordinator of a
+// highly available shard, in ZooKeeper), and finishes in-doubt transactions
+// after a crash.
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdlib>
 #include <thread>
 #include <iostream>
@@ -16,15 +19,201 @@
 #include "common/metrics_http.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/coordinator_handler.h"
+#include "coordinator/standby.h"
 #include "coordinator/thrift_participants.h"
 #include "gen-cpp/pact_constants.h"
 #include "journal/fsync_fault_vfs.h"
 #include "journal/sqlite_journal.h"
+#include "journal/zookeeper_journal.h"
+#include "rpc/rpc_convert.h"
 #include "rpc/rpc_server.h"
 #include "rpc/rpc_server_flags.h"
 #include "rpc/security_flags.h"
+#include "zookeeper/shard_election.h"
 
 namespace po = boost::program_options;
+
+namespace {
+
+// The --participant flags (name=host:port[,backend]); false after logging a bad one.
+bool RegisterStaticParticipants(pact::Coordinator* coordinator,
+                                const std::vector<std::string>& specs) {
+  for (const std::string& spec : specs) {
+    size_t eq = spec.find('=');
+    std::string backend;
+    std::string address = eq == std::string::npos ? "" : spec.substr(eq + 1);
+    if (size_t comma = address.find(','); comma != std::string::npos) {
+      backend = address.substr(comma + 1);
+      address = address.substr(0, comma);
+    }
+    auto endpoint = pact::Endpoint::Parse(address);
+    pact::Status st = endpoint.ok() ? coordinator->RegisterParticipant(
+                                          {spec.substr(0, eq), endpoint->host, endpoint->port,
+                                           backend})
+                                    : endpoint.status();
+    if (!st.ok()) {
+      LOG(ERROR) << "bad --participant '" << spec << "': " << st.ToString();
+      return false;
+    }
+  }
+  return true;
+}
+
+// What a coordinator of a highly available shard needs besides the
+// single coordinator's settings.
+struct ShardMember {
+  std::string zookeeper;  // connect string
+  std::string root;       // the shard's znode: <zk_root>/shards/<name>
+  std::string advertise;  // host:port that standbys name to callers
+  int session_timeout_ms = 4000;
+};
+
+// Serves as one coordinator of a shard whose decisions live in ZooKeeper:
+// a standby (every call answered NOT_LEADER, naming the active) until it
+// wins the election, then the active: it raises the shard's epoch (which
+// fences the previous active's writes), loads the shard's decisions, re-drives
+// their commits, rolls back prepared branches without a record, and serves.
+// While its session has lost ZooKeeper it answers UNAVAILABLE; when the
+// session expires it exits (4) so that its supervisor starts it again as a
+// standby with a fresh session. On SIGTERM it finishes what is in flight and
+// resigns, so that a standby takes over at once.
+int ServeShardMember(const ShardMember& shard, pact::CoordinatorOptions options,
+                     pact::ThriftParticipants* participants, pact::CoordinatorMetrics* metrics,
+                     pact::RpcServerOptions rpc_server, const std::string& host, int port,
+                     const std::vector<std::string>& static_participants,
+                     int shutdown_grace_ms) {
+  pact::ElectionRelay relay;
+  pact::ZkSessionOptions zk;
+  zk.connect_string = shard.zookeeper;
+  zk.session_timeout_ms = shard.session_timeout_ms;
+  zk.on_state = relay.StateListener();
+  zk.on_watch = relay.WatchListener();
+  auto session = pact::ZkSession::Connect(zk);
+  if (!session.ok()) {
+    LOG(ERROR) << "cannot reach ZooKeeper at " << shard.zookeeper << ": "
+               << session.status().ToString();
+    return 1;
+  }
+  std::mutex mu;
+  std::condition_variable changed;
+  bool leading = false, stop = false;  // guarded by mu
+  pact::ShardElectionOptions election_options;
+  election_options.path = shard.root + "/election";
+  election_options.address = shard.advertise;
+  election_options.on_change = [&](bool now_leading) {
+    std::lock_guard<std::mutex> lock(mu);
+    leading = now_leading;
+    changed.notify_all();
+  };
+  // The election exists before the server, so that a standby can name the active.
+  auto election = pact::ShardElection::Join(session->get(), election_options);
+  if (!election.ok()) {
+    LOG(ERROR) << "cannot enter the election at " << election_options.path << ": "
+               << election.status().ToString();
+    return 1;
+  }
+  relay.Attach(election->get());
+  std::atomic<bool> was_active{false};
+  auto why_not_serving = [&]() -> pact::Status {
+    if (was_active) {
+      return pact::Status::Unavailable("the active coordinator of shard " + options.name +
+                                       " lost contact with ZooKeeper; ask again");
+    }
+    auto leader = (*election)->LeaderAddress();
+    return pact::NotLeaderStatus(options.name, leader.ok() ? *leader : "");
+  };
+  auto switching = std::make_shared<pact::SwitchingProcessor>(
+      std::make_shared<pact::rpc::CoordinatorProcessor>(
+          std::make_shared<pact::NotServingHandler>(options.name, why_not_serving)),
+      [&] { return (*election)->leading(); });
+  rpc_server.metrics = &metrics->registry;
+  pact::RpcServer server(switching, host, port, rpc_server);
+  pact::Status st = server.Start();
+  if (!st.ok()) {
+    LOG(ERROR) << st.ToString();
+    return 1;
+  }
+  std::thread signals([&] {
+    int sig = pact::WaitForStopSignal();
+    LOG(INFO) << "signal " << sig << ": stopping";
+    std::lock_guard<std::mutex> lock(mu);
+    stop = true;
+    changed.notify_all();
+  });
+  signals.detach();  // it ends with the process
+  LOG(INFO) << "pact-coordinator " << options.name << " standing by on " << host << ":" << port
+            << " (advertised as " << shard.advertise << ")";
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!stop && !leading && !(*session)->expired()) {
+      changed.wait_for(lock, std::chrono::milliseconds(100));
+    }
+    if (stop) {
+      lock.unlock();
+      (void)(*election)->Resign();
+      server.Stop();
+      return 0;
+    }
+  }
+  if ((*session)->expired()) {
+    // Its node went with the session: a new session is a new candidate.
+    LOG(ERROR) << "ZooKeeper session expired while standing by; exiting so that this "
+                  "coordinator restarts as a standby with a new session";
+    google::FlushLogFiles(google::GLOG_INFO);
+    _exit(4);
+  }
+
+  const auto won = std::chrono::steady_clock::now();
+  pact::ZooKeeperJournalOptions journal_options;
+  journal_options.root = shard.root;
+  auto journal = pact::ZooKeeperJournal::Open(session->get(), journal_options);
+  if (!journal.ok()) {
+    LOG(ERROR) << "cannot open the shard's journal at " << shard.root << ": "
+               << journal.status().ToString();
+    return 1;
+  }
+  pact::Coordinator coordinator(options, journal->get(), participants, metrics);
+  // Served from before Start, as a single coordinator is: calls hear
+  // UNAVAILABLE (recovering) until it has finished, but participants asked to
+  // confirm the raised epoch during recovery hear it.
+  was_active = true;
+  switching->Serve(std::make_shared<pact::rpc::CoordinatorProcessor>(
+      std::make_shared<pact::CoordinatorHandler>(&coordinator)));
+  st = coordinator.Start();
+  if (!st.ok()) {
+    LOG(ERROR) << "coordinator cannot take over: " << st.ToString();
+    return 1;
+  }
+  if (!RegisterStaticParticipants(&coordinator, static_participants)) return 2;
+  LOG(INFO) << "pact-coordinator " << options.name << " ACTIVE, epoch " << coordinator.epoch()
+            << ", serving on " << host << ":" << port << " "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - won)
+                   .count()
+            << " ms after winning the election";
+
+  {
+    // Expiry comes after the connection loss that already ended leading: look.
+    std::unique_lock<std::mutex> lock(mu);
+    while (!stop && !(*session)->expired()) changed.wait_for(lock, std::chrono::milliseconds(100));
+  }
+  if ((*session)->expired()) {
+    // Another active may already serve: decide nothing more, and come back
+    // as a standby with a fresh session.
+    LOG(ERROR) << "ZooKeeper session expired: this coordinator is no longer the active of "
+               << options.name << "; exiting so that it restarts as a standby";
+    google::FlushLogFiles(google::GLOG_INFO);
+    _exit(4);
+  }
+  size_t open = coordinator.Drain(shutdown_grace_ms);
+  (void)(*election)->Resign();  // the next standby takes over now
+  server.Stop();
+  coordinator.Stop();
+  LOG(INFO) << "stopped" << (open > 0 ? " with transactions left to the next active" : " cleanly");
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   pact::CoordinatorOptions options;
@@ -36,6 +225,8 @@ int main(int argc, char** argv) {
   std::string host, journal_path, metrics_host;
   int port = 0, metrics_port = -1, shutdown_grace_ms = 0;
   std::vector<std::string> static_participants;
+  ShardMember shard;
+  std::string zk_root;
   int max_batch = 128;
   int max_in_flight = 1;
 
@@ -88,7 +279,18 @@ int main(int argc, char** argv) {
        "private)")
       ("shutdown_grace_ms", po::value(&shutdown_grace_ms)->default_value(10000),
        "on SIGTERM, how long to wait for transactions being decided and commits being "
-       "delivered before exiting");
+       "delivered before exiting")
+      ("zookeeper", po::value(&shard.zookeeper)->default_value(""),
+       "highly available: ZooKeeper connect string (host:port,...). The coordinators "
+       "started with one --name form a shard: one active, the others standbys; its "
+       "decisions live in ZooKeeper instead of --journal")
+      ("zk_root", po::value(&zk_root)->default_value("/pact"),
+       "with --zookeeper: the znode under which shards keep their election and decisions")
+      ("zk_session_timeout_ms", po::value(&shard.session_timeout_ms)->default_value(4000),
+       "with --zookeeper: after this long without ZooKeeper an active is replaced")
+      ("advertise", po::value(&shard.advertise)->default_value(""),
+       "with --zookeeper: host:port that standbys name to callers as the active (default: "
+       "--host:--port)");
   pact::AddRpcServerFlags(&desc, &rpc_server);
   pact::AddSecurityFlags(&desc, &security);
   pact::ParseCommandLine(argc, argv, desc, "Usage: pact-coordinator [options]");
@@ -140,11 +342,6 @@ int main(int argc, char** argv) {
     pact::Coordinator* coordinator = deciding_source.load(std::memory_order_acquire);
     return coordinator == nullptr ? 0 : coordinator->Deciding();
   };
-  auto journal = pact::SqliteJournal::Open(journal_path, journal_options);
-  if (!journal.ok()) {
-    LOG(ERROR) << "cannot open journal " << journal_path << ": " << journal.status().ToString();
-    return 1;
-  }
   auto process_security =
       pact::MakeProcessSecurity(security, pact::Role::kCoordinator, options.name);
   if (!process_security.ok()) {
@@ -163,6 +360,17 @@ int main(int argc, char** argv) {
   pact::ThriftParticipants participants(rpc_timeouts, process_security->client,
                                         static_cast<size_t>(max_batch),
                                         static_cast<size_t>(max_in_flight));
+  if (!shard.zookeeper.empty()) {
+    shard.root = zk_root + "/shards/" + options.name;
+    if (shard.advertise.empty()) shard.advertise = host + ":" + std::to_string(port);
+    return ServeShardMember(shard, options, &participants, &metrics, rpc_server, host, port,
+                            static_participants, shutdown_grace_ms);
+  }
+  auto journal = pact::SqliteJournal::Open(journal_path, journal_options);
+  if (!journal.ok()) {
+    LOG(ERROR) << "cannot open journal " << journal_path << ": " << journal.status().ToString();
+    return 1;
+  }
   pact::Coordinator coordinator(options, journal->get(), &participants, &metrics);
   deciding_source.store(&coordinator, std::memory_order_release);
   struct Unset {  // the journal outlives the coordinator: stop asking it first
@@ -186,24 +394,7 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "coordinator cannot start: " << st.ToString();
     return 1;
   }
-  for (const std::string& spec : static_participants) {
-    // name=host:port[,backend]
-    size_t eq = spec.find('=');
-    std::string backend;
-    std::string address = eq == std::string::npos ? "" : spec.substr(eq + 1);
-    if (size_t comma = address.find(','); comma != std::string::npos) {
-      backend = address.substr(comma + 1);
-      address = address.substr(0, comma);
-    }
-    auto endpoint = pact::Endpoint::Parse(address);
-    st = endpoint.ok() ? coordinator.RegisterParticipant(
-                             {spec.substr(0, eq), endpoint->host, endpoint->port, backend})
-                       : endpoint.status();
-    if (!st.ok()) {
-      LOG(ERROR) << "bad --participant '" << spec << "': " << st.ToString();
-      return 2;
-    }
-  }
+  if (!RegisterStaticParticipants(&coordinator, static_participants)) return 2;
 
   auto metrics_server = pact::ServeMetrics(&metrics.registry, metrics_host, metrics_port);
   if (!metrics_server.ok()) {

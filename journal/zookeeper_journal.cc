@@ -293,6 +293,9 @@ void ZooKeeperJournal::WriteCommits(const std::vector<PendingCommit*>& batch) {
     ops.push_back(ZkOp::Create(CommitPath(pending->record->txn_id), pending->data));
   }
   Result<std::vector<ZkOpResult>> written = session_->Multi(ops);
+  if (!written.ok() && written.status().code() == StatusCode::kUnavailable) {
+    written = SettleUnknownBatch(ops, written.status());
+  }
   if (written.ok()) {
     finish(Status::Ok());
     std::lock_guard<std::mutex> lock(mu_);
@@ -324,6 +327,33 @@ void ZooKeeperJournal::WriteCommits(const std::vector<PendingCommit*>& batch) {
     // Still refused and not fenced: the record exists, the decision is durable.
     pending->status = why.code() == StatusCode::kFailedPrecondition ? Status::Ok() : why;
   }
+}
+
+Result<std::vector<ZkOpResult>> ZooKeeperJournal::SettleUnknownBatch(
+    const std::vector<ZkOp>& ops, Status unknown) {
+  // ops: the epoch check, then one create per record; all applied or none.
+  const std::string& first_record = ops.at(1).path;
+  // Past twice the session timeout without ZooKeeper the session is surely
+  // gone (or will be at the servers' next look): then it stays unknown.
+  const int timeout_ms = session_->negotiated_timeout_ms();
+  const auto give_up = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(2 * (timeout_ms > 0 ? timeout_ms : 4000));
+  while (!session_->expired() && std::chrono::steady_clock::now() < give_up) {
+    // A brief loss (a ZooKeeper server restarting, an election among them)
+    // must not turn into "unknown": wait for the session to reconnect.
+    if (!session_->WaitForState(ZkSessionState::kConnected, 100)) continue;
+    // Once reconnected, the earlier multi of this session is settled
+    // (ZooKeeper applies a session's requests in order): read which way.
+    Result<std::optional<ZkStat>> record = session_->Exists(first_record);
+    if (!record.ok()) continue;
+    if (record->has_value()) return std::vector<ZkOpResult>{};  // written: durable
+    // Not written: send it again (fenced by the same epoch check).
+    Result<std::vector<ZkOpResult>> again = session_->Multi(ops);
+    if (again.ok() || again.status().code() != StatusCode::kUnavailable) return again;
+  }
+  LOG(ERROR) << "journal " << options_.root << ": a batch of COMMIT records is unsettled and "
+             << "ZooKeeper is out of reach: " << unknown.ToString();
+  return unknown;
 }
 
 bool ZooKeeperJournal::WriteEnds(const std::vector<std::string>& ends) {

@@ -17,9 +17,14 @@
 // request nears ZooKeeper's 1 MB limit (jute.maxbuffer). Node names are the
 // transaction ids, so a record that exists already is that decision, durable.
 //
-// Connection loss or an expired session during a write is kUnavailable: the
-// write may have been applied. The session is the caller's; after it expired
-// this journal can do nothing more (make a new session and journal).
+// A COMMIT batch whose connection is lost waits for the session to reconnect,
+// reads whether it was written and sends it again if not: a brief loss (a
+// ZooKeeper server restarting) costs time, not an unknown outcome. Only once
+// the session expired, or ZooKeeper stayed out of reach for twice the session
+// timeout, is it kUnavailable: the write may have been applied.
+// Other writes are kUnavailable at any connection loss. The session is the
+// caller's; after it expired this journal can do nothing more (make a new
+// session and journal).
 #pragma once
 
 #include <chrono>
@@ -108,6 +113,12 @@ class ZooKeeperJournal : public Journal {
 
   void WriterLoop();
   // Sets each pending's status.
+  // A batch's multi whose outcome is unknown (kUnavailable): waits for the
+  // session to reconnect, reads whether its records exist, and sends it
+  // again if not. Still kUnavailable (unknown) once the session expired or
+  // twice its timeout passed without ZooKeeper.
+  Result<std::vector<ZkOpResult>> SettleUnknownBatch(const std::vector<ZkOp>& ops,
+                                                     Status unknown);
   void WriteCommits(const std::vector<PendingCommit*>& batch);
   // false if the ENDs should be tried again later.
   bool WriteEnds(const std::vector<std::string>& ends);

@@ -13,12 +13,29 @@ std::string OwnerOf(const std::string& txn_id) {
   return id.ok() ? id->coordinator : "";
 }
 
+// A question that changes nothing (an outcome, the epoch) gets a short
+// timeout and, unanswered, goes at once to the next coordinator of the
+// shard: a frozen old active must not hold up the confirmation of the new
+// one's epoch for a whole call timeout.
+constexpr int kQuestionTimeoutMs = 1000;
+constexpr int kQuestionTries = 2;
+
+template <typename Fn>
+Status Ask(CoordinatorRoute& route, Fn&& fn, const std::string& server_name) {
+  Status st;
+  for (int i = 0; i < kQuestionTries; ++i) {
+    st = route.Call(fn, kQuestionTimeoutMs, server_name);
+    if (st.code() != StatusCode::kUnavailable) break;
+  }
+  return st;
+}
+
 }  // namespace
 
 Result<Outcome> ThriftCoordinatorLink::Inquire(const std::string& txn_id) {
   rpc::Outcome::type outcome = rpc::Outcome::ACTIVE;
-  RETURN_NOT_OK(pool_.Call([&](rpc::CoordinatorClient& c) { outcome = c.outcome(txn_id); }, 0,
-                           OwnerOf(txn_id)));
+  RETURN_NOT_OK(Ask(
+      *route_, [&](rpc::CoordinatorClient& c) { outcome = c.outcome(txn_id); }, OwnerOf(txn_id)));
   return OutcomeFromRpc(outcome);
 }
 
@@ -28,13 +45,13 @@ Status ThriftCoordinatorLink::Register(const ParticipantAddress& self) {
   endpoint.host = self.host;
   endpoint.port = self.port;
   endpoint.backend = self.backend;
-  return pool_.Call([&](rpc::CoordinatorClient& c) { c.registerParticipant(endpoint); });
+  return route_->Call([&](rpc::CoordinatorClient& c) { c.registerParticipant(endpoint); });
 }
 
 Result<CoordinatorIdentity> ThriftCoordinatorLink::Identify(const std::string& coordinator) {
   rpc::CoordinatorInfo info;
-  RETURN_NOT_OK(pool_.Call([&](rpc::CoordinatorClient& c) { c.info(info); }, 0, coordinator));
-  return CoordinatorIdentity{info.name, info.epoch, pool_.endpoint().ToString()};
+  RETURN_NOT_OK(Ask(*route_, [&](rpc::CoordinatorClient& c) { c.info(info); }, coordinator));
+  return CoordinatorIdentity{info.name, info.epoch, route_->current_address()};
 }
 
 Status ThriftCoordinatorLink::ReportHeuristic(const std::string& participant,
@@ -44,7 +61,7 @@ Status ThriftCoordinatorLink::ReportHeuristic(const std::string& participant,
   info.participant = participant;
   info.committed = heuristic.committed;
   info.at_ms = heuristic.at_ms;
-  return pool_.Call([&](rpc::CoordinatorClient& c) { c.reportHeuristic(info); }, 0,
+  return route_->Call([&](rpc::CoordinatorClient& c) { c.reportHeuristic(info); }, 0,
                     OwnerOf(heuristic.txn_id));
 }
 

@@ -9,6 +9,7 @@
 #include "common/status.h"
 #include "gen-cpp/Coordinator.h"
 #include "participant/state_store.h"
+#include "rpc/coordinator_route.h"
 #include "rpc/rpc_client.h"
 
 namespace pact {
@@ -52,8 +53,9 @@ class CoordinatorLink {
 // for it.
 class ThriftCoordinatorLink : public CoordinatorLink {
  public:
-  ThriftCoordinatorLink(Endpoint coordinator, RpcTimeouts timeouts, RpcCredentials credentials)
-      : pool_(std::move(coordinator), timeouts, credentials.ToServer(Role::kCoordinator)) {}
+  // `coordinator`: as CoordinatorRoute (one address, or a shard's coordinators).
+  explicit ThriftCoordinatorLink(std::unique_ptr<CoordinatorRoute> coordinator)
+      : route_(std::move(coordinator)) {}
 
   Result<Outcome> Inquire(const std::string& txn_id) override;
   Status Register(const ParticipantAddress& self) override;
@@ -62,7 +64,7 @@ class ThriftCoordinatorLink : public CoordinatorLink {
                          const HeuristicDecision& heuristic) override;
 
  private:
-  RpcPool<rpc::CoordinatorClient> pool_;
+  std::unique_ptr<CoordinatorRoute> route_;
 };
 
 }  // namespace pact

@@ -87,7 +87,8 @@ int main(int argc, char** argv) {
       ("advertise_port", po::value(&advertise_port)->default_value(0),
        "port the coordinator uses to reach us, e.g. a proxy's (default: --port)")
       ("coordinator", po::value(&coordinator_address)->default_value("127.0.0.1:7700"),
-       "coordinator host:port")
+       "coordinator host:port; for a highly available shard, its coordinators as "
+       "host:port,host:port,... (a standby's NOT_LEADER is followed to the active)")
       ("backend", po::value(&backend_kind)->default_value("sqlite"),
        "database kind: sqlite, postgresql, mariadb, or null (stores nothing; for "
        "benchmarks only)")
@@ -143,12 +144,6 @@ int main(int argc, char** argv) {
 
   if (options.self.host.empty()) options.self.host = listen_host;
   options.self.port = advertise_port > 0 ? advertise_port : listen_port;
-  auto coordinator_endpoint = pact::Endpoint::Parse(coordinator_address);
-  if (!coordinator_endpoint.ok()) {
-    std::cerr << "pact-participant: --coordinator: " << coordinator_endpoint.status().ToString()
-              << "\n";
-    return 2;
-  }
   auto process_security =
       pact::MakeProcessSecurity(security, pact::Role::kParticipant, options.self.name);
   if (!process_security.ok()) {
@@ -169,8 +164,13 @@ int main(int argc, char** argv) {
     LOG(ERROR) << state.status().ToString();
     return 1;
   }
-  pact::ThriftCoordinatorLink coordinator(*coordinator_endpoint, rpc_timeouts,
-                                          process_security->client);
+  auto route = pact::CoordinatorRoute::Make(coordinator_address, rpc_timeouts,
+                                            process_security->client);
+  if (!route.ok()) {
+    std::cerr << "pact-participant: --coordinator: " << route.status().ToString() << "\n";
+    return 2;
+  }
+  pact::ThriftCoordinatorLink coordinator(std::move(*route));
   pact::ParticipantService service(options, backend->get(), state->get(), &coordinator);
   pact::Status st = service.Start();
   if (!st.ok()) {

@@ -25,6 +25,12 @@ void SortBySequence(std::vector<std::string>* names) {
 
 constexpr auto kRetryAfter = std::chrono::milliseconds(100);
 
+int64_t NowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 ShardElection::ShardElection(ZkSession* session, ShardElectionOptions options)
@@ -39,6 +45,16 @@ Result<std::unique_ptr<ShardElection>> ShardElection::Join(ZkSession* session,
             << " (" << election->options_.address << ")";
   election->thread_ = std::thread([e = election.get()] { e->Loop(); });
   return Result<std::unique_ptr<ShardElection>>(std::move(election));
+}
+
+int ShardElection::LeaseMs() const {
+  const int timeout_ms = session_->negotiated_timeout_ms();
+  return (timeout_ms > 0 ? timeout_ms : 4000) / 2;
+}
+
+bool ShardElection::leading() const {
+  if (!leading_.load()) return false;
+  return NowNanos() - lease_renewed_ns_.load() < int64_t{LeaseMs()} * 1000000;
 }
 
 ShardElection::~ShardElection() {
@@ -117,8 +133,11 @@ Status ShardElection::Evaluate(bool* again) {
   }
   if (mine == children.begin()) {
     // Watched: if the node goes (an operator, an expiry), leadership goes with it.
+    const int64_t asked = NowNanos();
     ASSIGN_OR_RETURN(std::optional<ZkStat> stat,
-                     session_->Exists(options_.path + "/" + node_, /*watch=*/true));
+                     session_->Exists(options_.path + "/" + node_, /*watch=*/!leading_));
+    // The lease counts from the question, not the answer.
+    if (stat.has_value()) lease_renewed_ns_ = asked;
     SetLeading(stat.has_value() && stat->ephemeral_owner == session_->session_id() &&
                session_->state() == ZkSessionState::kConnected);
     return Status::Ok();
@@ -144,7 +163,14 @@ void ShardElection::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
     if (!look_) {
-      wake_.wait(lock, [this] { return stop_ || look_; });
+      if (leading_) {
+        // Leading: look again every third of the lease, which renews it.
+        wake_.wait_for(lock, std::chrono::milliseconds(LeaseMs() / 3),
+                       [this] { return stop_ || look_; });
+        look_ = true;
+      } else {
+        wake_.wait(lock, [this] { return stop_ || look_; });
+      }
       continue;
     }
     look_ = false;

@@ -50,8 +50,12 @@ class ShardElection {
   void OnWatch(const ZkWatchEvent& event);
 
   // True while this candidate leads: its node is the lowest, its own
-  // session's, and the session is connected.
-  bool leading() const { return leading_.load(); }
+  // session's, the session is connected, and ZooKeeper answered it within
+  // the lease (half the session timeout). The lease covers what no event
+  // can: a process frozen past its session (SIGSTOP, a long pause) wakes
+  // up still "connected" until its client notices, while another candidate
+  // already leads; its lease has run out by then.
+  bool leading() const;
   // The leader's address as ZooKeeper has it now; kNotFound: no candidate.
   Result<std::string> LeaderAddress();
   // Leaves the election (deletes this candidate's node), so that the next
@@ -78,7 +82,12 @@ class ShardElection {
   const ShardElectionOptions options_;
   std::string node_;  // this candidate's node's name (not path); set by Join
 
+  // Half the session timeout: leading() holds this long after the last
+  // answer to the election's own look (every third of it while leading).
+  int LeaseMs() const;
+
   std::atomic<bool> leading_{false};
+  std::atomic<int64_t> lease_renewed_ns_{0};  // steady clock
   std::mutex mu_;
   std::condition_variable wake_;  // with mu_: look_ or stop_
   bool look_ = true;              // guarded by mu_: something changed, look again

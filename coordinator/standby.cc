@@ -1,0 +1,27 @@
+#include "coordinator/standby.h"
+
+#include "rpc/rpc_auth.h"
+#include "rpc/rpc_convert.h"
+
+namespace pact {
+
+void NotServingHandler::authenticate(const std::string& token) {
+  ThrowIfError(AuthenticateConnection(token));
+}
+
+void NotServingHandler::info(rpc::CoordinatorInfo&) {
+  // Refused too: a participant learns the shard's epoch from info, which only
+  // the active can tell.
+  ThrowIfError(Authorize(Roles::All(), "info"));
+  Refuse();
+}
+
+rpc::Outcome::type NotServingHandler::outcome(const std::string&) { Refuse(); }
+
+void NotServingHandler::Refuse() {
+  Status why = why_();
+  if (why.ok()) why = Status::Unavailable("coordinator of shard " + shard_ + " is not serving");
+  throw ToPactError(why);
+}
+
+}  // namespace pact

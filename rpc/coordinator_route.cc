@@ -1,0 +1,68 @@
+#include "rpc/coordinator_route.h"
+
+#include <algorithm>
+
+namespace pact {
+
+Result<std::unique_ptr<CoordinatorRoute>> CoordinatorRoute::Make(const std::string& addresses,
+                                                               RpcTimeouts timeouts,
+                                                               RpcCredentials credentials) {
+  std::vector<Endpoint> endpoints;
+  size_t start = 0;
+  while (start <= addresses.size()) {
+    size_t comma = addresses.find(',', start);
+    if (comma == std::string::npos) comma = addresses.size();
+    ASSIGN_OR_RETURN(Endpoint endpoint, Endpoint::Parse(addresses.substr(start, comma - start)));
+    endpoints.push_back(std::move(endpoint));
+    start = comma + 1;
+  }
+  return std::unique_ptr<CoordinatorRoute>(
+      new CoordinatorRoute(std::move(endpoints), timeouts, std::move(credentials)));
+}
+
+CoordinatorRoute::CoordinatorRoute(std::vector<Endpoint> endpoints, RpcTimeouts timeouts,
+                                 RpcCredentials credentials)
+    : timeouts_(timeouts), credentials_(std::move(credentials)) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& endpoint : endpoints) PoolFor(endpoint);
+}
+
+std::string CoordinatorRoute::current_address() { return Current()->endpoint().ToString(); }
+
+std::shared_ptr<CoordinatorRoute::Pool> CoordinatorRoute::Current() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pools_[current_];
+}
+
+void CoordinatorRoute::MoveOn(const Pool* failed) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pools_[current_].get() == failed) current_ = (current_ + 1) % pools_.size();
+}
+
+bool CoordinatorRoute::Follow(const Pool* standby, const std::string& leader) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pools_[current_].get() != standby) return true;  // someone moved on already
+  Result<Endpoint> endpoint = Endpoint::Parse(leader);
+  if (!endpoint.ok()) {
+    // No active known yet (a take-over in progress): try the next one.
+    current_ = (current_ + 1) % pools_.size();
+    return false;
+  }
+  std::shared_ptr<Pool> active = PoolFor(*endpoint);
+  if (active.get() == standby) return false;  // it names itself: nothing to follow
+  current_ = std::find(pools_.begin(), pools_.end(), active) - pools_.begin();
+  return true;
+}
+
+std::shared_ptr<CoordinatorRoute::Pool> CoordinatorRoute::PoolFor(const Endpoint& endpoint) {
+  for (const auto& pool : pools_) {
+    if (pool->endpoint().host == endpoint.host && pool->endpoint().port == endpoint.port) {
+      return pool;
+    }
+  }
+  pools_.push_back(std::make_shared<Pool>(endpoint, timeouts_,
+                                          credentials_.ToServer(Role::kCoordinator)));
+  return pools_.back();
+}
+
+}  // namespace pact
