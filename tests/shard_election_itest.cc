@@ -170,21 +170,15 @@ TEST_F(ShardElectionTest, ResigningHandsOverAtOnce) {
 // promote the standby; after the heal it learns its session expired and
 // never leads again.
 TEST_F(ShardElectionTest, LeaderCutOffFromZooKeeperStopsLeadingBeforeAnotherIsPromoted) {
-  std::vector<std::unique_ptr<FaultProxy>> proxies;
-  std::string through_proxies;
-  for (int i = 0; i < zk_->size(); ++i) {
-    auto proxy = FaultProxy::Start(zk_->client_port(i), FaultProxy::Framing::kOpaque);
-    ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
-    through_proxies += (i > 0 ? "," : "") + (*proxy)->address();
-    proxies.push_back(std::move(*proxy));
-  }
+  const std::string through_proxies = ThroughProxies();
+  ASSERT_FALSE(through_proxies.empty());
   auto old_leader = Enter("old:1", /*session_timeout_ms=*/2000, through_proxies);
   auto standby = Enter("standby:1");
   ASSERT_TRUE(old_leader && standby);
   ASSERT_TRUE(PollUntil([&] { return old_leader->leading(); }, 5000, 10));
 
   const auto cut = std::chrono::steady_clock::now();
-  for (auto& proxy : proxies) proxy->Freeze();
+  FreezeProxies();
   ASSERT_TRUE(PollUntil([&] { return !old_leader->leading(); }, 5000, 1));
   const auto stepped_down = std::chrono::steady_clock::now();
   ASSERT_TRUE(PollUntil([&] { return standby->leading(); }, 15000, 1));
@@ -197,7 +191,7 @@ TEST_F(ShardElectionTest, LeaderCutOffFromZooKeeperStopsLeadingBeforeAnotherIsPr
   EXPECT_LT(stepped_down, promoted);
   EXPECT_FALSE(standby->overlapped);
 
-  for (auto& proxy : proxies) proxy->Thaw();
+  ThawProxies();
   ASSERT_TRUE(old_leader->session->WaitForState(ZkSessionState::kExpired, 15000));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_FALSE(old_leader->leading());
@@ -211,21 +205,15 @@ TEST_F(ShardElectionTest, LeaderCutOffFromZooKeeperStopsLeadingBeforeAnotherIsPr
 // ZooKeeper server restart, say) stops leading while cut off and leads again
 // once reconnected, since nobody could have been promoted meanwhile.
 TEST_F(ShardElectionTest, ShortDisconnectSuspendsLeadershipAndReconnectRestoresIt) {
-  std::vector<std::unique_ptr<FaultProxy>> proxies;
-  std::string through_proxies;
-  for (int i = 0; i < zk_->size(); ++i) {
-    auto proxy = FaultProxy::Start(zk_->client_port(i), FaultProxy::Framing::kOpaque);
-    ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
-    through_proxies += (i > 0 ? "," : "") + (*proxy)->address();
-    proxies.push_back(std::move(*proxy));
-  }
+  const std::string through_proxies = ThroughProxies();
+  ASSERT_FALSE(through_proxies.empty());
   auto leader = Enter("a:1", /*session_timeout_ms=*/12000, through_proxies);
   auto standby = Enter("b:1");
   ASSERT_TRUE(leader && standby);
   ASSERT_TRUE(PollUntil([&] { return leader->leading(); }, 5000, 10));
-  for (auto& proxy : proxies) proxy->Freeze();
+  FreezeProxies();
   ASSERT_TRUE(PollUntil([&] { return !leader->leading(); }, 10000, 5));
-  for (auto& proxy : proxies) proxy->Thaw();
+  ThawProxies();
   ASSERT_TRUE(PollUntil([&] { return leader->leading(); }, 10000, 5));
   EXPECT_FALSE(standby->leading());
   EXPECT_FALSE(leader->session->expired());

@@ -287,14 +287,8 @@ TEST_F(ZkSessionTest, KilledEnsembleIsReportedAsConnectionLossAndItsReturnReconn
 // timeout: the servers (still running) expire the session and drop its
 // ephemeral node; once the partition heals the client is told it expired.
 TEST_F(ZkSessionTest, PartitionLongerThanTheSessionTimeoutExpiresTheSession) {
-  std::vector<std::unique_ptr<FaultProxy>> proxies;
-  std::string through_proxies;
-  for (int i = 0; i < zk_->size(); ++i) {
-    auto proxy = FaultProxy::Start(zk_->client_port(i), FaultProxy::Framing::kOpaque);
-    ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
-    through_proxies += (i > 0 ? "," : "") + (*proxy)->address();
-    proxies.push_back(std::move(*proxy));
-  }
+  const std::string through_proxies = ThroughProxies();
+  ASSERT_FALSE(through_proxies.empty());
   StateLog states;
   auto zk = Connect(2000, states.Listener(), {}, through_proxies);
   auto observer = Connect();
@@ -303,7 +297,7 @@ TEST_F(ZkSessionTest, PartitionLongerThanTheSessionTimeoutExpiresTheSession) {
   ASSERT_TRUE(zk->Create("/active", "", ZkCreateMode::kEphemeral).ok());
   const size_t before = states.size();
 
-  for (auto& proxy : proxies) proxy->Freeze();
+  FreezeProxies();
   ASSERT_TRUE(states.WaitFor(ZkSessionState::kConnectionLost, 5000, before));
   EXPECT_FALSE(zk->expired());  // the client cannot know yet
   // The servers expire the session on their own clock.
@@ -314,7 +308,7 @@ TEST_F(ZkSessionTest, PartitionLongerThanTheSessionTimeoutExpiresTheSession) {
       },
       15000, 50));
 
-  for (auto& proxy : proxies) proxy->Thaw();
+  ThawProxies();
   ASSERT_TRUE(states.WaitFor(ZkSessionState::kExpired, 15000, before));
   EXPECT_TRUE(zk->expired());
   Status dead = zk->Create("/again", "").status();

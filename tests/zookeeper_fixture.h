@@ -9,7 +9,9 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "cluster/fault_proxy.h"
 #include "cluster/temp_dir.h"
 #include "cluster/zookeeper_ensemble.h"
 #include "zookeeper/zk_session.h"
@@ -69,7 +71,29 @@ class ZooKeeperFixture : public ::testing::Test {
     return session.ok() ? std::move(*session) : nullptr;
   }
 
+  // A connect string through an opaque FaultProxy in front of every server
+  // (kept in proxies_), so that a test can partition one client from the
+  // whole ensemble while the servers run on; "" after a failed expectation.
+  std::string ThroughProxies() {
+    std::string connect;
+    for (int i = 0; i < zk_->size(); ++i) {
+      auto proxy = FaultProxy::Start(zk_->client_port(i), FaultProxy::Framing::kOpaque);
+      EXPECT_TRUE(proxy.ok()) << proxy.status().ToString();
+      if (!proxy.ok()) return "";
+      connect += (i > 0 ? "," : "") + (*proxy)->address();
+      proxies_.push_back(std::move(*proxy));
+    }
+    return connect;
+  }
+  void FreezeProxies() {
+    for (auto& proxy : proxies_) proxy->Freeze();
+  }
+  void ThawProxies() {
+    for (auto& proxy : proxies_) proxy->Thaw();
+  }
+
   TempDir dir_;  // outlives the servers, which write into it
+  std::vector<std::unique_ptr<FaultProxy>> proxies_;
   std::unique_ptr<ZooKeeperEnsemble> zk_;
 };
 
