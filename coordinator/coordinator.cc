@@ -89,6 +89,7 @@ Status Coordinator::Start() {
   LOG(INFO) << "coordinator " << options_.name << " epoch " << epoch << ": "
             << unfinished.size() << " unfinished commit decisions, " << registered.size()
             << " registered participants";
+  decisions_loaded_ = true;
   RETURN_NOT_OK(Recover());
   if (options_.runtime.background_threads) {
     deadline_thread_ = std::thread([this] { DeadlineLoop(); });
@@ -408,7 +409,13 @@ Result<Outcome> Coordinator::Inquire(const std::string& txn_id) {
     return Status::NotFound("transaction " + txn_id + " belongs to coordinator '" +
                             id.coordinator + "'");
   }
-  if (!ready_) return Status::Unavailable("coordinator is recovering; ask again shortly");
+  // While recovering, a transaction of an earlier run can be answered once
+  // every recorded decision is in the table: an unprepared branch of it may
+  // hold the locks a recovering commit waits for, and must not wait for the
+  // recovery in turn.
+  if (!ready_ && !(decisions_loaded_ && id.epoch < epoch_)) {
+    return Status::Unavailable("coordinator is recovering; ask again shortly");
+  }
   std::shared_ptr<Txn> txn;
   {
     // One look under one lock: a reserved id becomes a transaction in the

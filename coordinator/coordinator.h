@@ -160,6 +160,8 @@ class Coordinator {
   std::atomic<int64_t> epoch_{0};
   std::atomic<int64_t> next_seq_{1};
   std::atomic<bool> ready_{false};
+  // Start loaded the journal's decisions (recovery may still be running).
+  std::atomic<bool> decisions_loaded_{false};
   std::atomic<bool> draining_{false};
   std::unique_ptr<CoordinatorMetrics> own_metrics_;  // when none was given
   CoordinatorMetrics* metrics_;
