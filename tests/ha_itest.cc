@@ -426,5 +426,30 @@ TEST_F(HaTest, KillOfTheActiveUnderABankWorkloadLosesNothingAndTellsTheTruth) {
   EXPECT_TRUE(explained) << "the balances are not what the clients were told";
 }
 
+// pactctl shows the shard as ZooKeeper has it: before and after a take-over.
+TEST_F(HaTest, PactctlShowsTheShardsActiveStandbysEpochAndDecisions) {
+  auto shards = [&] {
+    Ran ran = RunPactctl({"shards", "--zookeeper=" + zk_->ConnectString(), "--json"});
+    EXPECT_EQ(ran.code, 0) << ran.out;
+    return ran.out;
+  };
+  const std::string before = shards();
+  EXPECT_NE(before.find("\"shard\":\"c1\""), std::string::npos) << before;
+  EXPECT_NE(before.find("\"active\":\"" + active_address() + "\""), std::string::npos) << before;
+  EXPECT_NE(before.find("\"standbys\":[\"" + standby_address() + "\"]"), std::string::npos)
+      << before;
+  EXPECT_NE(before.find("\"epoch\":\"1\""), std::string::npos) << before;
+  KillActiveAndTimeTakeOver();
+  // The killed active's node goes with its session, which the take-over waited out.
+  const std::string after = shards();
+  EXPECT_NE(after.find("\"active\":\"" + standby_address() + "\""), std::string::npos) << after;
+  EXPECT_NE(after.find("\"standbys\":[]"), std::string::npos) << after;
+  EXPECT_NE(after.find("\"epoch\":\"2\""), std::string::npos) << after;
+  Ran table = RunPactctl({"shards", "--zookeeper=" + zk_->ConnectString()});
+  EXPECT_EQ(table.code, 0);
+  EXPECT_NE(table.out.find("UNFINISHED DECISIONS"), std::string::npos) << table.out;
+  EXPECT_EQ(RunPactctl({"shards"}).code, 2);  // no --zookeeper
+}
+
 }  // namespace
 }  // namespace pact

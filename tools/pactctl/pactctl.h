@@ -71,4 +71,7 @@ int Heuristics(const Context& ctx);
 int Forget(const Context& ctx, const std::string& txn_id);
 int Journal(const Context& ctx, const std::string& path);
 
+// Highly available shards, from ZooKeeper (pactctl_shards.cc).
+int Shards(const Context& ctx, const std::string& zookeeper, const std::string& zk_root);
+
 }  // namespace pact::ctl

@@ -34,6 +34,8 @@ const char kUsage[] =
     "  stats                 the coordinator's counters and commit latency percentiles\n"
     "  journal PATH          read a journal file with the coordinator stopped: epoch,\n"
     "                        participants, unfinished decisions, heuristic mixes\n"
+    "  shards --zookeeper Z  highly available shards: each one's active and standbys, its\n"
+    "                        epoch and its unfinished decisions, from ZooKeeper\n"
     "\n"
     "Acting:\n"
     "  retry TXN             re-send the pending commits of a COMMITTING transaction now\n"
@@ -75,7 +77,11 @@ int main(int argc, char** argv) {
       ("journal", po::value<std::string>()->default_value(""),
        "participants, branches, in-doubt, resolve: the coordinator's journal file, to find "
        "the participants while the coordinator is down")
-      ("force", "resolve, remove-participant: override the safety refusal");
+      ("force", "resolve, remove-participant: override the safety refusal")
+      ("zookeeper", po::value<std::string>()->default_value(""),
+       "shards: ZooKeeper connect string (HOST:PORT,...)")
+      ("zk_root", po::value<std::string>()->default_value("/pact"),
+       "shards: the znode the coordinators were given as --zk_root");
   pact::AddSecurityFlags(&desc, &security);
   po::options_description hidden;
   hidden.add_options()("command", po::value(&command))("args", po::value(&args));
@@ -121,6 +127,9 @@ int main(int argc, char** argv) {
   if (command == "heuristics" && n == 0) return Heuristics(ctx);
   if (command == "stats" && n == 0) return Stats(ctx);
   if (command == "journal" && n == 1) return Journal(ctx, args[0]);
+  if (command == "shards" && n == 0) {
+    return Shards(ctx, vm["zookeeper"].as<std::string>(), vm["zk_root"].as<std::string>());
+  }
   if (command == "retry" && n == 1) return Retry(ctx, args[0]);
   if (command == "forget" && n == 1) return Forget(ctx, args[0]);
   if (command == "remove-participant" && n == 1) return RemoveParticipant(ctx, args[0], force);
