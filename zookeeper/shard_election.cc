@@ -199,17 +199,27 @@ void ShardElection::Loop() {
   }
 }
 
-Result<std::string> ShardElection::LeaderAddress() {
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    ASSIGN_OR_RETURN(std::vector<std::string> children, session_->Children(options_.path));
-    if (children.empty()) return Status::NotFound("no candidate in " + options_.path);
-    SortBySequence(&children);
-    Result<ZkNode> leader = session_->Get(options_.path + "/" + children.front());
-    if (leader.ok()) return leader->data;
-    if (leader.status().code() != StatusCode::kNotFound) return leader.status();
-    // It left between the two looks: look again.
+Result<std::vector<std::string>> ElectionCandidates(ZkSession* session, const std::string& path) {
+  Result<std::vector<std::string>> names = session->Children(path);
+  if (names.status().code() == StatusCode::kNotFound) return std::vector<std::string>{};
+  RETURN_NOT_OK(names.status());
+  SortBySequence(&*names);
+  std::vector<std::string> addresses;
+  for (const auto& name : *names) {
+    Result<ZkNode> node = session->Get(path + "/" + name);
+    if (node.ok()) {
+      addresses.push_back(node->data);
+    } else if (node.status().code() != StatusCode::kNotFound) {  // gone meanwhile: skipped
+      return node.status();
+    }
   }
-  return Status::Unavailable("the election at " + options_.path + " keeps changing");
+  return addresses;
+}
+
+Result<std::string> ShardElection::LeaderAddress() {
+  ASSIGN_OR_RETURN(std::vector<std::string> candidates, ElectionCandidates(session_, options_.path));
+  if (candidates.empty()) return Status::NotFound("no candidate in " + options_.path);
+  return candidates.front();
 }
 
 Status ShardElection::Resign() {

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/status.h"
 #include "zookeeper/zk_session.h"
@@ -96,6 +97,10 @@ class ShardElection {
   bool reported_ = false;         // the on_change state last reported (election thread)
   std::thread thread_;
 };
+
+// The addresses of the candidates in the election at `path`, in election
+// order: the active (or the one about to be) first. Empty if nobody entered.
+Result<std::vector<std::string>> ElectionCandidates(ZkSession* session, const std::string& path);
 
 // A session is made before the election that follows it: its listeners go
 // through a relay, attached to the election once there is one and detached

@@ -1,11 +1,10 @@
 // pactctl shards: the highly available shards as ZooKeeper holds them: each
 // shard's active and standbys (in election order), its epoch and its COMMIT
 // records not yet finished. Read-only, and needs no coordinator.
-#include <algorithm>
 #include <iostream>
 
 #include "tools/pactctl/pactctl.h"
-#include "zookeeper/zk_session.h"
+#include "zookeeper/shard_election.h"
 
 namespace pact::ctl {
 namespace {
@@ -17,26 +16,9 @@ struct ShardView {
   int decisions = 0;
 };
 
-// The candidates' addresses in election order (by the nodes' sequence numbers).
-Result<std::vector<std::string>> Candidates(ZkSession& zk, const std::string& election) {
-  auto names = zk.Children(election);
-  if (names.status().code() == StatusCode::kNotFound) return std::vector<std::string>{};
-  RETURN_NOT_OK(names.status());
-  std::sort(names->begin(), names->end(), [](const std::string& a, const std::string& b) {
-    return a.substr(a.size() - std::min<size_t>(a.size(), 10)) <
-           b.substr(b.size() - std::min<size_t>(b.size(), 10));
-  });
-  std::vector<std::string> addresses;
-  for (const auto& name : *names) {
-    auto node = zk.Get(election + "/" + name);
-    if (node.ok()) addresses.push_back(node->data);  // one that left meanwhile is skipped
-  }
-  return addresses;
-}
-
 Result<ShardView> ReadShard(ZkSession& zk, const std::string& root, const std::string& name) {
   ShardView shard{name, {}, "-", 0};
-  ASSIGN_OR_RETURN(shard.candidates, Candidates(zk, root + "/election"));
+  ASSIGN_OR_RETURN(shard.candidates, ElectionCandidates(&zk, root + "/election"));
   if (auto epoch = zk.Get(root + "/epoch"); epoch.ok()) shard.epoch = epoch->data;
   ASSIGN_OR_RETURN(std::optional<ZkStat> commits, zk.Exists(root + "/commits"));
   if (commits) shard.decisions = commits->num_children;
