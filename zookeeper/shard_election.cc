@@ -1,6 +1,7 @@
 #include "zookeeper/shard_election.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -199,27 +200,41 @@ void ShardElection::Loop() {
   }
 }
 
-Result<std::vector<std::string>> ElectionCandidates(ZkSession* session, const std::string& path) {
+namespace {
+
+// The addresses of the election's candidates in election order, reading
+// only the first `most` of them that are still there (a node gone between
+// the two looks is skipped).
+Result<std::vector<std::string>> CandidatesInOrder(ZkSession* session, const std::string& path,
+                                                   size_t most) {
   Result<std::vector<std::string>> names = session->Children(path);
   if (names.status().code() == StatusCode::kNotFound) return std::vector<std::string>{};
   RETURN_NOT_OK(names.status());
   SortBySequence(&*names);
   std::vector<std::string> addresses;
   for (const auto& name : *names) {
+    if (addresses.size() == most) break;
     Result<ZkNode> node = session->Get(path + "/" + name);
     if (node.ok()) {
       addresses.push_back(node->data);
-    } else if (node.status().code() != StatusCode::kNotFound) {  // gone meanwhile: skipped
+    } else if (node.status().code() != StatusCode::kNotFound) {
       return node.status();
     }
   }
   return addresses;
 }
 
+}  // namespace
+
+Result<std::vector<std::string>> ElectionCandidates(ZkSession* session, const std::string& path) {
+  return CandidatesInOrder(session, path, SIZE_MAX);
+}
+
 Result<std::string> ShardElection::LeaderAddress() {
-  ASSIGN_OR_RETURN(std::vector<std::string> candidates, ElectionCandidates(session_, options_.path));
-  if (candidates.empty()) return Status::NotFound("no candidate in " + options_.path);
-  return candidates.front();
+  // A standby asks this for every call it refuses: one node read, not all.
+  ASSIGN_OR_RETURN(std::vector<std::string> leader, CandidatesInOrder(session_, options_.path, 1));
+  if (leader.empty()) return Status::NotFound("no candidate in " + options_.path);
+  return leader.front();
 }
 
 Status ShardElection::Resign() {
