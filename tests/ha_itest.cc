@@ -4,13 +4,19 @@
 // killed the standby takes over within 3 s, finishes the decision the old
 // active recorded, and rolls back what it had only prepared; SIGTERM hands
 // over at once.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <atomic>
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 #include <memory>
@@ -36,6 +42,10 @@ class HaTest : public ZooKeeperFixture {
   void SetUp() override {
     ZooKeeperFixture::SetUp();
     if (HasFatalFailure()) return;
+    if (with_tokens_) {
+      Status st = cluster_.UseTokens();
+      ASSERT_TRUE(st.ok()) << st.ToString();
+    }
     // The first active may reach ZooKeeper through proxies (that the test
     // can freeze); the standby always reaches it directly.
     cluster_.OverrideCoordinatorFlags(
@@ -70,6 +80,7 @@ class HaTest : public ZooKeeperFixture {
     for (std::string& flag : argv) {
       if (flag.rfind("--zookeeper=", 0) == 0) flag = "--zookeeper=" + zk_->ConnectString();
     }
+    for (const std::string& flag : cluster_.SecurityFlagsOf("c1")) argv.push_back(flag);
     standby_ = std::make_unique<Process>(argv, std::map<std::string, std::string>{},
                                          dir_.File("standby.log"));
     ASSERT_TRUE(standby_->Start().ok());
@@ -79,7 +90,8 @@ class HaTest : public ZooKeeperFixture {
   std::string standby_address() const { return "127.0.0.1:" + std::to_string(standby_port_); }
 
   Result<rpc::CoordinatorInfo> Info(int port) {
-    RpcConnection<rpc::CoordinatorClient> conn(Endpoint{"127.0.0.1", port}, RpcTimeouts{500, 500});
+    RpcConnection<rpc::CoordinatorClient> conn(Endpoint{"127.0.0.1", port}, RpcTimeouts{500, 500},
+                                               cluster_.credentials());
     rpc::CoordinatorInfo info;
     RETURN_NOT_OK(conn.Call([&](rpc::CoordinatorClient& c) { c.info(info); }));
     return info;
@@ -93,6 +105,7 @@ class HaTest : public ZooKeeperFixture {
   std::unique_ptr<Client> Connect() {
     ClientOptions options;
     options.commit_budget_ms = 8000;  // spans a take-over
+    options.credentials = cluster_.application_credentials();
     auto client = Client::Connect(standby_address() + "," + active_address(), options);
     EXPECT_TRUE(client.ok()) << client.status().ToString();
     return client.ok() ? std::move(*client) : nullptr;
@@ -263,6 +276,7 @@ class HaTest : public ZooKeeperFixture {
 
   std::map<std::string, std::string> active_env_;  // the first active's environment
   bool active_through_proxies_ = false;             // set before SetUp
+  bool with_tokens_ = false;  // set before SetUp: every process needs its role's token
   TestCluster cluster_{dir_};
   int standby_port_ = 0;
   std::unique_ptr<Process> standby_;
@@ -578,6 +592,93 @@ INSTANTIATE_TEST_SUITE_P(Lost, HaDecisionWriteLostTest, ::testing::Values(true, 
                          [](const auto& info) {
                            return std::string(info.param ? "ReplyLost" : "RequestLost");
                          });
+
+// Every process needs its role's token: strangers learn nothing from a
+// standby (not even where the active is), and junk frames sent to it leave
+// it standing and able to take over.
+class HaStrangersTest : public HaTest {
+ protected:
+  HaStrangersTest() { with_tokens_ = true; }
+
+  Status StandbyAnswer(const RpcCredentials& credentials) {
+    RpcConnection<rpc::CoordinatorClient> standby(Endpoint{"127.0.0.1", standby_port_},
+                                                  RpcTimeouts{500, 500}, credentials);
+    rpc::IdBlock block;
+    return standby.Call([&](rpc::CoordinatorClient& c) { c.reserveTxnIds(block, 8); });
+  }
+
+  // Writes `bytes` on a new connection to the standby, waits briefly for
+  // whatever it answers, and leaves.
+  void SendToStandby(const std::string& bytes) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(standby_port_));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      (void)send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      pollfd pfd{fd, POLLIN, 0};
+      (void)poll(&pfd, 1, 200);
+    }
+    close(fd);
+  }
+};
+
+TEST_F(HaStrangersTest, StandbyTellsStrangersNothingAndTheApplicationWhereTheActiveIs) {
+  Status st = StandbyAnswer(RpcCredentials{});
+  EXPECT_EQ(st.code(), StatusCode::kUnauthenticated) << st.ToString();
+  EXPECT_EQ(st.message().find(active_address()), std::string::npos) << st.ToString();
+  st = StandbyAnswer(RpcCredentials{nullptr, "0123456789abcdef0123456789abcdef"});
+  EXPECT_EQ(st.code(), StatusCode::kUnauthenticated) << st.ToString();
+  st = StandbyAnswer(cluster_.application_credentials());
+  EXPECT_EQ(st.code(), StatusCode::kNotLeader) << st.ToString();
+  EXPECT_EQ(LeaderNamedBy(st), active_address());
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(Transfer(*client, 2).ok());
+  KillActiveAndTimeTakeOver();
+  // The new active is as strict as the old one.
+  EXPECT_EQ(StandbyAnswer(RpcCredentials{}).code(), StatusCode::kUnauthenticated);
+  ASSERT_TRUE(TransferUntilCommitted(*client, 3).ok());
+  ExpectNothingHeld();
+  EXPECT_EQ(Balance("bank_a"), 95);
+  EXPECT_EQ(Balance("bank_b"), 105);
+}
+
+TEST_F(HaStrangersTest, JunkFramesLeaveTheStandbyStandingAndAbleToTakeOver) {
+  auto frame = [](uint32_t length, const std::string& body) {
+    std::string out;
+    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(length >> shift));
+    return out + body;
+  };
+  const std::string call_header("\x80\x01\x00\x01\x00\x00\x00\x08reserveT", 16);
+  std::mt19937 rng(7);
+  for (int i = 0; i < 60; ++i) {
+    std::string junk(1 + rng() % 300, '\0');
+    for (char& c : junk) c = static_cast<char>(rng());
+    switch (i % 6) {
+      case 0: SendToStandby(frame(static_cast<uint32_t>(junk.size()), junk)); break;
+      case 1: SendToStandby(frame(0x7fffffff, junk)); break;       // a frame of 2 GiB
+      case 2: SendToStandby(frame((64u << 20) + 1, junk)); break;  // just over any limit
+      case 3: SendToStandby(frame(0x80000000u, junk)); break;      // a negative length
+      case 4:  // a call header declaring a 1 GiB method name
+        SendToStandby(frame(64, std::string("\x80\x01\x00\x01\x40\x00\x00\x00", 8) + junk));
+        break;
+      default: SendToStandby(frame(100, call_header)); break;  // cut short
+    }
+  }
+  EXPECT_TRUE(standby_->running());
+  Status st = StandbyAnswer(cluster_.application_credentials());
+  EXPECT_EQ(st.code(), StatusCode::kNotLeader) << st.ToString();
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  const int64_t ms = KillActiveAndTimeTakeOver();
+  EXPECT_LT(ms, 3000);
+  ASSERT_TRUE(TransferUntilCommitted(*client, 4).ok());
+  ExpectNothingHeld();
+  EXPECT_EQ(Balance("bank_a"), 96);
+}
 
 // pactctl shows the shard as ZooKeeper has it: before and after a take-over.
 TEST_F(HaTest, PactctlShowsTheShardsActiveStandbysEpochAndDecisions) {
