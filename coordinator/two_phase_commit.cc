@@ -315,6 +315,7 @@ Result<CommitOutcome> TwoPhaseCommit::CommitOnePhase(const std::shared_ptr<Txn>&
   int backoff_ms = options_.commit_retry_initial_ms;
   for (int attempt = 1; attempt <= options_.one_phase_attempts; ++attempt) {
     st = AskOnePhase(txn, participant);
+    if (attempt > 1 && RefusesTheCaller(st)) return OnePhaseUnknowable(txn, participant, st);
     if (st.code() != StatusCode::kUnavailable) return SettleOnePhase(txn, participant, st);
     if (attempt < options_.one_phase_attempts) {
       runtime_.clock->SleepFor(Millis(backoff_ms));
@@ -327,6 +328,23 @@ Result<CommitOutcome> TwoPhaseCommit::CommitOnePhase(const std::shared_ptr<Txn>&
              << " (asking again in the background): " << st.ToString();
   Schedule(txn, backoff_ms);
   return Status::Unavailable("one-phase commit outcome unknown: " + st.message());
+}
+
+bool TwoPhaseCommit::RefusesTheCaller(const Status& answer) {
+  return answer.code() == StatusCode::kFenced || answer.code() == StatusCode::kUnauthenticated ||
+         answer.code() == StatusCode::kPermissionDenied;
+}
+
+Status TwoPhaseCommit::OnePhaseUnknowable(const std::shared_ptr<Txn>& txn,
+                                          const std::string& participant, const Status& answer) {
+  // An earlier attempt may have committed (its answer was lost), and this
+  // refusal is about the caller, not the branch: nothing this run can ask
+  // will tell. It stays PREPARING here; the participant alone knows.
+  LOG(ERROR) << "txn " << txn->id << " one-phase commit outcome unknown at " << participant
+             << ", which now refuses this coordinator: " << answer.ToString();
+  return Status::Unavailable("one-phase commit outcome unknown: an earlier attempt may have "
+                             "committed at " + participant + ", which now refuses this "
+                             "coordinator (" + answer.message() + ")");
 }
 
 Status TwoPhaseCommit::AskOnePhase(const std::shared_ptr<Txn>& txn,
@@ -366,6 +384,10 @@ bool TwoPhaseCommit::Redrive(const std::shared_ptr<Txn>& txn) {
   if (!one_phase.empty()) {
     Status st = AskOnePhase(txn, one_phase);
     if (st.code() == StatusCode::kUnavailable) return false;
+    if (RefusesTheCaller(st)) {
+      (void)OnePhaseUnknowable(txn, one_phase, st);
+      return true;  // asking again cannot help
+    }
     SettleOnePhase(txn, one_phase, st);
     return true;
   }

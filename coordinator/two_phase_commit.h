@@ -108,12 +108,20 @@ class TwoPhaseCommit {
   Status WhyNotDeciding() const;
 
  private:
-  Result<CommitOutcome> CommitOnePhase(const std::shared_ptr<Txn>& txn, const std::string& participant);
+  Result<CommitOutcome> CommitOnePhase(const std::shared_ptr<Txn>& txn,
+                                       const std::string& participant);
   // One one-phase commit message; kUnavailable: still unknown.
   Status AskOnePhase(const std::shared_ptr<Txn>& txn, const std::string& participant);
   // The participant's answer decides: COMMITTED, or ABORTED with its reason.
   CommitOutcome SettleOnePhase(const std::shared_ptr<Txn>& txn, const std::string& participant,
                                const Status& answer);
+  // An answer about the caller (FENCED, not authenticated, not allowed), not
+  // the branch: after an attempt whose outcome is unknown it settles nothing.
+  static bool RefusesTheCaller(const Status& answer);
+  // Such a refusal after an unknown attempt: the outcome stays unknown for
+  // good (kUnavailable); the transaction stays PREPARING.
+  Status OnePhaseUnknowable(const std::shared_ptr<Txn>& txn, const std::string& participant,
+                            const Status& answer);
   // A retry of a queued transaction: its pending commits, or the unknown
   // outcome of its one-phase commit. True once it is finished.
   bool Redrive(const std::shared_ptr<Txn>& txn);

@@ -257,6 +257,32 @@ TEST_F(CoordinatorTest, OnePhaseOutcomeStillUnknownIsAskedAgainInTheBackground) 
   EXPECT_EQ(participants_.Count("commit1pc", "a"), options_.protocol.one_phase_attempts + 1);
 }
 
+// The first one-phase commit's answer is lost (it may have committed); the
+// participant then refuses this coordinator (replaced by a newer run, seen
+// first by the HA simulation, seed 575): that says nothing of the first
+// attempt, so the outcome is unknown, never ABORTED.
+TEST_F(CoordinatorTest, OnePhaseRefusedAfterALostAnswerStaysUnknown) {
+  StartCoordinator();
+  participants_.AnswerCommits(
+      "a", {Status::Unavailable("connection reset"),
+            Status::Fenced("coordinator pact epoch 1 was replaced by epoch 2")});
+  std::string txn = BeginWith({"a"});
+  Status st = Commit(txn).status();
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+  EXPECT_NE(st.message().find("may have committed"), std::string::npos) << st.ToString();
+  EXPECT_EQ(coordinator_->GetStatus(txn)->state, TxnState::kPreparing);
+  EXPECT_EQ(participants_.Count("rollback", "a"), 0);  // nothing undone that may have committed
+}
+
+// Refused at the first ask: nothing was applied, so it aborts.
+TEST_F(CoordinatorTest, OnePhaseRefusedAtTheFirstAskAborts) {
+  StartCoordinator();
+  participants_.AnswerCommits("a", {Status::Fenced("coordinator pact epoch 1 was replaced")});
+  auto outcome = Commit(BeginWith({"a"}));
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  EXPECT_EQ(outcome->state, TxnState::kAborted);
+}
+
 TEST_F(CoordinatorTest, UnacknowledgedCommitIsRetriedUntilAcknowledged) {
   StartCoordinator();
   participants_.FailCommits("b", 4);

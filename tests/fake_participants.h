@@ -41,6 +41,11 @@ class FakeParticipants : public Participants {
   }
   // Two-phase commits at `p` wait until ReleaseCommits (a participant that
   // is slow to finish phase two).
+  // The next commits to p answer these, in order (before FailCommits' errors).
+  void AnswerCommits(const std::string& p, std::vector<Status> answers) {
+    std::lock_guard<std::mutex> lock(mu_);
+    script_[p].commit_answers = std::move(answers);
+  }
   void HoldCommits(const std::string& p) {
     std::lock_guard<std::mutex> lock(mu_);
     script_[p].commits_held = true;
@@ -104,6 +109,11 @@ class FakeParticipants : public Participants {
     calls_.push_back({one_phase ? "commit1pc" : "commit", p, txn_id});
     Script& s = script_[p];
     released_.wait(lock, [&] { return one_phase || !s.commits_held; });
+    if (!s.commit_answers.empty()) {
+      Status answer = s.commit_answers.front();
+      s.commit_answers.erase(s.commit_answers.begin());
+      return answer;
+    }
     if (s.commit_failures > 0) {
       s.commit_failures--;
       return s.commit_error;
@@ -145,6 +155,7 @@ class FakeParticipants : public Participants {
     int commit_failures = 0;
     bool commits_held = false;
     Status commit_error;
+    std::vector<Status> commit_answers;
     Status rollback_error;
     std::vector<std::string> prepared;
   };
