@@ -293,6 +293,9 @@ void ShardMembers::InjectFaults() {
     Member* victim = active && random.Chance(0.6) ? active : random.Pick(up);
     if (random.Chance(0.3)) {
       victim->process.Crash("(kill -9 between steps)");
+    } else if (victim == active && random.Chance(0.3)) {
+      active->journal->KillAtNextCommit();
+      env_.history->Add("armed: " + active->process.name() + " is killed at its next COMMIT write");
     } else {
       int64_t n = random.Range(1, 15);
       victim->process.ArmCrash(n);
@@ -303,6 +306,9 @@ void ShardMembers::InjectFaults() {
   if (random.Chance(f.active_pause) && active && !any_paused) {
     if (random.Chance(0.4)) {
       Pause(*active, "between steps");
+    } else if (random.Chance(0.4)) {
+      active->journal->PauseAtNextCommit([this, active] { PauseAtEvent(*active); });
+      env_.history->Add("armed: " + active->process.name() + " is paused at its next COMMIT write");
     } else {
       int64_t n = random.Range(1, 15);
       active->process.ArmFreeze(n, [this, active] { PauseAtEvent(*active); });

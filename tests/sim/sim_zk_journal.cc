@@ -52,10 +52,18 @@ Result<ZkOp> SimZkJournal::EpochCheck() const {
 }
 
 Result<std::vector<ZkOpResult>> SimZkJournal::Send(const std::string& what,
-                                                   const std::vector<ZkOp>& ops) {
+                                                   const std::vector<ZkOp>& ops, bool decision) {
   if (!Alive()) return kDown;
+  if (decision && pause_at_commit_) {
+    auto pause = std::move(pause_at_commit_);
+    pause_at_commit_ = nullptr;
+    pause();  // the multi goes out after it
+    if (!Alive()) return kDown;
+  }
+  const bool kill = decision && kill_at_commit_;
+  if (kill) kill_at_commit_ = false;
   // An armed pause strikes inside CountEvent: the multi goes out after it.
-  if (process_->CountEvent()) {
+  if (process_->CountEvent() || kill) {
     const bool sent = random_->Chance(0.5);
     if (sent) (void)zk_->Multi(session_, ops);
     process_->Crash("at its ZooKeeper write " + what + (sent ? " (applied)" : " (not sent)"));
@@ -106,7 +114,7 @@ Status SimZkJournal::LogCommit(const CommitRecord& record) {
   std::string data = std::to_string(record.decided_at_ms);
   for (const std::string& branch : record.branches) data += "\n" + branch;
   const std::vector<ZkOp> ops = {*EpochCheck(), ZkOp::Create(CommitPath(record.txn_id), data)};
-  Result<std::vector<ZkOpResult>> written = Send("COMMIT " + record.txn_id, ops);
+  Result<std::vector<ZkOpResult>> written = Send("COMMIT " + record.txn_id, ops, true);
   if (!written.ok() && written.status().code() == StatusCode::kUnavailable) {
     written = SettleUnknown(ops, written.status());
   }

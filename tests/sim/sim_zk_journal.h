@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,6 +42,10 @@ class SimZkJournal : public Journal {
   void Flush();
   // The epoch this journal raised the shard to (0 before RaiseEpoch).
   int64_t epoch() const { return epoch_; }
+  // At the next COMMIT write, the member is killed (before it is sent or
+  // after it was applied, as the seed says) or `pause` runs before it is sent.
+  void KillAtNextCommit() { kill_at_commit_ = true; }
+  void PauseAtNextCommit(std::function<void()> pause) { pause_at_commit_ = std::move(pause); }
 
   Result<int64_t> RaiseEpoch() override;
   Status LogCommit(const CommitRecord& record) override;
@@ -64,7 +69,8 @@ class SimZkJournal : public Journal {
   // The check that fences a write; kFailedPrecondition before RaiseEpoch.
   Result<ZkOp> EpochCheck() const;
   // Sends `ops` as one multi, as a write the member may crash or pause at.
-  Result<std::vector<ZkOpResult>> Send(const std::string& what, const std::vector<ZkOp>& ops);
+  Result<std::vector<ZkOpResult>> Send(const std::string& what, const std::vector<ZkOp>& ops,
+                                       bool decision = false);
   // Runs `ops` after the epoch check, atomically.
   Status FencedMulti(const std::string& what, std::vector<ZkOp> ops);
   // After a refused multi: kFenced if the epoch moved on, else `refused`.
@@ -85,6 +91,8 @@ class SimZkJournal : public Journal {
   int64_t epoch_ = 0;
   std::vector<std::string> ends_;
   JournalStats stats_;
+  bool kill_at_commit_ = false;
+  std::function<void()> pause_at_commit_;
 };
 
 }  // namespace pact::sim
