@@ -59,14 +59,22 @@ bool ShardMembers::Serving(const Member& m) const {
          env_.clock->elapsed_ms() - m.lease_renewed_ms < zk_.session_timeout_ms() / 2;
 }
 
+bool ShardMembers::Runnable(const Member& m) const {
+  return m.process.up() && !m.process.asleep && m.in_client_calls == 0;
+}
+
 void ShardMembers::Drive() {
   for (auto& owned : members_) {
     Member& m = *owned;
-    if (!m.process.up() || m.process.asleep) continue;
+    if (!Runnable(m)) continue;
     if (m.session == 0) {
       Result<int64_t> session = zk_.Connect(m.process.name());
       if (!session.ok()) continue;
       m.session = *session;
+    }
+    if (m.stopping_steps > 0) {
+      if (--m.stopping_steps == 0) m.process.Crash("(stopped cleanly)");
+      continue;
     }
     if (m.node.empty() && !Join(m)) continue;
     Look(m);
@@ -216,21 +224,33 @@ CoordinatorRoute ShardMembers::Route() {
 void ShardMembers::TickOne() {
   std::vector<Member*> awake;
   for (auto& m : members_) {
-    if (m->coordinator && m->process.up() && !m->process.asleep) awake.push_back(m.get());
+    if (m->coordinator && Runnable(*m)) awake.push_back(m.get());
   }
   if (!awake.empty()) env_.random->Pick(awake)->coordinator->Tick();
 }
 
 void ShardMembers::TickAll() {
   for (auto& m : members_) {
-    if (m->coordinator && m->process.up() && !m->process.asleep) m->coordinator->Tick();
+    if (m->coordinator && Runnable(*m)) m->coordinator->Tick();
   }
 }
 
 void ShardMembers::Flush() {
   for (auto& m : members_) {
-    if (m->journal && m->process.up() && !m->process.asleep) m->journal->Flush();
+    if (m->journal && Runnable(*m)) m->journal->Flush();
   }
+}
+
+void ShardMembers::Stop(Member& m) {
+  Count("clean stops");
+  env_.history->Add("STOP " + m.process.name() + " (SIGTERM, epoch " +
+                    std::to_string(m.coordinator->epoch()) + "): drains, resigns, winds down");
+  const size_t open = m.coordinator->Drain(0);
+  Status resigned = zk_.Delete(m.session, ElectionPath() + "/" + m.node, kZkAnyVersion);
+  env_.history->Add(m.process.name() + ": " + std::to_string(open) + " transactions open; resign: " +
+                    Show(resigned));
+  m.leading = false;
+  m.stopping_steps = static_cast<int>(env_.random->Range(1, 30));
 }
 
 void ShardMembers::Pause(Member& m, const std::string& when) {
@@ -254,22 +274,48 @@ void ShardMembers::Wake(Member& m) {
                                    : std::string(" as a standby")));
 }
 
-void ShardMembers::PauseAtEvent(Member& m) {
+bool ShardMembers::CanWaitInCall(const Member& m) const {
   // Only a call whose stack holds nothing but the application's step and
   // this member can wait while the world runs on: a participant's handler on
   // the stack would be entered again.
-  if (m.in_client_calls == 0 || pause_in_progress_ || env_.invariants->delivering() ||
-      !run_world_step) {
+  return m.in_client_calls > 0 && !pause_in_progress_ && !env_.invariants->delivering() &&
+         run_world_step;
+}
+
+void ShardMembers::RunWorldUntil(const Member& m, int64_t until_ms) {
+  pause_in_progress_ = true;
+  for (int i = 0; i < 5000 && m.process.up() && env_.clock->elapsed_ms() < until_ms; ++i) {
+    run_world_step();
+  }
+  pause_in_progress_ = false;
+}
+
+void ShardMembers::PauseAtEvent(Member& m) {
+  if (!CanWaitInCall(m)) {
     m.pause_after_step = true;
     return;
   }
   Pause(m, "inside an application's call");
-  pause_in_progress_ = true;
-  for (int i = 0; i < 5000 && m.process.up() && env_.clock->elapsed_ms() < m.wake_at_ms; ++i) {
-    run_world_step();
-  }
-  pause_in_progress_ = false;
+  RunWorldUntil(m, m.wake_at_ms);
   if (m.process.up()) Wake(m);
+}
+
+void ShardMembers::StopAtDecision(Member& m) {
+  if (!CanWaitInCall(m) || !m.coordinator) return;
+  // The drain's grace ran out with this decision still being made: the
+  // member resigns, its successor takes over (presuming abort), and only
+  // then does the decision reach its journal, on a session still alive.
+  Count("clean stops");
+  const int64_t ms = env_.random->Range(zk_.session_timeout_ms() / 4, zk_.session_timeout_ms());
+  Status resigned = zk_.Delete(m.session, ElectionPath() + "/" + m.node, kZkAnyVersion);
+  env_.history->Add("STOP " + m.process.name() + " (SIGTERM, epoch " +
+                    std::to_string(m.coordinator->epoch()) +
+                    ") while deciding: the grace ran out, resign: " + Show(resigned) +
+                    "; the decision goes on " + std::to_string(ms) + " ms later");
+  m.leading = false;
+  m.stopping_steps = 1000;  // winding down: no looks, no take-over
+  RunWorldUntil(m, env_.clock->elapsed_ms() + ms);
+  if (m.process.up()) m.stopping_steps = static_cast<int>(env_.random->Range(1, 10));
 }
 
 void ShardMembers::InjectFaults() {
@@ -291,7 +337,12 @@ void ShardMembers::InjectFaults() {
   SimRandom& random = *env_.random;
   if (random.Chance(f.member_kill) && !up.empty()) {
     Member* victim = active && random.Chance(0.6) ? active : random.Pick(up);
-    if (random.Chance(0.3)) {
+    if (victim == active && random.Chance(0.15)) {
+      Stop(*active);
+    } else if (victim == active && random.Chance(0.15)) {
+      active->journal->PauseAtNextCommit([this, active] { StopAtDecision(*active); });
+      env_.history->Add("armed: " + active->process.name() + " is stopped at its next COMMIT write");
+    } else if (random.Chance(0.3)) {
       victim->process.Crash("(kill -9 between steps)");
     } else if (victim == active && random.Chance(0.3)) {
       active->journal->KillAtNextCommit();
@@ -348,6 +399,7 @@ void ShardMembers::Reap() {
     m->node.clear();
     m->leading = false;
     m->was_active = false;
+    m->stopping_steps = 0;
   }
 }
 

@@ -11,7 +11,9 @@
 // later, as a new candidate; so does one killed (kill -9), or one whose
 // journal was lost.
 //
-// Faults: kill -9 of any member (the active mostly) between steps or at an
+// Faults: a clean stop of the active (SIGTERM: drain, resign, wind down),
+// also with a decision still being made when the grace runs out;
+// kill -9 of any member (the active mostly) between steps or at an
 // armed event (a message, a ZooKeeper write: before it is sent, or after it
 // was applied); a pause of the active (SIGSTOP, often past its session
 // timeout) between steps, or at an armed event inside an application's call
@@ -107,17 +109,32 @@ class ShardMembers {
     int in_client_calls = 0;  // an application's call is inside it (on the stack)
     int64_t wake_at_ms = -1;  // paused until then; -1: not paused
     bool pause_after_step = false;  // an armed pause struck outside a client's call
+    int stopping_steps = 0;  // >0: stopped cleanly (resigned), its threads wind down
   };
 
   // Leads now: its last look found it first, and the lease holds.
   bool Serving(const Member& m) const;
+  // Up, awake, and no application's call waiting inside it.
+  bool Runnable(const Member& m) const;
   void Look(Member& m);
   bool Join(Member& m);
   void TakeOver(Member& m);
+  // SIGTERM: drains, resigns (the next candidate leads at once) and winds
+  // down for a few steps: its background work still writes, fenced by the
+  // epoch its successor raised while its own session is alive.
+  void Stop(Member& m);
   void Pause(Member& m, const std::string& when);
   void Wake(Member& m);
   // An armed pause struck at one of the member's events.
   void PauseAtEvent(Member& m);
+  // A stop (SIGTERM) whose drain's grace ran out just before the decision
+  // write of an application's call: the member resigns, the world runs on,
+  // then the call goes on.
+  void StopAtDecision(Member& m);
+  // Whether the call inside `m` may wait while the world runs on.
+  bool CanWaitInCall(const Member& m) const;
+  // Steps the rest of the world until `until_ms` or until `m` dies.
+  void RunWorldUntil(const Member& m, int64_t until_ms);
   std::string ElectionPath() const { return root_ + "/election"; }
   void Count(const std::string& what) { (*env_.counts)[what]++; }
   // The check after each applied ZooKeeper write.
@@ -127,7 +144,7 @@ class ShardMembers {
   const std::string root_;
   SimZooKeeper zk_;
   std::vector<std::unique_ptr<Member>> members_;
-  bool pause_in_progress_ = false;  // a member is paused inside a client's call
+  bool pause_in_progress_ = false;  // a call waits inside a member while the world runs
 };
 
 }  // namespace pact::sim

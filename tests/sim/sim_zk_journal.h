@@ -43,7 +43,8 @@ class SimZkJournal : public Journal {
   // The epoch this journal raised the shard to (0 before RaiseEpoch).
   int64_t epoch() const { return epoch_; }
   // At the next COMMIT write, the member is killed (before it is sent or
-  // after it was applied, as the seed says) or `pause` runs before it is sent.
+  // after it was applied, as the seed says), or `pause` runs (a pause, a
+  // stop) before it is sent.
   void KillAtNextCommit() { kill_at_commit_ = true; }
   void PauseAtNextCommit(std::function<void()> pause) { pause_at_commit_ = std::move(pause); }
 
