@@ -3,8 +3,10 @@
 # SIM_ARGS: more arguments for each run (e.g. --ha).
 string(REPLACE "," ";" SEEDS "${SEEDS}")
 foreach(seed ${SEEDS})
-  execute_process(COMMAND ${SIM} ${SIM_ARGS} --seed ${seed} OUTPUT_VARIABLE first RESULT_VARIABLE rc1)
-  execute_process(COMMAND ${SIM} ${SIM_ARGS} --seed ${seed} OUTPUT_VARIABLE second RESULT_VARIABLE rc2)
+  execute_process(COMMAND ${SIM} ${SIM_ARGS} --seed ${seed}
+                  OUTPUT_VARIABLE first RESULT_VARIABLE rc1)
+  execute_process(COMMAND ${SIM} ${SIM_ARGS} --seed ${seed}
+                  OUTPUT_VARIABLE second RESULT_VARIABLE rc2)
   string(REGEX REPLACE "seconds=[0-9.]+" "" first "${first}")
   string(REGEX REPLACE "seconds=[0-9.]+" "" second "${second}")
   if(NOT first STREQUAL second)

@@ -33,7 +33,9 @@ ShardMembers::ShardMembers(ShardEnvironment env, int members, int session_timeou
       m->pause_after_step = false;
     });
   }
-  zk_.on_applied = [this](int64_t session, const std::vector<ZkOp>& ops) { CheckWrite(session, ops); };
+  zk_.on_applied = [this](int64_t session, const std::vector<ZkOp>& ops) {
+    CheckWrite(session, ops);
+  };
 }
 
 ShardMembers::~ShardMembers() {
@@ -94,8 +96,9 @@ bool ShardMembers::Join(Member& m) {
       if (child.rfind(prefix, 0) == 0) m.node = child;
     }
     if (m.node.empty()) {
-      Result<std::string> created = zk_.Create(m.session, ElectionPath() + "/" + prefix,
-                                               m.process.name(), ZkCreateMode::kEphemeralSequential);
+      Result<std::string> created =
+          zk_.Create(m.session, ElectionPath() + "/" + prefix, m.process.name(),
+                     ZkCreateMode::kEphemeralSequential);
       if (created.ok()) m.node = created->substr(created->rfind('/') + 1);
       st = created.status();
     }
@@ -247,8 +250,8 @@ void ShardMembers::Stop(Member& m) {
                     std::to_string(m.coordinator->epoch()) + "): drains, resigns, winds down");
   const size_t open = m.coordinator->Drain(0);
   Status resigned = zk_.Delete(m.session, ElectionPath() + "/" + m.node, kZkAnyVersion);
-  env_.history->Add(m.process.name() + ": " + std::to_string(open) + " transactions open; resign: " +
-                    Show(resigned));
+  env_.history->Add(m.process.name() + ": " + std::to_string(open) +
+                    " transactions open; resign: " + Show(resigned));
   m.leading = false;
   m.stopping_steps = static_cast<int>(env_.random->Range(1, 30));
 }
@@ -341,7 +344,8 @@ void ShardMembers::InjectFaults() {
       Stop(*active);
     } else if (victim == active && random.Chance(0.15)) {
       active->journal->PauseAtNextCommit([this, active] { StopAtDecision(*active); });
-      env_.history->Add("armed: " + active->process.name() + " is stopped at its next COMMIT write");
+      env_.history->Add("armed: " + active->process.name() +
+                        " is stopped at its next COMMIT write");
     } else if (random.Chance(0.3)) {
       victim->process.Crash("(kill -9 between steps)");
     } else if (victim == active && random.Chance(0.3)) {

@@ -181,7 +181,8 @@ void SimZkJournal::Flush() {
 }
 
 Status SimZkJournal::LogAbort(const std::string& txn_id) {
-  Status deleted = FencedMulti("ABORT " + txn_id, {ZkOp::Delete(CommitPath(txn_id), kZkAnyVersion)});
+  Status deleted =
+      FencedMulti("ABORT " + txn_id, {ZkOp::Delete(CommitPath(txn_id), kZkAnyVersion)});
   if (deleted.code() == StatusCode::kNotFound) return FencedMulti("ABORT check " + txn_id, {});
   return deleted;
 }

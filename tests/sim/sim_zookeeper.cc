@@ -189,7 +189,9 @@ std::vector<std::string> SimZooKeeper::ChildrenOf(const Tree& tree,
 Status SimZooKeeper::Apply(Tree* tree, const ZkOp& op, int64_t session, int64_t zxid,
                            std::string* created_path) const {
   auto node = tree->find(op.path);
-  auto version_ok = [&] { return op.version == kZkAnyVersion || op.version == node->second.stat.version; };
+  auto version_ok = [&] {
+    return op.version == kZkAnyVersion || op.version == node->second.stat.version;
+  };
   switch (op.type) {
     case ZkOp::Type::kCreate: {
       auto parent = tree->find(Parent(op.path));

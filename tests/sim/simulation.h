@@ -5,7 +5,8 @@
 // invariants checked. The same seed always gives the same run.
 // An HA run (`ha`) has two or three coordinator members of one shard
 // elected in a simulated ZooKeeper instead (ShardMembers), with their own
-// faults: kill -9 of actives and standbys, paused actives, ZooKeeper lost.
+// faults: kill -9 of actives and standbys, paused and stopped actives,
+// ZooKeeper lost.
 #pragma once
 
 #include <cstdint>
