@@ -27,6 +27,12 @@ struct Faults {
   double partition = 0;
   double zombie = 0;  // the coordinator freezes as a zombie (Simulation::Freeze)
   double forge = 0;   // a stranger sends a participant a forged fence (Simulation::Forge)
+  // HA runs only (ShardMembers), per simulation step unless said otherwise.
+  double member_kill = 0;    // kill -9 of a member: the active, mostly
+  double active_pause = 0;   // the active is paused (SIGSTOP), often past its session timeout
+  double zk_outage = 0;      // ZooKeeper's quorum is lost for a while
+  double zk_partition = 0;   // one member cannot reach ZooKeeper for a while
+  double zk_reply_lost = 0;  // per ZooKeeper write: the connection drops, applied or not
 
   static Faults Draw(SimRandom& random) {
     Faults f;
@@ -46,6 +52,23 @@ struct Faults {
     f.partition = draw(0.03);
     f.zombie = draw(0.1);
     f.forge = draw(0.05);
+    return f;
+  }
+
+  // The mix of an HA run: Draw's, without the single coordinator's journal
+  // faults and zombie (ZooKeeper's journal fails as ZooKeeper does), and
+  // with the members' and ZooKeeper's own.
+  static Faults DrawHa(SimRandom& random) {
+    Faults f = Draw(random);
+    f.journal_clean_failure = f.journal_ambiguous_failure = f.journal_abort_failure = 0;
+    f.zombie = 0;
+    f.crash *= 0.5;  // the members' kills come on top
+    auto draw = [&](double max) { return random.Chance(0.6) ? random.Unit() * max : 0.0; };
+    f.member_kill = draw(0.03);
+    f.active_pause = draw(0.03);
+    f.zk_outage = draw(0.01);
+    f.zk_partition = draw(0.02);
+    f.zk_reply_lost = draw(0.1);
     return f;
   }
 };

@@ -45,6 +45,8 @@ class Invariants {
   // that of the message it was handling.
   void Crashed(const std::string& participant);
   int64_t fenced_answers() const { return fenced_answers_; }
+  // Whether a participant is handling a coordinator's message right now.
+  bool delivering() const { return !deliveries_.empty(); }
 
   // --- clients
   void Tell(const std::string& txn, Told told);

@@ -9,6 +9,29 @@ const Status& StatusOf(const Result<T>& result) {
 }
 }  // namespace
 
+CoordinatorRoute Directory::RouteToCoordinator() {
+  if (ha_route) return ha_route();
+  return {&coordinator, [this](const std::function<void(Coordinator*)>& call, bool) {
+            if (coordinator_object == nullptr) return Status::Unavailable("sim: no coordinator");
+            call(coordinator_object);
+            return Status::Ok();
+          }};
+}
+
+CoordinatorOptions SimCoordinatorOptions(const std::string& name, SimClock* clock,
+                                         SimRandom* random) {
+  CoordinatorOptions options;
+  options.name = name;
+  options.default_txn_timeout_ms = 5000;
+  options.protocol.prepare_timeout_ms = 1000;
+  options.protocol.commit_retry_initial_ms = 100;
+  options.protocol.commit_retry_max_ms = 2000;
+  options.runtime.clock = clock;
+  options.runtime.fan_out = SequentialFanOut(random);
+  options.runtime.background_threads = false;
+  return options;
+}
+
 template <typename R>
 R SimParticipants::Call(const std::string& participant, const std::string& what,
                         const std::function<R(ParticipantService*, const Fence&)>& handle) {
@@ -82,34 +105,29 @@ Result<std::vector<PreparedBranch>> SimParticipants::ListBranches(
 }
 
 Result<Outcome> SimCoordinatorLink::Inquire(const std::string& txn_id) {
-  Directory* d = directory_;
-  return network_->Send<Result<Outcome>>(*self_, d->coordinator, "inquire " + txn_id,
-                                         [=] { return d->coordinator_object->Inquire(txn_id); });
+  return CallCoordinator<Result<Outcome>>(network_, directory_, *self_, "inquire " + txn_id,
+                                          [=](Coordinator* c) { return c->Inquire(txn_id); });
 }
 
 Status SimCoordinatorLink::Register(const ParticipantAddress& self) {
-  Directory* d = directory_;
   ParticipantRecord record{self.name, self.host, self.port, self.backend};
-  return network_->Send<Status>(*self_, d->coordinator, "register " + self.name,
-                                [=] { return d->coordinator_object->RegisterParticipant(record); });
+  return CallCoordinator<Status>(network_, directory_, *self_, "register " + self.name,
+                                 [=](Coordinator* c) { return c->RegisterParticipant(record); });
 }
 
 Result<CoordinatorIdentity> SimCoordinatorLink::Identify(const std::string&) {
-  Directory* d = directory_;
-  return network_->Send<Result<CoordinatorIdentity>>(
-      *self_, d->coordinator, "info", [=]() -> Result<CoordinatorIdentity> {
-        const Coordinator* c = d->coordinator_object;
-        if (c == nullptr) return Status::Unavailable("sim: no coordinator object");
+  return CallCoordinator<Result<CoordinatorIdentity>>(
+      network_, directory_, *self_, "info", [](Coordinator* c) -> Result<CoordinatorIdentity> {
         return CoordinatorIdentity{c->name(), c->epoch(), "sim:coordinator"};
       });
 }
 
 Status SimCoordinatorLink::ReportHeuristic(const std::string& participant,
                                            const HeuristicDecision& heuristic) {
-  Directory* d = directory_;
   HeuristicRecord record{heuristic.txn_id, participant, heuristic.committed, "", heuristic.at_ms};
-  return network_->Send<Status>(*self_, d->coordinator, "report-heuristic " + heuristic.txn_id,
-                                [=] { return d->coordinator_object->ReportHeuristic(record); });
+  return CallCoordinator<Status>(network_, directory_, *self_,
+                                 "report-heuristic " + heuristic.txn_id,
+                                 [=](Coordinator* c) { return c->ReportHeuristic(record); });
 }
 
 }  // namespace pact::sim

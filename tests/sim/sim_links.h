@@ -4,8 +4,10 @@
 // for the callee at delivery time (see Directory).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,8 +18,18 @@
 #include "tests/sim/invariants.h"
 #include "tests/sim/process.h"
 #include "tests/sim/sim_network.h"
+#include "tests/sim/sim_random.h"
 
 namespace pact::sim {
+
+// Where a call to "the coordinator" goes: the process that receives it, and
+// at delivery, the coordinator that answers: `deliver` runs `call` on it and
+// returns Ok, or returns why none answers (a standby's NOT_LEADER, an active
+// out of touch with ZooKeeper). `from_client`: the call is an application's.
+struct CoordinatorRoute {
+  Process* process = nullptr;
+  std::function<Status(const std::function<void(Coordinator*)>& call, bool from_client)> deliver;
+};
 
 // Every process and its live object (null while it is down).
 struct Directory {
@@ -35,12 +47,40 @@ struct Directory {
   std::map<std::string, std::unique_ptr<Node>> participants;
   // Anyone else who reaches the participants' ports; never crashes.
   Process stranger{"stranger"};
+  // An HA run's routing (ShardMembers::Route); unset: the single coordinator.
+  std::function<CoordinatorRoute()> ha_route;
+
+  CoordinatorRoute RouteToCoordinator();
 
   Node* Find(const std::string& participant) {
     auto it = participants.find(participant);
     return it == participants.end() ? nullptr : it->second.get();
   }
 };
+
+// Sends `call` to the coordinator the directory routes to (as the client
+// library and the participants' links follow NOT_LEADER to the active).
+template <typename R>
+R CallCoordinator(SimNetwork* network, Directory* directory, Process& from, const std::string& what,
+                  const std::function<R(Coordinator*)>& call, bool idempotent = true) {
+  CoordinatorRoute route = directory->RouteToCoordinator();
+  const bool from_client = &from == &directory->client;
+  auto deliver = route.deliver;
+  return network->Send<R>(
+      from, *route.process, what,
+      [=]() -> R {
+        std::optional<R> answer;
+        Status refused = deliver([&](Coordinator* c) { answer.emplace(call(c)); }, from_client);
+        if (!answer) return R(refused);
+        return std::move(*answer);
+      },
+      idempotent);
+}
+
+// The options of every coordinator run of a simulation (one thread, the
+// simulated clock, fan-outs in an order the seed chooses).
+CoordinatorOptions SimCoordinatorOptions(const std::string& name, SimClock* clock,
+                                         SimRandom* random);
 
 // The coordinator's side. One per coordinator run: it carries that run's fence.
 class SimParticipants : public Participants {

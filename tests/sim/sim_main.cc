@@ -1,6 +1,8 @@
 // pact-sim: runs the deterministic simulation over a range of seeds.
 //   pact-sim --seeds N [--first S] [--verbose] [--check-replay]
 //   pact-sim --seed S          one seed, with its whole history
+//   --ha                       HA runs: coordinator members elected in a
+//                              simulated ZooKeeper (see simulation.h)
 // A failing seed prints its violations and the end of its history; it
 // replays exactly with --seed. --check-replay runs every seed twice and
 // fails when the two histories differ by a byte.
@@ -28,8 +30,8 @@ void QuietLogging(const char* argv0) {
 
 void Usage() {
   std::fprintf(stderr,
-               "usage: pact-sim --seeds N [--first S] [--verbose] [--check-replay]\n"
-               "       pact-sim --seed S\n");
+               "usage: pact-sim --seeds N [--first S] [--verbose] [--check-replay] [--ha]\n"
+               "       pact-sim --seed S [--ha]\n");
   std::exit(2);
 }
 
@@ -44,7 +46,7 @@ void PrintHistory(const pact::sim::SimulationResult& r, size_t tail) {
 
 int main(int argc, char** argv) {
   uint64_t first = 1, seeds = 0;
-  bool verbose = false, check_replay = false, single = false;
+  bool verbose = false, check_replay = false, single = false, ha = false;
   for (int i = 1; i < argc; ++i) {
     auto value = [&]() -> uint64_t {
       if (i + 1 >= argc) Usage();
@@ -62,6 +64,8 @@ int main(int argc, char** argv) {
       verbose = true;
     } else if (!std::strcmp(argv[i], "--check-replay")) {
       check_replay = true;
+    } else if (!std::strcmp(argv[i], "--ha")) {
+      ha = true;
     } else {
       Usage();
     }
@@ -73,9 +77,9 @@ int main(int argc, char** argv) {
   uint64_t failures = 0;
   std::map<std::string, int64_t> totals;
   for (uint64_t seed = first; seed < first + seeds; ++seed) {
-    pact::sim::SimulationResult r = pact::sim::RunSimulation(seed);
+    pact::sim::SimulationResult r = pact::sim::RunSimulation(seed, ha);
     if (check_replay) {
-      pact::sim::SimulationResult again = pact::sim::RunSimulation(seed);
+      pact::sim::SimulationResult again = pact::sim::RunSimulation(seed, ha);
       if (again.history != r.history) {
         size_t i = 0;
         while (i < r.history.size() && i < again.history.size() && r.history[i] == again.history[i]) ++i;
@@ -91,7 +95,8 @@ int main(int argc, char** argv) {
       std::printf("FAIL seed %llu:\n", static_cast<unsigned long long>(seed));
       for (const auto& v : r.violations) std::printf("  %s\n", v.c_str());
       if (!single && !verbose) PrintHistory(r, 80);
-      std::printf("replay: pact-sim --seed %llu\n\n", static_cast<unsigned long long>(seed));
+      std::printf("replay: pact-sim --seed %llu%s\n\n", static_cast<unsigned long long>(seed),
+                  ha ? " --ha" : "");
     }
     std::fflush(stdout);
   }

@@ -1,5 +1,6 @@
 #include "tests/sim/simulation.h"
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 
@@ -11,6 +12,7 @@
 #include "tests/sim/faults.h"
 #include "tests/sim/history.h"
 #include "tests/sim/invariants.h"
+#include "tests/sim/shard_members.h"
 #include "tests/sim/sim_backend.h"
 #include "tests/sim/sim_journal.h"
 #include "tests/sim/sim_links.h"
@@ -45,10 +47,11 @@ class HistoryLogSink : public google::LogSink {
 
 class Simulation {
  public:
-  explicit Simulation(uint64_t seed)
+  Simulation(uint64_t seed, bool ha)
       : seed_(seed),
+        ha_(ha),
         random_(seed),
-        faults_(Faults::Draw(random_)),
+        faults_(ha ? Faults::DrawHa(random_) : Faults::Draw(random_)),
         history_(&clock_),
         invariants_(&history_),
         network_(&random_, &faults_, &history_, &clock_) {}
@@ -67,6 +70,7 @@ class Simulation {
 
   void Setup();
   void StartCoordinator();
+  void StartShard();
   void StartParticipant(const std::string& name);
   // Destroys the objects of processes that crashed during the last step.
   void Reap();
@@ -87,6 +91,7 @@ class Simulation {
   void Count(const std::string& what, int64_t n = 1) { counts_[what] += n; }
 
   const uint64_t seed_;
+  const bool ha_;
   SimClock clock_;
   SimRandom random_;
   Faults faults_;
@@ -109,7 +114,11 @@ class Simulation {
     std::unique_ptr<Coordinator> coordinator;
   } zombie_;
 
+  // An HA run's coordinators (instead of the single one above).
+  std::unique_ptr<ShardMembers> shard_;
+
   std::vector<std::unique_ptr<TransferClient>> clients_;
+  std::vector<TransferClient*> stepping_;  // clients inside a Step (an HA pause nests steps)
   int total_clients_ = 0;
   int max_concurrent_ = 0;
   int64_t initial_total_ = 0;
@@ -123,6 +132,7 @@ Simulation::~Simulation() {
   }
   coordinator_.reset();
   zombie_.coordinator.reset();
+  shard_.reset();
 }
 
 std::vector<std::string> Simulation::Names() const {
@@ -145,7 +155,13 @@ void Simulation::Setup() {
                std::to_string(faults_.one_phase_ambiguous) + " crash=" +
                std::to_string(faults_.crash) + " partition=" + std::to_string(faults_.partition) +
                " zombie=" + std::to_string(faults_.zombie) +
-               " forge=" + std::to_string(faults_.forge));
+               " forge=" + std::to_string(faults_.forge) +
+               (ha_ ? " ha: kill=" + std::to_string(faults_.member_kill) +
+                          " pause=" + std::to_string(faults_.active_pause) +
+                          " zk_outage=" + std::to_string(faults_.zk_outage) +
+                          " zk_partition=" + std::to_string(faults_.zk_partition) +
+                          " zk_reply_lost=" + std::to_string(faults_.zk_reply_lost)
+                    : std::string()));
   for (int i = 0; i < kParticipants; ++i) {
     std::string name = "p" + std::to_string(i);
     Bank& bank = banks_[name];
@@ -175,10 +191,34 @@ void Simulation::Setup() {
   total_clients_ = static_cast<int>(random_.Range(10, 40));
   max_concurrent_ = static_cast<int>(random_.Range(1, 8));
 
-  StartCoordinator();
+  if (ha_) {
+    StartShard();
+  } else {
+    StartCoordinator();
+  }
   for (const auto& name : Names()) StartParticipant(name);
   TickParticipants();  // they register
   Reap();
+}
+
+void Simulation::StartShard() {
+  const int members = static_cast<int>(random_.Range(2, 3));
+  const int session_timeout_ms = static_cast<int>(random_.Range(2000, 4000));
+  history_.Add("HA: " + std::to_string(members) + " members, session timeout " +
+               std::to_string(session_timeout_ms) + " ms");
+  shard_ = std::make_unique<ShardMembers>(
+      ShardEnvironment{kCoordinatorName, &clock_, &random_, &faults_, &history_, &invariants_,
+                       &network_, &directory_, &counts_},
+      members, session_timeout_ms);
+  directory_.ha_route = [this] { return shard_->Route(); };
+  shard_->run_world_step = [this] { Step(); };
+  shard_->StartAll();
+  // The first election, before the participants register with its winner.
+  for (int round = 0; round < 50 && (!shard_->Active() || !shard_->Active()->ready()); ++round) {
+    shard_->Drive();
+    Reap();
+    clock_.Advance(100);
+  }
 }
 
 void Simulation::StartCoordinator() {
@@ -187,18 +227,10 @@ void Simulation::StartCoordinator() {
   history_.Add("START coordinator (run " + std::to_string(incarnation) + ")");
   journal_ = std::make_unique<SimJournal>(&journal_disk_, &process, &random_, &faults_, &history_);
   coordinator_links_ = std::make_unique<SimParticipants>(&network_, &directory_, &invariants_);
-  CoordinatorOptions options;
-  options.name = kCoordinatorName;
-  options.default_txn_timeout_ms = 5000;
-  options.protocol.prepare_timeout_ms = 1000;
-  options.protocol.commit_retry_initial_ms = 100;
-  options.protocol.commit_retry_max_ms = 2000;
+  CoordinatorOptions options = SimCoordinatorOptions(kCoordinatorName, &clock_, &random_);
   options.protocol.on_journal_lost = [journal = journal_.get()](const Status& st) {
     journal->process()->Crash("(it exits: journal lost: " + st.message() + ")");  // maybe the zombie
   };
-  options.runtime.clock = &clock_;
-  options.runtime.fan_out = SequentialFanOut(&random_);
-  options.runtime.background_threads = false;
   coordinator_ = std::make_unique<Coordinator>(options, journal_.get(), coordinator_links_.get());
   directory_.coordinator_object = coordinator_.get();
   Status st = coordinator_->Start();
@@ -234,6 +266,7 @@ void Simulation::StartParticipant(const std::string& name) {
 }
 
 void Simulation::Reap() {
+  if (shard_) shard_->Reap();
   if (!directory_.coordinator.up()) {
     directory_.coordinator_object = nullptr;
     coordinator_.reset();
@@ -274,6 +307,10 @@ void Simulation::StartClient() {
   plan.commit_after_overdraft = random_.Chance(0.5);
   plan.return_at_decision = random_.Chance(0.5);
   plan.reserved_id = random_.Chance(0.5);
+  if (ha_) {
+    plan.begin_attempts = 30;
+    plan.commit_attempts = 20;
+  }
   int id = static_cast<int>(clients_.size()) + 1;
   clients_.push_back(std::make_unique<TransferClient>(id, plan, &network_, &directory_,
                                                       &invariants_, &history_));
@@ -289,8 +326,8 @@ void Simulation::TickParticipants() {
 
 void Simulation::InjectFault() {
   if (random_.Chance(faults_.crash)) {
-    std::vector<Process*> up;
-    if (directory_.coordinator.up()) up.push_back(&directory_.coordinator);
+    std::vector<Process*> up;  // an HA run's members have their own kills
+    if (!ha_ && directory_.coordinator.up()) up.push_back(&directory_.coordinator);
     for (auto& [name, node] : directory_.participants) {
       if (node->process.up()) up.push_back(&node->process);
     }
@@ -322,7 +359,11 @@ void Simulation::InjectFault() {
   if (random_.Chance(faults_.forge)) Forge();
   if (random_.Chance(faults_.partition)) {
     std::vector<std::string> nodes = Names();
-    nodes.push_back("coordinator");
+    if (ha_) {
+      for (const auto& member : shard_->Names()) nodes.push_back(member);
+    } else {
+      nodes.push_back("coordinator");
+    }
     std::string a = random_.Pick(nodes);
     std::string b = random_.Pick(nodes);
     if (a != b) {
@@ -437,7 +478,9 @@ void Simulation::RestartSomeone(bool all) {
   auto due = [&](const Process& p) {
     return !p.up() && (all || (clock_.elapsed_ms() - p.down_since_ms >= 300 && random_.Chance(0.2)));
   };
-  if (due(directory_.coordinator)) {
+  if (shard_) {
+    shard_->RestartDue(all);
+  } else if (due(directory_.coordinator)) {
     Count("restarts");
     StartCoordinator();
   }
@@ -452,16 +495,28 @@ void Simulation::RestartSomeone(bool all) {
 void Simulation::Step() {
   std::vector<TransferClient*> running;
   for (auto& c : clients_) {
-    if (!c->done()) running.push_back(c.get());
+    const bool inside = std::count(stepping_.begin(), stepping_.end(), c.get()) > 0;
+    if (!c->done() && !inside) running.push_back(c.get());
   }
   std::vector<std::pair<int, std::function<void()>>> actions;
-  if (!running.empty()) actions.push_back({40, [&] { random_.Pick(running)->Step(); }});
+  if (!running.empty()) {
+    actions.push_back({40, [&] {
+                         TransferClient* client = random_.Pick(running);
+                         stepping_.push_back(client);
+                         client->Step();
+                         stepping_.pop_back();
+                       }});
+  }
   if (static_cast<int>(clients_.size()) < total_clients_ &&
       static_cast<int>(running.size()) < max_concurrent_) {
     actions.push_back({12, [&] { StartClient(); }});
   }
   actions.push_back({8, [&] {
-                       if (directory_.coordinator.up()) coordinator_->Tick();
+                       if (shard_) {
+                         shard_->TickOne();
+                       } else if (directory_.coordinator.up()) {
+                         coordinator_->Tick();
+                       }
                      }});
   if (directory_.zombie.up() && !directory_.zombie.asleep) {
     actions.push_back({8, [&] { zombie_.coordinator->Tick(); }});
@@ -476,6 +531,7 @@ void Simulation::Step() {
                      }});
   if (network_.held() > 0) actions.push_back({6, [&] { network_.DeliverOneHeld(); }});
   actions.push_back({3, [&] {
+                       if (shard_) shard_->Flush();
                        if (journal_) journal_->Flush();
                      }});
   int total = 0;
@@ -488,6 +544,12 @@ void Simulation::Step() {
     }
   }
   Reap();
+  if (shard_) {
+    shard_->Drive();
+    shard_->InjectFaults();
+    shard_->WakeDue();
+    Reap();
+  }
   InjectFault();
   StepZombie();
   Reap();
@@ -525,7 +587,9 @@ bool Simulation::Quiet(std::string* why) {
       *why += " " + name + " holds a branch of " + b.txn_id + ";";
     }
   }
-  if (!coordinator_) {
+  if (shard_) {
+    *why += shard_->Unquiet();
+  } else if (!coordinator_) {
     *why += " the coordinator is down;";
   } else {
     for (const auto& t : coordinator_->ListTransactions(
@@ -543,6 +607,7 @@ void Simulation::Settle() {
   directory_.zombie.Crash("(killed for good before settling)");
   Reap();
   network_.HealAll();
+  if (shard_) shard_->HealAll();
   directory_.coordinator.ArmCrash(0);
   for (auto& [name, node] : directory_.participants) node->process.ArmCrash(0);
   RestartSomeone(/*all=*/true);
@@ -550,19 +615,28 @@ void Simulation::Settle() {
   while (network_.held() > 0) network_.DeliverOneHeld();
   std::string why;
   for (int round = 0; round < kSettleRounds; ++round) {
-    if (!directory_.coordinator.up() || !coordinator_) RestartSomeone(true);
+    if (shard_) {
+      shard_->RestartDue(true);
+      shard_->Drive();
+      Reap();
+    } else if (!directory_.coordinator.up() || !coordinator_) {
+      RestartSomeone(true);
+    }
     if (Quiet(&why)) break;
     clock_.Advance(500);
+    if (shard_) shard_->TickAll();
     if (coordinator_) coordinator_->Tick();
     TickParticipants();
     Reap();
   }
   if (journal_) journal_->Flush();
+  if (shard_) shard_->Flush();
   if (!Quiet(&why)) invariants_.Violation("did not settle:" + why);
   // A one-phase commit whose outcome was lost is asked again until the
   // participant answers: nothing may stay PREPARING once the faults stop.
-  if (coordinator_) {
-    for (const auto& t : coordinator_->ListTransactions({TxnState::kPreparing})) {
+  Coordinator* deciding = shard_ ? shard_->Active() : coordinator_.get();
+  if (deciding) {
+    for (const auto& t : deciding->ListTransactions({TxnState::kPreparing})) {
       invariants_.Violation("liveness: " + t.id + " is still PREPARING at the coordinator");
     }
   }
@@ -575,7 +649,10 @@ void Simulation::CheckFinal() {
     invariants_.Violation("money: the banks hold " + std::to_string(Total()) + ", not " +
                           std::to_string(initial_total_));
   }
-  for (const auto& [key, h] : journal_disk_.heuristics) {
+  std::vector<HeuristicRecord> journaled;
+  for (const auto& [key, h] : journal_disk_.heuristics) journaled.push_back(h);
+  if (shard_) journaled = shard_->Heuristics();
+  for (const auto& h : journaled) {
     invariants_.Violation("heuristic hazard journaled for " + h.txn_id + " at " + h.participant +
                           " (no operator acted: the protocol lost work)");
   }
@@ -622,8 +699,8 @@ SimulationResult Simulation::Run() {
 
 }  // namespace
 
-SimulationResult RunSimulation(uint64_t seed) {
-  Simulation simulation(seed);
+SimulationResult RunSimulation(uint64_t seed, bool ha) {
+  Simulation simulation(seed, ha);
   return simulation.Run();
 }
 

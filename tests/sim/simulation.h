@@ -3,6 +3,10 @@
 // crashes, restarts and zombie coordinators (a frozen old run that wakes and
 // carries on with its old epoch); then every fault healed, ticks until quiet, and the
 // invariants checked. The same seed always gives the same run.
+// An HA run (`ha`) has two or three coordinator members of one shard
+// elected in a simulated ZooKeeper instead (ShardMembers), with their own
+// faults: kill -9 of actives and standbys, paused and stopped actives,
+// ZooKeeper lost.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +23,6 @@ struct SimulationResult {
   std::map<std::string, int64_t> counts;  // what the run exercised
 };
 
-SimulationResult RunSimulation(uint64_t seed);
+SimulationResult RunSimulation(uint64_t seed, bool ha = false);
 
 }  // namespace pact::sim

@@ -42,20 +42,20 @@ void TransferClient::Step() {
       int64_t timeout = plan_.timeout_ms;
       Result<std::string> begun = Status::Internal("not begun");
       if (plan_.reserved_id) {
-        auto block = network_->Send<Result<IdBlock>>(
-            d->client, d->coordinator, "reserve ids",
-            [=] { return d->coordinator_object->ReserveIds(1); }, /*idempotent=*/false);
+        auto block = CallCoordinator<Result<IdBlock>>(
+            network_, d, d->client, "reserve ids", [](Coordinator* c) { return c->ReserveIds(1); },
+            /*idempotent=*/false);
         if (block.ok()) begun = TxnId{block->coordinator, block->epoch, block->first_seq}.ToString();
         else begun = block.status();
       } else {
-        auto info = network_->Send<Result<BeginInfo>>(
-            d->client, d->coordinator, "begin",
-            [=] { return d->coordinator_object->Begin(timeout); }, /*idempotent=*/false);
+        auto info = CallCoordinator<Result<BeginInfo>>(
+            network_, d, d->client, "begin", [=](Coordinator* c) { return c->Begin(timeout); },
+            /*idempotent=*/false);
         if (info.ok()) begun = info->txn_id;
         else begun = info.status();
       }
       if (!begun.ok()) {
-        if (++begin_attempts_ < 4) return;  // try again at a later step
+        if (++begin_attempts_ < plan_.begin_attempts) return;  // try again at a later step
         history_->Add(Name() + ": could not begin; gives up");
         stage_ = Stage::kDone;
         return;
@@ -137,11 +137,13 @@ void TransferClient::Commit() {
   const CommitReturn when =
       plan_.return_at_decision ? CommitReturn::kAtDecision : CommitReturn::kAfterBranches;
   const std::vector<EnlistedBranch> branches = Branches(/*for_commit=*/true);
-  auto outcome = network_->Send<Result<CommitOutcome>>(
-      d->client, zombie ? d->zombie : d->coordinator, "commit " + txn,
-      [=]() -> Result<CommitOutcome> {
-        return (zombie ? d->zombie_object : d->coordinator_object)->Commit(txn, branches, when);
-      });
+  auto commit = [=](Coordinator* c) { return c->Commit(txn, branches, when); };
+  auto outcome =
+      zombie ? network_->Send<Result<CommitOutcome>>(
+                   d->client, d->zombie, "commit " + txn,
+                   [=] { return commit(d->zombie_object); })
+             : CallCoordinator<Result<CommitOutcome>>(network_, d, d->client, "commit " + txn,
+                                                      commit);
   if (zombie && outcome.status().code() != StatusCode::kUnavailable) {
     history_->Add(Name() + ": the zombie's answer (" + Show(outcome) + ") counts as unknown");
     return Tell(Told::kUnknown);
@@ -154,8 +156,13 @@ void TransferClient::Commit() {
     return Tell(told);
   }
   if (outcome.status().code() == StatusCode::kTimedOut) return Tell(Told::kTimedOut);
-  // Unknown; asked again (idempotent) at a later step, up to three times.
-  if (outcome.status().code() == StatusCode::kUnavailable && commit_attempts_ < 3) return;
+  // Unknown, or a standby that did nothing (the client library follows it
+  // to the active); asked again (idempotent) at a later step, a few times.
+  const StatusCode code = outcome.status().code();
+  if ((code == StatusCode::kUnavailable || code == StatusCode::kNotLeader) &&
+      commit_attempts_ < plan_.commit_attempts) {
+    return;
+  }
   Tell(Told::kUnknown);
 }
 
@@ -164,9 +171,10 @@ void TransferClient::Rollback() {
   std::string txn = txn_;
   const bool zombie = AtZombie();
   const std::vector<EnlistedBranch> branches = Branches(/*for_commit=*/false);
-  Status st = network_->Send<Status>(
-      d->client, zombie ? d->zombie : d->coordinator, "rollback " + txn,
-      [=] { return (zombie ? d->zombie_object : d->coordinator_object)->Rollback(txn, branches); });
+  auto rollback = [=](Coordinator* c) { return c->Rollback(txn, branches); };
+  Status st = zombie ? network_->Send<Status>(d->client, d->zombie, "rollback " + txn,
+                                              [=] { return rollback(d->zombie_object); })
+                     : CallCoordinator<Status>(network_, d, d->client, "rollback " + txn, rollback);
   Tell(st.ok() && !zombie ? Told::kRolledBack : Told::kUnknown);  // the zombie: see Commit
 }
 

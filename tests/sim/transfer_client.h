@@ -26,6 +26,10 @@ struct TransferPlan {
   bool commit_after_overdraft = false;  // the application commits anyway: must abort
   bool return_at_decision = false;      // commit answers once the decision is durable
   bool reserved_id = false;             // begins from a reserved id, not with Begin
+  // Steps at which a begin, or an unanswered commit, is tried before giving
+  // up (an HA run's clients wait out a take-over).
+  int begin_attempts = 4;
+  int commit_attempts = 3;
 };
 
 class TransferClient {
