@@ -183,7 +183,13 @@ Status ZooKeeperJournal::ExplainRefusal(const Status& refused) {
     ours = *epoch_version_;
   }
   Result<std::optional<ZkStat>> epoch = session_->Exists(epoch_path_);
-  if (!epoch.ok()) return refused;  // still a refusal: nothing was applied
+  if (!epoch.ok()) {
+    // Nothing was applied, but whether a record exists (a decision made
+    // durable before) or this coordinator was replaced is unknown: a caller
+    // must hear neither "durable" nor "not written".
+    return Status::Unavailable("a write was refused and the epoch cannot be read to tell why: " +
+                               epoch.status().message());
+  }
   if (!epoch->has_value() || (*epoch)->version != ours) {
     return Status::Fenced("another coordinator raised the epoch of " + options_.root +
                           "; this one is replaced and wrote nothing");

@@ -108,7 +108,10 @@ class ZooKeeperJournal : public Journal {
   Result<ZkOp> EpochCheck();
   // Runs `ops` after the epoch check, atomically.
   Status FencedMulti(std::vector<ZkOp> ops);
-  // After a refused multi: kFenced if the epoch moved on, else `refused`.
+  // After a refused multi: kFenced if the epoch moved on; `refused` only once
+  // the epoch is seen to be ours still (so another op was refused: a record
+  // exists); kUnavailable when the epoch cannot be read, since then nobody
+  // can tell which of the two it was.
   Status ExplainRefusal(const Status& refused);
 
   void WriterLoop();

@@ -76,7 +76,10 @@ Result<std::vector<ZkOpResult>> SimZkJournal::Send(const std::string& what,
 Status SimZkJournal::ExplainRefusal(const Status& refused) {
   if (refused.code() != StatusCode::kFailedPrecondition || !epoch_version_) return refused;
   Result<std::optional<ZkStat>> epoch = zk_->Exists(session_, epoch_path_);
-  if (!epoch.ok()) return refused;
+  if (!epoch.ok()) {
+    return Status::Unavailable("sim: a write was refused and the epoch cannot be read: " +
+                               epoch.status().message());
+  }
   if (!epoch->has_value() || (*epoch)->version != *epoch_version_) {
     return Status::Fenced("sim: another member raised the epoch of " + root_ +
                           "; this one is replaced and wrote nothing");
