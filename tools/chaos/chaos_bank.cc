@@ -494,6 +494,7 @@ class ChaosBank {
   // ZooKeeper server while all three serve (15%), of two at once (3%).
   // Percent of these faults, out of 48.
   bool InjectShardFault() {
+    watch_->OtherFault();
     const unsigned dice = rng_() % 48;
     if (dice < 15) return StopCoordinator(true, false);
     if (dice < 20) return StopCoordinator(true, true);
@@ -639,7 +640,8 @@ class ChaosBank {
       out << "  " << how << " of the active to a coordinator serving: ";
       if (!plain.empty()) {
         out << "longest " << plain.back() << " ms, median " << plain[plain.size() / 2]
-            << " ms over " << plain.size() << " with a standby standing by and ZooKeeper whole; ";
+            << " ms over " << plain.size()
+            << " undisturbed (a standby standing by, ZooKeeper whole, no other shard fault); ";
       }
       out << "longest " << (all.empty() ? 0 : all.back()) << " ms over all " << all.size();
       if (never > 0) out << "; " << never << " never served again before the end";

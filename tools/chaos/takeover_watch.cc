@@ -24,6 +24,13 @@ void TakeOverWatch::ActiveStopped(const std::string& how, int64_t epoch, bool cl
   stats_.outages.push_back(outage);
 }
 
+void TakeOverWatch::OtherFault() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (Outage& outage : stats_.outages) {
+    if (outage.ms < 0) outage.clean = false;
+  }
+}
+
 TakeOverWatch::Stats TakeOverWatch::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stats_;

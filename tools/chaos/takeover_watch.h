@@ -24,7 +24,8 @@ class TakeOverWatch {
     std::string how;  // e.g. "kill -9", "SIGTERM"
     int64_t epoch = 0;
     // A standby stood by and every ZooKeeper server served when it was
-    // stopped: the take-over as designed, not slowed by another fault.
+    // stopped, and no other fault of the shard came before a coordinator
+    // served again: the take-over as designed, not slowed by another fault.
     bool clean = false;
     Clock::time_point at;
     int64_t ms = -1;
@@ -41,6 +42,9 @@ class TakeOverWatch {
 
   // The chaos just stopped the active that served at `epoch`.
   void ActiveStopped(const std::string& how, int64_t epoch, bool clean);
+  // Another fault of the shard (a coordinator, a ZooKeeper server) while
+  // some take-over is still under way: those are not clean any more.
+  void OtherFault();
   Stats stats() const;
 
  private:
