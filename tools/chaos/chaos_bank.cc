@@ -489,10 +489,11 @@ class ChaosBank {
     return Restart(victim);
   }
 
-  // With --ha, of the shard's own processes: kill -9 of the active (15%),
-  // SIGTERM of the active (5%), kill -9 of the standby (10%), kill -9 of a
-  // ZooKeeper server while all three serve (15%), of two at once (3%).
-  // Percent of these faults, out of 48.
+  // With --ha, 48% of the faults are of the shard's own processes (the rest
+  // are those of a single coordinator's run, over the participants): of all
+  // faults, kill -9 of the active 15%, SIGTERM of the active 5%, kill -9 of
+  // the standby 10%, kill -9 of a ZooKeeper server while all three serve
+  // 15%, of two at once 3%.
   bool InjectShardFault() {
     watch_->OtherFault();
     const unsigned dice = rng_() % 48;
@@ -525,10 +526,11 @@ class ChaosBank {
     const bool plain = view.role == CoordinatorRole::kActive && ha_->FindStandby() &&
                        !ha_->ZooKeeperDegraded();
     const int64_t epoch = std::max(view.epoch, watch_->stats().last_epoch);
-    const std::string how = std::string(clean ? "SIGTERM" : "kill -9") + " of the active coordinator" +
-                            (view.role == CoordinatorRole::kActive
-                                 ? ""
-                                 : std::string(" (") + CoordinatorRoleName(view.role) + ")");
+    const std::string how =
+        std::string(clean ? "SIGTERM" : "kill -9") + " of the active coordinator" +
+        (view.role == CoordinatorRole::kActive
+             ? ""
+             : std::string(" (") + CoordinatorRoleName(view.role) + ")");
     watch_->ActiveStopped(clean ? "SIGTERM" : "kill -9", epoch, plain);
     if (clean) {
       ha_->Terminate(*member);

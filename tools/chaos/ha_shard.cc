@@ -25,7 +25,8 @@ std::string LastErrorLine(const std::string& log_path) {
     begin = begin == std::string::npos ? 0 : begin + 1;
     const std::string line = tail.substr(begin, end - begin);
     // glog: "E1202 00:01:02.123456 1234 main.cc:95] cannot reach ZooKeeper ..."
-    if (!line.empty() && (line[0] == 'E' || line[0] == 'F') && line.find("] ") != std::string::npos) {
+    const bool error = !line.empty() && (line[0] == 'E' || line[0] == 'F');
+    if (error && line.find("] ") != std::string::npos) {
       return line.substr(line.find("] ") + 2);
     }
     if (begin == 0) break;
@@ -158,7 +159,9 @@ bool HaShard::ZooKeeperDegraded() const { return !AllZooKeeperServersServe(); }
 void HaShard::KillZooKeeperServerUntil(int i, Clock::time_point restart_at) {
   const bool leader = zk_->Mode(i, 300) == ZooKeeperMode::kLeader;
   Status st = zk_->Kill(i);
-  if (!st.ok()) violation_("cannot kill ZooKeeper server " + std::to_string(i) + ": " + st.ToString());
+  if (!st.ok()) {
+    violation_("cannot kill ZooKeeper server " + std::to_string(i) + ": " + st.ToString());
+  }
   faults_[std::string("kill -9 of the ZooKeeper ") + (leader ? "leader" : "follower")]++;
   zk_restart_at_[i] = restart_at;
 }
@@ -208,8 +211,9 @@ void HaShard::NoteExit(int m) {
       break;
   }
   exits_["died on its own (" + std::to_string(code) + ")"]++;
-  violation_(who + " died on its own (" +
-             (code > 128 ? "signal " + std::to_string(code - 128) : "exit " + std::to_string(code)) +
+  const std::string how =
+      code > 128 ? "signal " + std::to_string(code - 128) : "exit " + std::to_string(code);
+  violation_(who + " died on its own (" + how +
              (member.expect == Expect::kTerm ? " after SIGTERM" : "") + "); see " + log_path(m));
 }
 

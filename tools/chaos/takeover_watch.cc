@@ -63,7 +63,8 @@ void TakeOverWatch::Run() {
       }
       for (Outage& outage : stats_.outages) {
         if (outage.ms < 0 && epoch > outage.epoch) {
-          outage.ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - outage.at).count();
+          outage.ms =
+              std::chrono::duration_cast<std::chrono::milliseconds>(now - outage.at).count();
         }
       }
     }
