@@ -7,9 +7,17 @@
 // be in the data, none it saw ABORTED may be, an in-doubt one is all or
 // nothing, and nothing may be left prepared.
 //
+// With --ha the coordinator is a highly available shard: two coordinators
+// over a three-node ZooKeeper ensemble the tool starts and removes, and the
+// chaos also kill -9s the active, the standby and ZooKeeper servers (rarely
+// two at once: the quorum lost for a moment), SIGTERMs the active (a
+// hand-over), and restarts every coordinator that exited, as a supervisor
+// would.
+//
 //   pact-chaos-bank                       # one minute, 8 clients
 //   pact-chaos-bank --duration 3600       # an hour (or as long as asked)
 //   pact-chaos-bank --mariadb --clients 16 --kill_interval_ms 200-1000 --seed 7
+//   pact-chaos-bank --ha --duration 300   # the shard of two coordinators
 //
 // Not a gtest: it runs for as long as asked. ctest runs it for 45 seconds.
 // Exit status: 0 all checks held, 1 a check failed (the files are kept and
@@ -41,6 +49,8 @@
 #include "cluster/sqlite_file.h"
 #include "cluster/temp_dir.h"
 #include "cluster/wait_until.h"
+#include "tools/chaos/ha_shard.h"
+#include "tools/chaos/takeover_watch.h"
 
 namespace po = boost::program_options;
 
@@ -66,6 +76,7 @@ struct Options {
   int kill_min_ms = 500;
   int kill_max_ms = 2500;
   bool mariadb = false;
+  bool ha = false;  // two coordinators of one shard over ZooKeeper
   uint64_t seed = 0;
 };
 
@@ -132,7 +143,9 @@ class ChaosBank {
   explicit ChaosBank(Options options) : options_(options), rng_(options.seed) {}
 
   ~ChaosBank() {
+    watch_.reset();
     cluster_.reset();
+    ha_.reset();  // the second coordinator, then ZooKeeper
     pg_.reset();
     maria_.reset();
     if (keep_files_) {
@@ -217,6 +230,15 @@ class ChaosBank {
     cluster_->coordinator_flags.push_back("--rpc_timeout_ms=2000");
     // Every link passes a fault proxy, so the chaos also loses messages.
     cluster_->ProxyEveryLink();
+    if (options_.ha) {
+      auto ha = HaShard::Create(dir_->path(), cluster_options.coordinator_bin, cluster_.get(),
+                                options_.seed, [this](const std::string& v) { Violation(v); });
+      if (!ha.ok()) {
+        Violation(ha.status().ToString());
+        return false;
+      }
+      ha_ = std::move(*ha);
+    }
 
     banks_ = {{"lite", Backend::kSqlite, ""},
               {"lite2", Backend::kSqlite, ""},
@@ -230,15 +252,25 @@ class ChaosBank {
         return false;
       }
     }
+    // With --ha the cluster's coordinator is the first of the shard, so it
+    // becomes the active, and the participants register with it.
     Status st = cluster_->StartCoordinator();
     for (size_t i = 0; st.ok() && i < banks_.size(); ++i) {
       st = cluster_->StartParticipant(banks_[i].name);
     }
+    if (st.ok() && ha_) st = ha_->StartStandby();
     if (!st.ok()) {
       Violation("cannot start the cluster: " + st.ToString());
       return false;
     }
-    std::cout << "cluster up: coordinator and " << banks_.size() << " participants (";
+    if (ha_) {
+      watch_ = std::make_unique<TakeOverWatch>(std::vector<int>{ha_->port(0), ha_->port(1)});
+      std::cout << "ZooKeeper ensemble up (" << ha_->ConnectString()
+                << "); an active and a standby coordinator of shard "
+                << cluster_->coordinator_name() << "\n";
+    }
+    std::cout << "cluster up: coordinator" << (ha_ ? "s" : "") << " and " << banks_.size()
+              << " participants (";
     for (size_t i = 0; i < banks_.size(); ++i) std::cout << (i ? ", " : "") << banks_[i].name;
     std::cout << "), " << kAccounts << " accounts of " << kInitialBalance << " each; "
               << options_.clients << " clients for " << options_.duration_s << " s, a kill every "
@@ -287,8 +319,12 @@ class ChaosBank {
   void ClientLoop(uint64_t seed) {
     std::mt19937_64 rng(seed);
     ClientOptions options;
-    options.commit_budget_ms = 2000;  // coordinators are killed all the time
-    auto client = Client::Connect(cluster_->coordinator_address(), options);
+    // Coordinators are killed all the time; a take-over lasts about a
+    // session timeout, which an HA client's commit may wait out.
+    options.commit_budget_ms = ha_ ? 2 * HaShard::kSessionTimeoutMs + 1000 : 2000;
+    // Through the coordinator's fault proxy, whose rules lose its messages.
+    auto client =
+        Client::Connect(ha_ ? ha_->ClientAddresses() : cluster_->client_address(), options);
     if (!client.ok()) {
       Violation("client cannot connect: " + client.status().ToString());
       return;
@@ -354,8 +390,11 @@ class ChaosBank {
     }
   }
 
+  // The processes the chaos kills and restarts by name: with --ha the
+  // coordinators are the HaShard's.
   std::vector<std::string> ProcessNames() {
-    std::vector<std::string> names = {"coordinator"};
+    std::vector<std::string> names;
+    if (!ha_) names.push_back("coordinator");
     for (const Bank& b : banks_) names.push_back(b.name);
     return names;
   }
@@ -369,7 +408,7 @@ class ChaosBank {
   bool Restart(const std::string& name) {
     Status st;
     for (int attempt = 1; attempt <= 5; ++attempt) {
-      st = name == "coordinator" ? cluster_->StartCoordinator() : cluster_->StartParticipant(name);
+      st = name == "coordinator" ? cluster_->StartCoordinator() : StartParticipant(name);
       if (st.ok()) return true;
       ProcessOf(name).Signal(SIGKILL);
       ProcessOf(name).WaitForExit(5000);
@@ -377,6 +416,15 @@ class ChaosBank {
     }
     Violation("cannot restart " + name + " after a kill: " + st.ToString());
     return false;
+  }
+
+  // A restarted participant is up once it serves. It registered at its first
+  // start; StartParticipant's check that the coordinator lists it asks the
+  // cluster's coordinator, which with --ha may be a standby or down now.
+  Status StartParticipant(const std::string& name) {
+    if (!ha_) return cluster_->StartParticipant(name);
+    RETURN_NOT_OK(cluster_->LaunchParticipant(name));
+    return cluster_->WaitParticipantServing(name, 15000);
   }
 
   void ChaosLoop(Clock::time_point start) {
@@ -390,6 +438,7 @@ class ChaosBank {
       auto kill_at = std::min(end, Clock::now() + std::chrono::milliseconds(wait_ms));
       while (Clock::now() < kill_at) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        if (ha_) ha_->Supervise();
         if (Clock::now() >= next_progress) {
           PrintProgress(start);
           next_progress += std::chrono::seconds(10);
@@ -407,6 +456,7 @@ class ChaosBank {
   // branches roll back, its prepared ones stay), sometimes a crash-restart
   // of a database server under its adapter.
   bool InjectFault(const std::vector<std::string>& names) {
+    if (ha_ && rng_() % 100 < 48) return InjectShardFault();
     unsigned dice = rng_() % 10;
     if (dice >= 7) {
       LoseAMessage();
@@ -437,6 +487,58 @@ class ChaosBank {
     // Down for a moment, sometimes not at all.
     std::this_thread::sleep_for(std::chrono::milliseconds(rng_() % 300));
     return Restart(victim);
+  }
+
+  // With --ha, 48% of the faults are of the shard's own processes (the rest
+  // are those of a single coordinator's run, over the participants): of all
+  // faults, kill -9 of the active 15%, SIGTERM of the active 5%, kill -9 of
+  // the standby 10%, kill -9 of a ZooKeeper server while all three serve
+  // 15%, of two at once 3%.
+  bool InjectShardFault() {
+    watch_->OtherFault();
+    const unsigned dice = rng_() % 48;
+    if (dice < 15) return StopCoordinator(true, false);
+    if (dice < 20) return StopCoordinator(true, true);
+    if (dice < 30) return StopCoordinator(false, false);
+    // Never a second server while one is down or catching up.
+    const bool killed = dice < 45 ? ha_->KillZooKeeperServer() : ha_->LoseZooKeeperQuorum();
+    if (!killed) LoseAMessage();
+    return true;
+  }
+
+  // Stops the active (kill -9 or SIGTERM) or kill -9s the standby; the
+  // supervisor starts it again. Mid take-over there may be nobody in that
+  // role: then a message is lost instead.
+  bool StopCoordinator(bool active, bool clean) {
+    const std::optional<int> member = active ? ha_->FindActive() : ha_->FindStandby();
+    if (!member) {
+      LoseAMessage();
+      return true;
+    }
+    if (!active) {
+      ha_->Kill(*member);
+      kills_["kill -9 of the standby coordinator"]++;
+      return true;
+    }
+    const CoordinatorView view = ProbeCoordinator(ha_->port(*member));
+    // The take-over as designed: a standby waits, ZooKeeper is whole, the
+    // victim served (not recovering, not cut off).
+    const bool plain = view.role == CoordinatorRole::kActive && ha_->FindStandby() &&
+                       !ha_->ZooKeeperDegraded();
+    const int64_t epoch = std::max(view.epoch, watch_->stats().last_epoch);
+    const std::string how =
+        std::string(clean ? "SIGTERM" : "kill -9") + " of the active coordinator" +
+        (view.role == CoordinatorRole::kActive
+             ? ""
+             : std::string(" (") + CoordinatorRoleName(view.role) + ")");
+    watch_->ActiveStopped(clean ? "SIGTERM" : "kill -9", epoch, plain);
+    if (clean) {
+      ha_->Terminate(*member);
+    } else {
+      ha_->Kill(*member);
+    }
+    kills_[how]++;
+    return true;
   }
 
   // One protocol message on one link is lost, its reply is lost, its
@@ -488,11 +590,66 @@ class ChaosBank {
       for (const auto& t : transfers_) counts[t.seen]++;
     }
     int kills = 0;
-    for (const auto& [name, n] : kills_) kills += n;
+    for (const auto& [name, n] : Faults()) kills += n;
     std::cout << "  " << Fixed(std::chrono::duration<double>(Clock::now() - start).count())
               << " s: committed " << counts[Seen::kCommitted] << ", aborted "
               << counts[Seen::kAborted] + counts[Seen::kRolledBack] << ", in doubt "
-              << counts[Seen::kInDoubt] << ", kills " << kills << std::endl;
+              << counts[Seen::kInDoubt] << ", kills " << kills;
+    if (watch_) {
+      const TakeOverWatch::Stats stats = watch_->stats();
+      std::cout << ", epoch " << stats.last_epoch << " (" << stats.take_overs << " take-overs)";
+    }
+    std::cout << std::endl;
+  }
+
+  // Every fault injected, by kind: the chaos loop's and the shard's own.
+  std::map<std::string, int> Faults() const {
+    std::map<std::string, int> faults = kills_;
+    if (ha_) {
+      for (const auto& [kind, n] : ha_->faults()) faults[kind] += n;
+    }
+    return faults;
+  }
+
+  // The shard's part of the summary: how its coordinators ended, the
+  // take-overs, and how long each kind of stop of the active left the shard
+  // without one serving.
+  std::string ShardSummary() const {
+    std::string exits;
+    for (const auto& [kind, n] : ha_->exits()) {
+      exits += (exits.empty() ? "" : ", ") + kind + " " + std::to_string(n);
+    }
+    std::ostringstream out;
+    out << "  take-overs seen     " << takeovers_.take_overs << " (epochs "
+        << takeovers_.first_epoch << " to " << takeovers_.last_epoch << "); both answered as "
+        << "active at once " << takeovers_.both_active << " time(s)\n"
+        << "  coordinator ends    " << (exits.empty() ? "none but the faults" : exits) << "\n";
+    for (const char* how : {"kill -9", "SIGTERM"}) {
+      std::vector<int64_t> plain, all;
+      int never = 0;
+      for (const auto& outage : takeovers_.outages) {
+        if (outage.how != how) continue;
+        if (outage.ms < 0) {
+          ++never;
+          continue;
+        }
+        all.push_back(outage.ms);
+        if (outage.clean) plain.push_back(outage.ms);
+      }
+      if (all.empty() && never == 0) continue;
+      std::sort(plain.begin(), plain.end());
+      std::sort(all.begin(), all.end());
+      out << "  " << how << " of the active to a coordinator serving: ";
+      if (!plain.empty()) {
+        out << "longest " << plain.back() << " ms, median " << plain[plain.size() / 2]
+            << " ms over " << plain.size()
+            << " undisturbed (a standby standing by, ZooKeeper whole, no other shard fault); ";
+      }
+      out << "longest " << (all.empty() ? 0 : all.back()) << " ms over all " << all.size();
+      if (never > 0) out << "; " << never << " never served again before the end";
+      out << "\n";
+    }
+    return out.str();
   }
 
   int64_t PgPrepared() {
@@ -510,10 +667,15 @@ class ChaosBank {
   // Returns whether everything settled.
   bool Settle() {
     cluster_->ClearProxyRules();  // no message is lost any more
-    if (!RestartTheDead()) return false;
     const auto start = Clock::now();
+    if (ha_) {
+      Status st = ha_->BringEverythingBack(kSettleTimeoutMs);
+      if (!st.ok()) Violation("the shard did not come back after the chaos: " + st.ToString());
+    }
+    if (!RestartTheDead()) return false;
     const bool settled = PollUntil(
         [&] {
+          if (ha_) ha_->Supervise();  // a coordinator may still exit, and comes back
           return cluster_->EventuallyNoOpenBranches(1000) && PgPrepared() == 0 &&
                  MariaPrepared() == 0;
         },
@@ -534,6 +696,14 @@ class ChaosBank {
                 std::to_string(PgPrepared()) + ", in MariaDB " + std::to_string(MariaPrepared()));
     }
     settle_seconds_ = std::chrono::duration<double>(Clock::now() - start).count();
+    if (ha_) {
+      takeovers_ = watch_->stats();
+      watch_.reset();
+      // A clean stop leaves no unfinished commit decision in ZooKeeper.
+      Status st = ha_->StopCleanlyAndCheckDecisions();
+      if (!st.ok()) Violation(st.ToString());
+      return settled;
+    }
     // A clean stop leaves no unfinished commit decision behind.
     cluster_->coordinator().Signal(SIGTERM);
     int code = cluster_->coordinator().WaitForExit(30000);
@@ -646,7 +816,7 @@ class ChaosBank {
   void PrintSummary(double seconds) {
     int kills = 0;
     std::string by_process;
-    for (const auto& [name, n] : kills_) {
+    for (const auto& [name, n] : Faults()) {
       kills += n;
       by_process += (by_process.empty() ? "" : ", ") + name + " " + std::to_string(n);
     }
@@ -674,6 +844,7 @@ class ChaosBank {
               << "\n"
               << "  faults survived     " << kills
               << (by_process.empty() ? "" : " (" + by_process + ")") << "\n"
+              << (ha_ ? ShardSummary() : "")
               << "  begin retries       " << begin_failures_ << "\n"
               << "  result              "
               << (violations_.empty() ? "OK: money conserved, every outcome as seen, nothing "
@@ -688,6 +859,9 @@ class ChaosBank {
   std::unique_ptr<PostgresServer> pg_;
   std::unique_ptr<MariaDbServer> maria_;
   std::unique_ptr<Cluster> cluster_;
+  std::unique_ptr<HaShard> ha_;             // with --ha
+  std::unique_ptr<TakeOverWatch> watch_;    // with --ha, until the end of the settling
+  TakeOverWatch::Stats takeovers_;          // what watch_ saw, at its end
   std::vector<Bank> banks_;
   std::atomic<bool> stop_{false};
   std::atomic<int> begin_failures_{0};
@@ -737,6 +911,9 @@ int main(int argc, char** argv) {
        "pause before each kill, drawn from MIN-MAX milliseconds (or one value)")
       ("mariadb", po::bool_switch(&options.mariadb),
        "also a MariaDB participant (a throwaway server is started)")
+      ("ha", po::bool_switch(&options.ha),
+       "two coordinators of one shard over a three-node ZooKeeper ensemble (started and\n"
+       "removed here); the chaos also kills the active, the standby and ZooKeeper servers")
       ("seed", po::value(&options.seed)->default_value(0),
        "random seed for the chaos and the clients (0: from the clock)");
   // clang-format on
