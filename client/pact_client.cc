@@ -3,35 +3,64 @@
 #include <algorithm>
 
 #include "common/clock.h"
+#include "common/txn_id.h"
 #include "gen-cpp/Coordinator.h"
 #include "gen-cpp/Participant.h"
 #include "rpc/rpc_convert.h"
+#include "zookeeper/shard_directory.h"
 
 namespace pact {
 
 Result<std::unique_ptr<Client>> Client::Connect(const std::string& coordinator,
                                                 ClientOptions options) {
-  ASSIGN_OR_RETURN(auto link,
-                   CoordinatorRoute::Make(coordinator, options.timeouts, options.credentials));
-  return std::unique_ptr<Client>(new Client(std::move(link), options));
+  ASSIGN_OR_RETURN(auto coordinators, MakeCoordinatorRoutes(coordinator, options.timeouts,
+                                                            options.credentials));
+  return std::unique_ptr<Client>(new Client(std::move(coordinators), options));
 }
 
-Client::Client(std::unique_ptr<CoordinatorRoute> coordinator, ClientOptions options)
-    : options_(options), coordinator_(std::move(coordinator)) {}
+Client::Client(std::unique_ptr<CoordinatorRoutes> coordinators, ClientOptions options)
+    : options_(options), coordinators_(std::move(coordinators)) {}
 
 Client::~Client() = default;
 
 Result<std::unique_ptr<Transaction>> Client::Begin(int64_t timeout_ms) {
-  std::string id;
-  int64_t timeout = 0;
-  RETURN_NOT_OK(NextId(timeout_ms, &id, &timeout));
-  return std::unique_ptr<Transaction>(
-      new Transaction(this, std::move(id), SteadyClock::now() + Millis(timeout)));
+  ASSIGN_OR_RETURN(std::vector<std::string> shards, coordinators_->ShardsFor(""));
+  return BeginOn(shards, timeout_ms);
 }
 
-Status Client::NextId(int64_t timeout_ms, std::string* txn_id, int64_t* effective_timeout_ms) {
+Result<std::unique_ptr<Transaction>> Client::BeginFor(const std::string& key,
+                                                      int64_t timeout_ms) {
+  if (key.empty()) return Status::InvalidArgument("BeginFor needs a key; Begin takes none");
+  ASSIGN_OR_RETURN(std::vector<std::string> shards, coordinators_->ShardsFor(key));
+  return BeginOn(shards, timeout_ms);
+}
+
+Result<std::unique_ptr<Transaction>> Client::BeginOn(const std::vector<std::string>& shards,
+                                                     int64_t timeout_ms) {
+  Status st = Status::Unavailable("no shard to begin on");
+  for (const std::string& shard : shards) {
+    std::string id;
+    int64_t timeout = 0;
+    Result<CoordinatorRoute*> coordinator = coordinators_->To(shard);
+    st = coordinator.ok() ? NextId(*coordinator, timeout_ms, &id, &timeout)
+                          : coordinator.status();
+    if (st.ok()) {
+      return std::unique_ptr<Transaction>(
+          new Transaction(this, *coordinator, std::move(id), SteadyClock::now() + Millis(timeout)));
+    }
+    // Only a shard that cannot be reached now is passed over.
+    if (st.code() != StatusCode::kUnavailable) break;
+  }
+  return st;
+}
+
+Status Client::NextId(CoordinatorRoute* coordinator, int64_t timeout_ms, std::string* txn_id,
+                      int64_t* effective_timeout_ms) {
   std::unique_lock<std::mutex> lock(mu_);
-  auto usable = [this] { return ids_.next < ids_.end && SteadyClock::now() < ids_.valid_until; };
+  IdBlock* ids = &ids_[coordinator];
+  auto usable = [&ids] {
+    return ids->next < ids->end && SteadyClock::now() < ids->valid_until;
+  };
   if (!usable()) {
     lock.unlock();
     // Valid from before the ask: the coordinator counts from its answer, so
@@ -40,10 +69,11 @@ Status Client::NextId(int64_t timeout_ms, std::string* txn_id, int64_t* effectiv
     rpc::IdBlock block;
     const int count = std::max(1, options_.id_block);
     RETURN_NOT_OK(
-        coordinator_->Call([&](rpc::CoordinatorClient& c) { c.reserveTxnIds(block, count); }));
+        coordinator->Call([&](rpc::CoordinatorClient& c) { c.reserveTxnIds(block, count); }));
     lock.lock();
+    ids = &ids_[coordinator];
     if (!usable()) {  // or another thread's block arrived first: use that one
-      ids_ = IdBlock{block.coordinator + "." + std::to_string(block.epoch) + ".",
+      *ids = IdBlock{block.coordinator + "." + std::to_string(block.epoch) + ".",
                      block.first_seq,
                      block.first_seq + block.count,
                      asked + Millis(block.valid_ms),
@@ -51,29 +81,34 @@ Status Client::NextId(int64_t timeout_ms, std::string* txn_id, int64_t* effectiv
                      block.max_timeout_ms};
     }
   }
-  int64_t timeout = timeout_ms > 0 ? timeout_ms : ids_.default_timeout_ms;
-  if (timeout > ids_.max_timeout_ms) {
+  int64_t timeout = timeout_ms > 0 ? timeout_ms : ids->default_timeout_ms;
+  if (timeout > ids->max_timeout_ms) {
     return Status::InvalidArgument("timeout " + std::to_string(timeout) +
                                    " ms exceeds the maximum of " +
-                                   std::to_string(ids_.max_timeout_ms) + " ms");
+                                   std::to_string(ids->max_timeout_ms) + " ms");
   }
-  *txn_id = ids_.prefix + std::to_string(ids_.next++);
+  *txn_id = ids->prefix + std::to_string(ids->next++);
   *effective_timeout_ms = timeout;
   return Status::Ok();
 }
 
-void Client::DropIdBlock() {
+void Client::DropIdBlock(CoordinatorRoute* coordinator) {
   std::lock_guard<std::mutex> lock(mu_);
-  ids_ = IdBlock{};
+  ids_.erase(coordinator);
 }
 
 Result<TxnState> Client::GetState(const std::string& txn_id) {
+  // A malformed id goes to a fixed coordinator as it is: it says what is wrong.
+  Result<TxnId> id = TxnId::Parse(txn_id);
+  ASSIGN_OR_RETURN(CoordinatorRoute * coordinator,
+                   coordinators_->To(id.ok() ? id->coordinator : ""));
   rpc::TxnStatus status;
-  RETURN_NOT_OK(coordinator_->Call([&](rpc::CoordinatorClient& c) { c.status(status, txn_id); }));
+  RETURN_NOT_OK(coordinator->Call([&](rpc::CoordinatorClient& c) { c.status(status, txn_id); }));
   return TxnStateFromRpc(status.state);
 }
 
-Result<std::shared_ptr<Client::ParticipantPool>> Client::PoolFor(const std::string& participant) {
+Result<std::shared_ptr<Client::ParticipantPool>> Client::PoolFor(const std::string& participant,
+                                                                 CoordinatorRoute* coordinator) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = participants_.find(participant);
@@ -81,7 +116,7 @@ Result<std::shared_ptr<Client::ParticipantPool>> Client::PoolFor(const std::stri
   }
   std::vector<rpc::ParticipantEndpoint> registered;
   RETURN_NOT_OK(
-      coordinator_->Call([&](rpc::CoordinatorClient& c) { c.listParticipants(registered); }));
+      coordinator->Call([&](rpc::CoordinatorClient& c) { c.listParticipants(registered); }));
   std::lock_guard<std::mutex> lock(mu_);
   std::string known;
   for (const auto& p : registered) {
@@ -171,7 +206,7 @@ Status Transaction::Send(RpcPool<rpc::ParticipantClient>& pool, const std::strin
 Result<QueryResult> Transaction::Execute(const std::string& participant, const std::string& sql,
                                          const std::vector<SqlValue>& params) {
   RETURN_NOT_OK(RequireOpen());
-  ASSIGN_OR_RETURN(auto pool, client_->PoolFor(participant));
+  ASSIGN_OR_RETURN(auto pool, client_->PoolFor(participant, coordinator_));
   const std::vector<rpc::Value> wire_params = ToRpcValues(params);
   rpc::ExecuteResult result;
   std::string opening;
@@ -182,12 +217,13 @@ Result<QueryResult> Transaction::Execute(const std::string& participant, const s
     // never commit. While no branch of the transaction opened anywhere,
     // nothing of it exists yet, so the statement goes again under a fresh
     // id; otherwise the transaction can only roll back.
-    client_->DropIdBlock();
+    client_->DropIdBlock(coordinator_);
     const bool untouched = doubtful_.empty() &&
                            std::all_of(openings_.begin(), openings_.end(),
                                        [](const auto& o) { return o.second.empty(); });
     int64_t unused_timeout = 0;
-    if (untouched && client_->NextId(/*timeout_ms=*/0, &id_, &unused_timeout).ok()) {
+    if (untouched &&
+        client_->NextId(coordinator_, /*timeout_ms=*/0, &id_, &unused_timeout).ok()) {
       openings_ = {{participant, ""}};
       st = Send(*pool, sql, wire_params, &result, &opening);
     }
@@ -232,7 +268,7 @@ Status Transaction::Commit() {
     // One ask may take the coordinator's prepare timeout plus its first
     // commit round: never cut it shorter than the budget.
     const bool at_decision = client_->options_.return_at_decision;
-    st = client_->coordinator_->Call(
+    st = coordinator_->Call(
         [&](rpc::CoordinatorClient& c) { c.commitTxn(result, id_, at_decision, branches); },
         std::max(client_->options_.timeouts.call_ms, client_->options_.commit_budget_ms));
     if (attempt > 1 && st.code() == StatusCode::kNotFound) {
@@ -256,7 +292,7 @@ Status Transaction::Commit() {
     // never prepared would hold their locks until their deadline; giving
     // them up can only make the outcome an abort, and the budget spent
     // means the coordinator, if alive, decided long ago.
-    client_->DropIdBlock();
+    client_->DropIdBlock(coordinator_);
     (void)AbandonBranches();
     phase_ = Phase::kUnknown;
     return Status::Unavailable("outcome of " + id_ + " unknown: " + st.message());
@@ -264,7 +300,7 @@ Status Transaction::Commit() {
   if (!st.ok()) {
     // The coordinator's answer (deadline passed, unknown id, ...): nothing
     // of this transaction committed. An unknown id may mean it restarted.
-    if (st.code() == StatusCode::kNotFound) client_->DropIdBlock();
+    if (st.code() == StatusCode::kNotFound) client_->DropIdBlock(coordinator_);
     phase_ = Phase::kRolledBack;
     return st;
   }
@@ -279,18 +315,18 @@ Status Transaction::Commit() {
 Status Transaction::Rollback() {
   RETURN_NOT_OK(RequireOpen());
   const std::vector<rpc::EnlistedBranch> branches = WireBranches(/*opened_only=*/false);
-  Status st = client_->coordinator_->Call(
+  Status st = coordinator_->Call(
       [&](rpc::CoordinatorClient& c) { c.rollbackTxn(id_, branches); });
   if (st.code() == StatusCode::kNotFound) {
     // Of an earlier run of the coordinator (it restarted): that run's
     // transactions can never commit, and their branches roll back by
     // themselves; give them up now all the same.
-    client_->DropIdBlock();
+    client_->DropIdBlock(coordinator_);
     (void)AbandonBranches();
     st = Status::Ok();
   }
   if (st.code() == StatusCode::kUnavailable) {
-    client_->DropIdBlock();
+    client_->DropIdBlock(coordinator_);
     Status abandoned = AbandonBranches();
     if (abandoned.ok()) st = abandoned;
   }
@@ -307,7 +343,7 @@ Status Transaction::AbandonBranches() {
       if (first_failure.ok()) first_failure = Status::Unavailable(participant + ": branch unknown");
       continue;
     }
-    auto pool = client_->PoolFor(participant);
+    auto pool = client_->PoolFor(participant, coordinator_);
     Status st = pool.ok() ? (*pool)->Call([&, &opening = opening](rpc::ParticipantClient& c) {
                               c.abandon(id_, opening);
                             })

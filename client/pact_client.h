@@ -67,16 +67,23 @@ class Client {
  public:
   // `coordinator`: its host:port, or a shard's coordinators (active and
   // standbys) as host:port,host:port,...; calls follow a standby's
-  // NOT_LEADER to the active. Connections open lazily: this fails only on a
-  // malformed address.
+  // NOT_LEADER to the active. Or a deployment of several shards, as
+  // zk://host:port,host:port/root: the ZooKeeper ensemble and root that
+  // hold its shard map and elections (zookeeper/shard_directory.h).
+  // Connections open lazily: this fails only on a malformed address.
   static Result<std::unique_ptr<Client>> Connect(const std::string& coordinator,
                                                  ClientOptions options = {});
   ~Client();
 
   // timeout_ms <= 0 takes the coordinator's default. A transaction not
   // committed by then is rolled back everywhere. Asks the coordinator only
-  // when its block of reserved ids is used up or old.
+  // when its block of reserved ids is used up or old. Over several shards,
+  // transactions go to each in turn, and to the next when one cannot begin
+  // any (it has no active).
   Result<std::unique_ptr<Transaction>> Begin(int64_t timeout_ms = 0);
+  // Begins on the shard that owns `key` (e.g. an order id): the same key
+  // reaches the same shard while the shard map is unchanged.
+  Result<std::unique_ptr<Transaction>> BeginFor(const std::string& key, int64_t timeout_ms = 0);
 
   // The coordinator's view of a transaction, e.g. after Commit returned
   // kUnavailable because the connection broke.
@@ -96,20 +103,26 @@ class Client {
     int64_t max_timeout_ms = 0;
   };
 
-  Client(std::unique_ptr<CoordinatorRoute> coordinator, ClientOptions options);
-  // Looks a participant's endpoint up at the coordinator (cached).
-  Result<std::shared_ptr<ParticipantPool>> PoolFor(const std::string& participant);
-  // The next reserved id and its timeout (timeout_ms as Begin takes it).
-  Status NextId(int64_t timeout_ms, std::string* txn_id, int64_t* effective_timeout_ms);
+  Client(std::unique_ptr<CoordinatorRoutes> coordinators, ClientOptions options);
+  // Begins on the first of `shards` that reserves an id.
+  Result<std::unique_ptr<Transaction>> BeginOn(const std::vector<std::string>& shards,
+                                               int64_t timeout_ms);
+  // Looks a participant's endpoint up at a coordinator (cached).
+  Result<std::shared_ptr<ParticipantPool>> PoolFor(const std::string& participant,
+                                                   CoordinatorRoute* coordinator);
+  // The next id reserved at `coordinator` and its timeout (timeout_ms as
+  // Begin takes it).
+  Status NextId(CoordinatorRoute* coordinator, int64_t timeout_ms, std::string* txn_id,
+                int64_t* effective_timeout_ms);
   // After a failure that may mean the coordinator restarted (its ids of the
   // old run can no longer become transactions): reserve afresh next time.
-  void DropIdBlock();
+  void DropIdBlock(CoordinatorRoute* coordinator);
 
   const ClientOptions options_;
-  std::unique_ptr<CoordinatorRoute> coordinator_;
+  std::unique_ptr<CoordinatorRoutes> coordinators_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<ParticipantPool>> participants_;  // guarded by mu_
-  IdBlock ids_;                                                           // guarded by mu_
+  std::map<CoordinatorRoute*, IdBlock> ids_;  // guarded by mu_; per shard
 };
 
 class Transaction {
@@ -140,8 +153,9 @@ class Transaction {
  private:
   friend class Client;
   enum class Phase { kOpen, kCommitted, kRolledBack, kUnknown };
-  Transaction(Client* client, std::string id, std::chrono::steady_clock::time_point deadline)
-      : client_(client), id_(std::move(id)), deadline_(deadline) {}
+  Transaction(Client* client, CoordinatorRoute* coordinator, std::string id,
+              std::chrono::steady_clock::time_point deadline)
+      : client_(client), coordinator_(coordinator), id_(std::move(id)), deadline_(deadline) {}
   Status RequireOpen() const;
   // The branches as the coordinator is told them: for a commit those that
   // opened (opened_only), for a rollback every participant a statement was
@@ -161,6 +175,7 @@ class Transaction {
   Status AbandonBranches();
 
   Client* const client_;
+  CoordinatorRoute* const coordinator_;  // the shard's, owned by the client
   std::string id_;
   const std::chrono::steady_clock::time_point deadline_;
   Phase phase_ = Phase::kOpen;

@@ -214,8 +214,11 @@ Status Cluster::LaunchParticipant(const std::string& name,
       "--name=" + name,
       "--port=" + std::to_string(p.port),
       "--advertise_port=" + std::to_string(p.advertised_port()),
-      "--coordinator=" + (p.from_proxy ? p.from_proxy->address() : coordinator_address()) +
-          (standby_coordinators.empty() ? "" : "," + standby_coordinators),
+      "--coordinator=" +
+          (!participants_find_coordinators.empty()
+               ? participants_find_coordinators
+               : (p.from_proxy ? p.from_proxy->address() : coordinator_address()) +
+                     (standby_coordinators.empty() ? "" : "," + standby_coordinators)),
       "--state_dir=" + options_.dir};
   if (p.backend_flags.empty()) {
     argv.insert(argv.end(), {"--backend=sqlite", "--sqlite_path=" + db_path(name)});

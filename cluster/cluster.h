@@ -59,6 +59,9 @@ class Cluster {
   // A highly available shard's other coordinators ("host:port,..."), which
   // participants also know, after the cluster's own.
   std::string standby_coordinators;
+  // Instead, where participants find every shard: zk://.../root (then
+  // they bypass the proxy from the participant, if any).
+  std::string participants_find_coordinators;
   // Sets each "--name=value" of `flags` in coordinator_flags, replacing an
   // earlier value of the same option.
   void OverrideCoordinatorFlags(const std::vector<std::string>& flags);

@@ -29,6 +29,7 @@
 #include "rpc/rpc_server.h"
 #include "rpc/rpc_server_flags.h"
 #include "rpc/security_flags.h"
+#include "zookeeper/shard_directory.h"
 #include "zookeeper/shard_election.h"
 
 namespace po = boost::program_options;
@@ -63,6 +64,7 @@ bool RegisterStaticParticipants(pact::Coordinator* coordinator,
 // single coordinator's settings.
 struct ShardMember {
   std::string zookeeper;  // connect string
+  std::string zk_root;    // the deployment's: its shard map and shards
   std::string root;       // the shard's znode: <zk_root>/shards/<name>
   std::string advertise;  // host:port that standbys name to callers
   int session_timeout_ms = 4000;
@@ -98,7 +100,7 @@ int ServeShardMember(const ShardMember& shard, pact::CoordinatorOptions options,
   std::condition_variable changed;
   bool leading = false, stop = false;  // guarded by mu
   pact::ShardElectionOptions election_options;
-  election_options.path = shard.root + "/election";
+  election_options.path = pact::ElectionPath(shard.zk_root, options.name);
   election_options.address = shard.advertise;
   election_options.on_change = [&](bool now_leading) {
     std::lock_guard<std::mutex> lock(mu);
@@ -185,6 +187,11 @@ int ServeShardMember(const ShardMember& shard, pact::CoordinatorOptions options,
     return 1;
   }
   if (!RegisterStaticParticipants(&coordinator, static_participants)) return 2;
+  // Serving: zk:// clients may begin transactions here from now on.
+  st = pact::ShardMapJoin(session->get(), shard.zk_root, options.name);
+  LOG_IF(WARNING, !st.ok()) << "cannot enter the shard map (zk:// clients will not begin "
+                               "transactions here until the next take-over): "
+                            << st.ToString();
   LOG(INFO) << "pact-coordinator " << options.name << " ACTIVE, epoch " << coordinator.epoch()
             << ", serving on " << host << ":" << port << " "
             << std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -285,7 +292,9 @@ int main(int argc, char** argv) {
        "started with one --name form a shard: one active, the others standbys; its "
        "decisions live in ZooKeeper instead of --journal")
       ("zk_root", po::value(&zk_root)->default_value("/pact"),
-       "with --zookeeper: the znode under which shards keep their election and decisions")
+       "with --zookeeper: the znode under which shards keep their election and decisions, "
+       "and the shard map; a shard enters the map (zk:// clients begin transactions there) "
+       "when it first serves")
       ("zk_session_timeout_ms", po::value(&shard.session_timeout_ms)->default_value(4000),
        "with --zookeeper: after this long without ZooKeeper an active is replaced")
       ("advertise", po::value(&shard.advertise)->default_value(""),
@@ -361,7 +370,8 @@ int main(int argc, char** argv) {
                                         static_cast<size_t>(max_batch),
                                         static_cast<size_t>(max_in_flight));
   if (!shard.zookeeper.empty()) {
-    shard.root = zk_root + "/shards/" + options.name;
+    shard.zk_root = zk_root;
+    shard.root = pact::ShardPath(zk_root, options.name);
     if (shard.advertise.empty()) shard.advertise = host + ":" + std::to_string(port);
     return ServeShardMember(shard, options, &participants, &metrics, rpc_server, host, port,
                             static_participants, shutdown_grace_ms);

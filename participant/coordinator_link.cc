@@ -33,9 +33,11 @@ Status Ask(CoordinatorRoute& route, Fn&& fn, const std::string& server_name) {
 }  // namespace
 
 Result<Outcome> ThriftCoordinatorLink::Inquire(const std::string& txn_id) {
+  const std::string owner = OwnerOf(txn_id);
+  ASSIGN_OR_RETURN(CoordinatorRoute * route, coordinators_->To(owner));
   rpc::Outcome::type outcome = rpc::Outcome::ACTIVE;
-  RETURN_NOT_OK(Ask(
-      *route_, [&](rpc::CoordinatorClient& c) { outcome = c.outcome(txn_id); }, OwnerOf(txn_id)));
+  RETURN_NOT_OK(
+      Ask(*route, [&](rpc::CoordinatorClient& c) { outcome = c.outcome(txn_id); }, owner));
   return OutcomeFromRpc(outcome);
 }
 
@@ -45,13 +47,33 @@ Status ThriftCoordinatorLink::Register(const ParticipantAddress& self) {
   endpoint.host = self.host;
   endpoint.port = self.port;
   endpoint.backend = self.backend;
-  return route_->Call([&](rpc::CoordinatorClient& c) { c.registerParticipant(endpoint); });
+  ASSIGN_OR_RETURN(std::vector<std::string> shards, coordinators_->Shards());
+  Status first_failure;
+  for (const std::string& shard : shards) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (registered_with_.count(shard) > 0) continue;
+    }
+    Result<CoordinatorRoute*> route = coordinators_->To(shard);
+    Status st = route.ok() ? (*route)->Call([&](rpc::CoordinatorClient& c) {
+                               c.registerParticipant(endpoint);
+                             })
+                           : route.status();
+    if (st.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      registered_with_.insert(shard);
+    } else if (first_failure.ok()) {
+      first_failure = shard.empty() ? st : st.WithContext("shard " + shard);
+    }
+  }
+  return first_failure;
 }
 
 Result<CoordinatorIdentity> ThriftCoordinatorLink::Identify(const std::string& coordinator) {
+  ASSIGN_OR_RETURN(CoordinatorRoute * route, coordinators_->To(coordinator));
   rpc::CoordinatorInfo info;
-  RETURN_NOT_OK(Ask(*route_, [&](rpc::CoordinatorClient& c) { c.info(info); }, coordinator));
-  return CoordinatorIdentity{info.name, info.epoch, route_->current_address()};
+  RETURN_NOT_OK(Ask(*route, [&](rpc::CoordinatorClient& c) { c.info(info); }, coordinator));
+  return CoordinatorIdentity{info.name, info.epoch, route->current_address()};
 }
 
 Status ThriftCoordinatorLink::ReportHeuristic(const std::string& participant,
@@ -61,8 +83,9 @@ Status ThriftCoordinatorLink::ReportHeuristic(const std::string& participant,
   info.participant = participant;
   info.committed = heuristic.committed;
   info.at_ms = heuristic.at_ms;
-  return route_->Call([&](rpc::CoordinatorClient& c) { c.reportHeuristic(info); }, 0,
-                    OwnerOf(heuristic.txn_id));
+  const std::string owner = OwnerOf(heuristic.txn_id);
+  ASSIGN_OR_RETURN(CoordinatorRoute * route, coordinators_->To(owner));
+  return route->Call([&](rpc::CoordinatorClient& c) { c.reportHeuristic(info); }, 0, owner);
 }
 
 }  // namespace pact

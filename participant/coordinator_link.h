@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "common/protocol.h"
@@ -36,6 +38,9 @@ class CoordinatorLink {
  public:
   virtual ~CoordinatorLink() = default;
   virtual Result<Outcome> Inquire(const std::string& txn_id) = 0;
+  // Makes every coordinator this participant serves (every shard) know it.
+  // Asked again and again: cheap once each knows it, and a shard that
+  // appears later learns of it too.
   virtual Status Register(const ParticipantAddress& self) = 0;
   // Asks the coordinator at the configured address, which should be
   // `coordinator`, its name and current epoch. kUnavailable when it cannot be
@@ -47,15 +52,15 @@ class CoordinatorLink {
                                  const HeuristicDecision& heuristic) = 0;
 };
 
-// With TLS, every call about a transaction goes only to a server whose
-// certificate names the transaction's coordinator (its id says which): a
-// holder of another coordinator's certificate at this address cannot answer
-// for it.
+// A call about a transaction goes to the active of the shard its id names.
+// With TLS, it goes only to a server whose certificate names that
+// coordinator: a holder of another coordinator's certificate at this address
+// cannot answer for it.
 class ThriftCoordinatorLink : public CoordinatorLink {
  public:
-  // `coordinator`: as CoordinatorRoute (one address, or a shard's coordinators).
-  explicit ThriftCoordinatorLink(std::unique_ptr<CoordinatorRoute> coordinator)
-      : route_(std::move(coordinator)) {}
+  // `coordinators`: one shard's given addresses, or a directory of shards.
+  explicit ThriftCoordinatorLink(std::unique_ptr<CoordinatorRoutes> coordinators)
+      : coordinators_(std::move(coordinators)) {}
 
   Result<Outcome> Inquire(const std::string& txn_id) override;
   Status Register(const ParticipantAddress& self) override;
@@ -64,7 +69,9 @@ class ThriftCoordinatorLink : public CoordinatorLink {
                          const HeuristicDecision& heuristic) override;
 
  private:
-  std::unique_ptr<CoordinatorRoute> route_;
+  std::unique_ptr<CoordinatorRoutes> coordinators_;
+  std::mutex mu_;
+  std::set<std::string> registered_with_;  // guarded by mu_: shards that know this participant
 };
 
 }  // namespace pact

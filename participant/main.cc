@@ -7,6 +7,7 @@
 #include "common/cli.h"
 #include "common/metrics_http.h"
 #include "participant/coordinator_link.h"
+#include "zookeeper/shard_directory.h"
 #include "participant/backends/mariadb/mariadb_backend.h"
 #include "participant/backends/null/null_backend.h"
 #include "participant/participant_handler.h"
@@ -88,7 +89,9 @@ int main(int argc, char** argv) {
        "port the coordinator uses to reach us, e.g. a proxy's (default: --port)")
       ("coordinator", po::value(&coordinator_address)->default_value("127.0.0.1:7700"),
        "coordinator host:port; for a highly available shard, its coordinators as "
-       "host:port,host:port,... (a standby's NOT_LEADER is followed to the active)")
+       "host:port,host:port,... (a standby's NOT_LEADER is followed to the active); for "
+       "several shards, zk://host:port,.../root: every shard of the ZooKeeper shard map, "
+       "each transaction's asked of the active of the shard its id names")
       ("backend", po::value(&backend_kind)->default_value("sqlite"),
        "database kind: sqlite, postgresql, mariadb, or null (stores nothing; for "
        "benchmarks only)")
@@ -164,13 +167,13 @@ int main(int argc, char** argv) {
     LOG(ERROR) << state.status().ToString();
     return 1;
   }
-  auto route = pact::CoordinatorRoute::Make(coordinator_address, rpc_timeouts,
-                                            process_security->client);
-  if (!route.ok()) {
-    std::cerr << "pact-participant: --coordinator: " << route.status().ToString() << "\n";
+  auto coordinators = pact::MakeCoordinatorRoutes(coordinator_address, rpc_timeouts,
+                                                  process_security->client);
+  if (!coordinators.ok()) {
+    std::cerr << "pact-participant: --coordinator: " << coordinators.status().ToString() << "\n";
     return 2;
   }
-  pact::ThriftCoordinatorLink coordinator(std::move(*route));
+  pact::ThriftCoordinatorLink coordinator(std::move(*coordinators));
   pact::ParticipantService service(options, backend->get(), state->get(), &coordinator);
   pact::Status st = service.Start();
   if (!st.ok()) {

@@ -750,11 +750,15 @@ void ParticipantService::RollBackExpiredBranches() {
 }
 
 void ParticipantService::TalkToCoordinator() {
-  if (!registered()) {
+  {
+    // Every round: a shard that appeared since must learn of this participant.
     Status st = coordinator_->Register(options_.self);
     std::lock_guard<std::mutex> lock(mu_);
+    // Said once per reason, not every round.
+    LOG_IF(WARNING, !st.ok() && st.message() != register_failure_)
+        << "cannot register with the coordinator: " << st.ToString();
+    register_failure_ = st.ok() ? "" : st.message();
     registered_ = st.ok();
-    LOG_IF(WARNING, !st.ok()) << "cannot register with the coordinator yet: " << st.ToString();
   }
   TimePoint now = clock()->Now();
   for (const auto& [txn_id, entry] : AllEntries()) {

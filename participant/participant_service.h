@@ -264,6 +264,7 @@ class ParticipantService {
   std::unordered_map<std::string, const char*> ended_;      // guarded by mu_; how each ended
   std::deque<std::string> ended_order_;                      // guarded by mu_; oldest first
   bool registered_ = false;                                  // guarded by mu_
+  std::string register_failure_;                             // guarded by mu_; "" if none
   int64_t branches_opened_ = 0;                              // guarded by mu_
   TimePoint next_reconcile_;     // TalkToCoordinator only
   TimePoint next_orphan_check_;  // TalkToCoordinator only

@@ -17,26 +17,70 @@ Result<std::unique_ptr<CoordinatorRoute>> CoordinatorRoute::Make(const std::stri
     start = comma + 1;
   }
   return std::unique_ptr<CoordinatorRoute>(
-      new CoordinatorRoute(std::move(endpoints), timeouts, std::move(credentials)));
+      new CoordinatorRoute(std::move(endpoints), nullptr, timeouts, std::move(credentials)));
 }
 
-CoordinatorRoute::CoordinatorRoute(std::vector<Endpoint> endpoints, RpcTimeouts timeouts,
-                                 RpcCredentials credentials)
-    : timeouts_(timeouts), credentials_(std::move(credentials)) {
+std::unique_ptr<CoordinatorRoute> CoordinatorRoute::Learning(Resolver resolve,
+                                                             RpcTimeouts timeouts,
+                                                             RpcCredentials credentials) {
+  return std::unique_ptr<CoordinatorRoute>(
+      new CoordinatorRoute({}, std::move(resolve), timeouts, std::move(credentials)));
+}
+
+CoordinatorRoute::CoordinatorRoute(std::vector<Endpoint> endpoints, Resolver resolve,
+                                   RpcTimeouts timeouts, RpcCredentials credentials)
+    : resolve_(std::move(resolve)), timeouts_(timeouts), credentials_(std::move(credentials)) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& endpoint : endpoints) PoolFor(endpoint);
+  stale_ = pools_.empty();
 }
 
-std::string CoordinatorRoute::current_address() { return Current()->endpoint().ToString(); }
+std::string CoordinatorRoute::current_address() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pools_.empty() ? "" : pools_[current_]->endpoint().ToString();
+}
 
-std::shared_ptr<CoordinatorRoute::Pool> CoordinatorRoute::Current() {
+Result<std::shared_ptr<CoordinatorRoute::Pool>> CoordinatorRoute::Current() {
+  bool learn;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    learn = stale_ && resolve_;
+  }
+  if (learn) {
+    Status learned = Learn();
+    // Still usable: the addresses known so far may answer.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!learned.ok() && pools_.empty()) return learned;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   return pools_[current_];
 }
 
+Status CoordinatorRoute::Learn() {
+  // Outside mu_: the resolver asks ZooKeeper. Two callers may both ask.
+  Result<std::vector<std::string>> addresses = resolve_();
+  if (!addresses.ok()) {
+    return Status::Unavailable("cannot learn the coordinators: " + addresses.status().message());
+  }
+  if (addresses->empty()) return Status::Unavailable("the shard has no coordinator yet");
+  std::vector<Endpoint> endpoints;
+  for (const std::string& address : *addresses) {
+    ASSIGN_OR_RETURN(Endpoint endpoint, Endpoint::Parse(address));
+    endpoints.push_back(std::move(endpoint));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const Endpoint& endpoint : endpoints) PoolFor(endpoint);
+  std::shared_ptr<Pool> first = PoolFor(endpoints.front());
+  current_ = std::find(pools_.begin(), pools_.end(), first) - pools_.begin();
+  stale_ = false;
+  return Status::Ok();
+}
+
 void CoordinatorRoute::MoveOn(const Pool* failed) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (pools_[current_].get() == failed) current_ = (current_ + 1) % pools_.size();
+  if (pools_[current_].get() != failed) return;
+  current_ = (current_ + 1) % pools_.size();
+  stale_ = true;
 }
 
 bool CoordinatorRoute::Follow(const Pool* standby, const std::string& leader) {
@@ -46,6 +90,7 @@ bool CoordinatorRoute::Follow(const Pool* standby, const std::string& leader) {
   if (!endpoint.ok()) {
     // No active known yet (a take-over in progress): try the next one.
     current_ = (current_ + 1) % pools_.size();
+    stale_ = true;
     return false;
   }
   std::shared_ptr<Pool> active = PoolFor(*endpoint);

@@ -2,7 +2,7 @@
 // shard moves at most 1.2 x its fair share of 100,000 keys, all of them to the
 // new shard; removing one moves only its own keys; every shard gets its share
 // of the load within 25%.
-#include "coordinator/shard_ring.h"
+#include "zookeeper/shard_ring.h"
 
 #include <gtest/gtest.h>
 

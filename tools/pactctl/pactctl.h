@@ -73,5 +73,8 @@ int Journal(const Context& ctx, const std::string& path);
 
 // Highly available shards, from ZooKeeper (pactctl_shards.cc).
 int Shards(const Context& ctx, const std::string& zookeeper, const std::string& zk_root);
+// Puts a shard into the shard map (in_map) or takes it out.
+int MapShard(const Context& ctx, const std::string& zookeeper, const std::string& zk_root,
+             const std::string& shard, bool in_map);
 
 }  // namespace pact::ctl

@@ -34,10 +34,14 @@ const char kUsage[] =
     "  stats                 the coordinator's counters and commit latency percentiles\n"
     "  journal PATH          read a journal file with the coordinator stopped: epoch,\n"
     "                        participants, unfinished decisions, heuristic mixes\n"
-    "  shards --zookeeper Z  highly available shards: each one's active and standbys, its\n"
-    "                        epoch and its unfinished decisions, from ZooKeeper\n"
+    "  shards --zookeeper Z  highly available shards: each one's active and standbys,\n"
+    "                        whether it is in the shard map, its epoch and its unfinished\n"
+    "                        decisions, from ZooKeeper\n"
     "\n"
     "Acting:\n"
+    "  unmap-shard NAME --zookeeper Z   take a shard out of the shard map: zk:// clients\n"
+    "                        begin no new transaction there; its coordinators finish what\n"
+    "                        it owns (map-shard NAME puts it back)\n"
     "  retry TXN             re-send the pending commits of a COMMITTING transaction now\n"
     "  resolve TXN --commit|--rollback [--participant P]... [--force] [--journal PATH]\n"
     "                        decide an in-doubt branch by hand when its coordinator is\n"
@@ -79,7 +83,7 @@ int main(int argc, char** argv) {
        "the participants while the coordinator is down")
       ("force", "resolve, remove-participant: override the safety refusal")
       ("zookeeper", po::value<std::string>()->default_value(""),
-       "shards: ZooKeeper connect string (HOST:PORT,...)")
+       "shards, map-shard, unmap-shard: ZooKeeper connect string (HOST:PORT,...)")
       ("zk_root", po::value<std::string>()->default_value("/pact"),
        "shards: the znode the coordinators were given as --zk_root");
   pact::AddSecurityFlags(&desc, &security);
@@ -129,6 +133,10 @@ int main(int argc, char** argv) {
   if (command == "journal" && n == 1) return Journal(ctx, args[0]);
   if (command == "shards" && n == 0) {
     return Shards(ctx, vm["zookeeper"].as<std::string>(), vm["zk_root"].as<std::string>());
+  }
+  if ((command == "map-shard" || command == "unmap-shard") && n == 1) {
+    return MapShard(ctx, vm["zookeeper"].as<std::string>(), vm["zk_root"].as<std::string>(),
+                    args[0], command == "map-shard");
   }
   if (command == "retry" && n == 1) return Retry(ctx, args[0]);
   if (command == "forget" && n == 1) return Forget(ctx, args[0]);

@@ -1,4 +1,4 @@
-#include "coordinator/shard_ring.h"
+#include "zookeeper/shard_ring.h"
 
 #include <algorithm>
 
