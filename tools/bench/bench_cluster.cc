@@ -37,6 +37,7 @@ BenchCluster::BenchCluster(const BenchClusterOptions& options, ClusterOptions cl
       shard.push_back("--zk_session_timeout_ms=" + std::to_string(options.zk_session_timeout_ms));
     }
     cluster_.OverrideCoordinatorFlags(shard);
+    cluster_.participants_find_coordinators = options.participants_find_coordinators;
   }
 }
 
@@ -223,6 +224,12 @@ Result<std::map<std::string, int64_t>> BenchCluster::CoordinatorStats() {
   std::map<std::string, int64_t> stats;
   RETURN_NOT_OK(Admin().Call([&](rpc::CoordinatorClient& c) { c.stats(stats); }));
   return stats;
+}
+
+Result<int64_t> BenchCluster::CountRegisteredParticipants() {
+  std::vector<rpc::ParticipantEndpoint> registered;
+  RETURN_NOT_OK(Admin().Call([&](rpc::CoordinatorClient& c) { c.listParticipants(registered); }));
+  return static_cast<int64_t>(registered.size());
 }
 
 Result<int64_t> BenchCluster::CountTransactions(const std::vector<TxnState>& states) {

@@ -42,6 +42,9 @@ struct BenchClusterOptions {
   // the ZooKeeper ensemble at this connect string.
   std::string zookeeper;
   int zk_session_timeout_ms = 0;  // 0: the coordinator's default
+  // Non-empty (zk://.../root): the participants find every shard of the
+  // shard map there, instead of this cluster's coordinators only.
+  std::string participants_find_coordinators;
 };
 
 class BenchCluster {
@@ -97,6 +100,8 @@ class BenchCluster {
 
   // The coordinator's counters (see the IDL's stats()).
   Result<std::map<std::string, int64_t>> CoordinatorStats();
+  // How many participants have registered with the coordinator.
+  Result<int64_t> CountRegisteredParticipants();
   // How many transactions the coordinator holds in the given states.
   Result<int64_t> CountTransactions(const std::vector<TxnState>& states);
   // Branches (active or prepared) the running participants still hold.

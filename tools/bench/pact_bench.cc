@@ -78,8 +78,11 @@ const char kUsage[] =
     "\n"
     "Highly available (--ha): a three-node ZooKeeper ensemble on loopback, and each\n"
     "of --shards shards is two coordinators of one name (an active and a standby,\n"
-    "elected in ZooKeeper, decisions kept there instead of the SQLite journal) with\n"
-    "its own --participants adapters; client i uses shard i mod --shards. The same\n"
+    "elected in ZooKeeper, decisions kept there instead of the SQLite journal). By\n"
+    "default (--shard_routing zk) one set of --participants adapters serves every\n"
+    "shard and clients connect to zk://<ensemble>/pact, spreading their Begins over\n"
+    "the shard map; --shard_routing independent gives each shard its own adapters\n"
+    "and sends client i to shard i mod --shards. The same\n"
     "workload and report, so that runs with and without --ha compare the journal\n"
     "with ZooKeeper. --failovers N: the same load on one shard while pact-bench\n"
     "kills -9 the active N times; per kill, the time until the standby serves and\n"
@@ -113,6 +116,7 @@ struct BenchOptions {
   int failovers = 0;
   int failover_interval_ms = 1000;
   int zk_session_timeout_ms = 0;
+  std::string shard_routing;
   std::string bin_dir;
   std::vector<std::string> coordinator_flags;
   std::vector<std::string> participant_flags;
@@ -199,6 +203,12 @@ int ParseOptions(int argc, char** argv, BenchOptions* o) {
        "restarting each killed one as the standby, and report the take-over times")
       ("failover_interval_ms", po::value(&o->failover_interval_ms)->default_value(1000),
        "--failovers: load between the killed one standing by again and the next kill")
+      ("shard_routing", po::value(&o->shard_routing),
+       "--ha: zk: one set of participants serves every shard and each client connects to "
+       "zk://<ensemble>/pact, spreading its Begins over the shard map; independent: each shard "
+       "has participants of its own, and client i uses shard i mod --shards (given its "
+       "coordinators as host:port,host:port). Default: zk for several shards, independent "
+       "for one")
       ("zk_session_timeout_ms", po::value(&o->zk_session_timeout_ms)->default_value(0),
        "--ha: the coordinators' ZooKeeper session timeout (0: the coordinator's default)");
   // clang-format on
@@ -239,8 +249,9 @@ int ParseOptions(int argc, char** argv, BenchOptions* o) {
     return UsageError("--recovery runs null participants only");
   }
   if (!o->ha && (!vm["shards"].defaulted() || o->failovers != 0 ||
-                 o->zk_session_timeout_ms != 0)) {
-    return UsageError("--shards, --failovers and --zk_session_timeout_ms are for --ha");
+                 o->zk_session_timeout_ms != 0 || vm.count("shard_routing"))) {
+    return UsageError(
+        "--shards, --shard_routing, --failovers and --zk_session_timeout_ms are for --ha");
   }
   if (o->ha && (o->raw || o->recovery > 0)) {
     return UsageError("--ha measures the load: no --raw or --recovery");
@@ -251,6 +262,10 @@ int ParseOptions(int argc, char** argv, BenchOptions* o) {
                       "--zk_session_timeout_ms >= 0");
   }
   if (o->failovers > 0 && o->shards != 1) return UsageError("--failovers runs one shard");
+  if (o->shard_routing.empty()) o->shard_routing = o->shards > 1 ? "zk" : "independent";
+  if (o->shard_routing != "zk" && o->shard_routing != "independent") {
+    return UsageError("--shard_routing must be zk or independent");
+  }
   if (o->shards > 1 && o->backend == "postgresql") {
     return UsageError("--shards > 1 runs null or sqlite participants");
   }
@@ -344,6 +359,13 @@ LoadReport MakeReport(const BenchOptions& o, const std::string& mode) {
                        " of two coordinators (active + standby), decisions in a three-node "
                        "ZooKeeper ensemble on loopback";
     r.decisions_in = "zookeeper";
+    if (o.shards > 1 || o.shard_routing == "zk") {
+      r.backend_label += o.shard_routing == "zk"
+                             ? "; one set of participants serves every shard, clients connect "
+                               "to zk://.../pact and spread their Begins over the shard map"
+                             : "; each shard has its own participants, client i uses shard i "
+                               "mod shards";
+    }
   }
   r.shards = o.shards;
   r.zk_session_timeout_ms = o.zk_session_timeout_ms;
@@ -375,8 +397,14 @@ void AddLoadResult(const LoadResult& result, LoadReport* r) {
 
 // --- the data -------------------------------------------------------------
 
+// Each participant of `cluster` (a shard may have none of its own), or of
+// the options when there is no cluster (raw mode).
+int ParticipantsOf(const BenchOptions& o, const BenchCluster* cluster) {
+  return cluster ? static_cast<int>(cluster->participant_names().size()) : o.participants;
+}
+
 Status CreateAccounts(const BenchOptions& o, const BenchCluster* cluster) {
-  for (int i = 0; i < o.participants; ++i) {
+  for (int i = 0; i < ParticipantsOf(o, cluster); ++i) {
     if (o.backend == "sqlite") {
       RETURN_NOT_OK(CreateSqliteAccounts(cluster->sqlite_path(i), o.accounts));
     } else if (o.backend == "postgresql") {
@@ -388,7 +416,7 @@ Status CreateAccounts(const BenchOptions& o, const BenchCluster* cluster) {
 
 Result<int64_t> SumBalances(const BenchOptions& o, const BenchCluster* cluster) {
   int64_t sum = 0;
-  for (int i = 0; i < o.participants; ++i) {
+  for (int i = 0; i < ParticipantsOf(o, cluster); ++i) {
     int64_t one = 0;
     if (o.backend == "sqlite") {
       ASSIGN_OR_RETURN(one, SumSqliteBalances(cluster->sqlite_path(i)));
@@ -439,7 +467,13 @@ ProcessSample SampleSelf() {
 struct Deployment {
   std::unique_ptr<ZooKeeperEnsemble> zookeeper;
   std::vector<std::unique_ptr<BenchCluster>> shards;
+  // Non-empty (zk://.../pact): the shards share shards[0]'s participants
+  // and clients find every shard there.
+  std::string shard_map;
 };
+
+// --ha over a shard map: one set of participants (shards[0]'s) serves every shard.
+bool SharesParticipants(const BenchOptions& o) { return o.ha && o.shard_routing == "zk"; }
 
 // A shard's files in their own directory when there are several; the
 // single-coordinator layout otherwise.
@@ -468,10 +502,15 @@ Status StartDeployment(const BenchOptions& o, BenchClusterOptions cluster_option
     cluster_options.zookeeper = d->zookeeper->ConnectString();
     cluster_options.zk_session_timeout_ms = o.zk_session_timeout_ms;
   }
+  if (SharesParticipants(o)) {
+    d->shard_map = "zk://" + d->zookeeper->ConnectString() + "/pact";
+    cluster_options.participants_find_coordinators = d->shard_map;
+  }
   *balance_before = 0;
   for (int k = 0; k < o.shards; ++k) {
     cluster_options.dir = ShardDir(o, dir, k);
     cluster_options.coordinator_name = ShardName(o, k);
+    cluster_options.participants = SharesParticipants(o) && k > 0 ? 0 : o.participants;
     std::error_code ignored;
     std::filesystem::create_directories(cluster_options.dir, ignored);
     ASSIGN_OR_RETURN(auto shard, BenchCluster::Create(cluster_options));
@@ -480,8 +519,21 @@ Status StartDeployment(const BenchOptions& o, BenchClusterOptions cluster_option
       ASSIGN_OR_RETURN(int64_t sum, SumBalances(o, shard.get()));
       *balance_before += sum;
     }
-    RETURN_NOT_OK(shard->Start());
     d->shards.push_back(std::move(shard));
+  }
+  // Shared participants register with every shard in the map when they
+  // start: the shards without participants of their own serve first.
+  for (int k = o.shards - 1; k >= 0; --k) RETURN_NOT_OK(d->shards[k]->Start());
+  if (!SharesParticipants(o)) return Status::Ok();
+  for (int k = 1; k < o.shards; ++k) {
+    BenchCluster& shard = *d->shards[k];
+    RETURN_NOT_OK(WaitUntil(
+        [&] {
+          auto registered = shard.CountRegisteredParticipants();
+          return registered.ok() && *registered == o.participants;
+        },
+        [] { return Status::Ok(); }, kQuiesceTimeoutMs, 20,
+        "the participants did not register with " + shard.coordinator_name()));
   }
   return Status::Ok();
 }
@@ -596,17 +648,18 @@ void CheckCoordinatorsAgree(Deployment& d, const Tally& total, bool count, LoadR
   }
 }
 
-// Client i runs on shard i mod shards, through that shard's participants.
+// Client i runs on shard i mod shards, through that shard's participants;
+// or, over a shard map, on every shard in turn through the shared ones.
 DriverFactory MakeDriverFactory(const BenchOptions& o, Deployment& d, CommitWatch* watch) {
   return [&o, &d, watch](int client) -> Result<std::unique_ptr<TransferDriver>> {
-    BenchCluster& shard = *d.shards[client % d.shards.size()];
+    BenchCluster& shard = *d.shards[d.shard_map.empty() ? client % d.shards.size() : 0];
     ClientOptions options;
     options.credentials = shard.credentials();
     options.return_at_decision = o.return_at_decision;
     ASSIGN_OR_RETURN(auto driver,
-                     PactTransferDriver::Create(shard.coordinator_address(),
-                                                shard.participant_names(),
-                                                o.backend != "null", options));
+                     PactTransferDriver::Create(
+                         d.shard_map.empty() ? shard.coordinator_address() : d.shard_map,
+                         shard.participant_names(), o.backend != "null", options));
     if (watch == nullptr) return driver;
     return std::unique_ptr<TransferDriver>(new WatchedDriver(std::move(driver), watch));
   };
