@@ -153,14 +153,15 @@ void FaultRules::Clear() {
 
 // ---------------------------------------------------------------- FlowGate
 
-void FlowGate::Freeze() {
+void FlowGate::Freeze(bool replies_only) {
   std::lock_guard<std::mutex> lock(mu_);
-  frozen_ = true;
+  replies_frozen_ = true;
+  if (!replies_only) requests_frozen_ = true;
 }
 
 void FlowGate::Thaw() {
   std::lock_guard<std::mutex> lock(mu_);
-  frozen_ = false;
+  requests_frozen_ = replies_frozen_ = false;
   changed_.notify_all();
 }
 
@@ -170,9 +171,9 @@ void FlowGate::Stop() {
   changed_.notify_all();
 }
 
-bool FlowGate::Pass() {
+bool FlowGate::Pass(bool request) {
   std::unique_lock<std::mutex> lock(mu_);
-  changed_.wait(lock, [&] { return !frozen_ || stopped_; });
+  changed_.wait(lock, [&] { return !(request ? requests_frozen_ : replies_frozen_) || stopped_; });
   return !stopped_;
 }
 
@@ -245,14 +246,14 @@ void ProxiedConnection::PumpFrames(int from, int to) {
     if (!ReadFull(from, frame.data(), 4)) return;
     const uint32_t length = BigEndian32(frame.data());
     if (length > kMaxFrameBytes) {
-      if (!gate_->Pass() || !WriteAll(to, frame.data(), frame.size())) return;
+      if (!gate_->Pass(from == client_fd_) || !WriteAll(to, frame.data(), frame.size())) return;
       return PumpBytes(from, to);
     }
     frame.resize(4 + length);
     if (!ReadFull(from, frame.data() + 4, length)) return;
     std::optional<ThriftMessage> msg = ParseThriftMessage(frame.substr(4));
     std::optional<Rule> hit = msg ? rules_->Match(msg->is_request, msg->method) : std::nullopt;
-    if (!gate_->Pass()) return;
+    if (!gate_->Pass(from == client_fd_)) return;
     if (hit) {
       std::fprintf(stderr, "[ fault    ] %s: %s of %s (seqid %d)\n", label_.c_str(),
                    FaultName(hit->fault), msg->method.c_str(), msg->seqid);
@@ -284,7 +285,9 @@ void ProxiedConnection::PumpBytes(int from, int to) {
     ssize_t n = recv(from, buf, sizeof(buf), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;
-    if (!gate_->Pass() || cut_ || !WriteAll(to, buf, static_cast<size_t>(n))) return;
+    if (!gate_->Pass(from == client_fd_) || cut_ || !WriteAll(to, buf, static_cast<size_t>(n))) {
+      return;
+    }
   }
 }
 

@@ -88,19 +88,23 @@ class FaultRules {
 // whatever it reads until thawed. Stop releases every waiter for good.
 class FlowGate {
  public:
-  void Freeze();
+  // Freezes both directions, or only what the target answers (requests
+  // still reach it: a write is applied and its reply never arrives).
+  void Freeze(bool replies_only = false);
   void Thaw();
   void Stop();
-  // Waits while frozen; false once stopped.
-  bool Pass();
+  // Waits while the direction is frozen (request: caller to target); false
+  // once stopped.
+  bool Pass(bool request);
   // Sleeps up to ms; false if stopped meanwhile.
   bool Sleep(int ms);
 
  private:
   std::mutex mu_;
   std::condition_variable changed_;
-  bool frozen_ = false;   // guarded by mu_
-  bool stopped_ = false;  // guarded by mu_
+  bool requests_frozen_ = false;  // guarded by mu_
+  bool replies_frozen_ = false;   // guarded by mu_
+  bool stopped_ = false;          // guarded by mu_
 };
 
 // One accepted connection and its connection to the target, with one thread
@@ -171,6 +175,8 @@ class FaultProxy {
   void ResetConnections();
   // Stops forwarding in both directions (connections stay open) until Thaw.
   void Freeze() { gate_.Freeze(); }
+  // Stops forwarding only the target's answers until Thaw (or Freeze).
+  void FreezeReplies() { gate_.Freeze(/*replies_only=*/true); }
   void Thaw() { gate_.Thaw(); }
 
  private:

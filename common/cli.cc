@@ -49,29 +49,41 @@ po::variables_map ParseCommandLine(int argc, char** argv, po::options_descriptio
   return vm;
 }
 
+namespace {
+
+sigset_t StopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+}  // namespace
+
 void InitLogging(const char* argv0) {
   if (std::getenv("GLOG_log_dir") == nullptr) FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv0);
 }
 
 void BlockStopSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
+  sigset_t set = StopSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   // A peer that vanishes mid-write must be an error, not the end of us.
   std::signal(SIGPIPE, SIG_IGN);
 }
 
 int WaitForStopSignal() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
+  sigset_t set = StopSignals();
   int sig = 0;
   sigwait(&set, &sig);
   return sig;
+}
+
+bool TakeStopSignal() {
+  sigset_t set = StopSignals();
+  timespec now{0, 0};
+  return sigtimedwait(&set, nullptr, &now) > 0;
 }
 
 }  // namespace pact

@@ -24,5 +24,8 @@ void InitLogging(const char* argv0);
 void BlockStopSignals();
 // Returns the signal number once SIGINT or SIGTERM arrives.
 int WaitForStopSignal();
+// True (and the signal taken) if SIGINT or SIGTERM arrived and waits: for a
+// loop that cannot sit in WaitForStopSignal.
+bool TakeStopSignal();
 
 }  // namespace pact

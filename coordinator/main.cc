@@ -2,6 +2,8 @@
 // commit decision in a durable SQLite journal (or, as one coordinator of a
 // highly available shard, in ZooKeeper), and finishes in-doubt transactions
 // after a crash.
+#include <dirent.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -70,42 +72,76 @@ struct ShardMember {
   int session_timeout_ms = 4000;
 };
 
+// Starts this program again in this process, with the arguments it was
+// given: what a supervisor would do after an exit, without needing one.
+// Nothing of this run survives (its threads, its connections, the
+// transactions it had not decided), as after a crash; what it decided is in
+// ZooKeeper, for whichever coordinator leads the shard next.
+[[noreturn]] void RestartAsStandby(char** argv, const std::string& why) {
+  LOG(ERROR) << why << "; restarting as a standby with a new ZooKeeper session";
+  google::FlushLogFiles(google::GLOG_INFO);
+  // Every descriptor closes on exec: the new run binds the same port, and
+  // no connection of this run may outlive it.
+  if (DIR* fds = opendir("/proc/self/fd")) {
+    while (dirent* entry = readdir(fds)) {
+      const int fd = std::atoi(entry->d_name);
+      if (fd > 2) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    closedir(fds);
+  }
+  execv("/proc/self/exe", argv);
+  PLOG(ERROR) << "cannot restart";
+  google::FlushLogFiles(google::GLOG_INFO);
+  _exit(4);
+}
+
+// What the shard member's main thread waits for; shared with the signal
+// thread, which may outlive any return.
+struct MemberEvents {
+  std::mutex mu;
+  std::condition_variable changed;
+  bool leading = false;  // guarded by mu
+  bool stop = false;     // guarded by mu
+};
+
 // Serves as one coordinator of a shard whose decisions live in ZooKeeper:
 // a standby (every call answered NOT_LEADER, naming the active) until it
 // wins the election, then the active: it raises the shard's epoch (which
 // fences the previous active's writes), loads the shard's decisions, re-drives
 // their commits, rolls back prepared branches without a record, and serves.
 // While its session has lost ZooKeeper it answers UNAVAILABLE; when the
-// session expires it exits (4) so that its supervisor starts it again as a
-// standby with a fresh session. On SIGTERM it finishes what is in flight and
-// resigns, so that a standby takes over at once.
+// session expires (or a decision's write ends unknown) it starts again as a
+// standby with a fresh session (RestartAsStandby). On SIGTERM it finishes
+// what is in flight and resigns, so that a standby takes over at once.
 int ServeShardMember(const ShardMember& shard, pact::CoordinatorOptions options,
                      pact::ThriftParticipants* participants, pact::CoordinatorMetrics* metrics,
                      pact::RpcServerOptions rpc_server, const std::string& host, int port,
                      const std::vector<std::string>& static_participants,
-                     int shutdown_grace_ms) {
+                     int shutdown_grace_ms, char** argv) {
+
   pact::ElectionRelay relay;
   pact::ZkSessionOptions zk;
   zk.connect_string = shard.zookeeper;
   zk.session_timeout_ms = shard.session_timeout_ms;
   zk.on_state = relay.StateListener();
   zk.on_watch = relay.WatchListener();
+  zk.connect_timeout_ms = 2000;
+  // Waits for ZooKeeper: a member restarted as a standby may be back first.
   auto session = pact::ZkSession::Connect(zk);
-  if (!session.ok()) {
-    LOG(ERROR) << "cannot reach ZooKeeper at " << shard.zookeeper << ": "
+  while (!session.ok()) {
+    LOG(ERROR) << "cannot reach ZooKeeper at " << shard.zookeeper << " (trying again): "
                << session.status().ToString();
-    return 1;
+    if (pact::TakeStopSignal()) return 0;
+    session = pact::ZkSession::Connect(zk);
   }
-  std::mutex mu;
-  std::condition_variable changed;
-  bool leading = false, stop = false;  // guarded by mu
+  auto events = std::make_shared<MemberEvents>();
   pact::ShardElectionOptions election_options;
   election_options.path = pact::ElectionPath(shard.zk_root, options.name);
   election_options.address = shard.advertise;
-  election_options.on_change = [&](bool now_leading) {
-    std::lock_guard<std::mutex> lock(mu);
-    leading = now_leading;
-    changed.notify_all();
+  election_options.on_change = [events](bool now_leading) {
+    std::lock_guard<std::mutex> lock(events->mu);
+    events->leading = now_leading;
+    events->changed.notify_all();
   };
   // The election exists before the server, so that a standby can name the active.
   auto election = pact::ShardElection::Join(session->get(), election_options);
@@ -135,35 +171,29 @@ int ServeShardMember(const ShardMember& shard, pact::CoordinatorOptions options,
     LOG(ERROR) << st.ToString();
     return 1;
   }
-  std::thread signals([&] {
+  std::thread([events] {
     int sig = pact::WaitForStopSignal();
     LOG(INFO) << "signal " << sig << ": stopping";
-    std::lock_guard<std::mutex> lock(mu);
-    stop = true;
-    changed.notify_all();
-  });
-  signals.detach();  // it ends with the process
+    std::lock_guard<std::mutex> lock(events->mu);
+    events->stop = true;
+    events->changed.notify_all();
+  }).detach();  // it ends with the process
   LOG(INFO) << "pact-coordinator " << options.name << " standing by on " << host << ":" << port
             << " (advertised as " << shard.advertise << ")";
   {
-    std::unique_lock<std::mutex> lock(mu);
-    while (!stop && !leading && !(*session)->expired()) {
-      changed.wait_for(lock, std::chrono::milliseconds(100));
+    std::unique_lock<std::mutex> lock(events->mu);
+    while (!events->stop && !events->leading && !(*session)->expired()) {
+      events->changed.wait_for(lock, std::chrono::milliseconds(100));
     }
-    if (stop) {
+    if (events->stop) {
       lock.unlock();
       (void)(*election)->Resign();
       server.Stop();
       return 0;
     }
   }
-  if ((*session)->expired()) {
-    // Its node went with the session: a new session is a new candidate.
-    LOG(ERROR) << "ZooKeeper session expired while standing by; exiting so that this "
-                  "coordinator restarts as a standby with a new session";
-    google::FlushLogFiles(google::GLOG_INFO);
-    _exit(4);
-  }
+  // Its node went with the session: a new session is a new candidate.
+  if ((*session)->expired()) RestartAsStandby(argv, "ZooKeeper session expired while standing by");
 
   const auto won = std::chrono::steady_clock::now();
   pact::ZooKeeperJournalOptions journal_options;
@@ -174,6 +204,20 @@ int ServeShardMember(const ShardMember& shard, pact::CoordinatorOptions options,
                << journal.status().ToString();
     return 1;
   }
+  // A decision whose write ended unknown: this run decides nothing more. The
+  // next active settles it from what ZooKeeper holds; resigning now (if
+  // ZooKeeper answers) lets a standby take over without waiting out this
+  // session.
+  pact::ShardElection* shard_election = election->get();
+  options.protocol.on_journal_lost = [argv, shard_election](const pact::Status& st) {
+    (void)shard_election->Resign();
+    std::thread([argv, st] {
+      // The callers in flight hear UNAVAILABLE (unknown) first.
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      RestartAsStandby(argv, "a decision's write to ZooKeeper ended unknown (" +
+                                 st.ToString() + ")");
+    }).detach();
+  };
   pact::Coordinator coordinator(options, journal->get(), participants, metrics);
   // Served from before Start, as a single coordinator is: calls hear
   // UNAVAILABLE (recovering) until it has finished, but participants asked to
@@ -201,16 +245,14 @@ int ServeShardMember(const ShardMember& shard, pact::CoordinatorOptions options,
 
   {
     // Expiry comes after the connection loss that already ended leading: look.
-    std::unique_lock<std::mutex> lock(mu);
-    while (!stop && !(*session)->expired()) changed.wait_for(lock, std::chrono::milliseconds(100));
+    std::unique_lock<std::mutex> lock(events->mu);
+    while (!events->stop && !(*session)->expired()) {
+      events->changed.wait_for(lock, std::chrono::milliseconds(100));
+    }
   }
   if ((*session)->expired()) {
-    // Another active may already serve: decide nothing more, and come back
-    // as a standby with a fresh session.
-    LOG(ERROR) << "ZooKeeper session expired: this coordinator is no longer the active of "
-               << options.name << "; exiting so that it restarts as a standby";
-    google::FlushLogFiles(google::GLOG_INFO);
-    _exit(4);
+    // Another active may already serve: decide nothing more.
+    RestartAsStandby(argv, "ZooKeeper session expired: no longer the active of " + options.name);
   }
   size_t open = coordinator.Drain(shutdown_grace_ms);
   (void)(*election)->Resign();  // the next standby takes over now
@@ -374,7 +416,7 @@ int main(int argc, char** argv) {
     shard.root = pact::ShardPath(zk_root, options.name);
     if (shard.advertise.empty()) shard.advertise = host + ":" + std::to_string(port);
     return ServeShardMember(shard, options, &participants, &metrics, rpc_server, host, port,
-                            static_participants, shutdown_grace_ms);
+                            static_participants, shutdown_grace_ms, argv);
   }
   auto journal = pact::SqliteJournal::Open(journal_path, journal_options);
   if (!journal.ok()) {

@@ -12,13 +12,14 @@ void NotServingHandler::authenticate(const std::string& token) {
 void NotServingHandler::info(rpc::CoordinatorInfo&) {
   // Refused too: a participant learns the shard's epoch from info, which only
   // the active can tell.
-  ThrowIfError(Authorize(Roles::All(), "info"));
   Refuse();
 }
 
 rpc::Outcome::type NotServingHandler::outcome(const std::string&) { Refuse(); }
 
 void NotServingHandler::Refuse() {
+  // Only to a caller with a role: where the active is, is not for strangers.
+  ThrowIfError(Authorize(Roles::All(), "a call to a standby coordinator"));
   Status why = why_();
   if (why.ok()) why = Status::Unavailable("coordinator of shard " + shard_ + " is not serving");
   throw ToPactError(why);

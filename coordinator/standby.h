@@ -18,7 +18,8 @@
 namespace pact {
 
 // Answers every call with the error `why()` gives at that moment, except
-// authenticate (connections still prove who they are).
+// authenticate (connections still prove who they are); a caller that has not
+// proved who it is hears only that.
 class NotServingHandler : public rpc::CoordinatorIf {
  public:
   NotServingHandler(std::string shard, std::function<Status()> why)

@@ -88,6 +88,10 @@ class ZooKeeperFixture : public ::testing::Test {
   void FreezeProxies() {
     for (auto& proxy : proxies_) proxy->Freeze();
   }
+  // The servers still hear the client; their answers are held.
+  void FreezeProxiedReplies() {
+    for (auto& proxy : proxies_) proxy->FreezeReplies();
+  }
   void ThawProxies() {
     for (auto& proxy : proxies_) proxy->Thaw();
   }
