@@ -196,8 +196,8 @@ int ParseOptions(int argc, char** argv, BenchOptions* o) {
        "highly available shards: a three-node ZooKeeper ensemble on loopback, and per shard an "
        "active and a standby coordinator whose decisions live in ZooKeeper")
       ("shards", po::value(&o->shards)->default_value(1),
-       "--ha: shards, each its own coordinator name, pair of coordinators and participants; "
-       "clients are spread over them round-robin")
+       "--ha: shards, each its own coordinator name and pair of coordinators; --shard_routing "
+       "says whose participants they use and how clients reach them")
       ("failovers", po::value(&o->failovers)->default_value(0),
        "--ha: instead of --duration, kill -9 the active this many times under the load, "
        "restarting each killed one as the standby, and report the take-over times")
