@@ -232,6 +232,10 @@ std::string ZooKeeperEnsemble::ConnectString() const {
   return out;
 }
 
+pid_t ZooKeeperEnsemble::pid(int i) const {
+  return running(i) ? servers_[i].process->pid() : -1;
+}
+
 int ZooKeeperEnsemble::client_port(int i) const { return servers_.at(i).client_port; }
 
 const std::string& ZooKeeperEnsemble::log_path(int i) const { return servers_.at(i).log_path; }

@@ -55,6 +55,8 @@ class ZooKeeperEnsemble {
   int client_port(int i) const;
   const std::string& log_path(int i) const;
   bool running(int i) const;
+  // Server i's process id, -1 if it is not running (for sampling its CPU).
+  pid_t pid(int i) const;
 
   // SIGKILL: a crash. The server stays down until StartAgain.
   Status Kill(int i);

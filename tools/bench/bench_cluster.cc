@@ -1,7 +1,12 @@
 #include "tools/bench/bench_cluster.h"
 
+#include <signal.h>
 #include <sys/stat.h>
 
+#include <chrono>
+#include <thread>
+
+#include "cluster/ports.h"
 #include "cluster/wait_until.h"
 #include "gen-cpp/Coordinator.h"
 
@@ -9,6 +14,9 @@ namespace pact {
 namespace {
 
 constexpr RpcTimeouts kAdminTimeouts{1000, 10000};
+// info() of a shard member: a dead or frozen one must not stall the poll.
+constexpr RpcTimeouts kMemberTimeouts{500, 500};
+constexpr int kStandbyUpTimeoutMs = 30000;
 
 int64_t FileBytes(const std::string& path) {
   struct stat st;
@@ -18,12 +26,28 @@ int64_t FileBytes(const std::string& path) {
 }  // namespace
 
 BenchCluster::BenchCluster(const BenchClusterOptions& options, ClusterOptions cluster_options)
-    : cluster_(std::move(cluster_options)) {
+    : options_(options), cluster_(std::move(cluster_options)) {
   cluster_.coordinator_flags = options.coordinator_flags;
   cluster_.participant_flags = options.participant_flags;
+  if (highly_available()) {
+    standby_port_ = FreePort();
+    cluster_.standby_coordinators = "127.0.0.1:" + std::to_string(standby_port_);
+    std::vector<std::string> shard = {"--zookeeper=" + options.zookeeper};
+    if (options.zk_session_timeout_ms > 0) {
+      shard.push_back("--zk_session_timeout_ms=" + std::to_string(options.zk_session_timeout_ms));
+    }
+    cluster_.OverrideCoordinatorFlags(shard);
+    cluster_.participants_find_coordinators = options.participants_find_coordinators;
+  }
 }
 
 BenchCluster::~BenchCluster() { Stop(); }
+
+void BenchCluster::Stop() {
+  // The standby first: stopping the active hands the shard over to it at once.
+  if (standby_ && standby_->running()) standby_->Stop();
+  cluster_.Stop();
+}
 
 Result<std::unique_ptr<BenchCluster>> BenchCluster::Create(BenchClusterOptions options) {
   ClusterOptions cluster_options;
@@ -51,9 +75,104 @@ Result<std::unique_ptr<BenchCluster>> BenchCluster::Create(BenchClusterOptions o
 RpcConnection<rpc::CoordinatorClient>& BenchCluster::Admin() {
   if (!admin_) {
     admin_ = std::make_unique<RpcConnection<rpc::CoordinatorClient>>(
-        Endpoint{"127.0.0.1", cluster_.coordinator_port()}, kAdminTimeouts, credentials());
+        Endpoint{"127.0.0.1", MemberPort(active_member_)}, kAdminTimeouts, credentials());
   }
   return *admin_;
+}
+
+int BenchCluster::MemberPort(int member) const {
+  return member == 0 ? cluster_.coordinator_port() : standby_port_;
+}
+
+std::string BenchCluster::coordinator_address() const {
+  if (!highly_available()) return cluster_.coordinator_address();
+  return cluster_.coordinator_address() + "," + cluster_.standby_coordinators;
+}
+
+std::vector<const Process*> BenchCluster::processes() const {
+  std::vector<const Process*> all = cluster_.processes();
+  if (standby_) all.push_back(standby_.get());
+  return all;
+}
+
+// The shard's second coordinator: the same name and flags on its own port
+// (the journal flag is unused: decisions live in ZooKeeper).
+Status BenchCluster::LaunchStandby() {
+  ProcessOptions process;
+  process.name = "standby";
+  process.argv = {options_.coordinator_bin, "--name=" + coordinator_name(),
+                  "--port=" + std::to_string(standby_port_),
+                  "--journal=" + options_.dir + "/standby-journal.db"};
+  process.argv.insert(process.argv.end(), cluster_.coordinator_flags.begin(),
+                      cluster_.coordinator_flags.end());
+  for (const std::string& flag : cluster_.SecurityFlagsOf(coordinator_name())) {
+    process.argv.push_back(flag);
+  }
+  process.log_path = options_.dir + "/standby.log";
+  process.own_process_group = true;
+  standby_ = std::make_unique<Process>(std::move(process));
+  return standby_->Start();
+}
+
+bool BenchCluster::MemberReady(int member) {
+  RpcConnection<rpc::CoordinatorClient> conn(Endpoint{"127.0.0.1", MemberPort(member)},
+                                             kMemberTimeouts, credentials());
+  rpc::CoordinatorInfo info;
+  return conn.Call([&](rpc::CoordinatorClient& c) { c.info(info); }).ok() && info.ready;
+}
+
+bool BenchCluster::MemberStandingBy(int member) {
+  RpcConnection<rpc::CoordinatorClient> conn(Endpoint{"127.0.0.1", MemberPort(member)},
+                                             kMemberTimeouts, credentials());
+  rpc::CoordinatorInfo info;
+  return conn.Call([&](rpc::CoordinatorClient& c) { c.info(info); }).code() ==
+         StatusCode::kNotLeader;
+}
+
+Result<int> BenchCluster::FindActive(int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  const int members = highly_available() ? 2 : 1;
+  while (true) {
+    for (int m = 0; m < members; ++m) {
+      if (!MemberReady(m)) continue;
+      if (m != active_member_) {
+        active_member_ = m;
+        admin_.reset();
+      }
+      return m;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status::TimedOut("no coordinator of " + coordinator_name() + " serves");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+void BenchCluster::KillMember(int member) {
+  Process* p = member == 0 ? &cluster_.coordinator() : standby_.get();
+  p->Signal(SIGKILL);
+  p->WaitForExit(-1);
+}
+
+Status BenchCluster::RelaunchMember(int member) {
+  // The killed process's port may take a moment to be free again.
+  Status st;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    st = member == 0 ? cluster_.LaunchCoordinator() : LaunchStandby();
+    if (!st.ok()) return st;
+    Process* p = member == 0 ? &cluster_.coordinator() : standby_.get();
+    bool up = PollUntil([&] { return !p->running() || MemberStandingBy(member); },
+                        kStandbyUpTimeoutMs, 10);
+    if (up && p->running()) return Status::Ok();
+    if (p->running()) {
+      return Status::TimedOut("the relaunched " + p->name() + " does not stand by (log: " +
+                              p->log_path() + ")");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    st = Status::Unavailable(p->name() + " exited with code " + std::to_string(p->exit_code()) +
+                             " (log: " + p->log_path() + ")");
+  }
+  return st;
 }
 
 int BenchCluster::participant_port(int index) const {
@@ -73,7 +192,16 @@ Status BenchCluster::Start() {
   for (const std::string& name : participant_names()) {
     RETURN_NOT_OK(cluster_.StartParticipant(name));
   }
-  return Status::Ok();
+  if (!highly_available()) return Status::Ok();
+  RETURN_NOT_OK(LaunchStandby());
+  return WaitUntil([&] { return MemberStandingBy(1); },
+                   [&] {
+                     return standby_->running()
+                                ? Status::Ok()
+                                : Status::Unavailable("the standby exited (log: " +
+                                                      standby_->log_path() + ")");
+                   },
+                   kStandbyUpTimeoutMs, 20, "the standby does not stand by");
 }
 
 Status BenchCluster::LaunchParticipants() {
@@ -96,6 +224,12 @@ Result<std::map<std::string, int64_t>> BenchCluster::CoordinatorStats() {
   std::map<std::string, int64_t> stats;
   RETURN_NOT_OK(Admin().Call([&](rpc::CoordinatorClient& c) { c.stats(stats); }));
   return stats;
+}
+
+Result<int64_t> BenchCluster::CountRegisteredParticipants() {
+  std::vector<rpc::ParticipantEndpoint> registered;
+  RETURN_NOT_OK(Admin().Call([&](rpc::CoordinatorClient& c) { c.listParticipants(registered); }));
+  return static_cast<int64_t>(registered.size());
 }
 
 Result<int64_t> BenchCluster::CountTransactions(const std::vector<TxnState>& states) {

@@ -1,5 +1,7 @@
 #include "tools/bench/bench_report.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "tools/output/output.h"
@@ -42,14 +44,56 @@ std::optional<double> CpuMsPerTx(double cpu_seconds, int64_t committed) {
   return cpu_seconds * 1000.0 / committed;
 }
 
-// Pact's own processes: everything sampled but the load generator.
+bool IsZooKeeper(const ProcessUsage& p) { return p.name.rfind("zookeeper", 0) == 0; }
+
+// Pact's own processes: everything sampled but the load generator and the
+// ZooKeeper servers.
 std::optional<double> PactCpuSeconds(const LoadReport& r) {
   if (r.mode != "pact" || r.cpu.empty()) return std::nullopt;
   double total = 0;
   for (const auto& p : r.cpu) {
-    if (p.name != "pact-bench") total += p.cpu_seconds;
+    if (p.name != "pact-bench" && !IsZooKeeper(p)) total += p.cpu_seconds;
   }
   return total;
+}
+
+std::optional<double> ZooKeeperCpuSeconds(const LoadReport& r) {
+  std::optional<double> total;
+  for (const auto& p : r.cpu) {
+    if (IsZooKeeper(p)) total = total.value_or(0) + p.cpu_seconds;
+  }
+  return total;
+}
+
+// Nearest rank over the kills: with 20, p90 is the 18th and p99 the 20th.
+int64_t KillPercentile(std::vector<int64_t> ms, double q) {
+  if (ms.empty()) return 0;
+  std::sort(ms.begin(), ms.end());
+  size_t rank = static_cast<size_t>(std::ceil(q * ms.size()));
+  return ms[std::min(ms.size(), std::max<size_t>(rank, 1)) - 1];
+}
+
+struct KillFigure {
+  const char* key;
+  const char* label;
+  int64_t FailoverKill::*field;
+};
+
+const KillFigure kKillFigures[] = {
+    {"serving_ms", "standby serving", &FailoverKill::serving_ms},
+    {"first_commit_ms", "first commit   ", &FailoverKill::first_commit_ms},
+    {"standing_by_ms", "restart standby", &FailoverKill::standing_by_ms},
+};
+
+std::vector<int64_t> KillValues(const LoadReport& r, int64_t FailoverKill::*field) {
+  std::vector<int64_t> ms;
+  for (const auto& k : r.failovers) ms.push_back(k.*field);
+  return ms;
+}
+
+std::string SessionTimeout(const LoadReport& r) {
+  return r.zk_session_timeout_ms > 0 ? std::to_string(r.zk_session_timeout_ms) + " ms"
+                                     : std::string("the coordinator's default");
 }
 
 void LoadJson(const LoadReport& r, std::ostream& out) {
@@ -62,6 +106,8 @@ void LoadJson(const LoadReport& r, std::ostream& out) {
       .Key("participants").Int(r.participants)
       .Key("statements").Int(r.statements)
       .Key("accounts").Int(r.accounts)
+      .Key("decisions_in").String(r.decisions_in)
+      .Key("shards").Int(r.shards)
       .Key("warmup_s").Double(r.warmup_s)
       .Key("duration_s").Double(r.measured_seconds)
       .Key("interrupted").Bool(r.interrupted);
@@ -102,6 +148,31 @@ void LoadJson(const LoadReport& r, std::ostream& out) {
   } else {
     j.Null();
   }
+  if (auto zk_cpu = ZooKeeperCpuSeconds(r)) {
+    j.Key("zookeeper_cpu_ms_per_committed_tx");
+    if (auto ms = CpuMsPerTx(*zk_cpu, r.measured.committed)) {
+      j.Double(*ms);
+    } else {
+      j.Null();
+    }
+  }
+  if (!r.failovers.empty()) {
+    j.Key("zk_session_timeout_ms").Int(r.zk_session_timeout_ms);
+    j.Key("failovers").BeginObject().Key("kills").Int(static_cast<int64_t>(r.failovers.size()));
+    for (const KillFigure& f : kKillFigures) {
+      std::vector<int64_t> ms = KillValues(r, f.field);
+      j.Key(f.key).BeginObject()
+          .Key("min").Int(KillPercentile(ms, 0))
+          .Key("p50").Int(KillPercentile(ms, 0.50))
+          .Key("p90").Int(KillPercentile(ms, 0.90))
+          .Key("p99").Int(KillPercentile(ms, 0.99))
+          .Key("max").Int(KillPercentile(ms, 1))
+          .Key("each").BeginArray();
+      for (int64_t v : ms) j.Int(v);
+      j.EndArray().EndObject();
+    }
+    j.EndObject();
+  }
   StartEndJson(j, "coordinator_rss_bytes", r.coordinator_rss_bytes);
   StartEndJson(j, "journal_bytes", r.journal_bytes);
   StartEndJson(j, "balance_sum", r.balance_sum);
@@ -136,7 +207,17 @@ void LoadText(const LoadReport& r, std::ostream& out) {
   out << "latency (ms)      p50 " << Ms(r.latency.PercentileMicros(0.50)) << "  p95 "
       << Ms(r.latency.PercentileMicros(0.95)) << "  p99 " << Ms(r.latency.PercentileMicros(0.99))
       << "  max " << Ms(r.latency.max_micros()) << "  (committed, begin to commit returned)\n";
-  if (r.mode == "pact") {
+  if (r.mode == "pact" && !r.failovers.empty()) {
+    // The killed actives took their counters with them: no per-commit figure.
+  } else if (r.mode == "pact" && r.decisions_in == "zookeeper") {
+    out << "ZooKeeper multis  "
+        << (r.fsyncs_per_commit ? Format("%.3f", *r.fsyncs_per_commit) : std::string("n/a"))
+        << " per committed transaction";
+    if (r.fsync_batches && r.coordinator_commits) {
+      out << " (" << *r.fsync_batches << " multis, " << *r.coordinator_commits << " commits)";
+    }
+    out << "\n";
+  } else if (r.mode == "pact") {
     out << "journal fsyncs    "
         << (r.fsyncs_per_commit ? Format("%.3f", *r.fsyncs_per_commit) : std::string("n/a"))
         << " per committed transaction";
@@ -167,7 +248,22 @@ void LoadText(const LoadReport& r, std::ostream& out) {
     if (auto pact_cpu = PactCpuSeconds(r)) {
       out << "Pact total " << Format("%.3f", *CpuMsPerTx(*pact_cpu, r.measured.committed));
     }
+    if (auto zk_cpu = ZooKeeperCpuSeconds(r)) {
+      out << "  ZooKeeper total " << Format("%.3f", *CpuMsPerTx(*zk_cpu, r.measured.committed));
+    }
     out << "  (per committed transaction)\n";
+  }
+  if (!r.failovers.empty()) {
+    out << "failovers         " << r.failovers.size() << " kill -9 of the active, session timeout "
+        << SessionTimeout(r) << "; ms from the kill (restart: from the relaunch):\n";
+    for (const KillFigure& f : kKillFigures) {
+      std::vector<int64_t> ms = KillValues(r, f.field);
+      out << "  " << f.label << "  min " << KillPercentile(ms, 0) << "  p50 "
+          << KillPercentile(ms, 0.50) << "  p90 " << KillPercentile(ms, 0.90) << "  p99 "
+          << KillPercentile(ms, 0.99) << "  max " << KillPercentile(ms, 1) << "   each:";
+      for (int64_t v : ms) out << " " << v;
+      out << "\n";
+    }
   }
   if (!r.failures_by_code.empty()) {
     out << "failures          ";

@@ -25,6 +25,14 @@ struct StartEnd {
   int64_t end = 0;
 };
 
+// One kill -9 of a shard's active under load (pact-bench --failovers).
+struct FailoverKill {
+  int killed_member = 0;       // 0 or 1
+  int64_t serving_ms = 0;      // kill until the standby answered info() as ready
+  int64_t first_commit_ms = 0;  // kill until a transaction begun after it committed
+  int64_t standing_by_ms = 0;  // relaunch of the killed one until it stood by
+};
+
 struct LoadReport {
   std::string mode;           // "pact" or "raw"
   std::string backend;        // null | sqlite | postgresql
@@ -36,6 +44,10 @@ struct LoadReport {
   double warmup_s = 0;
   double measured_seconds = 0;
   std::vector<std::string> coordinator_flags;
+  // Where decisions are made durable: "journal" (the coordinator's SQLite
+  // file, one fsync per batch) or "zookeeper" (one multi per batch).
+  std::string decisions_in = "journal";
+  int shards = 1;
 
   Tally measured;
   LatencyHistogram latency;
@@ -50,6 +62,10 @@ struct LoadReport {
   std::vector<ProcessUsage> cpu;  // over the measured window
   std::optional<StartEnd> coordinator_rss_bytes;
   std::optional<StartEnd> journal_bytes;
+  // --failovers: the kills made during the window, and the session timeout
+  // they were made with (0: the coordinator's default).
+  std::vector<FailoverKill> failovers;
+  int zk_session_timeout_ms = 0;
 
   // Correctness: the sum of every balance before and after (sqlite,
   // postgresql), and anything that did not add up. ok() iff none.

@@ -191,8 +191,9 @@ Result<LoadResult> RunLoad(const LoadOptions& options, const DriverFactory& make
       control.measuring = true;
       in_window = true;
     }
+    bool ended = options.end_window != nullptr && options.end_window->load();
     bool over = in_window &&
-                (interrupted() || clients_done() ||
+                (interrupted() || clients_done() || ended ||
                  (options.count == 0 && SecondsBetween(window_start, now) >= options.duration_s));
     if (over) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -39,6 +39,9 @@ struct LoadOptions {
   uint64_t seed = 1;
   bool progress = true;                          // the live line on stderr
   const std::atomic<bool>* interrupt = nullptr;  // set (e.g. by Ctrl-C): end the window now
+  // Set: the window ends now, as planned (e.g. the failovers are done); not
+  // an interruption.
+  const std::atomic<bool>* end_window = nullptr;
 };
 
 struct LoadResult {

@@ -4,12 +4,15 @@
 // and every unit of money is accounted for, and reports throughput, latency,
 // journal fsyncs per commit and the CPU each Pact process spent. --raw runs
 // the same transfer on PostgreSQL with no Pact in the path, for comparison;
-// --recovery measures how fast a restarted coordinator finishes its decisions.
+// --recovery measures how fast a restarted coordinator finishes its decisions;
+// --ha runs the coordinators as highly available shards on a ZooKeeper
+// ensemble, and --failovers kills the active again and again under the load.
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
+#include <thread>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -18,8 +21,11 @@
 #include <boost/program_options.hpp>
 #include <glog/logging.h>
 
+#include "cluster/wait_until.h"
+#include "cluster/zookeeper_ensemble.h"
 #include "tools/bench/bench_accounts.h"
 #include "tools/bench/bench_cluster.h"
+#include "tools/bench/bench_failover.h"
 #include "tools/bench/bench_raw_postgres.h"
 #include "tools/bench/bench_recovery.h"
 #include "tools/bench/bench_report.h"
@@ -39,6 +45,8 @@ constexpr int kExitUsage = 2;
 // delivered, rollbacks reaching the adapters). Well under the smoke tests'
 // ctest timeout, so a stuck run still reports what is stuck.
 constexpr int kQuiesceTimeoutMs = 20000;
+// The failover load runs until the kills are done; this only bounds it.
+constexpr double kFailoverLoadMaxSeconds = 24 * 3600;
 
 const char kUsage[] =
     "Usage: pact-bench [options]\n"
@@ -59,11 +67,27 @@ const char kUsage[] =
     "  pact-bench --backend postgresql --pg_conninfo 'dbname=a' --pg_conninfo 'dbname=b'\n"
     "  pact-bench --raw --pg_conninfo 'dbname=a' --pg_conninfo 'dbname=b'\n"
     "  pact-bench --recovery 10000\n"
+    "  pact-bench --ha --backend null --clients 64 --duration 10\n"
+    "  pact-bench --ha --shards 4 --backend null --clients 64 --duration 10\n"
+    "  pact-bench --ha --failovers 20 --zk_session_timeout_ms=2000 --clients 8\n"
     "\n"
     "Backends: sqlite (a file per participant), postgresql (a database per\n"
     "participant, one --pg_conninfo each; the accounts table is created there), and\n"
     "null: stores nothing but runs the whole adapter, Thrift and coordinator path,\n"
     "so it measures Pact's own cost, not a database's.\n"
+    "\n"
+    "Highly available (--ha): a three-node ZooKeeper ensemble on loopback, and each\n"
+    "of --shards shards is two coordinators of one name (an active and a standby,\n"
+    "elected in ZooKeeper, decisions kept there instead of the SQLite journal). By\n"
+    "default (--shard_routing zk) one set of --participants adapters serves every\n"
+    "shard and clients connect to zk://<ensemble>/pact, spreading their Begins over\n"
+    "the shard map; --shard_routing independent gives each shard its own adapters\n"
+    "and sends client i to shard i mod --shards. The same\n"
+    "workload and report, so that runs with and without --ha compare the journal\n"
+    "with ZooKeeper. --failovers N: the same load on one shard while pact-bench\n"
+    "kills -9 the active N times; per kill, the time until the standby serves and\n"
+    "until a transaction begun after the kill commits, then the killed one is\n"
+    "started again as the standby.\n"
     "\n"
     "Checks (exit 1 when one fails; speed is never asserted): every transaction has\n"
     "one outcome, the coordinator's commit count agrees, nothing is left in flight,\n"
@@ -87,6 +111,12 @@ struct BenchOptions {
   bool tls = false;
   bool return_at_decision = false;
   int64_t recovery = 0;
+  bool ha = false;
+  int shards = 1;
+  int failovers = 0;
+  int failover_interval_ms = 1000;
+  int zk_session_timeout_ms = 0;
+  std::string shard_routing;
   std::string bin_dir;
   std::vector<std::string> coordinator_flags;
   std::vector<std::string> participant_flags;
@@ -161,7 +191,26 @@ int ParseOptions(int argc, char** argv, BenchOptions* o) {
        "TRANSACTION on every database, then COMMIT PREPARED: the work Pact coordinates")
       ("recovery", po::value(&o->recovery)->default_value(0),
        "measure recovery instead of load: a journal with N unfinished COMMIT decisions, null "
-       "participants, and the time from coordinator start until all are finished");
+       "participants, and the time from coordinator start until all are finished")
+      ("ha", po::bool_switch(&o->ha),
+       "highly available shards: a three-node ZooKeeper ensemble on loopback, and per shard an "
+       "active and a standby coordinator whose decisions live in ZooKeeper")
+      ("shards", po::value(&o->shards)->default_value(1),
+       "--ha: shards, each its own coordinator name and pair of coordinators; --shard_routing "
+       "says whose participants they use and how clients reach them")
+      ("failovers", po::value(&o->failovers)->default_value(0),
+       "--ha: instead of --duration, kill -9 the active this many times under the load, "
+       "restarting each killed one as the standby, and report the take-over times")
+      ("failover_interval_ms", po::value(&o->failover_interval_ms)->default_value(1000),
+       "--failovers: load between the killed one standing by again and the next kill")
+      ("shard_routing", po::value(&o->shard_routing),
+       "--ha: zk: one set of participants serves every shard and each client connects to "
+       "zk://<ensemble>/pact, spreading its Begins over the shard map; independent: each shard "
+       "has participants of its own, and client i uses shard i mod --shards (given its "
+       "coordinators as host:port,host:port). Default: zk for several shards, independent "
+       "for one")
+      ("zk_session_timeout_ms", po::value(&o->zk_session_timeout_ms)->default_value(0),
+       "--ha: the coordinators' ZooKeeper session timeout (0: the coordinator's default)");
   // clang-format on
   po::variables_map vm;
   try {
@@ -198,6 +247,27 @@ int ParseOptions(int argc, char** argv, BenchOptions* o) {
   if (o->recovery < 0) return UsageError("--recovery must be positive");
   if (o->recovery > 0 && (o->backend != "null" || o->raw)) {
     return UsageError("--recovery runs null participants only");
+  }
+  if (!o->ha && (!vm["shards"].defaulted() || o->failovers != 0 ||
+                 o->zk_session_timeout_ms != 0 || vm.count("shard_routing"))) {
+    return UsageError(
+        "--shards, --shard_routing, --failovers and --zk_session_timeout_ms are for --ha");
+  }
+  if (o->ha && (o->raw || o->recovery > 0)) {
+    return UsageError("--ha measures the load: no --raw or --recovery");
+  }
+  if (o->shards < 1 || o->failovers < 0 || o->failover_interval_ms < 0 ||
+      o->zk_session_timeout_ms < 0) {
+    return UsageError("--shards must be >= 1; --failovers, --failover_interval_ms and "
+                      "--zk_session_timeout_ms >= 0");
+  }
+  if (o->failovers > 0 && o->shards != 1) return UsageError("--failovers runs one shard");
+  if (o->shard_routing.empty()) o->shard_routing = o->shards > 1 ? "zk" : "independent";
+  if (o->shard_routing != "zk" && o->shard_routing != "independent") {
+    return UsageError("--shard_routing must be zk or independent");
+  }
+  if (o->shards > 1 && o->backend == "postgresql") {
+    return UsageError("--shards > 1 runs null or sqlite participants");
   }
   if (o->participants < 1 || o->statements < 1 || o->accounts < 1 || o->clients < 1) {
     return UsageError("--participants, --statements, --accounts and --clients must be >= 1");
@@ -283,6 +353,22 @@ LoadReport MakeReport(const BenchOptions& o, const std::string& mode) {
   }
   if (mode != "raw" && o.tls) r.backend_label += ", mutual TLS on every link";
   if (mode != "raw" && o.return_at_decision) r.backend_label += ", commit returns at the decision";
+  if (mode != "raw" && o.ha) {
+    r.backend_label += "; highly available: " + std::to_string(o.shards) +
+                       (o.shards == 1 ? " shard" : " shards") +
+                       " of two coordinators (active + standby), decisions in a three-node "
+                       "ZooKeeper ensemble on loopback";
+    r.decisions_in = "zookeeper";
+    if (o.shards > 1 || o.shard_routing == "zk") {
+      r.backend_label += o.shard_routing == "zk"
+                             ? "; one set of participants serves every shard, clients connect "
+                               "to zk://.../pact and spread their Begins over the shard map"
+                             : "; each shard has its own participants, client i uses shard i "
+                               "mod shards";
+    }
+  }
+  r.shards = o.shards;
+  r.zk_session_timeout_ms = o.zk_session_timeout_ms;
   r.clients = o.clients;
   r.participants = o.participants;
   r.statements = o.statements;
@@ -311,8 +397,14 @@ void AddLoadResult(const LoadResult& result, LoadReport* r) {
 
 // --- the data -------------------------------------------------------------
 
+// Each participant of `cluster` (a shard may have none of its own), or of
+// the options when there is no cluster (raw mode).
+int ParticipantsOf(const BenchOptions& o, const BenchCluster* cluster) {
+  return cluster ? static_cast<int>(cluster->participant_names().size()) : o.participants;
+}
+
 Status CreateAccounts(const BenchOptions& o, const BenchCluster* cluster) {
-  for (int i = 0; i < o.participants; ++i) {
+  for (int i = 0; i < ParticipantsOf(o, cluster); ++i) {
     if (o.backend == "sqlite") {
       RETURN_NOT_OK(CreateSqliteAccounts(cluster->sqlite_path(i), o.accounts));
     } else if (o.backend == "postgresql") {
@@ -324,7 +416,7 @@ Status CreateAccounts(const BenchOptions& o, const BenchCluster* cluster) {
 
 Result<int64_t> SumBalances(const BenchOptions& o, const BenchCluster* cluster) {
   int64_t sum = 0;
-  for (int i = 0; i < o.participants; ++i) {
+  for (int i = 0; i < ParticipantsOf(o, cluster); ++i) {
     int64_t one = 0;
     if (o.backend == "sqlite") {
       ASSIGN_OR_RETURN(one, SumSqliteBalances(cluster->sqlite_path(i)));
@@ -369,30 +461,134 @@ ProcessSample SampleSelf() {
 
 // --- Pact mode -------------------------------------------------------------
 
+// What a run measures: one shard (a coordinator, or with --ha an active and a
+// standby) per BenchCluster, each with its own participants, and with --ha
+// the ZooKeeper ensemble they share.
+struct Deployment {
+  std::unique_ptr<ZooKeeperEnsemble> zookeeper;
+  std::vector<std::unique_ptr<BenchCluster>> shards;
+  // Non-empty (zk://.../pact): the shards share shards[0]'s participants
+  // and clients find every shard there.
+  std::string shard_map;
+};
+
+// --ha over a shard map: one set of participants (shards[0]'s) serves every shard.
+bool SharesParticipants(const BenchOptions& o) { return o.ha && o.shard_routing == "zk"; }
+
+// A shard's files in their own directory when there are several; the
+// single-coordinator layout otherwise.
+std::string ShardDir(const BenchOptions& o, const RunDir& dir, int shard) {
+  return o.shards == 1 ? dir.path() : dir.path() + "/shard" + std::to_string(shard + 1);
+}
+
+std::string ShardName(const BenchOptions& o, int shard) {
+  return o.shards == 1 ? "bench" : "bench" + std::to_string(shard + 1);
+}
+
+// Starts the ensemble (with --ha), then each shard after creating its
+// accounts; *balance_before is their sum over every shard.
+Status StartDeployment(const BenchOptions& o, BenchClusterOptions cluster_options,
+                       const RunDir& dir, Deployment* d, int64_t* balance_before) {
+  if (o.ha) {
+    ASSIGN_OR_RETURN(d->zookeeper, ZooKeeperEnsemble::Start(dir.path() + "/zookeeper"));
+  }
+  cluster_options.backend = o.backend;
+  cluster_options.participants = o.participants;
+  cluster_options.pg_conninfo = o.pg_conninfo;
+  cluster_options.coordinator_flags = o.coordinator_flags;
+  cluster_options.participant_flags = o.participant_flags;
+  cluster_options.tls = o.tls;
+  if (o.ha) {
+    cluster_options.zookeeper = d->zookeeper->ConnectString();
+    cluster_options.zk_session_timeout_ms = o.zk_session_timeout_ms;
+  }
+  if (SharesParticipants(o)) {
+    d->shard_map = "zk://" + d->zookeeper->ConnectString() + "/pact";
+    cluster_options.participants_find_coordinators = d->shard_map;
+  }
+  *balance_before = 0;
+  for (int k = 0; k < o.shards; ++k) {
+    cluster_options.dir = ShardDir(o, dir, k);
+    cluster_options.coordinator_name = ShardName(o, k);
+    cluster_options.participants = SharesParticipants(o) && k > 0 ? 0 : o.participants;
+    std::error_code ignored;
+    std::filesystem::create_directories(cluster_options.dir, ignored);
+    ASSIGN_OR_RETURN(auto shard, BenchCluster::Create(cluster_options));
+    RETURN_NOT_OK(CreateAccounts(o, shard.get()));
+    if (o.backend != "null") {
+      ASSIGN_OR_RETURN(int64_t sum, SumBalances(o, shard.get()));
+      *balance_before += sum;
+    }
+    d->shards.push_back(std::move(shard));
+  }
+  // Shared participants register with every shard in the map when they
+  // start: the shards without participants of their own serve first.
+  for (int k = o.shards - 1; k >= 0; --k) RETURN_NOT_OK(d->shards[k]->Start());
+  if (!SharesParticipants(o)) return Status::Ok();
+  for (int k = 1; k < o.shards; ++k) {
+    BenchCluster& shard = *d->shards[k];
+    RETURN_NOT_OK(WaitUntil(
+        [&] {
+          auto registered = shard.CountRegisteredParticipants();
+          return registered.ok() && *registered == o.participants;
+        },
+        [] { return Status::Ok(); }, kQuiesceTimeoutMs, 20,
+        "the participants did not register with " + shard.coordinator_name()));
+  }
+  return Status::Ok();
+}
+
+Result<int64_t> SumAllBalances(const BenchOptions& o, const Deployment& d) {
+  int64_t sum = 0;
+  for (const auto& shard : d.shards) {
+    ASSIGN_OR_RETURN(int64_t one, SumBalances(o, shard.get()));
+    sum += one;
+  }
+  return sum;
+}
+
 // What the window's edges are compared by.
 struct WindowSample {
-  std::map<std::string, int64_t> stats;  // empty if the coordinator did not answer
-  std::vector<ProcessSample> processes;  // same order as cluster.processes()
+  std::map<std::string, int64_t> stats;  // summed over the shards that answered
+  bool every_shard_answered = true;
+  std::map<std::string, ProcessSample> processes;  // by report name
   ProcessSample self;
   int64_t journal_bytes = 0;
 };
 
-WindowSample SampleWindow(BenchCluster& cluster) {
+WindowSample SampleWindow(const BenchOptions& o, Deployment& d) {
   WindowSample s;
-  if (auto stats = cluster.CoordinatorStats(); stats.ok()) s.stats = *stats;
-  for (const Process* p : cluster.processes()) {
-    auto sample = SampleProcess(p->pid());
-    s.processes.push_back(sample.ok() ? *sample : ProcessSample{});
+  for (size_t k = 0; k < d.shards.size(); ++k) {
+    BenchCluster& shard = *d.shards[k];
+    if (auto stats = shard.CoordinatorStats(); stats.ok()) {
+      for (const auto& [key, value] : *stats) s.stats[key] += value;
+    } else {
+      s.every_shard_answered = false;
+    }
+    const std::string prefix = o.shards == 1 ? "" : shard.coordinator_name() + ":";
+    for (const Process* p : shard.processes()) {
+      auto sample = SampleProcess(p->pid());
+      s.processes[prefix + p->name()] = sample.ok() ? *sample : ProcessSample{};
+    }
+    if (!o.ha) s.journal_bytes += shard.JournalBytes();
+  }
+  if (d.zookeeper) {
+    for (int i = 0; i < d.zookeeper->size(); ++i) {
+      auto sample = SampleProcess(d.zookeeper->pid(i));
+      s.processes["zookeeper" + std::to_string(i + 1)] = sample.ok() ? *sample : ProcessSample{};
+    }
   }
   s.self = SampleSelf();
-  s.journal_bytes = cluster.JournalBytes();
   return s;
 }
 
-void AddWindowFigures(const BenchCluster& cluster, const WindowSample& start,
+void AddWindowFigures(const BenchOptions& o, Deployment& d, const WindowSample& start,
                       const WindowSample& end, LoadReport* r) {
   auto delta = [&](const char* key) -> std::optional<int64_t> {
-    if (!start.stats.count(key) || !end.stats.count(key)) return std::nullopt;
+    if (!start.every_shard_answered || !end.every_shard_answered || !start.stats.count(key) ||
+        !end.stats.count(key)) {
+      return std::nullopt;
+    }
     return end.stats.at(key) - start.stats.at(key);
   };
   r->fsync_batches = delta("journal_fsync_batches");
@@ -400,94 +596,154 @@ void AddWindowFigures(const BenchCluster& cluster, const WindowSample& start,
   if (r->fsync_batches && r->coordinator_commits && *r->coordinator_commits > 0) {
     r->fsyncs_per_commit = static_cast<double>(*r->fsync_batches) / *r->coordinator_commits;
   }
-  auto processes = cluster.processes();
-  for (size_t i = 0; i < processes.size() && i < start.processes.size(); ++i) {
+  // In the order the shards list them (coordinator first), then ZooKeeper.
+  std::vector<std::string> names;
+  for (const auto& shard : d.shards) {
+    const std::string prefix = o.shards == 1 ? "" : shard->coordinator_name() + ":";
+    for (const Process* p : shard->processes()) names.push_back(prefix + p->name());
+  }
+  for (const auto& [name, ignored] : start.processes) {
+    if (name.rfind("zookeeper", 0) == 0) names.push_back(name);
+  }
+  for (const std::string& name : names) {
+    if (!start.processes.count(name) || !end.processes.count(name)) continue;
     r->cpu.push_back(
-        {processes[i]->name(), end.processes[i].cpu_seconds - start.processes[i].cpu_seconds});
+        {name, end.processes.at(name).cpu_seconds - start.processes.at(name).cpu_seconds});
   }
   r->cpu.push_back({"pact-bench", end.self.cpu_seconds - start.self.cpu_seconds});
-  if (!start.processes.empty()) {
-    r->coordinator_rss_bytes = StartEnd{start.processes[0].rss_bytes, end.processes[0].rss_bytes};
+  if (!names.empty() && start.processes.count(names[0]) && end.processes.count(names[0])) {
+    r->coordinator_rss_bytes =
+        StartEnd{start.processes.at(names[0]).rss_bytes, end.processes.at(names[0]).rss_bytes};
   }
-  r->journal_bytes = StartEnd{start.journal_bytes, end.journal_bytes};
+  if (!o.ha) r->journal_bytes = StartEnd{start.journal_bytes, end.journal_bytes};
 }
 
-// After the run: everything settled, the coordinator's count agrees with
-// ours, nothing in doubt. An error from Commit may still have committed,
-// hence a range.
-void CheckCoordinatorAgrees(BenchCluster& cluster, const Tally& total, LoadReport* r) {
-  Status settled = cluster.WaitQuiescent(kQuiesceTimeoutMs);
-  if (!settled.ok()) r->problems.push_back(settled.ToString());
-  auto stats = cluster.CoordinatorStats();
-  if (!stats.ok() || !stats->count("txns_committed")) {
-    r->problems.push_back("the coordinator did not report txns_committed");
-    return;
+// After the run: everything settled everywhere. Unless counting is off
+// (after failovers, the killed actives took their counters with them), the
+// coordinators' commits agree with ours; an error from Commit may still have
+// committed, hence a range.
+void CheckCoordinatorsAgree(Deployment& d, const Tally& total, bool count, LoadReport* r) {
+  int64_t committed = 0;
+  for (const auto& shard : d.shards) {
+    if (shard->highly_available()) {
+      if (auto active = shard->FindActive(kQuiesceTimeoutMs); !active.ok()) {
+        r->problems.push_back(active.status().ToString());
+        return;
+      }
+    }
+    Status settled = shard->WaitQuiescent(kQuiesceTimeoutMs);
+    if (!settled.ok()) r->problems.push_back(shard->coordinator_name() + ": " + settled.ToString());
+    auto stats = shard->CoordinatorStats();
+    if (!stats.ok() || !stats->count("txns_committed")) {
+      r->problems.push_back(shard->coordinator_name() + " did not report txns_committed");
+      return;
+    }
+    committed += stats->at("txns_committed");
   }
-  int64_t committed = stats->at("txns_committed");
+  if (!count) return;
   if (committed < total.committed || committed > total.committed + total.errors) {
-    r->problems.push_back("the coordinator committed " + std::to_string(committed) +
+    r->problems.push_back("the coordinators committed " + std::to_string(committed) +
                           " transactions; the clients saw " + std::to_string(total.committed) +
                           " commits and " + std::to_string(total.errors) + " errors");
   }
 }
 
+// Client i runs on shard i mod shards, through that shard's participants;
+// or, over a shard map, on every shard in turn through the shared ones.
+DriverFactory MakeDriverFactory(const BenchOptions& o, Deployment& d, CommitWatch* watch) {
+  return [&o, &d, watch](int client) -> Result<std::unique_ptr<TransferDriver>> {
+    BenchCluster& shard = *d.shards[d.shard_map.empty() ? client % d.shards.size() : 0];
+    ClientOptions options;
+    options.credentials = shard.credentials();
+    options.return_at_decision = o.return_at_decision;
+    ASSIGN_OR_RETURN(auto driver,
+                     PactTransferDriver::Create(
+                         d.shard_map.empty() ? shard.coordinator_address() : d.shard_map,
+                         shard.participant_names(), o.backend != "null", options));
+    if (watch == nullptr) return driver;
+    return std::unique_ptr<TransferDriver>(new WatchedDriver(std::move(driver), watch));
+  };
+}
+
+// The load for --duration/--count, figures sampled at the window's edges.
+Result<LoadResult> MeasureLoad(const BenchOptions& o, Deployment& d, LoadReport* report) {
+  WindowSample start, end;
+  ASSIGN_OR_RETURN(LoadResult result,
+                   RunLoad(MakeLoadOptions(o), MakeDriverFactory(o, d, nullptr),
+                           [&] { start = SampleWindow(o, d); }, [&] { end = SampleWindow(o, d); }));
+  AddWindowFigures(o, d, start, end, report);
+  return result;
+}
+
+// The load on another thread while this one (which started the cluster, so
+// that relaunched coordinators outlive their thread) kills the active.
+Result<LoadResult> MeasureFailovers(const BenchOptions& o, Deployment& d, LoadReport* report) {
+  CommitWatch watch;
+  LoadOptions load = MakeLoadOptions(o);
+  load.count = 0;
+  load.duration_s = kFailoverLoadMaxSeconds;
+  std::atomic<bool> window_open{false}, load_over{false}, kills_done{false};
+  load.end_window = &kills_done;
+  Result<LoadResult> result = Status::Internal("the load did not run");
+  std::thread load_thread([&] {
+    result = RunLoad(load, MakeDriverFactory(o, d, &watch), [&] { window_open = true; }, [] {});
+    load_over = true;
+  });
+  PollUntil([&] { return window_open.load() || load_over.load(); }, 24 * 3600 * 1000, 10);
+  if (window_open) {
+    FailoverOptions failover;
+    failover.failovers = o.failovers;
+    failover.interval_ms = o.failover_interval_ms;
+    failover.interrupt = &g_interrupted;
+    std::string problem;
+    report->failovers = RunFailovers(*d.shards[0], watch, failover, &problem);
+    if (!problem.empty()) report->problems.push_back(problem);
+    if (static_cast<int>(report->failovers.size()) < o.failovers && problem.empty()) {
+      report->notes.push_back("interrupted after " + std::to_string(report->failovers.size()) +
+                              " kills");
+    }
+  }
+  kills_done = true;
+  load_thread.join();
+  report->notes.push_back(
+      "throughput and latency span the kills and take-overs; no CPU figures (the killed "
+      "processes took theirs with them), no comparison with the coordinators' commit counts");
+  return result;
+}
+
 int RunPact(const BenchOptions& o, BenchClusterOptions cluster_options, RunDir& dir) {
   LoadReport report = MakeReport(o, "pact");
-  cluster_options.dir = dir.path();
-  cluster_options.backend = o.backend;
-  cluster_options.participants = o.participants;
-  cluster_options.pg_conninfo = o.pg_conninfo;
-  cluster_options.coordinator_flags = o.coordinator_flags;
-  cluster_options.participant_flags = o.participant_flags;
-  cluster_options.tls = o.tls;
-  auto cluster = BenchCluster::Create(cluster_options);
-  Status st = cluster.ok() ? CreateAccounts(o, cluster->get()) : cluster.status();
+  Deployment d;
   int64_t balance_before = 0;
-  if (st.ok() && o.backend != "null") {
-    auto sum = SumBalances(o, cluster->get());
-    st = sum.status();
-    if (sum.ok()) balance_before = *sum;
-  }
-  if (st.ok()) st = (*cluster)->Start();
+  Status st = StartDeployment(o, cluster_options, dir, &d, &balance_before);
   if (!st.ok()) {
     std::cerr << "pact-bench: cannot start the cluster: " << st.ToString() << "\n";
     dir.Keep();
     return kExitFailed;
   }
-  BenchCluster& c = **cluster;
-
-  WindowSample start, end;
-  std::vector<std::string> names = c.participant_names();
-  bool expect_one_row = o.backend != "null";
-  auto result = RunLoad(
-      MakeLoadOptions(o),
-      [&](int) {
-        ClientOptions client;
-        client.credentials = c.credentials();
-        client.return_at_decision = o.return_at_decision;
-        return PactTransferDriver::Create(c.coordinator_address(), names, expect_one_row, client);
-      },
-      [&] { start = SampleWindow(c); }, [&] { end = SampleWindow(c); });
+  auto result = o.failovers > 0 ? MeasureFailovers(o, d, &report) : MeasureLoad(o, d, &report);
   if (!result.ok()) {
     std::cerr << "pact-bench: " << result.status().ToString() << "\n";
     dir.Keep();
     return kExitFailed;
   }
   AddLoadResult(*result, &report);
-  AddWindowFigures(c, start, end, &report);
-  CheckCoordinatorAgrees(c, result->total, &report);
+  CheckCoordinatorsAgree(d, result->total, o.failovers == 0, &report);
 
-  c.Stop();
-  for (const Process* p : c.processes()) {
-    if (p->exit_code() != 0) {
-      report.problems.push_back(p->name() + " exited with code " + std::to_string(p->exit_code()) +
-                                " (log: " + p->log_path() + ")");
+  for (const auto& shard : d.shards) {
+    shard->Stop();
+    for (const Process* p : shard->processes()) {
+      if (p->exit_code() != 0) {
+        report.problems.push_back(p->name() + " exited with code " +
+                                  std::to_string(p->exit_code()) + " (log: " + p->log_path() +
+                                  ")");
+      }
     }
   }
   if (o.backend == "null") {
     report.notes.push_back("the null backend stores nothing: no balance check");
   } else {
-    CheckBalances(balance_before, SumBalances(o, &c), &report);
+    CheckBalances(balance_before, SumAllBalances(o, d), &report);
   }
   if (o.backend == "postgresql") CheckNoPreparedLeft(o, &report);
   PrintLoadReport(report, o.json, std::cout);
