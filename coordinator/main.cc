@@ -143,8 +143,18 @@ int ServeShardMember(const ShardMember& shard, pact::CoordinatorOptions options,
     events->leading = now_leading;
     events->changed.notify_all();
   };
-  // The election exists before the server, so that a standby can name the active.
+  // The election exists before the server, so that a standby can name the
+  // active. A join cut off by ZooKeeper is asked again (it finds its node if
+  // the lost create made one).
   auto election = pact::ShardElection::Join(session->get(), election_options);
+  while (!election.ok() && election.status().code() == pact::StatusCode::kUnavailable) {
+    if ((*session)->expired()) RestartAsStandby(argv, "ZooKeeper session expired while joining");
+    LOG(WARNING) << "cannot enter the election at " << election_options.path
+                 << " yet (trying again): " << election.status().ToString();
+    if (pact::TakeStopSignal()) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    election = pact::ShardElection::Join(session->get(), election_options);
+  }
   if (!election.ok()) {
     LOG(ERROR) << "cannot enter the election at " << election_options.path << ": "
                << election.status().ToString();

@@ -16,9 +16,11 @@ std::string OwnerOf(const std::string& txn_id) {
 // A question that changes nothing (an outcome, the epoch) gets a short
 // timeout and, unanswered, goes at once to the next coordinator of the
 // shard: a frozen old active must not hold up the confirmation of the new
-// one's epoch for a whole call timeout.
+// one's epoch for a whole call timeout. Three tries: during a take-over the
+// route may still point at the dead active, and then at a standby about to
+// lead that names nobody yet.
 constexpr int kQuestionTimeoutMs = 1000;
-constexpr int kQuestionTries = 2;
+constexpr int kQuestionTries = 3;
 
 template <typename Fn>
 Status Ask(CoordinatorRoute& route, Fn&& fn, const std::string& server_name) {

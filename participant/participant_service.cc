@@ -109,7 +109,7 @@ Status ParticipantService::Start() {
   next_orphan_check_ = clock()->Now() + Millis(options_.orphan_check_interval_ms);
   if (options_.runtime.background_threads) {
     housekeeping_.emplace_back([this] {
-      Loop(options_.housekeeping_interval_ms, &ParticipantService::RollBackExpiredBranches);
+      Loop(options_.housekeeping_interval_ms, &ParticipantService::RollBackAbandonedBranches);
     });
     housekeeping_.emplace_back([this] {
       Loop(options_.housekeeping_interval_ms, &ParticipantService::TalkToCoordinator);
@@ -362,21 +362,49 @@ Status ParticipantService::CheckFence(const Fence& fence) {
 }
 
 void ParticipantService::RollBackSuperseded(const std::string& coordinator, int64_t epoch) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t& newest = superseded_[coordinator];
+    newest = std::max(newest, epoch);
+  }
+  RollBackSupersededBranches();
+}
+
+void ParticipantService::RollBackSupersededBranches() {
+  std::map<std::string, int64_t> superseded;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    superseded = superseded_;
+  }
+  if (superseded.empty()) return;
   for (const auto& [txn_id, entry] : AllEntries()) {
     auto id = TxnId::Parse(txn_id);
-    if (!id.ok() || id->coordinator != coordinator || id->epoch >= epoch) continue;
-    std::lock_guard<std::mutex> lock(entry->mu);
-    if (entry->phase != BranchPhase::kActive) continue;  // prepared ones wait for the decision
-    // Its coordinator restarted: the new run does not know the transaction,
-    // so it can never commit; holding its locks until the deadline only
-    // blocks others.
-    Status st;
-    if (!Move(txn_id, entry.get(), BranchPhase::kDone, &Branch::Rollback, &st).ok()) continue;
-    metrics_.rollbacks->Add();
-    LOG(WARNING) << "txn " << txn_id << ": rolled back the unprepared branch here, coordinator "
-                 << coordinator << " restarted (epoch " << epoch << ")"
-                 << (st.ok() ? "" : " (rollback error: " + st.ToString() + ")");
+    if (!id.ok()) continue;
+    auto newer = superseded.find(id->coordinator);
+    if (newer == superseded.end() || id->epoch >= newer->second) continue;
+    // Never waits: a branch busy in a statement may be waiting for a
+    // database lock that a prepared branch holds, which the new run's
+    // recovery (that raised the epoch, and waits for this) rolls back. A busy
+    // one is rolled back at a later round (Tick).
+    std::unique_lock<std::mutex> lock(entry->mu, std::try_to_lock);
+    if (lock.owns_lock()) RollBackSupersededLocked(txn_id, entry.get(), id->coordinator,
+                                                   newer->second);
   }
+}
+
+void ParticipantService::RollBackSupersededLocked(const std::string& txn_id, Entry* entry,
+                                                  const std::string& coordinator,
+                                                  int64_t epoch) {
+  if (entry->phase != BranchPhase::kActive) return;  // prepared ones wait for the decision
+  // Its coordinator restarted: the new run does not know the transaction, so
+  // it can never commit; holding its locks until the deadline only blocks
+  // others.
+  Status st;
+  if (!Move(txn_id, entry, BranchPhase::kDone, &Branch::Rollback, &st).ok()) return;
+  metrics_.rollbacks->Add();
+  LOG(WARNING) << "txn " << txn_id << ": rolled back the unprepared branch here, coordinator "
+               << coordinator << " restarted (epoch " << epoch << ")"
+               << (st.ok() ? "" : " (rollback error: " + st.ToString() + ")");
 }
 
 Result<Vote> ParticipantService::Prepare(const Fence& fence, const std::string& txn_id,
@@ -779,8 +807,13 @@ void ParticipantService::TalkToCoordinator() {
   }
 }
 
-void ParticipantService::Tick() {
+void ParticipantService::RollBackAbandonedBranches() {
   RollBackExpiredBranches();
+  RollBackSupersededBranches();
+}
+
+void ParticipantService::Tick() {
+  RollBackAbandonedBranches();
   TalkToCoordinator();
 }
 

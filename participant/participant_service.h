@@ -217,7 +217,17 @@ class ParticipantService {
   // coordinator (re-checked under the branch's lock, so a fence raised
   // meanwhile wins over a message admitted just before).
   Status CheckFence(const Fence& fence);
+  // A coordinator's epoch was raised: its older runs' unprepared branches
+  // can never commit. Rolls back those not busy now; the others at the
+  // next Tick.
   void RollBackSuperseded(const std::string& coordinator, int64_t epoch);
+  void RollBackSupersededBranches();
+  // One housekeeping round: branches past their deadline, and branches of
+  // replaced coordinator runs.
+  void RollBackAbandonedBranches();
+  // REQUIRES: entry->mu held.
+  void RollBackSupersededLocked(const std::string& txn_id, Entry* entry,
+                                const std::string& coordinator, int64_t epoch);
   // Local decisions, no fence: the deadline passed, or the coordinator answered.
   void RollBackExpired(const std::string& txn_id, const std::shared_ptr<Entry>& entry);
   // Prepared: applies the decision the coordinator answers. Active: rolls
@@ -265,6 +275,8 @@ class ParticipantService {
   std::deque<std::string> ended_order_;                      // guarded by mu_; oldest first
   bool registered_ = false;                                  // guarded by mu_
   std::string register_failure_;                             // guarded by mu_; "" if none
+  // Each coordinator's newest epoch seen raised: branches of older runs roll back.
+  std::map<std::string, int64_t> superseded_;                // guarded by mu_
   int64_t branches_opened_ = 0;                              // guarded by mu_
   TimePoint next_reconcile_;     // TalkToCoordinator only
   TimePoint next_orphan_check_;  // TalkToCoordinator only
