@@ -69,7 +69,7 @@ struct ShardMember {
   std::string zk_root;    // the deployment's: its shard map and shards
   std::string root;       // the shard's znode: <zk_root>/shards/<name>
   std::string advertise;  // host:port that standbys name to callers
-  int session_timeout_ms = 4000;
+  int session_timeout_ms = 2000;
 };
 
 // Starts this program again in this process, with the arguments it was
@@ -133,6 +133,12 @@ int ServeShardMember(const ShardMember& shard, pact::CoordinatorOptions options,
                << session.status().ToString();
     if (pact::TakeStopSignal()) return 0;
     session = pact::ZkSession::Connect(zk);
+  }
+  const int granted = (*session)->negotiated_timeout_ms();
+  if (granted > shard.session_timeout_ms) {
+    LOG(WARNING) << "ZooKeeper granted a session timeout of " << granted << " ms instead of "
+                 << shard.session_timeout_ms << ": a take-over waits that long (the servers' "
+                 << "minSessionTimeout, 2 x tickTime by default)";
   }
   auto events = std::make_shared<MemberEvents>();
   pact::ShardElectionOptions election_options;
@@ -347,8 +353,10 @@ int main(int argc, char** argv) {
        "with --zookeeper: the znode under which shards keep their election and decisions, "
        "and the shard map; a shard enters the map (zk:// clients begin transactions there) "
        "when it first serves")
-      ("zk_session_timeout_ms", po::value(&shard.session_timeout_ms)->default_value(4000),
-       "with --zookeeper: after this long without ZooKeeper an active is replaced")
+      ("zk_session_timeout_ms", po::value(&shard.session_timeout_ms)->default_value(2000),
+       "with --zookeeper: after this long without ZooKeeper an active is replaced (a take-over "
+       "takes about this plus 0.1-0.3 s). The servers grant at least 2 x their tickTime: "
+       "give them tickTime=500 or less")
       ("advertise", po::value(&shard.advertise)->default_value(""),
        "with --zookeeper: host:port that standbys name to callers as the active (default: "
        "--host:--port)");
