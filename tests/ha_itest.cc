@@ -90,16 +90,9 @@ class HaTest : public ZooKeeperFixture {
   std::string standby_address() const { return "127.0.0.1:" + std::to_string(standby_port_); }
 
   Result<rpc::CoordinatorInfo> Info(int port) {
-    RpcConnection<rpc::CoordinatorClient> conn(Endpoint{"127.0.0.1", port}, RpcTimeouts{500, 500},
-                                               cluster_.credentials());
-    rpc::CoordinatorInfo info;
-    RETURN_NOT_OK(conn.Call([&](rpc::CoordinatorClient& c) { c.info(info); }));
-    return info;
+    return CoordinatorInfoAt(port, cluster_.credentials());
   }
-  bool Ready(int port) {
-    auto info = Info(port);
-    return info.ok() && info->ready;
-  }
+  bool Ready(int port) { return CoordinatorReadyAt(port, cluster_.credentials()); }
 
   // Both coordinators, the standby first: the client must find the active.
   std::unique_ptr<Client> Connect() {

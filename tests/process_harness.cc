@@ -17,4 +17,17 @@ Ran RunPactctl(const std::vector<std::string>& args) {
   return RunToEnd(argv);
 }
 
+Result<rpc::CoordinatorInfo> CoordinatorInfoAt(int port, const RpcCredentials& credentials) {
+  RpcConnection<rpc::CoordinatorClient> conn(Endpoint{"127.0.0.1", port}, RpcTimeouts{500, 500},
+                                             credentials);
+  rpc::CoordinatorInfo info;
+  RETURN_NOT_OK(conn.Call([&](rpc::CoordinatorClient& c) { c.info(info); }));
+  return info;
+}
+
+bool CoordinatorReadyAt(int port, const RpcCredentials& credentials) {
+  auto info = CoordinatorInfoAt(port, credentials);
+  return info.ok() && info->ready;
+}
+
 }  // namespace pact

@@ -16,6 +16,8 @@
 #include "cluster/temp_dir.h"
 #include "cluster/tls_certificates.h"
 #include "cluster/wait_until.h"
+#include "gen-cpp/Coordinator.h"
+#include "rpc/rpc_client.h"
 
 namespace pact {
 
@@ -30,5 +32,10 @@ class TestCluster : public Cluster {
 
 // Runs the real pactctl binary with `args` (add --coordinator yourself).
 Ran RunPactctl(const std::vector<std::string>& args);
+
+// info() of the coordinator on 127.0.0.1:port, with short timeouts; and
+// whether it serves (answers info() as ready).
+Result<rpc::CoordinatorInfo> CoordinatorInfoAt(int port, const RpcCredentials& credentials = {});
+bool CoordinatorReadyAt(int port, const RpcCredentials& credentials = {});
 
 }  // namespace pact

@@ -78,16 +78,8 @@ class ShardsTest : public ZooKeeperFixture {
     ASSERT_TRUE(slot->Start().ok());
   }
 
-  Result<rpc::CoordinatorInfo> Info(int port) {
-    RpcConnection<rpc::CoordinatorClient> conn(Endpoint{"127.0.0.1", port}, RpcTimeouts{500, 500});
-    rpc::CoordinatorInfo info;
-    RETURN_NOT_OK(conn.Call([&](rpc::CoordinatorClient& c) { c.info(info); }));
-    return info;
-  }
-  bool Ready(int port) {
-    auto info = Info(port);
-    return info.ok() && info->ready;
-  }
+  Result<rpc::CoordinatorInfo> Info(int port) { return CoordinatorInfoAt(port); }
+  bool Ready(int port) { return CoordinatorReadyAt(port); }
   // How many participants the coordinator on `port` knows.
   int Registered(int port) {
     RpcConnection<rpc::CoordinatorClient> conn(Endpoint{"127.0.0.1", port}, RpcTimeouts{500, 500});
