@@ -57,10 +57,9 @@ Result<std::unique_ptr<Transaction>> Client::BeginOn(const std::vector<std::stri
 Status Client::NextId(CoordinatorRoute* coordinator, int64_t timeout_ms, std::string* txn_id,
                       int64_t* effective_timeout_ms) {
   std::unique_lock<std::mutex> lock(mu_);
+  // A map's entries stay where they are: valid while the lock is dropped.
   IdBlock* ids = &ids_[coordinator];
-  auto usable = [&ids] {
-    return ids->next < ids->end && SteadyClock::now() < ids->valid_until;
-  };
+  auto usable = [ids] { return ids->next < ids->end && SteadyClock::now() < ids->valid_until; };
   if (!usable()) {
     lock.unlock();
     // Valid from before the ask: the coordinator counts from its answer, so
@@ -71,7 +70,6 @@ Status Client::NextId(CoordinatorRoute* coordinator, int64_t timeout_ms, std::st
     RETURN_NOT_OK(
         coordinator->Call([&](rpc::CoordinatorClient& c) { c.reserveTxnIds(block, count); }));
     lock.lock();
-    ids = &ids_[coordinator];
     if (!usable()) {  // or another thread's block arrived first: use that one
       *ids = IdBlock{block.coordinator + "." + std::to_string(block.epoch) + ".",
                      block.first_seq,
@@ -94,7 +92,7 @@ Status Client::NextId(CoordinatorRoute* coordinator, int64_t timeout_ms, std::st
 
 void Client::DropIdBlock(CoordinatorRoute* coordinator) {
   std::lock_guard<std::mutex> lock(mu_);
-  ids_.erase(coordinator);
+  ids_[coordinator] = IdBlock{};
 }
 
 Result<TxnState> Client::GetState(const std::string& txn_id) {

@@ -67,7 +67,6 @@ bool RegisterStaticParticipants(pact::Coordinator* coordinator,
 struct ShardMember {
   std::string zookeeper;  // connect string
   std::string zk_root;    // the deployment's: its shard map and shards
-  std::string root;       // the shard's znode: <zk_root>/shards/<name>
   std::string advertise;  // host:port that standbys name to callers
   int session_timeout_ms = 2000;
 };
@@ -118,7 +117,6 @@ int ServeShardMember(const ShardMember& shard, pact::CoordinatorOptions options,
                      pact::RpcServerOptions rpc_server, const std::string& host, int port,
                      const std::vector<std::string>& static_participants,
                      int shutdown_grace_ms, char** argv) {
-
   pact::ElectionRelay relay;
   pact::ZkSessionOptions zk;
   zk.connect_string = shard.zookeeper;
@@ -213,10 +211,10 @@ int ServeShardMember(const ShardMember& shard, pact::CoordinatorOptions options,
 
   const auto won = std::chrono::steady_clock::now();
   pact::ZooKeeperJournalOptions journal_options;
-  journal_options.root = shard.root;
+  journal_options.root = pact::ShardPath(shard.zk_root, options.name);
   auto journal = pact::ZooKeeperJournal::Open(session->get(), journal_options);
   if (!journal.ok()) {
-    LOG(ERROR) << "cannot open the shard's journal at " << shard.root << ": "
+    LOG(ERROR) << "cannot open the shard's journal at " << journal_options.root << ": "
                << journal.status().ToString();
     return 1;
   }
@@ -291,7 +289,6 @@ int main(int argc, char** argv) {
   int port = 0, metrics_port = -1, shutdown_grace_ms = 0;
   std::vector<std::string> static_participants;
   ShardMember shard;
-  std::string zk_root;
   int max_batch = 128;
   int max_in_flight = 1;
 
@@ -349,7 +346,7 @@ int main(int argc, char** argv) {
        "highly available: ZooKeeper connect string (host:port,...). The coordinators "
        "started with one --name form a shard: one active, the others standbys; its "
        "decisions live in ZooKeeper instead of --journal")
-      ("zk_root", po::value(&zk_root)->default_value("/pact"),
+      ("zk_root", po::value(&shard.zk_root)->default_value("/pact"),
        "with --zookeeper: the znode under which shards keep their election and decisions, "
        "and the shard map; a shard enters the map (zk:// clients begin transactions there) "
        "when it first serves")
@@ -430,8 +427,6 @@ int main(int argc, char** argv) {
                                         static_cast<size_t>(max_batch),
                                         static_cast<size_t>(max_in_flight));
   if (!shard.zookeeper.empty()) {
-    shard.zk_root = zk_root;
-    shard.root = pact::ShardPath(zk_root, options.name);
     if (shard.advertise.empty()) shard.advertise = host + ":" + std::to_string(port);
     return ServeShardMember(shard, options, &participants, &metrics, rpc_server, host, port,
                             static_participants, shutdown_grace_ms, argv);

@@ -304,7 +304,7 @@ Status ParticipantService::AdmitFence(const Fence& fence) {
   }
   ASSIGN_OR_RETURN(bool raised, state_->Admit(fence.coordinator, fence.epoch));
   if (raising.owns_lock()) raising.unlock();
-  if (raised) RollBackSuperseded(fence.coordinator, fence.epoch);
+  if (raised) RollBackSupersededBranches();
   return Status::Ok();
 }
 
@@ -361,34 +361,18 @@ Status ParticipantService::CheckFence(const Fence& fence) {
                         std::to_string(highest));
 }
 
-void ParticipantService::RollBackSuperseded(const std::string& coordinator, int64_t epoch) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    int64_t& newest = superseded_[coordinator];
-    newest = std::max(newest, epoch);
-  }
-  RollBackSupersededBranches();
-}
-
 void ParticipantService::RollBackSupersededBranches() {
-  std::map<std::string, int64_t> superseded;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    superseded = superseded_;
-  }
-  if (superseded.empty()) return;
   for (const auto& [txn_id, entry] : AllEntries()) {
     auto id = TxnId::Parse(txn_id);
     if (!id.ok()) continue;
-    auto newer = superseded.find(id->coordinator);
-    if (newer == superseded.end() || id->epoch >= newer->second) continue;
+    const int64_t highest = state_->HighestEpoch(id->coordinator);
+    if (id->epoch >= highest) continue;
     // Never waits: a branch busy in a statement may be waiting for a
     // database lock that a prepared branch holds, which the new run's
     // recovery (that raised the epoch, and waits for this) rolls back. A busy
-    // one is rolled back at a later round (Tick).
+    // one is rolled back at a later housekeeping round.
     std::unique_lock<std::mutex> lock(entry->mu, std::try_to_lock);
-    if (lock.owns_lock()) RollBackSupersededLocked(txn_id, entry.get(), id->coordinator,
-                                                   newer->second);
+    if (lock.owns_lock()) RollBackSupersededLocked(txn_id, entry.get(), id->coordinator, highest);
   }
 }
 

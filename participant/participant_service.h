@@ -217,10 +217,9 @@ class ParticipantService {
   // coordinator (re-checked under the branch's lock, so a fence raised
   // meanwhile wins over a message admitted just before).
   Status CheckFence(const Fence& fence);
-  // A coordinator's epoch was raised: its older runs' unprepared branches
-  // can never commit. Rolls back those not busy now; the others at the
-  // next Tick.
-  void RollBackSuperseded(const std::string& coordinator, int64_t epoch);
+  // Unprepared branches of a coordinator run older than the highest epoch
+  // admitted can never commit: rolls back those not busy now (the others at
+  // the next housekeeping round).
   void RollBackSupersededBranches();
   // One housekeeping round: branches past their deadline, and branches of
   // replaced coordinator runs.
@@ -275,8 +274,6 @@ class ParticipantService {
   std::deque<std::string> ended_order_;                      // guarded by mu_; oldest first
   bool registered_ = false;                                  // guarded by mu_
   std::string register_failure_;                             // guarded by mu_; "" if none
-  // Each coordinator's newest epoch seen raised: branches of older runs roll back.
-  std::map<std::string, int64_t> superseded_;                // guarded by mu_
   int64_t branches_opened_ = 0;                              // guarded by mu_
   TimePoint next_reconcile_;     // TalkToCoordinator only
   TimePoint next_orphan_check_;  // TalkToCoordinator only

@@ -1,6 +1,5 @@
 #include "rpc/coordinator_route.h"
 
-#include <algorithm>
 
 namespace pact {
 
@@ -31,7 +30,7 @@ CoordinatorRoute::CoordinatorRoute(std::vector<Endpoint> endpoints, Resolver res
                                    RpcTimeouts timeouts, RpcCredentials credentials)
     : resolve_(std::move(resolve)), timeouts_(timeouts), credentials_(std::move(credentials)) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& endpoint : endpoints) PoolFor(endpoint);
+  for (const auto& endpoint : endpoints) IndexOf(endpoint);
   stale_ = pools_.empty();
 }
 
@@ -69,16 +68,18 @@ Status CoordinatorRoute::Learn() {
     endpoints.push_back(std::move(endpoint));
   }
   std::lock_guard<std::mutex> lock(mu_);
-  for (const Endpoint& endpoint : endpoints) PoolFor(endpoint);
-  std::shared_ptr<Pool> first = PoolFor(endpoints.front());
-  current_ = std::find(pools_.begin(), pools_.end(), first) - pools_.begin();
+  for (const Endpoint& endpoint : endpoints) IndexOf(endpoint);
+  current_ = IndexOf(endpoints.front());
   stale_ = false;
   return Status::Ok();
 }
 
 void CoordinatorRoute::MoveOn(const Pool* failed) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (pools_[current_].get() != failed) return;
+  if (pools_[current_].get() == failed) TryTheNext();
+}
+
+void CoordinatorRoute::TryTheNext() {
   current_ = (current_ + 1) % pools_.size();
   stale_ = true;
 }
@@ -89,25 +90,23 @@ bool CoordinatorRoute::Follow(const Pool* standby, const std::string& leader) {
   Result<Endpoint> endpoint = Endpoint::Parse(leader);
   if (!endpoint.ok()) {
     // No active known yet (a take-over in progress): try the next one.
-    current_ = (current_ + 1) % pools_.size();
-    stale_ = true;
+    TryTheNext();
     return false;
   }
-  std::shared_ptr<Pool> active = PoolFor(*endpoint);
-  if (active.get() == standby) return false;  // it names itself: nothing to follow
-  current_ = std::find(pools_.begin(), pools_.end(), active) - pools_.begin();
+  const size_t active = IndexOf(*endpoint);
+  if (pools_[active].get() == standby) return false;  // it names itself: nothing to follow
+  current_ = active;
   return true;
 }
 
-std::shared_ptr<CoordinatorRoute::Pool> CoordinatorRoute::PoolFor(const Endpoint& endpoint) {
-  for (const auto& pool : pools_) {
-    if (pool->endpoint().host == endpoint.host && pool->endpoint().port == endpoint.port) {
-      return pool;
-    }
+size_t CoordinatorRoute::IndexOf(const Endpoint& endpoint) {
+  for (size_t i = 0; i < pools_.size(); ++i) {
+    const Endpoint& known = pools_[i]->endpoint();
+    if (known.host == endpoint.host && known.port == endpoint.port) return i;
   }
   pools_.push_back(std::make_shared<Pool>(endpoint, timeouts_,
                                           credentials_.ToServer(Role::kCoordinator)));
-  return pools_.back();
+  return pools_.size() - 1;
 }
 
 }  // namespace pact

@@ -72,7 +72,10 @@ class CoordinatorRoute {
   // `standby` named `leader` (empty: none known): use it from now on. False
   // when there is nowhere new to go.
   bool Follow(const Pool* standby, const std::string& leader);
-  std::shared_ptr<Pool> PoolFor(const Endpoint& endpoint);  // REQUIRES: mu_ held
+  // The next address takes over, and a learning route learns again first.
+  void TryTheNext();  // REQUIRES: mu_ held
+  // Where `endpoint` is in pools_, added if new.
+  size_t IndexOf(const Endpoint& endpoint);  // REQUIRES: mu_ held
 
   const Resolver resolve_;  // empty: the given addresses are all there is
   const RpcTimeouts timeouts_;

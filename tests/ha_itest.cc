@@ -335,7 +335,9 @@ TEST_F(HaActiveDiesAfterDecisionTest, DecisionRecordedByTheKilledActiveIsFinishe
 // active rolls them back (presumed abort), and the money stays put.
 class HaActiveDiesBeforeDecisionTest : public HaTest {
  protected:
-  HaActiveDiesBeforeDecisionTest() { active_env_ = {{"PACT_CRASH_POINT", "after_votes_collected"}}; }
+  HaActiveDiesBeforeDecisionTest() {
+    active_env_ = {{"PACT_CRASH_POINT", "after_votes_collected"}};
+  }
 };
 
 TEST_F(HaActiveDiesBeforeDecisionTest, PreparedButUndecidedTransactionIsRolledBack) {

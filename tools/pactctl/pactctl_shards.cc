@@ -40,32 +40,36 @@ Result<std::vector<std::string>> ChildrenIfAny(ZkSession& zk, const std::string&
   return names;
 }
 
-// A session for one command, or the exit code to return.
-Result<std::unique_ptr<ZkSession>> ConnectZooKeeper(const Context& ctx,
-                                                    const std::string& zookeeper) {
+// Opens the session a command works in (*zk); otherwise says why and
+// returns the exit code the command ends with.
+int ConnectZooKeeper(const Context& ctx, const std::string& zookeeper,
+                     std::unique_ptr<ZkSession>* zk) {
+  if (zookeeper.empty()) {
+    std::cerr << "pactctl: give --zookeeper HOST:PORT,...\n";
+    return kExitUsage;
+  }
   ZkSessionOptions options;
   options.connect_string = zookeeper;
   options.connect_timeout_ms = ctx.timeouts.call_ms;
-  return ZkSession::Connect(options);
+  auto session = ZkSession::Connect(options);
+  if (!session.ok()) return Fail(session.status().WithContext("ZooKeeper " + zookeeper));
+  *zk = std::move(*session);
+  return kExitOk;
 }
 
 }  // namespace
 
 int MapShard(const Context& ctx, const std::string& zookeeper, const std::string& zk_root,
              const std::string& shard, bool in_map) {
-  if (zookeeper.empty()) {
-    std::cerr << "pactctl: give --zookeeper HOST:PORT,...\n";
-    return kExitUsage;
-  }
-  auto zk = ConnectZooKeeper(ctx, zookeeper);
-  if (!zk.ok()) return Fail(zk.status());
-  auto exists = (*zk)->Exists(ShardPath(zk_root, shard));
+  std::unique_ptr<ZkSession> zk;
+  if (int code = ConnectZooKeeper(ctx, zookeeper, &zk); code != kExitOk) return code;
+  auto exists = zk->Exists(ShardPath(zk_root, shard));
   if (!exists.ok()) return Fail(exists.status());
   if (!*exists) {
     return Fail(Status::NotFound("no shard " + shard + " under " + zk_root + "/shards"));
   }
   const std::string entry = ShardMapPath(zk_root) + "/" + shard;
-  Status st = in_map ? (*zk)->CreateAll(entry) : (*zk)->Delete(entry, kZkAnyVersion);
+  Status st = in_map ? zk->CreateAll(entry) : zk->Delete(entry, kZkAnyVersion);
   if (!in_map && st.code() == StatusCode::kNotFound) st = Status::Ok();
   if (!st.ok()) return Fail(st);
   std::cout << "shard " << shard
@@ -76,22 +80,15 @@ int MapShard(const Context& ctx, const std::string& zookeeper, const std::string
 }
 
 int Shards(const Context& ctx, const std::string& zookeeper, const std::string& zk_root) {
-  if (zookeeper.empty()) {
-    std::cerr << "pactctl shards: give --zookeeper HOST:PORT,...\n";
-    return kExitUsage;
-  }
-  auto zk = ConnectZooKeeper(ctx, zookeeper);
-  if (!zk.ok()) {
-    std::cerr << "pactctl: ZooKeeper " << zookeeper << ": " << zk.status().ToString() << "\n";
-    return kExitUnreachable;
-  }
-  auto names = ChildrenIfAny(**zk, zk_root + "/shards");
+  std::unique_ptr<ZkSession> zk;
+  if (int code = ConnectZooKeeper(ctx, zookeeper, &zk); code != kExitOk) return code;
+  auto names = ChildrenIfAny(*zk, zk_root + "/shards");
   if (!names.ok()) return Fail(names.status());
-  auto map = ChildrenIfAny(**zk, ShardMapPath(zk_root));
+  auto map = ChildrenIfAny(*zk, ShardMapPath(zk_root));
   if (!map.ok()) return Fail(map.status());
   std::vector<ShardView> shards;
   for (const auto& name : *names) {
-    auto shard = ReadShard(**zk, zk_root, name, *map);
+    auto shard = ReadShard(*zk, zk_root, name, *map);
     if (!shard.ok()) return Fail(shard.status());
     shards.push_back(std::move(*shard));
   }
