@@ -4,6 +4,7 @@
 // Participant can be enlisted, in any language Thrift supports.
 
 namespace cpp pact.rpc
+namespace py pact_rpc
 
 // Kept in step with pact::StatusCode (common/status.h).
 enum ErrorCode {

@@ -1,0 +1,303 @@
+"""Real Pact processes for the Python tests: a coordinator (or an active and
+a standby over a standalone ZooKeeper), SQLite participants and the Python
+inventory service, on loopback ports, with their files in one temporary
+directory (kept when PACT_KEEP_TEST_FILES=1).
+
+PACT_BIN_DIR names the directory of pact-coordinator and pact-participant
+(build/bin); ctest sets it.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import time
+
+from pact import transport
+from pact_rpc import Coordinator, Participant
+
+SOURCE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+BIN_DIR = os.environ.get("PACT_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin"))
+INVENTORY_SERVICE = os.path.join(SOURCE_DIR, "clients", "python", "examples",
+                                 "inventory_service.py")
+PYTHON = "/usr/bin/python3"
+ZOOKEEPER_JARS = ["/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-simple.jar"]
+
+BANK_SCHEMA = """
+CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL CHECK (balance >= 0));
+INSERT INTO accounts VALUES (1, 100), (2, 100), (3, 100);
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting until " + what)
+
+
+class Process:
+    """One child process, its output in a log file."""
+
+    def __init__(self, name, argv, log_path, env=None):
+        self.name, self.argv, self.log_path = name, argv, log_path
+        self.env = dict(os.environ, **(env or {}))
+        self.popen = None
+
+    def start(self):
+        with open(self.log_path, "ab") as log:
+            self.popen = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
+                                          env=self.env, start_new_session=True)
+
+    @property
+    def running(self):
+        return self.popen is not None and self.popen.poll() is None
+
+    def signal(self, sig):
+        if self.running:
+            self.popen.send_signal(sig)
+
+    def wait(self, timeout_s=10):
+        try:
+            return self.popen.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        self.signal(signal.SIGKILL)
+        if self.popen:
+            self.popen.wait()
+
+    def log_tail(self, lines=30):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class Cluster:
+    """security: "open", "tokens" or "tls"."""
+
+    def __init__(self, security="open"):
+        self.dir = tempfile.mkdtemp(prefix="pact-test-py-")
+        self.security = security
+        self.processes = {}
+        self.ports = {}
+        self.coordinator_ports = []
+        self.tokens_path = os.path.join(self.dir, "tokens")
+        self.tls_dir = os.path.join(self.dir, "tls")
+        if security == "tokens":
+            with open(self.tokens_path, "w") as f:
+                for role in transport.ROLES:
+                    f.write("%s %s\n" % (role, os.urandom(16).hex()))
+        elif security == "tls":
+            self.make_certificates("c1:coordinator", "app:application", "operator:operator")
+        self.operator = self.security_of("operator", "operator")
+
+    # ---------------------------------------------------------------- security
+
+    def make_certificates(self, *specs):
+        subprocess.run([os.path.join(SOURCE_DIR, "scripts", "make-tls-certs"), self.tls_dir,
+                        *specs], check=True, stdout=subprocess.DEVNULL)
+
+    def tls_files(self, name):
+        return dict(tls_cert_path=os.path.join(self.tls_dir, name + ".pem"),
+                    tls_key_path=os.path.join(self.tls_dir, name + "-key.pem"),
+                    tls_ca_path=os.path.join(self.tls_dir, "ca.pem"))
+
+    def security_of(self, name, role):
+        """What the process `name`, holding `role`, presents as a client."""
+        if self.security == "tls":
+            return transport.Security(**self.tls_files(name))
+        if self.security == "tokens":
+            return transport.Security.from_flags(auth_tokens_path=self.tokens_path, role=role)
+        return transport.Security()
+
+    def flags_of(self, name, role):
+        if self.security == "tls":
+            if not os.path.exists(os.path.join(self.tls_dir, name + ".pem")):
+                self.make_certificates("%s:%s" % (name, role))
+            return ["--%s=%s" % kv for kv in self.tls_files(name).items()]
+        if self.security == "tokens":
+            return ["--auth_tokens_path=" + self.tokens_path]
+        return []
+
+    def client_options(self, name="app"):
+        """pact.connect options of an application."""
+        if self.security == "tls":
+            return self.tls_files(name)
+        if self.security == "tokens":
+            return dict(auth_tokens_path=self.tokens_path)
+        return {}
+
+    # ---------------------------------------------------------------- processes
+
+    def port_of(self, name):
+        return self.ports.setdefault(name, free_port())
+
+    def launch(self, name, argv, env=None):
+        process = Process(name, argv, os.path.join(self.dir, name + ".log"), env)
+        self.processes[name] = process
+        process.start()
+        return process
+
+    def start_zookeeper(self):
+        port = self.port_of("zookeeper")
+        data = os.path.join(self.dir, "zookeeper")
+        os.makedirs(data, exist_ok=True)
+        config = os.path.join(data, "zoo.cfg")
+        with open(config, "w") as f:
+            f.write("tickTime=500\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
+                    "admin.enableServer=false\n4lw.commands.whitelist=*\n" % (data, port))
+        classpath = ":".join(j for j in ZOOKEEPER_JARS if os.path.exists(j))
+        self.launch("zookeeper", ["/usr/bin/java", "-Xmx128m", "-XX:+UseSerialGC",
+                                  "-XX:-UsePerfData", "-Djava.net.preferIPv4Stack=true", "-cp",
+                                  classpath, "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                                  config])
+
+        def answers():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                    s.sendall(b"ruok")
+                    return s.recv(4) == b"imok"
+            except OSError:
+                return False
+        wait_until(answers, 60, "ZooKeeper answers")
+        return "127.0.0.1:%d" % port
+
+    def start_coordinator(self, process_name="c1", name="c1", zookeeper=None, flags=(),
+                          env=None, wait_ready=True):
+        port = self.port_of(process_name)
+        if port not in self.coordinator_ports:
+            self.coordinator_ports.append(port)
+        argv = [os.path.join(BIN_DIR, "pact-coordinator"), "--name=" + name,
+                "--port=%d" % port, "--prepare_timeout_ms=2000", "--commit_retry_initial_ms=50",
+                "--commit_retry_max_ms=200", *self.flags_of(name, "coordinator"), *flags]
+        if zookeeper:
+            argv += ["--zookeeper=" + zookeeper, "--zk_session_timeout_ms=2000",
+                     "--advertise=127.0.0.1:%d" % port]
+        else:
+            argv += ["--journal=" + os.path.join(self.dir, name + ".journal.db")]
+        process = self.launch(process_name, argv, env)
+        if wait_ready:
+            self.wait_coordinator_ready(process_name)
+        return process
+
+    def coordinator_info(self, process_name):
+        pool = transport.Pool(Coordinator.Client, "127.0.0.1", self.ports[process_name],
+                              self.operator, "coordinator", connect_timeout_ms=500,
+                              timeout_ms=2000)
+        try:
+            return pool.call(lambda c: c.info())
+        finally:
+            pool.close()
+
+    def wait_coordinator_ready(self, process_name, timeout_s=30):
+        process = self.processes[process_name]
+
+        def ready():
+            if not process.running:
+                raise AssertionError("%s exited: %s" % (process_name, process.log_tail()))
+            try:
+                return self.coordinator_info(process_name).ready
+            except Exception:
+                return False
+        wait_until(ready, timeout_s, process_name + " serves")
+
+    @property
+    def coordinators(self):
+        """Every coordinator's address, as applications are given them."""
+        return ",".join("127.0.0.1:%d" % p for p in self.coordinator_ports)
+
+    def _participant_argv(self, program, name):
+        port = self.port_of(name)
+        return program + ["--name=" + name, "--port=%d" % port,
+                          "--coordinator=" + self.coordinators, "--state_dir=" + self.dir,
+                          "--inquiry_interval_ms=200", *self.flags_of(name, "participant")]
+
+    def start_sqlite_participant(self, name, schema=BANK_SCHEMA, env=None):
+        db = self.db_path(name)
+        if not os.path.exists(db):
+            with sqlite3.connect(db) as conn:
+                conn.executescript(schema)
+        argv = self._participant_argv([os.path.join(BIN_DIR, "pact-participant")], name)
+        argv += ["--backend=sqlite", "--sqlite_path=" + db]
+        return self._start_participant(name, argv, env)
+
+    def start_inventory(self, name="inventory", stock=None, env=None):
+        argv = self._participant_argv([PYTHON, INVENTORY_SERVICE], name)
+        argv += ["--store=" + self.store_path(name)]
+        for sku, qty in (stock or {}).items():
+            argv.append("--stock=%s=%d" % (sku, qty))
+        python_path = os.pathsep.join([os.path.join(SOURCE_DIR, "clients", "python"),
+                                       os.path.join(os.path.dirname(BIN_DIR), "python")])
+        return self._start_participant(name, argv, dict(env or {}, PYTHONPATH=python_path))
+
+    def _start_participant(self, name, argv, env):
+        process = self.launch(name, argv, env)
+        port = self.ports[name]
+
+        def registered():
+            if not process.running:
+                raise AssertionError("%s exited: %s" % (name, process.log_tail()))
+            for p in (self.coordinator_ports):
+                pool = transport.Pool(Coordinator.Client, "127.0.0.1", p, self.operator,
+                                      "coordinator", connect_timeout_ms=500, timeout_ms=2000)
+                try:
+                    if any(e.name == name and e.port == port
+                           for e in pool.call(lambda c: c.listParticipants())):
+                        return True
+                except Exception:
+                    pass
+                finally:
+                    pool.close()
+            return False
+        wait_until(registered, 30, name + " is registered")
+        return process
+
+    def participant_pool(self, name):
+        return transport.participant_pool("127.0.0.1", self.ports[name], self.operator, name)
+
+    def open_branches(self, name):
+        pool = self.participant_pool(name)
+        try:
+            return pool.call(lambda c: c.listBranches())
+        finally:
+            pool.close()
+
+    def db_path(self, name):
+        return os.path.join(self.dir, name + ".db")
+
+    def store_path(self, name):
+        return os.path.join(self.dir, name + ".inventory.db")
+
+    def query(self, path, sql, params=()):
+        with sqlite3.connect(path, timeout=10) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def balance(self, participant, account):
+        return self.query(self.db_path(participant), "SELECT balance FROM accounts WHERE id = ?",
+                          (account,))[0][0]
+
+    def close(self):
+        for process in reversed(list(self.processes.values())):
+            process.kill()
+        if os.environ.get("PACT_KEEP_TEST_FILES") == "1":
+            print("kept", self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def logs(self):
+        return "\n".join("---- %s\n%s" % (n, p.log_tail()) for n, p in self.processes.items())
