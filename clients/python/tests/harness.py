@@ -7,6 +7,8 @@ PACT_BIN_DIR names the directory of pact-coordinator and pact-participant
 (build/bin); ctest sets it.
 """
 
+import ctypes
+import glob
 import os
 import shutil
 import signal
@@ -15,6 +17,7 @@ import sqlite3
 import subprocess
 import tempfile
 import time
+import unittest
 
 from pact import transport
 from pact_rpc import Coordinator, Participant
@@ -47,6 +50,12 @@ def wait_until(predicate, timeout_s, what):
     raise AssertionError("timed out waiting until " + what)
 
 
+def _die_with_parent():
+    """In the child: SIGKILL when the test process dies, however it dies."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class Process:
     """One child process, its output in a log file."""
 
@@ -58,7 +67,8 @@ class Process:
     def start(self):
         with open(self.log_path, "ab") as log:
             self.popen = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                          env=self.env, start_new_session=True)
+                                          env=self.env, start_new_session=True,
+                                          preexec_fn=_die_with_parent)
 
     @property
     def running(self):
@@ -85,6 +95,70 @@ class Process:
                 return "".join(f.readlines()[-lines:])
         except OSError:
             return ""
+
+
+# Debian's server binaries, of whichever major version is installed.
+PG_BIN_DIR = max(glob.glob("/usr/lib/postgresql/*/bin") or ["/usr/lib/postgresql/15/bin"],
+                 key=lambda d: int(d.split("/")[-2]) if d.split("/")[-2].isdigit() else 0)
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL server on loopback, run as the postgres user
+    (it refuses root), with prepared transactions enabled."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="pact-test-py-pg-")
+        self.port = free_port()
+        self.data = os.path.join(self.dir, "data")
+        self.user = "postgres" if os.geteuid() == 0 else None
+        if self.user:
+            shutil.chown(self.dir, self.user, self.user)
+        subprocess.run([os.path.join(PG_BIN_DIR, "initdb"), "-D", self.data, "-A", "trust",
+                        "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"],
+                       check=True, user=self.user, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        settings = dict(listen_addresses="127.0.0.1", unix_socket_directories=self.dir,
+                        max_prepared_transactions="64", fsync="on", shared_buffers="32MB",
+                        deadlock_timeout="100ms")
+        argv = [os.path.join(PG_BIN_DIR, "postgres"), "-D", self.data, "-p", str(self.port)]
+        for key, value in settings.items():
+            argv += ["-c", "%s=%s" % (key, value)]
+        with open(os.path.join(self.dir, "postgres.log"), "ab") as log:
+            self.popen = subprocess.Popen(argv, user=self.user, stdout=log,
+                                          stderr=subprocess.STDOUT, start_new_session=True,
+                                          preexec_fn=_die_with_parent)
+        wait_until(lambda: self._psql("postgres", "SELECT 1", check=False) == "1", 30,
+                   "PostgreSQL answers")
+
+    def conninfo(self, db):
+        return "host=127.0.0.1 port=%d user=postgres dbname=%s" % (self.port, db)
+
+    def _psql(self, db, sql, check=True):
+        ran = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                              "-d", db, "-v", "ON_ERROR_STOP=1", "-Atqc", sql],
+                             capture_output=True, text=True)
+        if check and ran.returncode != 0:
+            raise AssertionError("psql %s: %s" % (sql, ran.stderr))
+        return ran.stdout.strip()
+
+    def create_database(self, db, schema):
+        self._psql("postgres", 'CREATE DATABASE "%s"' % db)
+        self._psql(db, schema)
+
+    def query_int(self, db, sql):
+        return int(self._psql(db, sql))
+
+    def prepared(self, db):
+        return self.query_int(db, "SELECT count(*) FROM pg_prepared_xacts "
+                                  "WHERE database = current_database()")
+
+    def close(self):
+        self.popen.send_signal(signal.SIGQUIT)  # immediate shutdown, backends too
+        try:
+            self.popen.wait(10)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Cluster:
@@ -236,23 +310,45 @@ class Cluster:
         argv += ["--backend=sqlite", "--sqlite_path=" + db]
         return self._start_participant(name, argv, env)
 
-    def start_inventory(self, name="inventory", stock=None, env=None):
+    def start_pg_participant(self, name, conninfo, env=None):
+        argv = self._participant_argv([os.path.join(BIN_DIR, "pact-participant")], name)
+        argv += ["--backend=postgresql", "--pg_conninfo=" + conninfo]
+        return self._start_participant(name, argv, env)
+
+    def start_inventory(self, name="inventory", stock=None, env=None, wait_registered=True):
         argv = self._participant_argv([PYTHON, INVENTORY_SERVICE], name)
         argv += ["--store=" + self.store_path(name)]
         for sku, qty in (stock or {}).items():
             argv.append("--stock=%s=%d" % (sku, qty))
         python_path = os.pathsep.join([os.path.join(SOURCE_DIR, "clients", "python"),
                                        os.path.join(os.path.dirname(BIN_DIR), "python")])
-        return self._start_participant(name, argv, dict(env or {}, PYTHONPATH=python_path))
+        return self._start_participant(name, argv, dict(env or {}, PYTHONPATH=python_path),
+                                       wait_registered)
 
-    def _start_participant(self, name, argv, env):
+    def _start_participant(self, name, argv, env, wait_registered=True):
+        """Starts it and waits until it serves and (unless told otherwise:
+        its coordinator is down) the coordinator has it registered. A
+        restarted participant is registered already: it must answer too."""
         process = self.launch(name, argv, env)
         port = self.ports[name]
 
-        def registered():
+        def serving():
             if not process.running:
                 raise AssertionError("%s exited: %s" % (name, process.log_tail()))
-            for p in (self.coordinator_ports):
+            pool = self.participant_pool(name)
+            try:
+                pool.call(lambda c: c.info())
+                return True
+            except Exception:
+                return False
+            finally:
+                pool.close()
+        wait_until(serving, 30, name + " serves")
+        if not wait_registered:
+            return process
+
+        def registered():
+            for p in self.coordinator_ports:
                 pool = transport.Pool(Coordinator.Client, "127.0.0.1", p, self.operator,
                                       "coordinator", connect_timeout_ms=500, timeout_ms=2000)
                 try:
@@ -266,6 +362,21 @@ class Cluster:
             return False
         wait_until(registered, 30, name + " is registered")
         return process
+
+    def stop_coordinator_and_check_journal(self, name="c1"):
+        """A clean stop (exit 0), then the journal read offline: it must hold
+        no unfinished decision."""
+        process = self.processes[name]
+        process.signal(signal.SIGTERM)
+        code = process.wait(20)
+        if code != 0:
+            raise AssertionError("the coordinator's clean stop exited %s" % code)
+        ran = subprocess.run([os.path.join(BIN_DIR, "pactctl"), "--json", "journal",
+                              os.path.join(self.dir, name + ".journal.db")],
+                             capture_output=True, text=True)
+        if ran.returncode != 0 or '"unfinished":[]' not in ran.stdout:
+            raise AssertionError("the journal holds unfinished decisions: " + ran.stdout
+                                 + ran.stderr)
 
     def participant_pool(self, name):
         return transport.participant_pool("127.0.0.1", self.ports[name], self.operator, name)
@@ -301,3 +412,17 @@ class Cluster:
 
     def logs(self):
         return "\n".join("---- %s\n%s" % (n, p.log_tail()) for n, p in self.processes.items())
+
+
+class ClusterTestCase(unittest.TestCase):
+    """A test case whose failure prints the end of its processes' logs
+    (self.cluster's)."""
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        failed_before = len(result.errors) + len(result.failures)
+        outcome = super().run(result)
+        if len(result.errors) + len(result.failures) > failed_before and hasattr(self, "cluster"):
+            print(self.cluster.logs())
+        return outcome

@@ -7,7 +7,7 @@ import time
 import unittest
 
 import pact
-from harness import Cluster, wait_until
+from harness import Cluster, ClusterTestCase, wait_until
 
 # bank_b's ledger row for an account that does not exist fails its deferred
 # foreign key at prepare: bank_b votes ABORT.
@@ -21,7 +21,7 @@ DEBIT = "UPDATE accounts SET balance = balance - ?1 WHERE id = ?2"
 CREDIT = "UPDATE accounts SET balance = balance + ?1 WHERE id = ?2"
 
 
-class BankTest(unittest.TestCase):
+class BankTest(ClusterTestCase):
     security = "open"
 
     def setUp(self):
@@ -39,12 +39,6 @@ class BankTest(unittest.TestCase):
     def connect(self, **options):
         return pact.connect(self.cluster.coordinators,
                             **dict(self.cluster.client_options(), **options))
-
-    def run(self, result=None):
-        outcome = super().run(result)
-        if result and not result.wasSuccessful() and hasattr(self, "cluster"):
-            print(self.cluster.logs())
-        return outcome
 
     def balances(self, account=1):
         return (self.cluster.balance("bank_a", account), self.cluster.balance("bank_b", account))
