@@ -315,9 +315,10 @@ class Cluster:
         argv += ["--backend=postgresql", "--pg_conninfo=" + conninfo]
         return self._start_participant(name, argv, env)
 
-    def start_inventory(self, name="inventory", stock=None, env=None, wait_registered=True):
+    def start_inventory(self, name="inventory", stock=None, env=None, wait_registered=True,
+                        flags=()):
         argv = self._participant_argv([PYTHON, INVENTORY_SERVICE], name)
-        argv += ["--store=" + self.store_path(name)]
+        argv += ["--store=" + self.store_path(name), *flags]
         for sku, qty in (stock or {}).items():
             argv.append("--stock=%s=%d" % (sku, qty))
         python_path = os.pathsep.join([os.path.join(SOURCE_DIR, "clients", "python"),
