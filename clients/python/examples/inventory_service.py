@@ -33,7 +33,7 @@ from pact_rpc.ttypes import (BranchInfo, BranchState, ExecuteResult, HeuristicIn
                              BatchAnswer, Value, ValueType, Vote)
 
 from pact import errors, server, transport  # noqa: E402
-from inventory_store import InventoryStore, NotEnoughStock  # noqa: E402
+from inventory_store import InventoryStore, NotEnoughStock, StoreInUse  # noqa: E402
 
 log = logging.getLogger("inventory")
 
@@ -634,6 +634,7 @@ class InventoryService:
             self._next_register = now + REGISTER_INTERVAL_S
         if now >= self._next_orphan_check:
             self._adopt_orphans()
+            self.store.forget_commit_markers(self.options.commit_marker_retention_ms)
             self._next_orphan_check = now + ORPHAN_CHECK_INTERVAL_S
         for branch in self._all():
             if not branch.lock.acquire(blocking=False):
@@ -847,7 +848,8 @@ def parse_flags(argv):
     for flag, default in (("inquiry_interval_ms", 1000), ("first_active_inquiry_ms", 200),
                           ("rpc_connect_timeout_ms", 2000), ("rpc_timeout_ms", 10000),
                           ("default_branch_timeout_ms", 30000),
-                          ("max_branch_timeout_ms", 3600000)):
+                          ("max_branch_timeout_ms", 3600000),
+                          ("commit_marker_retention_ms", 86400000)):
         p.add_argument("--" + flag, type=int, default=default)
     for flag in ("tls_cert_path", "tls_key_path", "tls_ca_path", "auth_tokens_path"):
         p.add_argument("--" + flag)
@@ -866,6 +868,17 @@ def parse_flags(argv):
         stock.append((sku, int(n)))
     options.stock = stock
     return options
+
+
+def check_own_certificate(cert_path, name):
+    """With TLS, a participant's certificate must name it (CN = --name):
+    that is how the coordinator and clients know they reached it."""
+    cert = ssl._ssl._test_decode_cert(cert_path)  # CPython's reader of a PEM file
+    names = [value for rdn in cert.get("subject", ()) for key, value in rdn
+             if key == "commonName"]
+    if names != [name]:
+        raise errors.InvalidArgument("the certificate %s is for %s, not for --name %s"
+                                     % (cert_path, ", ".join(names) or "no name", name))
 
 
 def main(argv):
@@ -891,7 +904,9 @@ def main(argv):
         rpc_server = server.ThriftServer(Participant.Processor(InventoryHandler(service)),
                                          options.host, options.port, security=security,
                                          tokens_path=options.auth_tokens_path)
-    except (errors.PactError, OSError, sqlite3.Error, ssl.SSLError) as e:
+        if security.tls:
+            check_own_certificate(options.tls_cert_path, options.name)
+    except (errors.PactError, OSError, sqlite3.Error, ssl.SSLError, StoreInUse) as e:
         print("inventory_service: cannot start: %s" % e, file=sys.stderr)
         return 2
     rpc_server.stop_on_sigterm()

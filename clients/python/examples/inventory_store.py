@@ -8,6 +8,7 @@ branch and nothing else. The other tables are this service's own: fences
 forgotten branch answers OK) and heuristic decisions.
 """
 
+import fcntl
 import sqlite3
 import threading
 import time
@@ -35,6 +36,10 @@ class NotEnoughStock(Exception):
     pass
 
 
+class StoreInUse(Exception):
+    pass
+
+
 class Heuristic:
     def __init__(self, txn_id, committed, decision, reported, at_ms):
         self.txn_id = txn_id
@@ -48,6 +53,16 @@ class InventoryStore:
     """Thread-safe: one connection, one lock; each method is one transaction."""
 
     def __init__(self, path):
+        # One process per store: a second one would hold the same prepared
+        # branches in memory and decide them on its own. The lock goes with
+        # the process, however it ends.
+        self._lock_file = open(path + ".lock", "a")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise StoreInUse("another process serves the store %s (it holds %s.lock)"
+                             % (path, path))
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -61,15 +76,22 @@ class InventoryStore:
             self._db.close()
 
     def _transaction(self, change):
-        """Runs change(db) in one IMMEDIATE transaction; COMMIT is the fsync."""
+        """Runs change(db) in one IMMEDIATE transaction; COMMIT is the fsync.
+        A failed COMMIT (an I/O error, a full disk) may or may not have
+        reached the disk: the caller treats the change as unknown, and the
+        connection is left with no transaction open, so the next one can run."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 result = change(self._db)
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the failure being raised is the one to report
                 raise
-            self._db.execute("COMMIT")
             return result
 
     def _read(self, sql, args=()):
@@ -159,6 +181,12 @@ class InventoryStore:
             db.execute("INSERT OR REPLACE INTO commit_markers VALUES(?, ?)",
                        (txn_id, wall_ms()))
         self._transaction(change)
+
+    def forget_commit_markers(self, older_than_ms):
+        """Markers of commits older than this: a coordinator re-sends a commit
+        long before (every retry is within its backoff cap)."""
+        self._transaction(lambda db: db.execute("DELETE FROM commit_markers WHERE at_ms < ?",
+                                                (wall_ms() - older_than_ms,)))
 
     def is_committed(self, txn_id):
         return bool(self._read("SELECT 1 FROM commit_markers WHERE txn_id = ?", (txn_id,)))

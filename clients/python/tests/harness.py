@@ -21,6 +21,7 @@ import unittest
 
 from pact import transport
 from pact_rpc import Coordinator, Participant
+from pact_rpc.ttypes import Fence
 
 SOURCE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 BIN_DIR = os.environ.get("PACT_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin"))
@@ -88,6 +89,17 @@ class Process:
         self.signal(signal.SIGKILL)
         if self.popen:
             self.popen.wait()
+
+    def stop(self, sig=None, timeout_s=10):
+        """Sends sig (SIGTERM when None; the method signal hides the module
+        here) and returns the exit code; SIGKILL if it has not exited within
+        timeout_s (the code is then -9)."""
+        self.signal(signal.SIGTERM if sig is None else sig)
+        code = self.wait(timeout_s)
+        if code is None:
+            self.kill()
+            code = self.popen.returncode
+        return code
 
     def log_tail(self, lines=30):
         try:
@@ -170,6 +182,7 @@ class Cluster:
         self.processes = {}
         self.ports = {}
         self.coordinator_ports = []
+        self.coordinator_names = {}  # process name -> --name
         self.tokens_path = os.path.join(self.dir, "tokens")
         self.tls_dir = os.path.join(self.dir, "tls")
         if security == "tokens":
@@ -256,6 +269,7 @@ class Cluster:
         port = self.port_of(process_name)
         if port not in self.coordinator_ports:
             self.coordinator_ports.append(port)
+        self.coordinator_names[process_name] = name
         argv = [os.path.join(BIN_DIR, "pact-coordinator"), "--name=" + name,
                 "--port=%d" % port, "--prepare_timeout_ms=2000", "--commit_retry_initial_ms=50",
                 "--commit_retry_max_ms=200", *self.flags_of(name, "coordinator"), *flags]
@@ -277,6 +291,19 @@ class Cluster:
             return pool.call(lambda c: c.info())
         finally:
             pool.close()
+
+    def coordinator_pool(self, process_name="c1", client="app", role="application"):
+        """A pool to the coordinator run as process_name, whose caller is
+        `client` holding `role` (as security_of). With TLS the coordinator
+        must present its own name's certificate."""
+        return transport.Pool(Coordinator.Client, "127.0.0.1", self.ports[process_name],
+                              self.security_of(client, role), "coordinator",
+                              self.coordinator_names[process_name])
+
+    def fence(self, process_name="c1"):
+        """The fence (name, epoch) of the coordinator's current run."""
+        info = self.coordinator_info(process_name)
+        return Fence(coordinator=info.name, epoch=info.epoch)
 
     def wait_coordinator_ready(self, process_name, timeout_s=30):
         process = self.processes[process_name]
@@ -317,14 +344,23 @@ class Cluster:
 
     def start_inventory(self, name="inventory", stock=None, env=None, wait_registered=True,
                         flags=()):
+        argv, env = self._inventory_command(name, stock, env, flags)
+        return self._start_participant(name, argv, env, wait_registered)
+
+    def launch_inventory(self, name="inventory", stock=None, env=None, flags=()):
+        """Starts the inventory service without waiting for it to serve:
+        for one that must fail to start."""
+        return self.launch(name, *self._inventory_command(name, stock, env, flags))
+
+    def _inventory_command(self, name, stock, env, flags):
+        """(argv, env) of the inventory service `name`."""
         argv = self._participant_argv([PYTHON, INVENTORY_SERVICE], name)
         argv += ["--store=" + self.store_path(name), *flags]
         for sku, qty in (stock or {}).items():
             argv.append("--stock=%s=%d" % (sku, qty))
         python_path = os.pathsep.join([os.path.join(SOURCE_DIR, "clients", "python"),
                                        os.path.join(os.path.dirname(BIN_DIR), "python")])
-        return self._start_participant(name, argv, dict(env or {}, PYTHONPATH=python_path),
-                                       wait_registered)
+        return argv, dict(env or {}, PYTHONPATH=python_path)
 
     def _start_participant(self, name, argv, env, wait_registered=True):
         """Starts it and waits until it serves and (unless told otherwise:
@@ -381,6 +417,13 @@ class Cluster:
 
     def participant_pool(self, name):
         return transport.participant_pool("127.0.0.1", self.ports[name], self.operator, name)
+
+    def participant_pool_as(self, name, client=None, role=None):
+        """A pool to participant `name` whose caller is `client` holding
+        `role` (as security_of); without a role, a stranger presenting no
+        token and no certificate."""
+        security = self.security_of(client, role) if role else transport.Security()
+        return transport.participant_pool("127.0.0.1", self.ports[name], security, name)
 
     def open_branches(self, name):
         pool = self.participant_pool(name)

@@ -48,9 +48,9 @@ class ShopTest(ClusterTestCase):
     def start_pg(self, env=None):
         return self.cluster.start_pg_participant("pg", self.pg.conninfo(self.db), env)
 
-    def start_inventory(self, env=None, wait_registered=True):
+    def start_inventory(self, env=None, wait_registered=True, flags=()):
         return self.cluster.start_inventory("inventory", {"widget": INITIAL_STOCK}, env,
-                                            wait_registered)
+                                            wait_registered, flags)
 
     def start_shop(self):
         self.start_coordinator()
@@ -92,6 +92,18 @@ class ShopTest(ClusterTestCase):
         self.assertEqual(self.balance(), INITIAL_BALANCE)
         self.assertEqual(self.stock(), (INITIAL_STOCK, 0))
         self.assertEqual(self.reservations(), 0)
+
+    def assert_as_told(self, told, price, quantity):
+        """Both participants ended the way the client was told: COMMITTED
+        (told is None) bought, ABORTED (or TIMED_OUT) nothing; an unknown
+        outcome either, but the same in both."""
+        committed = self.balance() == INITIAL_BALANCE - price
+        if told is None or (isinstance(told, pact.Unknown) and committed):
+            self.assert_bought(price, quantity)
+        else:
+            self.assertIsInstance(told, (pact.Aborted, pact.Unknown), repr(told))
+            self.assert_nothing_bought()
+        return committed
 
     def settled(self):
         """No branch open at either participant, nothing prepared in

@@ -170,6 +170,31 @@ class ClientTest(BankTest):
             self.transfer(again, 10)
         self.assertEqual(self.balances(), (90, 110))
 
+    def test_one_coordinator_object_serves_many_threads(self):
+        import threading
+        told = []
+
+        def transfers(account):
+            for _ in range(10):
+                try:
+                    with self.coordinator.transaction() as txn:
+                        self.transfer(txn, 1, account)
+                    told.append("committed")
+                except pact.PactError as e:  # two threads on one row may time out on its lock
+                    told.append(e)
+        threads = [threading.Thread(target=transfers, args=(1 + i % 3,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        committed = told.count("committed")
+        self.assertGreater(committed, 0, told)
+        self.assertTrue(all(t == "committed" or isinstance(t, pact.Aborted) for t in told), told)
+        moved = sum(100 - self.cluster.balance("bank_a", a) for a in (1, 2, 3))
+        received = sum(self.cluster.balance("bank_b", a) - 100 for a in (1, 2, 3))
+        self.assertEqual((moved, received), (committed, committed))
+        self.assert_nothing_open()
+
     def test_a_dead_address_in_the_list_is_passed_over(self):
         from harness import free_port
         coordinator = pact.connect("127.0.0.1:%d,%s" % (free_port(), self.cluster.coordinators),
@@ -225,6 +250,27 @@ class TlsTest(BankTest):
         self.addCleanup(operator.close)
         with self.assertRaises(pact.PermissionDenied):
             operator.begin()
+
+    def test_a_server_without_the_coordinators_certificate_is_not_believed(self):
+        # Someone holding an application certificate of the same CA listens
+        # where the client expects the coordinator and would answer anything.
+        from pact.server import ThriftServer
+        from pact.transport import Security
+        from pact_rpc import Coordinator
+        import threading
+
+        class Liar:
+            def reserveTxnIds(self, count):
+                raise AssertionError("the client called an impostor")
+        impostor = ThriftServer(Coordinator.Processor(Liar()), "127.0.0.1", 0,
+                                security=Security(**self.cluster.tls_files("app")))
+        threading.Thread(target=impostor.serve_forever, daemon=True).start()
+        self.addCleanup(impostor.stop)
+        client = pact.connect("127.0.0.1:%d" % impostor.port, **self.cluster.client_options())
+        self.addCleanup(client.close)
+        with self.assertRaises(pact.Unauthenticated) as raised:
+            client.begin()
+        self.assertIn("coordinator", str(raised.exception))
 
     def test_no_certificate_no_service(self):
         plain = pact.connect(self.cluster.coordinators, call_timeout_ms=2000)

@@ -2,58 +2,81 @@
 pact-coordinator, over real sockets: TCC moves checked in the store's own
 tables, idempotence, fencing, roles, bad frames, and crashes."""
 
-import os
 import shutil
 import signal
 import socket
 import struct
-import sys
 import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pact_rpc import Participant
+from pact_rpc import constants as rpc_constants
+from pact_rpc.ttypes import (BranchState, EnlistedBranch, Fence, Outcome, ParticipantInfo,
+                             PrepareItem, TxnState, Value, ValueType, Vote)
 
-from pact_rpc import Participant  # noqa: E402
-from pact_rpc import constants as rpc_constants  # noqa: E402
-from pact_rpc.ttypes import (BranchState, EnlistedBranch, Fence, Outcome,  # noqa: E402
-                             ParticipantInfo, PrepareItem, TxnState, Vote)
+from harness import Cluster, ClusterTestCase, wait_until
+from pact import errors, server, transport
 
-from pact import errors, server, transport  # noqa: E402
-from inventory_harness import (CRASH_EXIT_CODE, MAKE_TLS_CERTS, CoordinatorProcess,  # noqa
-                               InventoryProcess, TestDir, integer, make_certs, text,
-                               wait_until)
+CRASH_EXIT_CODE = 86
+# The inquiry interval these tests were timed with (the harness's is 200 ms):
+# test_kill_after_prepare_... waits through inquiries that must decide nothing.
+INQUIRY_FLAGS = ("--inquiry_interval_ms=300",)
 
 
-class Cluster(unittest.TestCase):
+def text(s):
+    return Value(type=ValueType.TEXT, text_value=s)
+
+
+def integer(n):
+    return Value(type=ValueType.INTEGER, integer_value=n)
+
+
+class Store:
+    """An inventory service's SQLite store, read directly: what the service
+    holds durably, whatever it answers."""
+
+    def __init__(self, cluster, name):
+        self.cluster, self.path = cluster, cluster.store_path(name)
+
+    def item(self, sku):
+        """(on_hand, reserved)."""
+        rows = self.cluster.query(self.path, "SELECT on_hand, reserved FROM items WHERE sku = ?",
+                                  (sku,))
+        return rows[0] if rows else None
+
+    def reservations(self, txn_id=None):
+        sql = "SELECT txn_id, sku, qty FROM reservations"
+        return self.cluster.query(self.path, sql + (" WHERE txn_id = ?" if txn_id else "")
+                                  + " ORDER BY line", (txn_id,) if txn_id else ())
+
+    def fences(self):
+        return dict(self.cluster.query(self.path, "SELECT coordinator, epoch FROM fences"))
+
+
+class ServiceTest(ClusterTestCase):
     """One coordinator and one inventory service (widget: 10, gadget: 5)
     for the whole class; each test begins its own transactions."""
 
-    tokens = None
+    security = "open"
 
     @classmethod
     def setUpClass(cls):
-        cls.dir = TestDir()
-        tokens_path = None
-        if cls.tokens:
-            tokens_path = cls.dir.file("tokens")
-            with open(tokens_path, "w") as f:
-                f.writelines("%s %s\n" % pair for pair in cls.tokens.items())
-        cls.coordinator = CoordinatorProcess(cls.dir, tokens_path=tokens_path)
-        cls.coordinator.start()
-        cls.inv = InventoryProcess(cls.dir, "inv", cls.coordinator,
-                                   stock=[("widget", 10), ("gadget", 5)],
-                                   tokens_path=tokens_path).start()
-        cls.app = cls.inv.client("application" if cls.tokens else None)
-        cls.coord_client = cls.inv.client("coordinator" if cls.tokens else None)
+        cls.cluster = Cluster(cls.security)
+        cls.addClassCleanup(cls.cluster.close)
+        cls.cluster.start_coordinator()
+        cls.coordinator = cls.cluster.coordinator_pool()
+        cls.cluster.start_inventory("inv", stock={"widget": 10, "gadget": 5},
+                                    flags=INQUIRY_FLAGS)
+        cls.inv = Store(cls.cluster, "inv")
+        cls.app = cls.cluster.participant_pool_as("inv", "app", "application")
+        cls.coord_client = cls.cluster.participant_pool_as("inv", "c1", "coordinator")
 
     @classmethod
     def tearDownClass(cls):
-        for pool in (cls.app, cls.coord_client):
+        for pool in (cls.app, cls.coord_client, cls.coordinator):
             pool.close()
-        codes = (cls.inv.stop(), cls.coordinator.stop())
-        cls.dir.remove()
+        codes = (cls.cluster.processes["inv"].stop(), cls.cluster.processes["c1"].stop())
         assert codes == (0, 0), "unclean stop: %s" % (codes,)
 
     def begin(self):
@@ -71,7 +94,7 @@ class Cluster(unittest.TestCase):
         return self.coord_client.call(fn)
 
 
-class InventoryTccTest(Cluster):
+class InventoryTccTest(ServiceTest):
 
     def test_prepare_reserves_and_commit_confirms_each_idempotent(self):
         before = self.inv.item("widget")
@@ -80,7 +103,7 @@ class InventoryTccTest(Cluster):
         second = self.reserve(txn, "widget", 1)
         self.assertEqual((first.affected_rows, second.branch), (1, first.branch))
         self.assertEqual(self.inv.item("widget"), before)  # TCC: nothing held while active
-        fence = self.coordinator.fence()
+        fence = self.cluster.fence()
         self.assertEqual(self.call(lambda c: c.prepare(fence, txn, first.branch)), Vote.COMMIT)
         self.assertEqual(self.inv.item("widget"), (before[0], before[1] + 3))
         self.assertEqual(self.inv.reservations(txn), [(txn, "widget", 2), (txn, "widget", 1)])
@@ -98,7 +121,7 @@ class InventoryTccTest(Cluster):
         before = self.inv.item("gadget")
         txn = self.begin()
         opening = self.reserve(txn, "gadget", 4).branch
-        fence = self.coordinator.fence()
+        fence = self.cluster.fence()
         self.assertEqual(self.call(lambda c: c.prepare(fence, txn, opening)), Vote.COMMIT)
         self.assertEqual(self.available("gadget"), [before[0], before[1] + 4,
                                                     before[0] - before[1] - 4])
@@ -113,7 +136,7 @@ class InventoryTccTest(Cluster):
     def test_wrong_opening_votes_abort(self):
         txn = self.begin()
         opening = self.reserve(txn, "widget", 1).branch
-        fence = self.coordinator.fence()
+        fence = self.cluster.fence()
         with self.assertRaises(errors.Aborted) as caught:
             self.call(lambda c: c.prepare(fence, txn, opening + "0"))
         self.assertIn("opened as", caught.exception.message)
@@ -132,11 +155,11 @@ class InventoryTccTest(Cluster):
         self.assertTrue(0 < info.deadline_in_ms <= 1000, info)
         time.sleep(1.1)
         with self.assertRaises(errors.Aborted):
-            self.call(lambda c: c.prepare(self.coordinator.fence(), txn, opening))
+            self.call(lambda c: c.prepare(self.cluster.fence(), txn, opening))
         self.assertEqual(self.inv.reservations(txn), [])
 
     def test_abandon_gives_up_only_the_named_active_opening(self):
-        fence = self.coordinator.fence()
+        fence = self.cluster.fence()
         txn, prepared = self.begin(), self.begin()
         opening = self.reserve(txn, "widget", 1).branch
         prepared_opening = self.reserve(prepared, "widget", 1).branch
@@ -161,7 +184,7 @@ class InventoryTccTest(Cluster):
         self.assertEqual(caught.exception.branch, opening)  # and the branch stays open
         rival = self.begin()
         rival_opening = self.reserve(rival, "gadget", free).branch
-        fence = self.coordinator.fence()
+        fence = self.cluster.fence()
         self.assertEqual(self.call(lambda c: c.prepare(fence, txn, opening)), Vote.COMMIT)
         with self.assertRaises(errors.Aborted) as caught:
             self.call(lambda c: c.prepare(fence, rival, rival_opening))
@@ -187,7 +210,7 @@ class InventoryTccTest(Cluster):
 
     def test_read_only_branch_and_one_phase_commit(self):
         before = self.inv.item("widget")
-        fence = self.coordinator.fence()
+        fence = self.cluster.fence()
         reader = self.begin()
         opening = self.app.call(lambda c: c.execute(reader, "available", [text("widget")], 0))
         self.assertEqual(self.call(lambda c: c.prepare(fence, reader, opening.branch)),
@@ -201,7 +224,7 @@ class InventoryTccTest(Cluster):
             self.call(lambda c: c.commit(fence, self.begin(), True))
 
     def test_batches_answer_each_item(self):
-        fence = self.coordinator.fence()
+        fence = self.cluster.fence()
         txn, unknown = self.begin(), self.begin()
         opening = self.reserve(txn, "widget", 1).branch
         answers = self.call(lambda c: c.prepareBatch(fence, [
@@ -226,7 +249,7 @@ class InventoryTccTest(Cluster):
         self.assertEqual(self.inv.item("widget"), (before[0] - 1, before[1]))
 
     def test_forged_fence_is_fenced_and_nothing_is_stored(self):
-        fence = self.coordinator.fence()
+        fence = self.cluster.fence()
         txn = self.begin()
         opening = self.reserve(txn, "widget", 1).branch
         self.call(lambda c: c.prepare(fence, txn, opening))
@@ -244,7 +267,7 @@ class InventoryTccTest(Cluster):
         self.call(lambda c: c.rollback(fence, txn))
 
     def test_heuristic_decision_and_a_disagreeing_coordinator(self):
-        fence = self.coordinator.fence()
+        fence = self.cluster.fence()
         txn = self.begin()
         opening = self.reserve(txn, "gadget", 1).branch
         self.call(lambda c: c.prepare(fence, txn, opening))
@@ -260,17 +283,17 @@ class InventoryTccTest(Cluster):
         with self.assertRaises(errors.HeuristicMixed):
             self.call(lambda c: c.rollback(fence, txn))  # as the coordinator would tell it
         # The next housekeeping round reports the mix to the coordinator.
-        self.assertTrue(wait_until(lambda: [
+        wait_until(lambda: [
             (h.participant, h.committed, h.decision)
             for h in self.coordinator.call(lambda c: c.listHeuristics())
-            if h.txn_id == txn] == [("inv", True, "ABORT")]))
+            if h.txn_id == txn] == [("inv", True, "ABORT")], 10, "the coordinator hears of it")
         [h] = [h for h in operator.call(lambda c: c.listHeuristics()) if h.txn_id == txn]
         self.assertEqual(h.decision, "ABORT")
         operator.call(lambda c: c.forgetHeuristic(txn))
         self.assertNotIn(txn, [h.txn_id for h in operator.call(lambda c: c.listHeuristics())])
 
     def test_junk_and_oversized_frames_close_only_that_connection(self):
-        bystander = self.inv.client()
+        bystander = self.cluster.participant_pool_as("inv")
         self.assertEqual(bystander.call(lambda c: c.info()).backend, "inventory")
         name = b"nosuch"
         unknown_call = (struct.pack("!Ii", 0x80010001, len(name)) + name +
@@ -279,28 +302,29 @@ class InventoryTccTest(Cluster):
                      struct.pack("!i", 0x7fffffff),                  # refused unread
                      struct.pack("!i", len(unknown_call)) + unknown_call):
             with self.subTest(junk=junk[:8]), socket.create_connection(
-                    ("127.0.0.1", self.inv.port), timeout=3) as s:
+                    ("127.0.0.1", self.cluster.ports["inv"]), timeout=3) as s:
                 s.sendall(junk)
                 while s.recv(1 << 16):  # a timeout here: the connection was left open
                     pass
         self.assertEqual(bystander.call(lambda c: c.info()).name, "inv")  # the same connection
-        newcomer = self.inv.client()
+        newcomer = self.cluster.participant_pool_as("inv")
         self.assertEqual(newcomer.call(lambda c: c.info()).name, "inv")
         for pool in (bystander, newcomer):
             pool.close()
 
 
-class EpochTest(Cluster):
+class EpochTest(ServiceTest):
     """Restarts the coordinator: its own cluster."""
 
     def test_lower_epoch_is_fenced_and_old_active_branches_go(self):
-        old = self.coordinator.fence()
+        old = self.cluster.fence()
         txn = self.begin()
         opening = self.reserve(txn, "widget", 1).branch
         self.call(lambda c: c.rollback(old, self.begin()))  # admits the epoch
-        self.assertEqual(self.coordinator.stop(), 0)
-        self.coordinator.start()
-        new = self.coordinator.fence()
+        self.assertEqual(self.cluster.processes["c1"].stop(), 0)
+        self.coordinator.close()  # its connections ended with that run
+        self.cluster.start_coordinator()
+        new = self.cluster.fence()
         self.assertGreater(new.epoch, old.epoch)
         self.call(lambda c: c.rollback(new, self.begin()))
         self.assertEqual(self.inv.fences(), {"c1": new.epoch})
@@ -314,12 +338,11 @@ class EpochTest(Cluster):
                          [])
 
 
-class TokenTest(Cluster):
-    tokens = {"application": "app-token-0123456789", "coordinator": "coord-token-0123456789",
-              "participant": "part-token-0123456789", "operator": "oper-token-0123456789"}
+class TokenTest(ServiceTest):
+    security = "tokens"
 
     def test_stranger_is_unauthenticated_and_application_may_not_prepare(self):
-        stranger = self.inv.client()
+        stranger = self.cluster.participant_pool_as("inv")
         with self.assertRaises(errors.Unauthenticated):
             stranger.call(lambda c: c.execute(self.begin(), "available", [text("widget")], 0))
         with self.assertRaises(errors.Unauthenticated):
@@ -328,7 +351,7 @@ class TokenTest(Cluster):
         txn = self.begin()
         opening = self.reserve(txn, "widget", 1).branch
         with self.assertRaises(errors.PermissionDenied):
-            self.app.call(lambda c: c.prepare(self.coordinator.fence(), txn, opening))
+            self.app.call(lambda c: c.prepare(self.cluster.fence(), txn, opening))
         with self.assertRaises(errors.PermissionDenied):
             self.coord_client.call(lambda c: c.execute(txn, "available", [text("widget")], 0))
         self.assertEqual(self.inv.reservations(txn), [])
@@ -339,35 +362,44 @@ class TokenTest(Cluster):
         self.assertEqual(self.inv.item("widget"), (9, 0))
 
 
-class CrashTest(unittest.TestCase):
+class CrashTest(ClusterTestCase):
     """Two inventory services in one transaction (so it runs two phases);
     one of them dies at a crash point and is restarted on its store."""
 
     def setUp(self):
-        self.dir = TestDir()
-        self.coordinator = CoordinatorProcess(self.dir)
-        self.coordinator.start()
-        self.a = InventoryProcess(self.dir, "inv_a", self.coordinator, stock=[("widget", 10)])
-        self.b = InventoryProcess(self.dir, "inv_b", self.coordinator, stock=[("widget", 10)])
-        self.a.start()
-        self.pools = [self.a.client()]
+        self.cluster = Cluster()
+        self.addCleanup(self.cluster.close)
+        self.cluster.start_coordinator()
+        self.coordinator = self.cluster.coordinator_pool()
+        self.a, self.b = Store(self.cluster, "inv_a"), Store(self.cluster, "inv_b")
+        self.start("inv_a")
+        self.pools = [self.cluster.participant_pool_as("inv_a")]
 
     def tearDown(self):
-        for pool in self.pools:
+        for pool in self.pools + [self.coordinator]:
             pool.close()
-        for p in (self.a, self.b):
-            if p.process is not None:
-                p.stop()
-        self.coordinator.stop()
-        self.dir.remove()
+
+    def start(self, name, env=None):
+        """Starts (or restarts, on its store) one of the two services."""
+        return self.cluster.start_inventory(name, stock={"widget": 10}, env=env,
+                                            flags=INQUIRY_FLAGS)
+
+    def b_pool(self):
+        pool = self.cluster.participant_pool_as("inv_b")
+        self.pools.append(pool)
+        return pool
+
+    @property
+    def b_process(self):
+        return self.cluster.processes["inv_b"]
 
     def transaction(self, qty):
         txn = self.coordinator.call(lambda c: c.beginTxn(30000)).txn_id
         branches = []
-        for service, pool in ((self.a, self.pools[0]), (self.b, self.pools[-1])):
+        for name, pool in (("inv_a", self.pools[0]), ("inv_b", self.pools[-1])):
             result = pool.call(lambda c: c.execute(txn, "reserve",
                                                    [text("widget"), integer(qty)], 30000))
-            branches.append(EnlistedBranch(service.name, result.branch))
+            branches.append(EnlistedBranch(name, result.branch))
         return txn, branches
 
     def commit_in_background(self, txn, branches):
@@ -383,59 +415,56 @@ class CrashTest(unittest.TestCase):
         thread.start()
         return thread, answer
 
-    def no_open_branches(self, service):
-        pool = service.client()
-        try:
-            return pool.call(lambda c: c.listBranches()) == []
-        finally:
-            pool.close()
+    def b_has_no_open_branches(self):
+        return self.cluster.open_branches("inv_b") == []
+
+    def commit_until_b_crashes(self, crash_point, qty):
+        """b armed at crash_point, a transaction of qty widgets on a and b
+        committed in the background, until b dies at that point."""
+        self.start("inv_b", env={"PACT_CRASH_POINT": crash_point})
+        self.b_pool()
+        txn, branches = self.transaction(qty)
+        thread, answer = self.commit_in_background(txn, branches)
+        self.assertEqual(self.b_process.wait(10), CRASH_EXIT_CODE)
+        return txn, thread, answer
 
     def test_crash_after_the_vote_commits_after_restart(self):
-        self.b.start(env={"PACT_CRASH_POINT": "before_commit_applied"})
-        self.pools.append(self.b.client())
-        txn, branches = self.transaction(3)
-        thread, answer = self.commit_in_background(txn, branches)
-        self.assertEqual(self.b.process.wait(10), CRASH_EXIT_CODE)
+        txn, thread, answer = self.commit_until_b_crashes("before_commit_applied", 3)
         # Dead after its COMMIT vote: the store holds the branch prepared.
         self.assertEqual(self.b.item("widget"), (10, 3))
         self.assertEqual(self.b.reservations(txn), [(txn, "widget", 3)])
-        self.b.stop()
-        self.b.start()
+        self.b_process.stop()
+        self.start("inv_b")
         thread.join(15)  # commitTxn answers once b acknowledged, after its restart
         self.assertEqual(answer["result"].state, TxnState.COMMITTED)
-        self.assertTrue(wait_until(lambda: self.no_open_branches(self.b)))
+        wait_until(self.b_has_no_open_branches, 10, "inv_b has no open branch")
         self.assertEqual(self.b.item("widget"), (7, 0))
         self.assertEqual(self.b.reservations(), [])
         self.assertEqual(self.a.item("widget"), (7, 0))
 
     def test_crash_before_the_vote_aborts_and_restart_cancels(self):
-        self.b.start(env={"PACT_CRASH_POINT": "after_prepare_durable"})
-        self.pools.append(self.b.client())
-        txn, branches = self.transaction(4)
-        thread, answer = self.commit_in_background(txn, branches)
-        self.assertEqual(self.b.process.wait(10), CRASH_EXIT_CODE)
+        txn, thread, answer = self.commit_until_b_crashes("after_prepare_durable", 4)
         self.assertEqual(self.b.reservations(txn), [(txn, "widget", 4)])  # durable, no vote
         thread.join(15)
         self.assertEqual(answer["result"].state, TxnState.ABORTED)  # no vote is ABORT
-        self.b.stop()
-        self.b.start()
+        self.b_process.stop()
+        self.start("inv_b")
         # Restored prepared; its inquiry hears ABORTED (presumed abort) and cancels.
-        self.assertTrue(wait_until(lambda: self.no_open_branches(self.b)))
+        wait_until(self.b_has_no_open_branches, 10, "inv_b has no open branch")
         self.assertEqual(self.b.item("widget"), (10, 0))
         self.assertEqual(self.a.item("widget"), (10, 0))
         self.assertEqual(self.coordinator.call(lambda c: c.outcome(txn)), Outcome.ABORTED)
 
     def test_kill_after_prepare_keeps_it_prepared_until_the_coordinator_answers(self):
-        self.b.start()
-        self.pools.append(self.b.client())
+        self.start("inv_b")
+        self.b_pool()
         txn, branches = self.transaction(2)
-        fence = self.coordinator.fence()
+        fence = self.cluster.fence()
         self.assertEqual(self.pools[-1].call(lambda c: c.prepare(fence, txn, branches[1].branch)),
                          Vote.COMMIT)
-        self.b.stop(signal.SIGKILL)
-        self.b.start(env={"PACT_CRASH_POINT": ""})
-        pool = self.b.client()
-        self.pools.append(pool)
+        self.b_process.stop(signal.SIGKILL)
+        self.start("inv_b", env={"PACT_CRASH_POINT": ""})
+        pool = self.b_pool()
         [info] = pool.call(lambda c: c.listBranches())
         self.assertEqual((info.txn_id, info.state), (txn, BranchState.PREPARED))
         self.assertEqual([b.txn_id for b in pool.call(lambda c: c.recover(fence))], [txn])
@@ -444,71 +473,70 @@ class CrashTest(unittest.TestCase):
         self.assertEqual(pool.call(lambda c: c.prepare(fence, txn, branches[1].branch)),
                          Vote.COMMIT)  # a repeated prepare after the restart
         self.coordinator.call(lambda c: c.rollbackTxn(txn, []))  # tells b nothing itself
-        self.assertTrue(wait_until(lambda: self.no_open_branches(self.b)))
+        wait_until(self.b_has_no_open_branches, 10, "inv_b has no open branch")
         self.assertEqual(self.b.item("widget"), (10, 0))
         self.assertEqual(self.b.reservations(), [])
 
     def test_clean_stop_keeps_prepared_and_commit_after_restart(self):
-        self.b.start()
-        self.pools.append(self.b.client())
+        self.start("inv_b")
+        self.b_pool()
         txn, branches = self.transaction(5)
         other, _ = self.transaction(1)
-        fence = self.coordinator.fence()
+        fence = self.cluster.fence()
         self.assertEqual(self.pools[-1].call(lambda c: c.prepare(fence, txn, branches[1].branch)),
                          Vote.COMMIT)
-        self.assertEqual(self.b.stop(), 0)  # SIGTERM
+        self.assertEqual(self.b_process.stop(), 0)  # SIGTERM
         self.assertEqual(self.b.reservations(), [(txn, "widget", 5)])  # the active one is gone
         for _ in range(2):
-            self.b.start()
-            pool = self.b.client()
-            self.pools.append(pool)
+            self.start("inv_b")
+            pool = self.b_pool()
             self.assertEqual([(b.txn_id, b.state) for b in pool.call(lambda c: c.listBranches())],
                              [(txn, BranchState.PREPARED)] if _ == 0 else [])
             pool.call(lambda c: c.commit(fence, txn, False))  # again after the 2nd restart: OK
             self.assertEqual(self.b.item("widget"), (5, 0))
-            self.assertEqual(self.b.stop(), 0)
+            self.assertEqual(self.b_process.stop(), 0)
         with self.assertRaises(errors.FailedPrecondition):  # a's: active, never voted
             self.pools[0].call(lambda c: c.commit(fence, other, False))
-        self.b.process = None
 
     def test_unknown_crash_point_exits_2(self):
-        self.b.start(env={"PACT_CRASH_POINT": "nosuch"}, wait_serving=False)
-        self.assertEqual(self.b.process.wait(10), 2)
-        self.b.stop()
-        self.b.process = None
+        process = self.cluster.launch_inventory("inv_b", stock={"widget": 10},
+                                                env={"PACT_CRASH_POINT": "nosuch"},
+                                                flags=INQUIRY_FLAGS)
+        self.assertEqual(process.wait(10), 2)
 
 
-@unittest.skipUnless(os.path.exists(MAKE_TLS_CERTS) and shutil.which("openssl"),
-                     "needs scripts/make-tls-certs and openssl")
-class TlsTest(unittest.TestCase):
+class TlsTest(ClusterTestCase):
     """Mutual TLS end to end: the certificate's CN and O entries are the
     caller's name and roles."""
 
     @classmethod
     def setUpClass(cls):
-        cls.dir = TestDir()
-        cls.certs = make_certs(cls.dir, "c1:coordinator", "inv:participant", "app:application",
-                               "op:operator", "c2:coordinator")
-        cls.coordinator = CoordinatorProcess(cls.dir, tls=cls.certs["c1"],
-                                             client_tls=cls.certs["app"])
-        cls.coordinator.start()
-        cls.inv = InventoryProcess(cls.dir, "inv", cls.coordinator, stock=[("widget", 10)],
-                                   tls=cls.certs["inv"]).start()
-        cls.pools = {name: cls.inv.client(tls=cls.certs[name]) for name in ("app", "op", "c2")}
+        # The suite installs openssl: without it this test fails, never skips.
+        if not shutil.which("openssl"):
+            raise AssertionError("TlsTest needs openssl for scripts/make-tls-certs")
+        cls.cluster = Cluster("tls")  # certificates of c1, app and operator
+        cls.addClassCleanup(cls.cluster.close)
+        cls.cluster.make_certificates("inv:participant", "op:operator", "c2:coordinator")
+        cls.cluster.start_coordinator()
+        cls.coordinator = cls.cluster.coordinator_pool()
+        cls.cluster.start_inventory("inv", stock={"widget": 10}, flags=INQUIRY_FLAGS)
+        cls.inv = Store(cls.cluster, "inv")
+        cls.pools = {name: cls.cluster.participant_pool_as("inv", name, role)
+                     for name, role in (("app", "application"), ("op", "operator"),
+                                        ("c2", "coordinator"))}
 
     @classmethod
     def tearDownClass(cls):
-        for pool in cls.pools.values():
+        for pool in [*cls.pools.values(), cls.coordinator]:
             pool.close()
-        codes = (cls.inv.stop(), cls.coordinator.stop())
-        cls.dir.remove()
+        codes = (cls.cluster.processes["inv"].stop(), cls.cluster.processes["c1"].stop())
         assert codes == (0, 0), "unclean stop: %s" % (codes,)
 
     def test_roles_and_names_come_from_certificates(self):
         txn = self.coordinator.call(lambda c: c.beginTxn(30000)).txn_id
         opening = self.pools["app"].call(lambda c: c.execute(
             txn, "reserve", [text("widget"), integer(2)], 30000)).branch
-        fence = self.coordinator.fence()
+        fence = self.cluster.fence()
         with self.assertRaises(errors.PermissionDenied):  # an application
             self.pools["app"].call(lambda c: c.prepare(fence, txn, opening))
         with self.assertRaises(errors.PermissionDenied):  # a coordinator under c1's name
@@ -523,7 +551,8 @@ class TlsTest(unittest.TestCase):
         self.assertEqual(result.state, TxnState.COMMITTED, result.reason)
         self.assertEqual(self.inv.item("widget"), (8, 0))
         with self.assertRaises(errors.Unavailable):  # no certificate: no handshake
-            with socket.create_connection(("127.0.0.1", self.inv.port), timeout=3) as s:
+            with socket.create_connection(("127.0.0.1", self.cluster.ports["inv"]),
+                                      timeout=3) as s:
                 s.sendall(b"\x00\x00\x00\x01\x00")
                 if not s.recv(1):
                     raise errors.Unavailable("closed")
@@ -578,7 +607,7 @@ class ServerLimitsTest(unittest.TestCase):
         with self.connect() as third:
             self.assertTrue(self.closed_within(third, 0.2))
         first.close()
-        self.assertTrue(wait_until(lambda: self._answers()))
+        wait_until(self._answers, 10, "a connection under the cap again")
 
     def _answers(self):
         try:

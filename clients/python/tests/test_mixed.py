@@ -7,6 +7,7 @@ import time
 import unittest
 
 import pact
+from frame_proxy import FrameProxy
 from harness import wait_until
 from mixed import INITIAL_STOCK, ShopTest
 
@@ -70,6 +71,25 @@ class MixedTest(ShopTest):
         self.wait_settled()
         self.assert_nothing_bought()
 
+    def test_a_frozen_service_votes_nothing_and_the_purchase_aborts(self):
+        # The coordinator answers after its prepare timeout (2 s) plus one
+        # rollback round, bounded by its call timeout.
+        self.cluster.processes["c1"].kill()
+        self.cluster.start_coordinator(flags=["--rpc_timeout_ms=1000"])
+        inventory = self.cluster.processes["inventory"]
+        txn = self.coordinator.begin()
+        self.buy(txn, 30, 2)
+        inventory.signal(signal.SIGSTOP)  # frozen: it reads nothing, answers nothing
+        started = time.monotonic()
+        try:
+            with self.assertRaises(pact.Aborted):
+                txn.commit()  # no vote within the prepare timeout (2 s) is an ABORT vote
+            self.assertLess(time.monotonic() - started, 10)
+        finally:
+            inventory.signal(signal.SIGCONT)
+        self.wait_settled()  # thawed, it hears the rollback (or asks) and holds nothing
+        self.assert_nothing_bought()
+
     def test_killed_when_the_commit_arrives_it_commits_after_its_restart(self):
         # The service votes COMMIT, the decision is durable, and the service
         # dies (exit 86, like a power cut) as the commit reaches it.
@@ -117,6 +137,132 @@ class MixedTest(ShopTest):
         wait_until(lambda: self.coordinator.state(txn.id) == "COMMITTED", 10,
                    "status says COMMITTED")
         self.cluster.stop_coordinator_and_check_journal()
+
+
+class LostMessageTest(ShopTest):
+    """Every message between the coordinator (or the client) and the Python
+    service passes a proxy that loses the one the test names: the request
+    (never run) or the reply (run, never heard of)."""
+
+    def setUp(self):
+        super().setUp()
+        self.start_coordinator()
+        self.start_pg()
+        self.proxy = FrameProxy(self.cluster.port_of("inventory"))
+        self.addCleanup(self.proxy.close)
+        self.start_inventory(flags=["--advertise_port=%d" % self.proxy.port],
+                             wait_registered=False)
+        self.coordinator = self.connect()
+        wait_until(lambda: self.coordinator.participants().get("inventory") ==
+                   "127.0.0.1:%d" % self.proxy.port, 10, "the service is registered")
+
+    def purchase(self, abort_vote=False):
+        """What the client is told: None for COMMITTED, else the error."""
+        try:
+            with self.coordinator.transaction() as txn:
+                self.buy(txn, 30, 2)
+                if abort_vote:
+                    txn.execute("pg", "INSERT INTO ledger(account) VALUES (99)")
+        except pact.PactError as e:
+            return e
+        return None
+
+    # A lost prepare (or its vote) is asked again by the coordinator while
+    # its prepare timeout lasts, or ends in an abort: either way both
+    # participants end as the client was told, with nothing held.
+    def test_a_lost_vote_ends_the_same_in_both_as_told(self):
+        self.proxy.lose_reply("prepare", "prepareBatch")
+        told = self.purchase()
+        self.assertEqual(len(self.proxy.lost), 1)
+        self.wait_settled()
+        self.assert_as_told(told, 30, 2)
+
+    def test_a_lost_prepare_ends_the_same_in_both_as_told(self):
+        self.proxy.lose_request("prepare", "prepareBatch")
+        told = self.purchase()
+        self.assertEqual(len(self.proxy.lost), 1)
+        self.wait_settled()
+        self.assert_as_told(told, 30, 2)
+
+    def test_a_lost_commit_acknowledgement_is_asked_again_and_commits_once(self):
+        self.proxy.lose_reply("commit", "commitBatch")
+        self.assertIsNone(self.purchase())
+        self.assertEqual(len(self.proxy.lost), 1)
+        self.wait_settled()
+        self.assert_bought(30, 2)  # confirmed once: the repeat found it committed
+
+    def test_a_lost_commit_is_sent_again_and_commits(self):
+        self.proxy.lose_request("commit", "commitBatch", times=2)
+        self.assertIsNone(self.purchase())
+        self.assertEqual(len(self.proxy.lost), 2)
+        self.wait_settled()
+        self.assert_bought(30, 2)
+
+    def test_a_lost_rollback_acknowledgement_still_gives_the_stock_back(self):
+        self.proxy.lose_reply("rollback", "rollbackBatch")
+        self.assertIsInstance(self.purchase(abort_vote=True), pact.Aborted)
+        self.assertEqual(len(self.proxy.lost), 1)
+        self.wait_settled()
+        self.assert_nothing_bought()
+
+    def test_a_lost_statement_reply_can_only_roll_back(self):
+        self.proxy.lose_reply("execute")
+        told = self.purchase()
+        self.assertIsInstance(told, pact.Unavailable)  # the reserve may or may not have run
+        self.assertEqual(self.proxy.lost, [("reply", "execute")])
+        self.wait_settled()
+        self.assert_nothing_bought()
+        self.assertIsNone(self.purchase())  # and the next purchase is unaffected
+        self.assert_bought(30, 2)
+
+    def test_a_second_service_on_the_same_store_is_refused(self):
+        from harness import PYTHON, INVENTORY_SERVICE, free_port
+        import subprocess
+        ran = subprocess.run([PYTHON, INVENTORY_SERVICE, "--name=inventory",
+                              "--port=%d" % free_port(), "--coordinator=" + self.cluster.coordinators,
+                              "--store=" + self.cluster.store_path("inventory")],
+                             capture_output=True, text=True, timeout=30,
+                             env=self.cluster.processes["inventory"].env)
+        self.assertEqual(ran.returncode, 2, ran.stderr)
+        self.assertIn("another process serves the store", ran.stderr)
+        self.assertIsNone(self.purchase())  # the first one serves on
+        self.assert_bought(30, 2)
+
+
+class HighlyAvailableShopTest(ShopTest):
+    """The shop over a shard of two coordinators (an active and a standby over
+    a standalone ZooKeeper). The service and the client are given the
+    standby's address first, so each follows NOT_LEADER from the start."""
+
+    def setUp(self):
+        super().setUp()
+        zookeeper = self.cluster.start_zookeeper()
+        self.cluster.start_coordinator(
+            "c1a", zookeeper=zookeeper, env={"PACT_CRASH_POINT": "after_decision_logged"})
+        self.cluster.start_coordinator("c1b", zookeeper=zookeeper, wait_ready=False)
+        self.cluster.coordinator_ports.reverse()  # the standby first
+        self.start_pg()
+        self.start_inventory()
+
+    def test_the_active_dies_after_its_decision_and_the_standby_finishes_it(self):
+        coordinator = self.connect()
+        txn = coordinator.begin()
+        self.buy(txn, 30, 2)
+        told = None
+        try:
+            txn.commit()  # c1a records COMMIT in ZooKeeper and dies (exit 86)
+        except pact.Unknown as e:
+            told = e
+        self.assertEqual(self.cluster.processes["c1a"].wait(10), 86)
+        # c1b takes over, loads the decision and re-drives the commit at
+        # both participants; the service learned the new active by itself.
+        self.wait_settled(30)
+        self.assert_bought(30, 2)
+        self.assertEqual(self.connect().state(txn.id), "COMMITTED")
+        self.assertTrue(told is None or told.txn_id == txn.id)
+        with self.connect().transaction() as again:  # and the shop sells on
+            self.buy(again, 1, 1, account=2)
+        self.assertEqual(self.stock(), (INITIAL_STOCK - 3, 0))
 
 
 class MixedTlsTest(ShopTest):
