@@ -367,15 +367,7 @@ class InventoryService:
                     fence.epoch, fence.coordinator, info.epoch)))
 
     def _coordinator_info(self, coordinator):
-        """info() of the coordinator; asked twice, since a pooled connection
-        may have gone stale with a restart of the coordinator (info changes
-        nothing, so asking again is safe)."""
-        call = lambda: self.route.call(lambda c: c.info(),  # noqa: E731
-                                       server_name=coordinator if self.tls else None)
-        try:
-            return call()
-        except errors.Unavailable:
-            return call()
+        return self.route.call(lambda c: c.info(), server_name=coordinator if self.tls else None)
 
     @staticmethod
     def _refused(exc):

@@ -13,9 +13,11 @@ repeats a call whose answer was lost: the caller decides (only idempotent
 calls are asked again).
 """
 
+import select
 import socket
 import ssl
 import threading
+import time
 
 from thrift.Thrift import TApplicationException
 from thrift.protocol import TBinaryProtocol
@@ -32,6 +34,10 @@ MAX_STRING_BYTES = 16 << 20
 MAX_CONTAINER_ITEMS = 1 << 20
 
 ROLES = ("application", "coordinator", "participant", "operator")
+
+# An idle connection older than this is closed rather than used: the server
+# may have timed it out (its --rpc_idle_timeout_ms) just as a call goes out.
+MAX_IDLE_S = 60.0
 
 
 def parse_address(address):
@@ -192,6 +198,16 @@ class Connection:
     def set_timeout(self, timeout_ms):
         self._sock.settimeout(timeout_ms / 1000.0)
 
+    def looks_alive(self):
+        """An idle connection has nothing to read: readable means the server
+        closed it (it restarted, or timed the connection out), or bytes of a
+        reply nobody asked for. A call must never go into such a connection:
+        execute is not idempotent, so a call lost there is lost for good."""
+        if isinstance(self._sock, ssl.SSLSocket) and self._sock.pending():
+            return False
+        readable, _, _ = select.select([self._sock], [], [], 0)
+        return not readable
+
     def close(self):
         self._transport.close()
 
@@ -251,10 +267,24 @@ class Pool:
             conn.close()
 
     def _take(self, server_name):
+        # One look at the socket per call: a server that restarted even a
+        # moment ago must not receive a call into the void.
+        now = time.monotonic()
         with self._lock:
+            stale = [c for c in self._idle if now - c.idle_since > MAX_IDLE_S]
+            self._idle = [c for c in self._idle if c not in stale]
             for i in range(len(self._idle) - 1, -1, -1):
                 if self._idle[i].server_name == server_name:
-                    return self._idle.pop(i)
+                    conn = self._idle.pop(i)
+                    if conn.looks_alive():
+                        break
+                    stale.append(conn)
+            else:
+                conn = None
+        for dead in stale:
+            dead.close()
+        if conn is not None:
+            return conn
         refused = None
         try:
             return Connection(*self._args, server_name, self._connect_timeout_ms,
@@ -270,6 +300,7 @@ class Pool:
     def _give_back(self, conn, timeout_ms):
         if timeout_ms != self._timeout_ms:
             conn.set_timeout(self._timeout_ms)
+        conn.idle_since = time.monotonic()
         with self._lock:
             self._idle.append(conn)
 

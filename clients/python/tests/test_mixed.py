@@ -71,6 +71,33 @@ class MixedTest(ShopTest):
         self.wait_settled()
         self.assert_nothing_bought()
 
+    def test_a_service_restarted_mid_transaction_makes_it_abort(self):
+        # The reservation noted before the restart is gone with the process:
+        # committing now would commit the debit without it.
+        txn = self.coordinator.begin()
+        self.buy(txn, 30, 2)
+        self.cluster.processes["inventory"].kill()
+        self.start_inventory()
+        with self.assertRaises(pact.Aborted) as raised:
+            txn.commit()
+        self.assertIn("inventory", str(raised.exception))
+        self.wait_settled()
+        self.assert_nothing_bought()
+
+    def test_a_statement_after_the_service_restarted_dooms_the_transaction(self):
+        txn = self.coordinator.begin()
+        self.buy(txn, 30, 2)
+        self.cluster.processes["inventory"].kill()
+        self.start_inventory()
+        # The service answers from a new opening of the branch: the client
+        # sees that the first one's work is lost and can only roll back.
+        with self.assertRaises(pact.Aborted):
+            txn.execute("inventory", "reserve", ["widget", 1])
+        with self.assertRaises(pact.Aborted):
+            txn.commit()
+        self.wait_settled()
+        self.assert_nothing_bought()
+
     def test_a_frozen_service_votes_nothing_and_the_purchase_aborts(self):
         # The coordinator answers after its prepare timeout (2 s) plus one
         # rollback round, bounded by its call timeout.
