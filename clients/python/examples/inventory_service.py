@@ -16,6 +16,7 @@ forged, inquiries for branches left waiting, heuristics, crash points.
 import argparse
 import logging
 import os
+import re
 import secrets
 import sqlite3
 import ssl
@@ -72,14 +73,22 @@ class CrashPoint:
                 os._exit(CRASH_EXIT_CODE)
 
 
+TXN_ID = re.compile(r"(.+)\.([0-9]{1,18})\.([0-9]{1,18})", re.ASCII)
+
+
 def parse_txn_id(txn_id):
     """(coordinator, epoch) of "<coordinator>.<epoch>.<seq>"; InvalidArgument if not one."""
-    parts = txn_id.rsplit(".", 2)
-    if (len(parts) != 3 or not parts[0] or not parts[1].isdigit() or not parts[2].isdigit()
-            or int(parts[1]) < 1 or int(parts[2]) < 1):
+    match = TXN_ID.fullmatch(txn_id) if isinstance(txn_id, str) else None
+    if not match or int(match.group(2)) < 1 or int(match.group(3)) < 1:
         raise errors.InvalidArgument("malformed transaction id %r (expected "
-                                     "<coordinator>.<epoch>.<seq>)" % txn_id)
-    return parts[0], int(parts[1])
+                                     "<coordinator>.<epoch>.<seq>)" % (txn_id,))
+    return match.group(1), int(match.group(2))
+
+
+def _caller_name():
+    """The CN of the calling certificate; None without TLS (tokens carry no name)."""
+    caller = server.current_caller()
+    return caller.name if caller is not None and caller.tls else None
 
 
 class Branch:
@@ -96,6 +105,7 @@ class Branch:
         self.phase = phase
         self.lines = lines or []      # [(sku, qty)]
         self.opening = ""             # "" when restored from the store
+        self.owner = None             # with TLS: the certificate that opened it
         self.since = time.monotonic()
         self.deadline = None          # ACTIVE only
         self.next_inquiry = None
@@ -209,7 +219,10 @@ class InventoryService:
     # ------------------------------------------------------------- execute
 
     def execute(self, txn_id, sql, params, timeout_ms):
+        if not isinstance(sql, str) or not isinstance(params or [], list):
+            raise errors.InvalidArgument("execute needs a statement and a list of parameters")
         coordinator, epoch = parse_txn_id(txn_id)
+        owner = _caller_name()
         highest = self.store.highest_epoch(coordinator)
         if epoch < highest:
             raise errors.Fenced("transaction %s is from run %d of coordinator %s, replaced by "
@@ -223,8 +236,11 @@ class InventoryService:
                         "the branch of %s here has ended (%s); it takes no more statements" % (
                             txn_id, self._ended[txn_id]))
                 branch = Branch(txn_id, Branch.ACTIVE)
+                branch.owner = owner
                 self._opened += 1
-                branch.opening = "%s.%d" % (self.run_id, self._opened)
+                # Unique per run, and not to be guessed: an opening's name
+                # is what lets its client abandon it.
+                branch.opening = "%s.%d.%s" % (self.run_id, self._opened, secrets.token_hex(8))
                 if timeout_ms <= 0:
                     timeout_ms = self.options.default_branch_timeout_ms
                 timeout_ms = min(timeout_ms, self.options.max_branch_timeout_ms)
@@ -234,6 +250,7 @@ class InventoryService:
                     self.options.inquiry_interval_ms) / 1000.0
                 self._branches[txn_id] = branch
         with branch.lock:
+            self._check_owner_of(branch, owner)
             if branch.phase != Branch.ACTIVE:
                 raise errors.FailedPrecondition("the branch of %s here is %s; it takes no more "
                                                 "statements" % (txn_id, branch.phase))
@@ -292,6 +309,14 @@ class InventoryService:
             raise errors.InvalidArgument("unknown sku %r" % sku)
         return item
 
+    @staticmethod
+    def _check_owner_of(branch, caller):
+        """With TLS, a branch takes statements (and is abandoned) only from
+        the application whose certificate opened it."""
+        if branch.owner is not None and caller != branch.owner:
+            raise errors.PermissionDenied("the branch of %s here belongs to another "
+                                          "application" % branch.txn_id)
+
     def abandon(self, txn_id, opening):
         branch = self._lookup(txn_id)
         if branch is None:
@@ -299,6 +324,7 @@ class InventoryService:
         with branch.lock:
             if branch.phase == Branch.DONE:
                 return
+            self._check_owner_of(branch, _caller_name())
             if not opening or branch.opening != opening:
                 raise errors.PermissionDenied("the branch of %s here is not the opening named; "
                                               "only the client that opened it may abandon it"
@@ -706,16 +732,25 @@ class InventoryService:
                      "committed" if commit else "rolled back")
 
 
+def _wire_error(e, what):
+    """The IDL's PactError for any failure of a call: its own code for a Pact
+    error, IO_ERROR for the store, INTERNAL (logged) for anything else."""
+    if isinstance(e, errors.PactError):
+        return errors.to_wire(e)
+    if isinstance(e, sqlite3.Error):
+        log.error("store failed in %s: %s", what, e)
+        return errors.to_wire(errors.IoError("the inventory store failed: %s" % e))
+    log.exception("%s failed", what)
+    return errors.to_wire(errors.Internal("%s failed: %s: %s" % (what, type(e).__name__, e)))
+
+
 def _wire(fn):
-    """Runs a handler method, turning pact.errors into the IDL's PactError."""
+    """Runs a handler method, turning every failure into the IDL's PactError."""
     def wrapped(*args):
         try:
             return fn(*args)
-        except errors.PactError as e:
-            raise errors.to_wire(e)
-        except sqlite3.Error as e:
-            log.error("store failed in %s: %s", fn.__name__, e)
-            raise errors.to_wire(errors.IoError("the inventory store failed: %s" % e))
+        except Exception as e:
+            raise _wire_error(e, fn.__name__)
     wrapped.__name__ = fn.__name__
     return wrapped
 
@@ -728,14 +763,12 @@ def _check_batch(items, what):
             what, len(items), rpc_constants.MAX_BATCH_ITEMS))
 
 
-def _item_answer(answer_class, fn):
+def _item_answer(answer_class, fn, what):
     """One batch item run as its single call: its error is its own."""
     try:
         return fn()
-    except errors.PactError as e:
-        return answer_class(error=errors.to_wire(e))
-    except sqlite3.Error as e:
-        return answer_class(error=errors.to_wire(errors.IoError(str(e))))
+    except Exception as e:
+        return answer_class(error=_wire_error(e, what))
 
 
 class InventoryHandler:
@@ -810,21 +843,24 @@ class InventoryHandler:
         server.require_as("coordinator", fence.coordinator, what="prepareBatch")
         _check_batch(items, "prepareBatch")
         return [_item_answer(PrepareAnswer, lambda i=i: PrepareAnswer(
-            vote=self.service.prepare(fence, i.txn_id, i.branch))) for i in items]
+            vote=self.service.prepare(fence, i.txn_id, i.branch)), "prepareBatch")
+            for i in items]
 
     @_wire
     def commitBatch(self, fence, txn_ids):
         server.require_as("coordinator", fence.coordinator, what="commitBatch")
         _check_batch(txn_ids, "commitBatch")
         return [_item_answer(BatchAnswer, lambda t=t: (
-            self.service.commit(fence, t, False), BatchAnswer())[1]) for t in txn_ids]
+            self.service.commit(fence, t, False), BatchAnswer())[1], "commitBatch")
+            for t in txn_ids]
 
     @_wire
     def rollbackBatch(self, fence, txn_ids):
         server.require_as("coordinator", fence.coordinator, what="rollbackBatch")
         _check_batch(txn_ids, "rollbackBatch")
         return [_item_answer(BatchAnswer, lambda t=t: (
-            self.service.rollback(fence, t), BatchAnswer())[1]) for t in txn_ids]
+            self.service.rollback(fence, t), BatchAnswer())[1], "rollbackBatch")
+            for t in txn_ids]
 
 
 def parse_flags(argv):

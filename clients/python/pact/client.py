@@ -71,6 +71,12 @@ class Coordinator:
                  token=None, auth_tokens_path=None, connect_timeout_ms=2000,
                  call_timeout_ms=10000, commit_budget_ms=15000, return_at_decision=False,
                  id_block=64):
+        for name, value in (("connect_timeout_ms", connect_timeout_ms),
+                            ("call_timeout_ms", call_timeout_ms),
+                            ("commit_budget_ms", commit_budget_ms), ("id_block", id_block)):
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2 ** 31:
+                raise errors.InvalidArgument("%s must be a whole number of 1 to 2^31-1, not %r"
+                                             % (name, value))
         if auth_tokens_path:
             if token:
                 raise errors.InvalidArgument("give token or auth_tokens_path, not both")
@@ -81,7 +87,7 @@ class Coordinator:
         self.call_timeout_ms = call_timeout_ms
         self.commit_budget_ms = commit_budget_ms
         self.return_at_decision = return_at_decision
-        self.id_block = max(1, id_block)
+        self.id_block = id_block
         self._lock = threading.Lock()
         self._ids = _IdBlock()
         self._participants = {}  # name -> Pool
@@ -129,23 +135,25 @@ class Coordinator:
             raise
 
     def _next_id(self, timeout_ms):
-        with self._lock:
-            usable = self._ids.usable()
-        if not usable:
+        """An id is taken only under the lock that found its block usable:
+        two threads never take one id, nor one past a block's end."""
+        for _ in range(3):
+            with self._lock:
+                ids = self._ids
+                if ids.usable():
+                    timeout = timeout_ms if timeout_ms > 0 else ids.default_timeout_ms
+                    if timeout > ids.max_timeout_ms:
+                        raise errors.InvalidArgument("timeout %d ms exceeds the maximum of %d ms"
+                                                     % (timeout, ids.max_timeout_ms))
+                    txn_id = ids.prefix + str(ids.next)
+                    ids.next += 1
+                    return txn_id, timeout
             asked = _now_ms()
-            wire = self._reserve_ids()
+            fresh = _IdBlock(self._reserve_ids(), asked)
             with self._lock:
                 if not self._ids.usable():  # or another thread's block came first
-                    self._ids = _IdBlock(wire, asked)
-        with self._lock:
-            ids = self._ids
-            timeout = timeout_ms if timeout_ms > 0 else ids.default_timeout_ms
-            if timeout > ids.max_timeout_ms:
-                raise errors.InvalidArgument("timeout %d ms exceeds the maximum of %d ms"
-                                             % (timeout, ids.max_timeout_ms))
-            txn_id = ids.prefix + str(ids.next)
-            ids.next += 1
-        return txn_id, timeout
+                    self._ids = fresh
+        raise errors.Unavailable("the coordinator reserved no usable transaction ids")
 
     def _reserve_ids(self):
         # Reserving is safe to ask again (an unused block only expires), so
@@ -233,7 +241,7 @@ class Transaction:
                 else:
                     self._openings = {participant: ""}
                     result, opening, error = self._send(pool, sql, wire_params)
-        if isinstance(error, errors.Unavailable) and not self._doubtful:
+        if _lost(error) and not self._doubtful:  # no answer, or the server failed mid-call
             self._doubtful = "statement on %s may or may not have run (%s)" % (participant, error)
         if isinstance(error, errors.Fenced):
             self._doubtful = self._doubtful or str(error)

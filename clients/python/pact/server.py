@@ -23,6 +23,9 @@ from . import errors, transport
 log = logging.getLogger("pact.server")
 
 MIN_TOKEN_CHARS = 16
+# What a connection that has not proved who it is may send in one frame:
+# enough for authenticate (or a refused call), not 64 MiB to hold in memory.
+UNIDENTIFIED_FRAME_BYTES = 64 << 10
 
 
 class TokenTable:
@@ -130,7 +133,9 @@ class ThriftServer:
         self._frame_timeout_s = frame_timeout_s
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._connections = set()  # guarded by _lock: sockets being served
+        # guarded by _lock: socket being served -> its Caller (None until
+        # its TLS handshake is done), oldest first
+        self._connections = {}
         self._listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind((host, port))
@@ -171,12 +176,25 @@ class ThriftServer:
                     pass
 
     def _admit(self, sock, peer):
+        """At the cap, a connection that has not proved who it is yet (no
+        token, a handshake unfinished) makes room for the newcomer: strangers
+        holding every slot cannot lock out those who can authenticate."""
+        evicted = None
         with self._lock:
             if len(self._connections) >= self._max_connections:
-                refused = True
-            else:
-                refused = False
-                self._connections.add(sock)
+                evicted = next((s for s, caller in self._connections.items()
+                                if caller is None or not caller.identified), None)
+                if evicted is not None:
+                    del self._connections[evicted]
+            refused = len(self._connections) >= self._max_connections
+            if not refused:
+                self._connections[sock] = None
+        if evicted is not None:
+            log.warning("closed a connection that never proved who it is, to admit %s", peer)
+            try:
+                evicted.shutdown(socket.SHUT_RDWR)  # its thread sees the end and leaves
+            except OSError:
+                pass
         if refused:
             log.warning("refused a connection from %s: %d connections served already",
                         peer, self._max_connections)
@@ -199,8 +217,14 @@ class ThriftServer:
                 _local.caller = Caller(tokens=self._tokens)
             else:
                 _local.caller = Caller(roles=transport.ROLES, identified=True)
+            with self._lock:
+                if sock not in self._connections:
+                    return  # evicted during its handshake
+                self._connections[sock] = _local.caller
             while not self._stop.is_set():
-                request = self._read_frame(served)
+                request = self._read_frame(served, transport.MAX_FRAME_BYTES
+                                           if _local.caller.identified
+                                           else UNIDENTIFIED_FRAME_BYTES)
                 if request is None:
                     break  # closed by the peer, between frames
                 reply, keep_open = self._process(request, peer)
@@ -215,13 +239,13 @@ class ThriftServer:
         finally:
             _local.caller = None
             with self._lock:
-                self._connections.discard(sock)
+                self._connections.pop(sock, None)
             try:
                 served.close()
             except OSError:
                 pass
 
-    def _read_frame(self, sock):
+    def _read_frame(self, sock, max_bytes):
         """One frame's bytes, None at a clean end. The idle timeout runs
         until a frame's first byte, the frame timeout from there on."""
         sock.settimeout(self._idle_timeout_s)
@@ -234,10 +258,9 @@ class ThriftServer:
         deadline = time.monotonic() + self._frame_timeout_s
         header = first + self._read_exactly(sock, 3, deadline)
         (length,) = struct.unpack("!i", header)
-        if length <= 0 or length > transport.MAX_FRAME_BYTES:
+        if length <= 0 or length > max_bytes:
             # Refused before reading or allocating any of it.
-            raise _FrameRefused("frame of %d bytes (limit %d)" % (length,
-                                                                  transport.MAX_FRAME_BYTES))
+            raise _FrameRefused("frame of %d bytes (limit %d)" % (length, max_bytes))
         return self._read_exactly(sock, length, deadline)
 
     def _read_exactly(self, sock, size, deadline):

@@ -205,8 +205,9 @@ class Connection:
         execute is not idempotent, so a call lost there is lost for good."""
         if isinstance(self._sock, ssl.SSLSocket) and self._sock.pending():
             return False
-        readable, _, _ = select.select([self._sock], [], [], 0)
-        return not readable
+        poller = select.poll()  # not select(): descriptors may be above 1024
+        poller.register(self._sock, select.POLLIN | select.POLLPRI)
+        return not poller.poll(0)
 
     def close(self):
         self._transport.close()

@@ -22,6 +22,10 @@ def to_wire(value, position=None):
     if isinstance(value, float):
         return Value(type=ValueType.REAL, real_value=value)
     if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise errors.InvalidArgument("a str that is not valid Unicode%s: %s" % (where, e))
         return Value(type=ValueType.TEXT, text_value=value)
     if isinstance(value, (bytes, bytearray)):
         return Value(type=ValueType.BLOB, blob_value=bytes(value))

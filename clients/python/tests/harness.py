@@ -337,6 +337,11 @@ class Cluster:
         argv += ["--backend=sqlite", "--sqlite_path=" + db]
         return self._start_participant(name, argv, env)
 
+    def start_null_participant(self, name):
+        """A pact-participant that stores nothing (benchmarks: Pact's own cost)."""
+        argv = self._participant_argv([os.path.join(BIN_DIR, "pact-participant")], name)
+        return self._start_participant(name, argv + ["--backend=null"], None)
+
     def start_pg_participant(self, name, conninfo, env=None):
         argv = self._participant_argv([os.path.join(BIN_DIR, "pact-participant")], name)
         argv += ["--backend=postgresql", "--pg_conninfo=" + conninfo]
