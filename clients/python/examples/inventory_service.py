@@ -838,29 +838,33 @@ class InventoryHandler:
         server.require(*self.COORDINATOR_OR_OPERATOR, what="forgetHeuristic")
         self.service.forget_heuristic(txn_id)
 
+    # Batches: each item runs as its single call would, with its own answer.
     @_wire
     def prepareBatch(self, fence, items):
-        server.require_as("coordinator", fence.coordinator, what="prepareBatch")
-        _check_batch(items, "prepareBatch")
-        return [_item_answer(PrepareAnswer, lambda i=i: PrepareAnswer(
-            vote=self.service.prepare(fence, i.txn_id, i.branch)), "prepareBatch")
-            for i in items]
+        return self._batch("prepareBatch", fence, items, PrepareAnswer, lambda i: PrepareAnswer(
+            vote=self.service.prepare(fence, i.txn_id, i.branch)))
 
     @_wire
     def commitBatch(self, fence, txn_ids):
-        server.require_as("coordinator", fence.coordinator, what="commitBatch")
-        _check_batch(txn_ids, "commitBatch")
-        return [_item_answer(BatchAnswer, lambda t=t: (
-            self.service.commit(fence, t, False), BatchAnswer())[1], "commitBatch")
-            for t in txn_ids]
+        return self._batch("commitBatch", fence, txn_ids, BatchAnswer,
+                           lambda t: _acknowledged(self.service.commit(fence, t, False)))
 
     @_wire
     def rollbackBatch(self, fence, txn_ids):
-        server.require_as("coordinator", fence.coordinator, what="rollbackBatch")
-        _check_batch(txn_ids, "rollbackBatch")
-        return [_item_answer(BatchAnswer, lambda t=t: (
-            self.service.rollback(fence, t), BatchAnswer())[1], "rollbackBatch")
-            for t in txn_ids]
+        return self._batch("rollbackBatch", fence, txn_ids, BatchAnswer,
+                           lambda t: _acknowledged(self.service.rollback(fence, t)))
+
+    @staticmethod
+    def _batch(what, fence, items, answer_class, run_one):
+        server.require_as("coordinator", fence.coordinator, what=what)
+        _check_batch(items, what)
+        return [_item_answer(answer_class, lambda item=item: run_one(item), what)
+                for item in items]
+
+
+def _acknowledged(_):
+    """A batch item whose single call returned: done."""
+    return BatchAnswer()
 
 
 def parse_flags(argv):
