@@ -85,12 +85,6 @@ def parse_txn_id(txn_id):
     return match.group(1), int(match.group(2))
 
 
-def _caller_name():
-    """The CN of the calling certificate; None without TLS (tokens carry no name)."""
-    caller = server.current_caller()
-    return caller.name if caller is not None and caller.tls else None
-
-
 class Branch:
     """One transaction's branch here. ACTIVE: lines in memory only. PREPARED:
     the lines are reserved in the store. DONE: gone (committed, rolled back,
@@ -105,7 +99,6 @@ class Branch:
         self.phase = phase
         self.lines = lines or []      # [(sku, qty)]
         self.opening = ""             # "" when restored from the store
-        self.owner = None             # with TLS: the certificate that opened it
         self.since = time.monotonic()
         self.deadline = None          # ACTIVE only
         self.next_inquiry = None
@@ -222,7 +215,6 @@ class InventoryService:
         if not isinstance(sql, str) or not isinstance(params or [], list):
             raise errors.InvalidArgument("execute needs a statement and a list of parameters")
         coordinator, epoch = parse_txn_id(txn_id)
-        owner = _caller_name()
         highest = self.store.highest_epoch(coordinator)
         if epoch < highest:
             raise errors.Fenced("transaction %s is from run %d of coordinator %s, replaced by "
@@ -236,7 +228,6 @@ class InventoryService:
                         "the branch of %s here has ended (%s); it takes no more statements" % (
                             txn_id, self._ended[txn_id]))
                 branch = Branch(txn_id, Branch.ACTIVE)
-                branch.owner = owner
                 self._opened += 1
                 # Unique per run, and not to be guessed: an opening's name
                 # is what lets its client abandon it.
@@ -250,7 +241,6 @@ class InventoryService:
                     self.options.inquiry_interval_ms) / 1000.0
                 self._branches[txn_id] = branch
         with branch.lock:
-            self._check_owner_of(branch, owner)
             if branch.phase != Branch.ACTIVE:
                 raise errors.FailedPrecondition("the branch of %s here is %s; it takes no more "
                                                 "statements" % (txn_id, branch.phase))
@@ -309,14 +299,6 @@ class InventoryService:
             raise errors.InvalidArgument("unknown sku %r" % sku)
         return item
 
-    @staticmethod
-    def _check_owner_of(branch, caller):
-        """With TLS, a branch takes statements (and is abandoned) only from
-        the application whose certificate opened it."""
-        if branch.owner is not None and caller != branch.owner:
-            raise errors.PermissionDenied("the branch of %s here belongs to another "
-                                          "application" % branch.txn_id)
-
     def abandon(self, txn_id, opening):
         branch = self._lookup(txn_id)
         if branch is None:
@@ -324,7 +306,6 @@ class InventoryService:
         with branch.lock:
             if branch.phase == Branch.DONE:
                 return
-            self._check_owner_of(branch, _caller_name())
             if not opening or branch.opening != opening:
                 raise errors.PermissionDenied("the branch of %s here is not the opening named; "
                                               "only the client that opened it may abandon it"

@@ -9,6 +9,7 @@ forgotten branch answers OK) and heuristic decisions.
 """
 
 import fcntl
+import os
 import sqlite3
 import threading
 import time
@@ -55,8 +56,9 @@ class InventoryStore:
     def __init__(self, path):
         # One process per store: a second one would hold the same prepared
         # branches in memory and decide them on its own. The lock goes with
-        # the process, however it ends.
-        self._lock_file = open(path + ".lock", "a")
+        # the process, however it ends; it is named after the store's real
+        # path, so a symlink to the store finds it held too.
+        self._lock_file = open(os.path.realpath(path) + ".lock", "a")
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -372,24 +372,6 @@ class PeerApplicationTest(AttackTest):
         self.assertEqual(self.stock(), (STOCK - 2, 0))
 
 
-    # Transaction ids are sequential: another application names mine and
-    # reserves 500 in it. With TLS the branch belongs to the certificate that
-    # opened it. (Found when any application could: my commit took its 500.)
-    def test_another_application_cannot_add_work_to_my_transaction(self):
-        coordinator = self.connect()
-        victim = coordinator.begin(20000)
-        mine = victim.execute("inv", "reserve", ["widget", 2])
-        self.cluster.make_certificates("app3:application")
-        attacker = self.cluster.participant_pool_as("inv", "app3", "application")
-        self.addCleanup(attacker.close)
-        with self.assertRaises(errors.PermissionDenied):
-            attacker.call(lambda c: c.execute(victim.id, "reserve",
-                                              [text("widget"), integer(500)], 0))
-        victim.commit()
-        self.assertEqual(mine.affected_rows, 1)
-        self.assertEqual(self.stock(), (STOCK - 2, 0), "my commit took another's 500")
-
-
 class DuplicateMessageTest(AttackTest):
 
     def test_prepare_arriving_after_its_rollback_reserves_nothing(self):
