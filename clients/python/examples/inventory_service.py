@@ -374,7 +374,8 @@ class InventoryService:
                     fence.epoch, fence.coordinator, info.epoch)))
 
     def _coordinator_info(self, coordinator):
-        return self.route.call(lambda c: c.info(), server_name=coordinator if self.tls else None)
+        return self.route.call_repeatable(lambda c: c.info(),
+                                          server_name=coordinator if self.tls else None)
 
     @staticmethod
     def _refused(exc):

@@ -149,21 +149,12 @@ class Coordinator:
                     ids.next += 1
                     return txn_id, timeout
             asked = _now_ms()
-            fresh = _IdBlock(self._reserve_ids(), asked)
+            fresh = _IdBlock(self._route.call_repeatable(
+                lambda c: c.reserveTxnIds(self.id_block)), asked)
             with self._lock:
                 if not self._ids.usable():  # or another thread's block came first
                     self._ids = fresh
         raise errors.Unavailable("the coordinator reserved no usable transaction ids")
-
-    def _reserve_ids(self):
-        # Reserving is safe to ask again (an unused block only expires), so
-        # every address gets its turn before begin gives up.
-        for attempt in range(self._route.address_count):
-            try:
-                return self._call(lambda c: c.reserveTxnIds(self.id_block))
-            except errors.Unavailable:
-                if attempt + 1 == self._route.address_count:
-                    raise
 
     def _drop_ids(self):
         """After a failure that may mean the coordinator restarted (its old

@@ -359,6 +359,17 @@ class CoordinatorRoute:
         raise errors.NotLeader("no active coordinator answered: %s" % (last.message if last
                                                                            else "no hop"))
 
+    def call_repeatable(self, fn, timeout_ms=None, server_name=None):
+        """call() for a call that is safe to ask again (info, reserving ids):
+        every address gets its turn, so a take-over that left the route on
+        the dead active costs no failure."""
+        for attempt in range(self.address_count):
+            try:
+                return self.call(fn, timeout_ms, server_name)
+            except errors.Unavailable:
+                if attempt + 1 == self.address_count:
+                    raise
+
     def close(self):
         with self._lock:
             pools = list(self._pools)
