@@ -34,6 +34,7 @@ def start(cluster, second):
 
 
 def run(coordinator, second, stop_at, latencies, outcomes):
+    """Transactions until stop_at, into this thread's own latencies and outcomes."""
     statement = ("reserve", ["widget", 1]) if second == "inventory" else ("UPDATE x", [])
     while time.monotonic() < stop_at:
         started = time.monotonic()
@@ -60,18 +61,25 @@ def main():
         coordinator = pact.connect(cluster.coordinators)
         warm = {"committed": 0}
         run(coordinator, options.second, time.monotonic() + options.warmup, [], warm)
-        latencies, outcomes = [], {"committed": 0}
+        per_thread = [([], {"committed": 0}) for _ in range(options.threads)]
         stop_at = time.monotonic() + options.duration
         threads = [threading.Thread(target=run, args=(coordinator, options.second, stop_at,
                                                       latencies, outcomes))
-                   for _ in range(options.threads)]
+                   for latencies, outcomes in per_thread]
         started = time.monotonic()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         elapsed = time.monotonic() - started
-        latencies.sort()
+        latencies = sorted(x for mine, _ in per_thread for x in mine)
+        outcomes = {}
+        for _, mine in per_thread:
+            for outcome, n in mine.items():
+                outcomes[outcome] = outcomes.get(outcome, 0) + n
+        if not latencies:
+            print("nothing committed: %s" % outcomes)
+            return 1
 
         def percentile(p):
             return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000

@@ -107,12 +107,12 @@ class Branch:
 class InventoryService:
     """The participant's core; InventoryHandler puts it on the wire."""
 
-    def __init__(self, options, store, route, crash):
+    def __init__(self, options, store, route, crash, tls=False):
         self.options = options
         self.name = options.name
         self.store = store
         self.route = route
-        self.tls = route is not None and options.tls_cert_path is not None
+        self.tls = tls  # callers are known by certificate: fences name them
         self.crash = crash
         self.run_id = secrets.token_hex(8)
         self._mu = threading.Lock()
@@ -122,7 +122,7 @@ class InventoryService:
         self._raise_lock = threading.Lock()  # one epoch raise confirmed at a time
         self._stop = threading.Event()
         self._threads = []
-        self._register_failure = None
+        self._register_failure = "not tried yet"  # housekeeping only: "" once registered
         self._next_register = 0.0   # housekeeping only, as the next two
         self._report_failures = {}  # housekeeping only: txn_id -> last reason
 
@@ -654,14 +654,16 @@ class InventoryService:
                                        port=self.options.advertise_port, backend="inventory")
         try:
             self.route.call(lambda c: c.registerParticipant(endpoint))
-            failure = None
+            failure = ""
         except errors.PactError as e:
             failure = str(e)
-        if failure and failure != self._register_failure:
-            log.warning("cannot register with the coordinator: %s", failure)
-        elif not failure and self._register_failure is not False:
-            log.info("registered with the coordinator at %s", self.route.current_address)
-        self._register_failure = failure if failure else False
+        # Logged when it changes: once per failure reason, once when it works.
+        if failure != self._register_failure:
+            if failure:
+                log.warning("cannot register with the coordinator: %s", failure)
+            else:
+                log.info("registered with the coordinator at %s", self.route.current_address)
+        self._register_failure = failure
 
     def _inquire(self, txn_id):
         """(the coordinator's Outcome, None), or (None, the error) when it
@@ -863,7 +865,9 @@ def parse_flags(argv):
                           ("rpc_connect_timeout_ms", 2000), ("rpc_timeout_ms", 10000),
                           ("default_branch_timeout_ms", 30000),
                           ("max_branch_timeout_ms", 3600000),
-                          ("commit_marker_retention_ms", 86400000)):
+                          ("commit_marker_retention_ms", 86400000),
+                          ("rpc_max_connections", 1024), ("rpc_idle_timeout_ms", 300000),
+                          ("rpc_frame_timeout_ms", 30000)):
         p.add_argument("--" + flag, type=int, default=default)
     for flag in ("tls_cert_path", "tls_key_path", "tls_ca_path", "auth_tokens_path"):
         p.add_argument("--" + flag)
@@ -886,8 +890,10 @@ def parse_flags(argv):
 
 def check_own_certificate(cert_path, name):
     """With TLS, a participant's certificate must name it (CN = --name):
-    that is how the coordinator and clients know they reached it."""
-    cert = ssl._ssl._test_decode_cert(cert_path)  # CPython's reader of a PEM file
+    that is how the coordinator and clients know they reached it. The ssl
+    module offers no public reader of a certificate file; CPython's private
+    one is the one Python's own tests use."""
+    cert = ssl._ssl._test_decode_cert(cert_path)
     names = [value for rdn in cert.get("subject", ()) for key, value in rdn
              if key == "commonName"]
     if names != [name]:
@@ -914,10 +920,13 @@ def main(argv):
         store = InventoryStore(options.store)
         for sku, n in options.stock:
             store.seed(sku, n)
-        service = InventoryService(options, store, route, crash)
-        rpc_server = server.ThriftServer(Participant.Processor(InventoryHandler(service)),
-                                         options.host, options.port, security=security,
-                                         tokens_path=options.auth_tokens_path)
+        service = InventoryService(options, store, route, crash, security.tls)
+        rpc_server = server.ThriftServer(
+            Participant.Processor(InventoryHandler(service)), options.host, options.port,
+            security=security, tokens_path=options.auth_tokens_path,
+            max_connections=options.rpc_max_connections,
+            idle_timeout_s=options.rpc_idle_timeout_ms / 1000.0,
+            frame_timeout_s=options.rpc_frame_timeout_ms / 1000.0)
         if security.tls:
             check_own_certificate(options.tls_cert_path, options.name)
     except (errors.PactError, OSError, sqlite3.Error, ssl.SSLError, StoreInUse) as e:

@@ -58,13 +58,14 @@ class InventoryStore:
         # branches in memory and decide them on its own. The lock goes with
         # the process, however it ends; it is named after the store's real
         # path, so a symlink to the store finds it held too.
-        self._lock_file = open(os.path.realpath(path) + ".lock", "a")
+        lock_path = os.path.realpath(path) + ".lock"
+        self._lock_file = open(lock_path, "a")
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock_file.close()
-            raise StoreInUse("another process serves the store %s (it holds %s.lock)"
-                             % (path, path))
+            raise StoreInUse("another process serves the store %s (it holds %s)"
+                             % (path, lock_path))
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -76,6 +77,7 @@ class InventoryStore:
     def close(self):
         with self._lock:
             self._db.close()
+        self._lock_file.close()  # the store is free for the next process
 
     def _transaction(self, change):
         """Runs change(db) in one IMMEDIATE transaction; COMMIT is the fsync.

@@ -89,18 +89,18 @@ class Coordinator:
         self.return_at_decision = return_at_decision
         self.id_block = id_block
         self._lock = threading.Lock()
+        self._reserving = threading.Lock()  # held by the one thread asking for ids
         self._ids = _IdBlock()
         self._participants = {}  # name -> Pool
 
     def begin(self, timeout_ms=0):
         """A new transaction; timeout_ms <= 0 takes the coordinator's default.
-        Not committed by then, it is rolled back everywhere."""
+        Not committed by then, it is rolled back everywhere. As a `with`
+        block it commits on normal exit and rolls back on an exception."""
         txn_id, timeout = self._next_id(timeout_ms)
         return Transaction(self, txn_id, _now_ms() + timeout)
 
-    def transaction(self, timeout_ms=0):
-        """For `with`: commits on normal exit, rolls back on an exception."""
-        return self.begin(timeout_ms)
+    transaction = begin  # reads better in `with coordinator.transaction() as txn:`
 
     def state(self, txn_id):
         """The coordinator's view of a transaction: "ACTIVE", "PREPARING",
@@ -135,26 +135,39 @@ class Coordinator:
             raise
 
     def _next_id(self, timeout_ms):
-        """An id is taken only under the lock that found its block usable:
-        two threads never take one id, nor one past a block's end."""
-        for _ in range(3):
+        """An id is taken only under the lock that found its block usable, so
+        two threads never take one id, nor one past a block's end. One thread
+        reserves at a time; the others then use its block."""
+        with self._lock:
+            taken = self._take_id(timeout_ms)
+        if taken:
+            return taken
+        with self._reserving:
             with self._lock:
-                ids = self._ids
-                if ids.usable():
-                    timeout = timeout_ms if timeout_ms > 0 else ids.default_timeout_ms
-                    if timeout > ids.max_timeout_ms:
-                        raise errors.InvalidArgument("timeout %d ms exceeds the maximum of %d ms"
-                                                     % (timeout, ids.max_timeout_ms))
-                    txn_id = ids.prefix + str(ids.next)
-                    ids.next += 1
-                    return txn_id, timeout
+                taken = self._take_id(timeout_ms)
+            if taken:
+                return taken
             asked = _now_ms()
-            fresh = _IdBlock(self._route.call_repeatable(
-                lambda c: c.reserveTxnIds(self.id_block)), asked)
+            wire = self._route.call_repeatable(lambda c: c.reserveTxnIds(self.id_block))
             with self._lock:
-                if not self._ids.usable():  # or another thread's block came first
-                    self._ids = fresh
-        raise errors.Unavailable("the coordinator reserved no usable transaction ids")
+                self._ids = _IdBlock(wire, asked)
+                taken = self._take_id(timeout_ms)
+        if not taken:
+            raise errors.Unavailable("the coordinator reserved no usable transaction ids")
+        return taken
+
+    def _take_id(self, timeout_ms):  # REQUIRES: self._lock held
+        """(txn_id, timeout) from the current block, None if it is used up or old."""
+        ids = self._ids
+        if not ids.usable():
+            return None
+        timeout = timeout_ms if timeout_ms > 0 else ids.default_timeout_ms
+        if timeout > ids.max_timeout_ms:
+            raise errors.InvalidArgument("timeout %d ms exceeds the maximum of %d ms"
+                                         % (timeout, ids.max_timeout_ms))
+        txn_id = ids.prefix + str(ids.next)
+        ids.next += 1
+        return txn_id, timeout
 
     def _drop_ids(self):
         """After a failure that may mean the coordinator restarted (its old
@@ -168,13 +181,18 @@ class Coordinator:
         if pool:
             return pool
         registered = self._call(lambda c: c.listParticipants())
+        replaced = []
         with self._lock:
             for p in registered:
                 known = self._participants.get(p.name)
                 if not known or (known.host, known.port) != (p.host, p.port):
+                    if known:
+                        replaced.append(known)
                     self._participants[p.name] = participant_pool(
                         p.host, p.port, self._security, p.name, **self._timeouts)
             pool = self._participants.get(participant)
+        for old in replaced:  # it moved: its connections lead nowhere
+            old.close()
         if not pool:
             names = ", ".join(sorted(p.name for p in registered)) or "none"
             raise errors.NotFound("unknown participant %r; registered: %s" % (participant, names))
@@ -303,10 +321,14 @@ class Transaction:
             raise errors.Unknown("outcome of %s unknown: %s" % (self.id, error), txn_id=self.id)
         self._phase = "rolled back"
         if error:
-            # The coordinator's answer (deadline passed, unknown id, ...):
-            # nothing of this transaction committed.
+            # The coordinator's answer (deadline passed, unknown id, refused):
+            # nothing of this transaction committed. Unless it rolled the
+            # transaction back itself, its branches are given up here, so
+            # they hold nothing until their deadline.
             if isinstance(error, errors.NotFound):
                 coordinator._drop_ids()
+            if not isinstance(error, errors.Aborted):
+                self._abandon_branches()
             error.txn_id = self.id
             raise error
         if result.state == TxnState.COMMITTED:

@@ -110,7 +110,9 @@ _BY_CODE = {cls.code: cls for cls in (
 def from_wire(error, txn_id=None):
     """The exception for a pact_rpc.ttypes.PactError."""
     cls = _BY_CODE.get(error.code, Internal)
-    return cls(error.message or "", txn_id=txn_id, branch=error.branch, leader=error.leader)
+    exc = cls(error.message or "", txn_id=txn_id, branch=error.branch, leader=error.leader)
+    exc.code = error.code  # a code newer than this package keeps its number
+    return exc
 
 
 def to_wire(exc):

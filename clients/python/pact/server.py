@@ -22,7 +22,6 @@ from . import errors, transport
 
 log = logging.getLogger("pact.server")
 
-MIN_TOKEN_CHARS = 16
 # What a connection that has not proved who it is may send in one frame:
 # enough for authenticate (or a refused call), not 64 MiB to hold in memory.
 UNIDENTIFIED_FRAME_BYTES = 64 << 10
@@ -32,21 +31,7 @@ class TokenTable:
     """The "<role> <token>" lines of a tokens file."""
 
     def __init__(self, path):
-        self._tokens = []
-        with open(path) as f:
-            for number, line in enumerate(f, 1):
-                fields = line.split("#", 1)[0].split()
-                if not fields:
-                    continue
-                if len(fields) != 2 or fields[0] not in transport.ROLES:
-                    raise errors.InvalidArgument("%s:%d: expected '<role> <token>'" % (
-                        path, number))
-                if len(fields[1]) < MIN_TOKEN_CHARS:
-                    raise errors.InvalidArgument("%s:%d: a token needs %d characters or more" % (
-                        path, number, MIN_TOKEN_CHARS))
-                self._tokens.append((fields[0], fields[1]))
-        if not self._tokens:
-            raise errors.InvalidArgument("%s holds no tokens" % path)
+        self._tokens = transport.read_tokens(path)
 
     def roles_of(self, token):
         token = token.encode() if isinstance(token, str) else token
@@ -179,6 +164,16 @@ class ThriftServer:
         """At the cap, a connection that has not proved who it is yet (no
         token, a handshake unfinished) makes room for the newcomer: strangers
         holding every slot cannot lock out those who can authenticate."""
+        if self._tls_context is not None:
+            # Wrapped now, the handshake left for its thread: the socket held
+            # here is the one that thread serves, so closing it here ends it.
+            try:
+                sock = self._tls_context.wrap_socket(sock, server_side=True,
+                                                     do_handshake_on_connect=False)
+            except (ssl.SSLError, OSError) as e:
+                log.info("connection from %s:%s ended: %s", peer[0], peer[1], e)
+                sock.close()
+                return
         evicted = None
         with self._lock:
             if len(self._connections) >= self._max_connections:
@@ -203,14 +198,13 @@ class ThriftServer:
         threading.Thread(target=self._serve_connection, args=(sock, peer), daemon=True,
                          name="rpc-%s:%s" % peer[:2]).start()
 
-    def _serve_connection(self, sock, peer):
-        served = sock
+    def _serve_connection(self, served, peer):
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            served.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._tls_context is not None:
                 # The handshake is bounded like a frame: a silent peer cannot pin us.
-                sock.settimeout(self._frame_timeout_s)
-                served = self._tls_context.wrap_socket(sock, server_side=True)
+                served.settimeout(self._frame_timeout_s)
+                served.do_handshake()
                 name, roles = transport.peer_identity(served)
                 _local.caller = Caller(tls=True, name=name, roles=roles, identified=True)
             elif self._tokens is not None:
@@ -218,9 +212,9 @@ class ThriftServer:
             else:
                 _local.caller = Caller(roles=transport.ROLES, identified=True)
             with self._lock:
-                if sock not in self._connections:
+                if served not in self._connections:
                     return  # evicted during its handshake
-                self._connections[sock] = _local.caller
+                self._connections[served] = _local.caller
             while not self._stop.is_set():
                 request = self._read_frame(served, transport.MAX_FRAME_BYTES
                                            if _local.caller.identified
@@ -239,7 +233,7 @@ class ThriftServer:
         finally:
             _local.caller = None
             with self._lock:
-                self._connections.pop(sock, None)
+                self._connections.pop(served, None)
             try:
                 served.close()
             except OSError:

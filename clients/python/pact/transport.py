@@ -58,13 +58,35 @@ def parse_addresses(addresses):
     return parsed
 
 
-def load_token(tokens_path, role):
-    """The token of `role` in a tokens file ("<role> <token>" lines)."""
+MIN_TOKEN_CHARS = 16
+
+
+def read_tokens(tokens_path):
+    """[(role, token)] of a tokens file: "<role> <token>" lines, '#' starts a
+    comment, tokens of MIN_TOKEN_CHARS or more (as rpc/rpc_auth.h reads it)."""
+    tokens = []
     with open(tokens_path) as f:
-        for line in f:
+        for number, line in enumerate(f, 1):
             fields = line.split("#", 1)[0].split()
-            if len(fields) == 2 and fields[0] == role:
-                return fields[1]
+            if not fields:
+                continue
+            if len(fields) != 2 or fields[0] not in ROLES:
+                raise errors.InvalidArgument("%s:%d: expected '<role> <token>'"
+                                             % (tokens_path, number))
+            if len(fields[1]) < MIN_TOKEN_CHARS:
+                raise errors.InvalidArgument("%s:%d: a token needs %d characters or more"
+                                             % (tokens_path, number, MIN_TOKEN_CHARS))
+            tokens.append((fields[0], fields[1]))
+    if not tokens:
+        raise errors.InvalidArgument("%s holds no tokens" % tokens_path)
+    return tokens
+
+
+def load_token(tokens_path, role):
+    """The token of `role` in a tokens file."""
+    for holder, token in read_tokens(tokens_path):
+        if holder == role:
+            return token
     raise errors.InvalidArgument("%s holds no token for role %s" % (tokens_path, role))
 
 
@@ -173,7 +195,11 @@ class Connection:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if security.tls:
-                sock = security.wrap_client(sock, host)
+                try:
+                    sock = security.wrap_client(sock, host)
+                except ssl.SSLCertVerificationError as e:
+                    # Not a network failure: whoever answers is not trusted.
+                    raise errors.Unauthenticated("%s:%d: %s" % (host, port, e.verify_message))
                 name, roles = peer_identity(sock)
                 if server_role not in roles or (server_name and name != server_name):
                     raise errors.Unauthenticated(
@@ -213,7 +239,7 @@ class Connection:
         self._transport.close()
 
 
-def _lost(host, port, exc):
+def _unavailable(host, port, exc):
     return errors.Unavailable("%s:%d: %s" % (host, port, exc or type(exc).__name__))
 
 
@@ -232,6 +258,7 @@ class Pool:
         self._connect_timeout_ms = connect_timeout_ms
         self._timeout_ms = timeout_ms
         self._idle = []
+        self._closed = False
         self._lock = threading.Lock()
 
     def call(self, fn, timeout_ms=None, server_name=None):
@@ -252,7 +279,7 @@ class Pool:
             raise errors.Internal("%s: %s" % (self.address, e.message))
         except (OSError, EOFError, TTransport.TTransportException) as e:
             conn.close()
-            raise _lost(self.host, self.port, e)
+            raise _unavailable(self.host, self.port, e)
         except BaseException:
             conn.close()
             raise
@@ -262,8 +289,10 @@ class Pool:
         return result
 
     def close(self):
+        """Closes the idle connections, and those of calls still running as
+        they end."""
         with self._lock:
-            idle, self._idle = self._idle, []
+            idle, self._idle, self._closed = self._idle, [], True
         for conn in idle:
             conn.close()
 
@@ -273,7 +302,8 @@ class Pool:
         now = time.monotonic()
         with self._lock:
             stale = [c for c in self._idle if now - c.idle_since > MAX_IDLE_S]
-            self._idle = [c for c in self._idle if c not in stale]
+            if stale:
+                self._idle = [c for c in self._idle if now - c.idle_since <= MAX_IDLE_S]
             for i in range(len(self._idle) - 1, -1, -1):
                 if self._idle[i].server_name == server_name:
                     conn = self._idle.pop(i)
@@ -295,7 +325,7 @@ class Pool:
         except errors.PactError:
             raise
         except (OSError, EOFError, TTransport.TTransportException) as e:
-            raise _lost(self.host, self.port, e) from None
+            raise _unavailable(self.host, self.port, e) from None
         raise errors.from_wire(refused)
 
     def _give_back(self, conn, timeout_ms):
@@ -303,7 +333,10 @@ class Pool:
             conn.set_timeout(self._timeout_ms)
         conn.idle_since = time.monotonic()
         with self._lock:
-            self._idle.append(conn)
+            if not self._closed:
+                self._idle.append(conn)
+                return
+        conn.close()
 
 
 def participant_pool(host, port, security, name, **timeouts):
@@ -388,9 +421,10 @@ class CoordinatorRoute:
             try:
                 host, port = parse_address(leader or "")
             except errors.InvalidArgument:
-                # No active known yet (a take-over in progress): the next one.
+                # No active known yet (a take-over in progress): the call did
+                # not run, so it may go on to the next address now.
                 self._current = (self._current + 1) % len(self._pools)
-                return False
+                return len(self._pools) > 1
             active = self._index_of(host, port)
             if self._pools[active] is standby:
                 return False  # it names itself: nowhere to go

@@ -34,7 +34,7 @@ def to_wire(value, position=None):
 
 
 def params_to_wire(params):
-    if isinstance(params, (str, bytes, bytearray)) or not hasattr(params, "__iter__"):
+    if not isinstance(params, (list, tuple)):  # a set has no order, a dict binds its keys
         raise errors.InvalidArgument("params must be a list or tuple of values, got a %s"
                                      % type(params).__name__)
     return [to_wire(v, i) for i, v in enumerate(params, start=1)]

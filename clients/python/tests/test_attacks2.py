@@ -404,7 +404,7 @@ class TlsEvictionTest(unittest.TestCase):
         self.server = server.ThriftServer(
             Participant.Processor(_InfoHandler()), "127.0.0.1", 0,
             security=transport.Security(**self.cluster.tls_files("inv")), max_connections=4,
-            idle_timeout_s=300, frame_timeout_s=2)
+            idle_timeout_s=300, frame_timeout_s=30)
         thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         thread.start()
         self.addCleanup(thread.join, 5)
@@ -431,6 +431,14 @@ class TlsEvictionTest(unittest.TestCase):
         self.assertTrue(identified <= set(self.server._connections))
         for pool in pools:
             self.assertEqual(pool.call(lambda c: c.info()).name, "stranger-test")
+        # Every stranger was really cut off (long before the 30 s handshake
+        # timeout), not only forgotten while its thread held on.
+        for stranger in strangers:
+            stranger.settimeout(2)
+            try:
+                self.assertEqual(stranger.recv(1), b"")
+            except ConnectionResetError:
+                pass
 
 
 class HighlyAvailableInventoryTest(AttackTest):

@@ -14,8 +14,8 @@ from harness import Cluster, ClusterTestCase, wait_until
 LEDGER_SCHEMA = """
 CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL CHECK (balance >= 0));
 INSERT INTO accounts VALUES (1, 100), (2, 100), (3, 100);
-CREATE TABLE ledger (id INTEGER PRIMARY KEY,
-                     account INTEGER NOT NULL REFERENCES accounts(id) DEFERRABLE INITIALLY DEFERRED);
+CREATE TABLE ledger (id INTEGER PRIMARY KEY, account INTEGER NOT NULL
+                     REFERENCES accounts(id) DEFERRABLE INITIALLY DEFERRED);
 """
 DEBIT = "UPDATE accounts SET balance = balance - ?1 WHERE id = ?2"
 CREDIT = "UPDATE accounts SET balance = balance + ?1 WHERE id = ?2"

@@ -246,7 +246,8 @@ class LostMessageTest(ShopTest):
         from harness import PYTHON, INVENTORY_SERVICE, free_port
         import subprocess
         ran = subprocess.run([PYTHON, INVENTORY_SERVICE, "--name=inventory",
-                              "--port=%d" % free_port(), "--coordinator=" + self.cluster.coordinators,
+                              "--port=%d" % free_port(),
+                              "--coordinator=" + self.cluster.coordinators,
                               "--store=" + self.cluster.store_path("inventory")],
                              capture_output=True, text=True, timeout=30,
                              env=self.cluster.processes["inventory"].env)
