@@ -106,13 +106,13 @@ class Coordinator:
         """The coordinator's view of a transaction: "ACTIVE", "PREPARING",
         "COMMITTING", "COMMITTED", "ABORTING" or "ABORTED". NotFound when
         it does not remember it."""
-        status = self._call(lambda c: c.status(txn_id), txn_id)
+        status = self._call(lambda c: c.status(txn_id), txn_id, repeatable=True)
         return TxnState._VALUES_TO_NAMES[status.state]
 
     def participants(self):
         """{name: "host:port"} of the registered participants."""
         return {p.name: "%s:%d" % (p.host, p.port)
-                for p in self._call(lambda c: c.listParticipants())}
+                for p in self._call(lambda c: c.listParticipants(), repeatable=True)}
 
     def close(self):
         self._route.close()
@@ -127,9 +127,13 @@ class Coordinator:
     def __exit__(self, *exc):
         self.close()
 
-    def _call(self, fn, txn_id=None, timeout_ms=None):
+    def _call(self, fn, txn_id=None, repeatable=False):
+        """fn at the active coordinator; a repeatable call (one that changes
+        nothing) is asked at each address in turn before it fails."""
         try:
-            return self._route.call(fn, timeout_ms)
+            if repeatable:
+                return self._route.call_repeatable(fn)
+            return self._route.call(fn)
         except errors.PactError as e:
             e.txn_id = e.txn_id or txn_id
             raise
@@ -180,7 +184,7 @@ class Coordinator:
             pool = self._participants.get(participant)
         if pool:
             return pool
-        registered = self._call(lambda c: c.listParticipants())
+        registered = self._call(lambda c: c.listParticipants(), repeatable=True)
         replaced = []
         with self._lock:
             for p in registered:
