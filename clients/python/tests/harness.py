@@ -20,7 +20,7 @@ import time
 import unittest
 
 from pact import transport
-from pact_rpc import Coordinator, Participant
+from pact_rpc import Coordinator
 from pact_rpc.ttypes import Fence
 
 SOURCE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))

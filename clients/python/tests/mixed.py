@@ -5,7 +5,6 @@ debits the account and reserves stock in one transaction. Shared by
 test_mixed and test_crash_matrix."""
 
 import threading
-import unittest
 
 import pact
 from harness import Cluster, ClusterTestCase, PostgresServer, wait_until
