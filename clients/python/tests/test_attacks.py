@@ -4,6 +4,7 @@ races, duplicates out of order, kills under load, a failing store, odd ids
 and timeouts, strangers holding connections. Each test checks a guarantee
 users rely on; one whose attack once succeeded says what it found."""
 
+import contextlib
 import os
 import random
 import socket
@@ -95,6 +96,46 @@ class AttackTest(ClusterTestCase):
         self.assertEqual(self.stock(), (STOCK - quantity * bought_by_bank, 0))
         self.assertEqual(self.reservations(), 0)
         return bought_by_bank
+
+    @contextlib.contextmanager
+    def buyers(self, threads=4):
+        """Threads buying (a debit of 1 at the bank, one widget at inv) while
+        the block runs; yields what they were told, counted."""
+        coordinator = self.connect(commit_budget_ms=8000)
+        told = {"committed": 0, "unknown": 0, "aborted": 0}
+        stop, mu = threading.Event(), threading.Lock()
+
+        def buyer():
+            while not stop.is_set():
+                try:
+                    with coordinator.transaction(timeout_ms=5000) as txn:
+                        txn.execute("bank", DEBIT, [1, 1])
+                        txn.execute("inv", "reserve", ["widget", 1])
+                    what = "committed"
+                except pact.Unknown:
+                    what = "unknown"
+                except pact.PactError:
+                    what = "aborted"
+                    time.sleep(0.05)
+                with mu:
+                    told[what] += 1
+        running = [threading.Thread(target=buyer) for _ in range(threads)]
+        for t in running:
+            t.start()
+        try:
+            yield told
+        finally:
+            stop.set()
+            for t in running:
+                t.join(60)
+
+    def assert_as_told(self, told):
+        """Once settled, both sides count the same, and what was bought lies
+        between what was told COMMITTED and that plus the unknown."""
+        self.wait_settled(40)
+        bought = self.assert_atomic(1, 1)
+        self.assertGreaterEqual(bought, told["committed"], told)
+        self.assertLessEqual(bought, told["committed"] + told["unknown"], told)
 
     def begin_id(self):
         return self.coordinator_pool.call(lambda c: c.beginTxn(30000)).txn_id
@@ -255,40 +296,13 @@ class ConcurrencyTest(AttackTest):
         self.kill_under_load("c1", self.cluster.start_coordinator)
 
     def kill_under_load(self, victim, restart):
-        coordinator = self.connect(commit_budget_ms=8000)
-        told = {"committed": 0, "unknown": 0, "aborted": 0}
-        stop = threading.Event()
-        mu = threading.Lock()
-
-        def buyer():
-            while not stop.is_set():
-                try:
-                    with coordinator.transaction(timeout_ms=5000) as txn:
-                        txn.execute("bank", DEBIT, [1, 1])
-                        txn.execute("inv", "reserve", ["widget", 1])
-                    what = "committed"
-                except pact.Unknown:
-                    what = "unknown"
-                except pact.PactError:
-                    what = "aborted"
-                    time.sleep(0.05)
-                with mu:
-                    told[what] += 1
-        threads = [threading.Thread(target=buyer) for _ in range(4)]
-        for t in threads:
-            t.start()
-        time.sleep(random.uniform(0.5, 2.0))
-        self.cluster.processes[victim].kill()
-        time.sleep(0.3)
-        restart()
-        time.sleep(1.0)
-        stop.set()
-        for t in threads:
-            t.join(60)
-        self.wait_settled(40)
-        bought = self.assert_atomic(1, 1)
-        self.assertGreaterEqual(bought, told["committed"], told)
-        self.assertLessEqual(bought, told["committed"] + told["unknown"], told)
+        with self.buyers() as told:
+            time.sleep(random.uniform(0.5, 2.0))
+            self.cluster.processes[victim].kill()
+            time.sleep(0.3)
+            restart()
+            time.sleep(1.0)
+        self.assert_as_told(told)
         self.assertGreater(told["committed"], 0, told)
 
 

@@ -456,41 +456,15 @@ class HighlyAvailableInventoryTest(AttackTest):
         self.cluster.start_inventory("inv", {"widget": STOCK})
 
     def test_killing_the_active_under_load_keeps_both_sides_equal(self):
-        coordinator = self.connect(commit_budget_ms=8000)
-        told = {"committed": 0, "unknown": 0, "aborted": 0}
-        stop, mu = threading.Event(), threading.Lock()
-
-        def buyer():
-            while not stop.is_set():
-                try:
-                    with coordinator.transaction(timeout_ms=5000) as txn:
-                        txn.execute("bank", DEBIT, [1, 1])
-                        txn.execute("inv", "reserve", ["widget", 1])
-                    what = "committed"
-                except pact.Unknown:
-                    what = "unknown"
-                except pact.PactError:
-                    what = "aborted"
-                    time.sleep(0.05)
-                with mu:
-                    told[what] += 1
-        threads = [threading.Thread(target=buyer) for _ in range(4)]
-        for t in threads:
-            t.start()
         def prepared_at_inv():
             return [b.txn_id for b in self.cluster.open_branches("inv")
                     if b.state == BranchState.PREPARED]
-        wait_until(prepared_at_inv, 20, "inv holds a prepared branch")
-        self.cluster.processes["c1"].kill()  # with prepared branches, inquiring every 200 ms
-        self.cluster.wait_coordinator_ready("c1b")
-        time.sleep(2)  # buyers go on against c1b; inquiries follow it
-        stop.set()
-        for t in threads:
-            t.join(60)
-        self.wait_settled(40)
-        bought = self.assert_atomic(1, 1)
-        self.assertGreaterEqual(bought, told["committed"], told)
-        self.assertLessEqual(bought, told["committed"] + told["unknown"], told)
+        with self.buyers() as told:
+            wait_until(prepared_at_inv, 20, "inv holds a prepared branch")
+            self.cluster.processes["c1"].kill()  # with prepared branches, inquiring every 200 ms
+            self.cluster.wait_coordinator_ready("c1b")
+            time.sleep(2)  # buyers go on against c1b; inquiries follow it
+        self.assert_as_told(told)
         operator = self.cluster.participant_pool("inv")
         self.addCleanup(operator.close)
         self.assertEqual(operator.call(lambda c: c.listHeuristics()), [])
