@@ -518,23 +518,19 @@ class InventoryService:
                 and parse_txn_id(b.txn_id)[0] == fence.coordinator]
 
     def list_branches(self):
+        """A snapshot, taken without the branches' locks (a call holding one
+        must not delay it): each field is read as it stands."""
         out, now = [], time.monotonic()
         for branch in self._all():
-            # Never waits behind a call holding the branch.
-            if not branch.lock.acquire(blocking=False):
-                out.append(BranchInfo(txn_id=branch.txn_id, state=BranchState.ACTIVE, age_ms=0))
+            phase = branch.phase
+            if phase == Branch.DONE:
                 continue
-            try:
-                if branch.phase == Branch.DONE:
-                    continue
-                info = BranchInfo(txn_id=branch.txn_id, age_ms=int((now - branch.since) * 1000),
-                                  state=BranchState.PREPARED if branch.phase == Branch.PREPARED
-                                  else BranchState.ACTIVE)
-                if branch.phase == Branch.ACTIVE:
-                    info.deadline_in_ms = int((branch.deadline - now) * 1000)
-                out.append(info)
-            finally:
-                branch.lock.release()
+            info = BranchInfo(txn_id=branch.txn_id, age_ms=int((now - branch.since) * 1000),
+                              state=BranchState.PREPARED if phase == Branch.PREPARED
+                              else BranchState.ACTIVE)
+            if phase == Branch.ACTIVE:
+                info.deadline_in_ms = int((branch.deadline - now) * 1000)
+            out.append(info)
         return out
 
     # ------------------------------------------------------------- heuristics

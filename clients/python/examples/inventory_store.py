@@ -73,6 +73,9 @@ class InventoryStore:
         self._db.execute("PRAGMA busy_timeout=5000")
         with self._lock:
             self._db.executescript(SCHEMA)
+            # Every fenced call reads these: kept in memory, written through
+            # (the lock file makes this process the store's only writer).
+            self._epochs = dict(self._db.execute("SELECT coordinator, epoch FROM fences"))
 
     def close(self):
         with self._lock:
@@ -199,19 +202,22 @@ class InventoryStore:
 
     def highest_epoch(self, coordinator):
         """0 for a coordinator never admitted (epochs start at 1)."""
-        rows = self._read("SELECT epoch FROM fences WHERE coordinator = ?", (coordinator,))
-        return rows[0][0] if rows else 0
+        with self._lock:
+            return self._epochs.get(coordinator, 0)
 
     def admit(self, coordinator, epoch):
-        """Stores epoch if it is the highest yet; whether it raised it."""
+        """Stores epoch if it is the highest yet; whether it raised it. The
+        memory copy changes only once the row is durable."""
         def change(db):
-            row = db.execute("SELECT epoch FROM fences WHERE coordinator = ?",
-                             (coordinator,)).fetchone()
-            if row is not None and row[0] >= epoch:
+            if self._epochs.get(coordinator, 0) >= epoch:
                 return False
             db.execute("INSERT OR REPLACE INTO fences VALUES(?, ?)", (coordinator, epoch))
             return True
-        return self._transaction(change)
+        raised = self._transaction(change)
+        if raised:
+            with self._lock:
+                self._epochs[coordinator] = max(epoch, self._epochs.get(coordinator, 0))
+        return raised
 
     # ------------------------------------------------------------- heuristics
 
