@@ -57,6 +57,35 @@ def _die_with_parent():
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def query(path, sql, params=()):
+    """Rows of `sql` on the SQLite file at path."""
+    with sqlite3.connect(path, timeout=10) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+class StoreFile:
+    """An inventory service's SQLite store, read directly: what the service
+    holds durably, whatever it answers (its items and reservations tables
+    are a contract)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def item(self, sku):
+        """(on_hand, reserved), None for an unknown sku."""
+        rows = query(self.path, "SELECT on_hand, reserved FROM items WHERE sku = ?", (sku,))
+        return rows[0] if rows else None
+
+    def reservations(self, txn_id=None):
+        """(txn_id, sku, qty) of the reserved lines, of one transaction or all."""
+        sql = "SELECT txn_id, sku, qty FROM reservations"
+        return query(self.path, sql + (" WHERE txn_id = ?" if txn_id else "") + " ORDER BY line",
+                     (txn_id,) if txn_id else ())
+
+    def fences(self):
+        return dict(query(self.path, "SELECT coordinator, epoch FROM fences"))
+
+
 class Process:
     """One child process, its output in a log file."""
 
@@ -443,9 +472,7 @@ class Cluster:
     def store_path(self, name):
         return os.path.join(self.dir, name + ".inventory.db")
 
-    def query(self, path, sql, params=()):
-        with sqlite3.connect(path, timeout=10) as conn:
-            return conn.execute(sql, params).fetchall()
+    query = staticmethod(query)  # the module's, for the tests that hold a cluster
 
     def balance(self, participant, account):
         return self.query(self.db_path(participant), "SELECT balance FROM accounts WHERE id = ?",

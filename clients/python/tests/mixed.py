@@ -7,7 +7,7 @@ test_mixed and test_crash_matrix."""
 import threading
 
 import pact
-from harness import Cluster, ClusterTestCase, PostgresServer, wait_until
+from harness import Cluster, ClusterTestCase, PostgresServer, StoreFile, wait_until
 
 PG_SCHEMA = """
 CREATE TABLE accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL CHECK (balance >= 0));
@@ -74,13 +74,10 @@ class ShopTest(ClusterTestCase):
 
     def stock(self):
         """(on_hand, reserved) of the widget, read from the service's store."""
-        return tuple(self.cluster.query(self.cluster.store_path("inventory"),
-                                        "SELECT on_hand, reserved FROM items WHERE sku = ?",
-                                        ("widget",))[0])
+        return StoreFile(self.cluster.store_path("inventory")).item("widget")
 
     def reservations(self):
-        return self.cluster.query(self.cluster.store_path("inventory"),
-                                  "SELECT count(*) FROM reservations")[0][0]
+        return len(StoreFile(self.cluster.store_path("inventory")).reservations())
 
     def assert_bought(self, price, quantity):
         self.assertEqual(self.balance(), INITIAL_BALANCE - price)

@@ -19,7 +19,7 @@ import pact
 from pact_rpc import Participant
 from pact_rpc.ttypes import BranchState, PrepareItem, Value, ValueType, Vote
 
-from harness import Cluster, ClusterTestCase, wait_until
+from harness import Cluster, ClusterTestCase, StoreFile, wait_until
 from pact import errors, server, transport
 
 DEBIT = "UPDATE accounts SET balance = balance - ? WHERE id = ?"
@@ -67,12 +67,10 @@ class AttackTest(ClusterTestCase):
         return self.cluster.store_path("inv")
 
     def stock(self):
-        return tuple(self.cluster.query(self.store_path(),
-                                        "SELECT on_hand, reserved FROM items WHERE sku = ?",
-                                        ("widget",))[0])
+        return StoreFile(self.store_path()).item("widget")
 
     def reservations(self):
-        return self.cluster.query(self.store_path(), "SELECT count(*) FROM reservations")[0][0]
+        return len(StoreFile(self.store_path()).reservations())
 
     def balance(self, account=1):
         return self.cluster.balance("bank", account)
@@ -269,8 +267,7 @@ class ConcurrencyTest(AttackTest):
         self.wait_settled()
         committed = told.count("committed")
         self.assertTrue(1 <= committed <= 2, told)
-        self.assertEqual(self.cluster.query(self.cluster.store_path("inv2"),
-                                            "SELECT on_hand, reserved FROM items")[0],
+        self.assertEqual(StoreFile(self.cluster.store_path("inv2")).item("widget"),
                          (100 - committed, 0))
         self.assertEqual(self.stock(), (5 - 2 * committed, 0))
         self.assertTrue(all(isinstance(t, pact.Aborted) for t in told if t != "committed"),

@@ -15,7 +15,7 @@ from pact_rpc import constants as rpc_constants
 from pact_rpc.ttypes import (BranchState, EnlistedBranch, Fence, Outcome, ParticipantInfo,
                              PrepareItem, TxnState, Value, ValueType, Vote)
 
-from harness import Cluster, ClusterTestCase, wait_until
+from harness import Cluster, ClusterTestCase, StoreFile, wait_until
 from pact import errors, server, transport
 
 CRASH_EXIT_CODE = 86
@@ -32,28 +32,6 @@ def integer(n):
     return Value(type=ValueType.INTEGER, integer_value=n)
 
 
-class Store:
-    """An inventory service's SQLite store, read directly: what the service
-    holds durably, whatever it answers."""
-
-    def __init__(self, cluster, name):
-        self.cluster, self.path = cluster, cluster.store_path(name)
-
-    def item(self, sku):
-        """(on_hand, reserved)."""
-        rows = self.cluster.query(self.path, "SELECT on_hand, reserved FROM items WHERE sku = ?",
-                                  (sku,))
-        return rows[0] if rows else None
-
-    def reservations(self, txn_id=None):
-        sql = "SELECT txn_id, sku, qty FROM reservations"
-        return self.cluster.query(self.path, sql + (" WHERE txn_id = ?" if txn_id else "")
-                                  + " ORDER BY line", (txn_id,) if txn_id else ())
-
-    def fences(self):
-        return dict(self.cluster.query(self.path, "SELECT coordinator, epoch FROM fences"))
-
-
 class ServiceTest(ClusterTestCase):
     """One coordinator and one inventory service (widget: 10, gadget: 5)
     for the whole class; each test begins its own transactions."""
@@ -68,7 +46,7 @@ class ServiceTest(ClusterTestCase):
         cls.coordinator = cls.cluster.coordinator_pool()
         cls.cluster.start_inventory("inv", stock={"widget": 10, "gadget": 5},
                                     flags=INQUIRY_FLAGS)
-        cls.inv = Store(cls.cluster, "inv")
+        cls.inv = StoreFile(cls.cluster.store_path("inv"))
         cls.app = cls.cluster.participant_pool_as("inv", "app", "application")
         cls.coord_client = cls.cluster.participant_pool_as("inv", "c1", "coordinator")
 
@@ -371,7 +349,8 @@ class CrashTest(ClusterTestCase):
         self.addCleanup(self.cluster.close)
         self.cluster.start_coordinator()
         self.coordinator = self.cluster.coordinator_pool()
-        self.a, self.b = Store(self.cluster, "inv_a"), Store(self.cluster, "inv_b")
+        self.a, self.b = (StoreFile(self.cluster.store_path("inv_a")),
+                          StoreFile(self.cluster.store_path("inv_b")))
         self.start("inv_a")
         self.pools = [self.cluster.participant_pool_as("inv_a")]
 
@@ -520,7 +499,7 @@ class TlsTest(ClusterTestCase):
         cls.cluster.start_coordinator()
         cls.coordinator = cls.cluster.coordinator_pool()
         cls.cluster.start_inventory("inv", stock={"widget": 10}, flags=INQUIRY_FLAGS)
-        cls.inv = Store(cls.cluster, "inv")
+        cls.inv = StoreFile(cls.cluster.store_path("inv"))
         cls.pools = {name: cls.cluster.participant_pool_as("inv", name, role)
                      for name, role in (("app", "application"), ("op", "operator"),
                                         ("c2", "coordinator"))}
